@@ -1,0 +1,561 @@
+//! Loading and validating the config file.
+//!
+//! Every section, monitor, profile and endpoint is read on its own, so that one bad value
+//! does not hide the next: `signpost check` reports every error at once, each with the
+//! file, the key path and what to do.
+
+mod duration;
+mod spec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+pub use duration::HumanDuration;
+pub use spec::*;
+
+/// One problem found in the configuration or a zone file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// Where in the file: a key path (`dns.listen`) for the config, `line N` for zones.
+    pub location: String,
+    /// What is wrong, and what to do about it.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(
+        file: impl Into<PathBuf>,
+        location: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.location.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.location,
+                self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in one load; `Display` prints one per line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub fn push(&mut self, p: Problem) {
+        self.0.push(p);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn extend(&mut self, other: Problems) {
+        self.0.extend(other.0);
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// The parsed config file (before zones are read and the snapshot is compiled).
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    pub dns: DnsSpec,
+    pub admin: AdminSpec,
+    pub zones: ZonesSpec,
+    pub state: StateSpec,
+    pub geo: GeoSpec,
+    pub monitors: BTreeMap<String, MonitorSpec>,
+    pub sites: Vec<SiteSpec>,
+    /// Profile name as written (no trailing dot required) → profile.
+    pub profiles: BTreeMap<String, ProfileSpec>,
+    /// Parsed `dns.listen`.
+    pub dns_listen: Vec<SocketAddr>,
+    /// Parsed `admin.listen`.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+const SECTIONS: &[&str] = &[
+    "dns", "admin", "zones", "state", "geo", "monitors", "sites", "profiles",
+];
+
+impl Config {
+    /// Reads the file at `path`, applies `SIGNPOST__…` environment overrides and checks
+    /// every value it can without looking at other files.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        Self::load_with_env(path, None)
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests); `None` reads
+    /// the process environment.
+    pub fn load_with_env(
+        path: &Path,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Config, Problems> {
+        let (cfg, problems) = Self::read(path, env);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Reads as much of the config as is valid, with every problem found. The returned
+    /// config has defaults where values were bad, so that later checks (zones) still run.
+    pub fn read(path: &Path, env: Option<HashMap<String, String>>) -> (Config, Problems) {
+        let mut problems = Problems::default();
+        let mut cfg = Config {
+            path: path.to_path_buf(),
+            ..Config::default()
+        };
+        let file = |p: &mut Problems, loc: &str, msg: String| p.push(Problem::new(path, loc, msg));
+
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                file(
+                    &mut problems,
+                    "",
+                    format!(
+                        "cannot read the config file ({e}); pass the right one with --config PATH"
+                    ),
+                );
+                return (cfg, problems);
+            }
+        };
+        let mut envsrc = config::Environment::with_prefix("SIGNPOST")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("geo.regions")
+            .ignore_empty(true);
+        if let Some(env) = env {
+            envsrc = envsrc.source(Some(env.into_iter().collect()));
+        }
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(envsrc)
+            .build();
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                file(&mut problems, "", format!("not valid TOML: {e}"));
+                return (cfg, problems);
+            }
+        };
+        let root: HashMap<String, config::Value> = match built.try_deserialize() {
+            Ok(r) => r,
+            Err(e) => {
+                file(&mut problems, "", format!("not a table of sections: {e}"));
+                return (cfg, problems);
+            }
+        };
+
+        let mut keys: Vec<&String> = root.keys().collect();
+        keys.sort();
+        for key in keys {
+            if !SECTIONS.contains(&key.as_str()) {
+                file(
+                    &mut problems,
+                    key,
+                    format!("unknown section; the sections are {}", SECTIONS.join(", ")),
+                );
+            }
+        }
+
+        if let Some(v) = root.get("dns") {
+            read_into(v, "dns", path, &mut problems, &mut cfg.dns);
+        }
+        if let Some(v) = root.get("admin") {
+            read_into(v, "admin", path, &mut problems, &mut cfg.admin);
+        }
+        if let Some(v) = root.get("zones") {
+            read_into(v, "zones", path, &mut problems, &mut cfg.zones);
+        }
+        if let Some(v) = root.get("state") {
+            read_into(v, "state", path, &mut problems, &mut cfg.state);
+        }
+        if let Some(v) = root.get("geo") {
+            read_into(v, "geo", path, &mut problems, &mut cfg.geo);
+        }
+        if let Some(v) = root.get("monitors") {
+            for (name, v) in table(v, "monitors", path, &mut problems) {
+                let mut m = MonitorSpec::default();
+                if read_into(
+                    &v,
+                    &format!("monitors.{}", key_part(&name)),
+                    path,
+                    &mut problems,
+                    &mut m,
+                ) {
+                    cfg.monitors.insert(name, m);
+                }
+            }
+        }
+        if let Some(v) = root.get("sites") {
+            match v.clone().into_array() {
+                Ok(items) => {
+                    for (i, v) in items.into_iter().enumerate() {
+                        if let Some(s) =
+                            read::<SiteSpec>(&v, &format!("sites[{i}]"), path, &mut problems)
+                        {
+                            cfg.sites.push(s);
+                        }
+                    }
+                }
+                Err(_) => file(
+                    &mut problems,
+                    "sites",
+                    "must be an array of tables: write each site as [[sites]] with name = \"…\""
+                        .into(),
+                ),
+            }
+        }
+        if let Some(v) = root.get("profiles") {
+            for (name, v) in table(v, "profiles", path, &mut problems) {
+                let at = format!("profiles.{}", key_part(&name));
+                let mut tbl = match v.clone().into_table() {
+                    Ok(t) => t,
+                    Err(_) => {
+                        file(&mut problems, &at, "must be a table".into());
+                        continue;
+                    }
+                };
+                let endpoints = tbl.remove("endpoints");
+                let value = config::Value::new(None, config::ValueKind::Table(tbl));
+                let Some(mut profile) = read::<ProfileSpec>(&value, &at, path, &mut problems)
+                else {
+                    continue;
+                };
+                if let Some(eps) = endpoints {
+                    match eps.into_array() {
+                        Ok(items) => {
+                            for (i, v) in items.into_iter().enumerate() {
+                                if let Some(e) = read::<EndpointSpec>(
+                                    &v,
+                                    &format!("{at}.endpoints[{i}]"),
+                                    path,
+                                    &mut problems,
+                                ) {
+                                    profile.endpoints.push(e);
+                                }
+                            }
+                        }
+                        Err(_) => file(
+                            &mut problems,
+                            &format!("{at}.endpoints"),
+                            format!(
+                                "must be an array of tables: write each endpoint as [[{at}.endpoints]]"
+                            ),
+                        ),
+                    }
+                }
+                cfg.profiles.insert(name, profile);
+            }
+        }
+
+        cfg.check_values(&mut problems);
+        (cfg, problems)
+    }
+
+    /// Checks of single values that serde cannot express.
+    fn check_values(&mut self, problems: &mut Problems) {
+        let path = self.path.clone();
+        let mut bad = |loc: &str, msg: String| problems.push(Problem::new(&path, loc, msg));
+        if self.dns.listen.is_empty() {
+            bad(
+                "dns.listen",
+                "no address to listen on; add one, e.g. [\"127.0.0.1:5300\"]".into(),
+            );
+        }
+        for (i, a) in self.dns.listen.iter().enumerate() {
+            match a.parse::<SocketAddr>() {
+                Ok(sa) => self.dns_listen.push(sa),
+                Err(_) => bad(
+                    &format!("dns.listen[{i}]"),
+                    format!(
+                        "{a:?} is not an IP address with a port; write e.g. \"127.0.0.1:5300\" or \"[::1]:53\""
+                    ),
+                ),
+            }
+        }
+        if self.dns.udp_sockets > 256 {
+            bad(
+                "dns.udp_sockets",
+                format!(
+                    "{} sockets per address is too many; use 0 (one per core) up to 256",
+                    self.dns.udp_sockets
+                ),
+            );
+        }
+        if self.dns.tcp_max_connections == 0 {
+            bad("dns.tcp_max_connections", "must be at least 1".into());
+        }
+        if self.dns.tcp_idle_timeout.0.is_zero() {
+            bad(
+                "dns.tcp_idle_timeout",
+                "must be longer than 0s, e.g. \"10s\"".into(),
+            );
+        }
+        match self.admin.listen.parse::<SocketAddr>() {
+            Ok(sa) => self.admin_listen = Some(sa),
+            Err(_) => bad(
+                "admin.listen",
+                format!(
+                    "{:?} is not an IP address with a port; write e.g. \"127.0.0.1:8053\"",
+                    self.admin.listen
+                ),
+            ),
+        }
+        for (name, m) in &self.monitors {
+            let at = format!("monitors.{}", key_part(name));
+            check_monitor(m, &at, &mut bad);
+        }
+    }
+}
+
+fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str, String)) {
+    if m.timeout.0.is_zero() {
+        bad(&format!("{at}.timeout"), "must be longer than 0s".into());
+    }
+    if m.interval.0 < std::time::Duration::from_millis(100) {
+        bad(
+            &format!("{at}.interval"),
+            format!("{} is too short; use at least \"100ms\"", m.interval),
+        );
+    }
+    if m.protocol == Protocol::Tcp && m.port.is_none() {
+        bad(
+            &format!("{at}.port"),
+            "a tcp monitor needs a port, e.g. port = 443".into(),
+        );
+    }
+    if m.rise == 0 {
+        bad(&format!("{at}.rise"), "must be at least 1".into());
+    }
+    if m.expected_status.len() > 8 {
+        bad(&format!("{at}.expected_status"), "at most 8 ranges".into());
+    }
+    for (i, r) in m.expected_status.iter().enumerate() {
+        if parse_status_range(r).is_none() {
+            bad(
+                &format!("{at}.expected_status[{i}]"),
+                format!("{r:?} is not a status or a range; write e.g. \"200\" or \"200-299\""),
+            );
+        }
+    }
+}
+
+/// Parses `"200"` or `"200-299"` into an inclusive range of HTTP status codes.
+pub fn parse_status_range(text: &str) -> Option<(u16, u16)> {
+    let text = text.trim();
+    let (lo, hi) = match text.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?),
+        None => {
+            let v = text.parse::<u16>().ok()?;
+            (v, v)
+        }
+    };
+    ((100..=599).contains(&lo) && (100..=599).contains(&hi) && lo <= hi).then_some((lo, hi))
+}
+
+/// A key written so that it reads back as one TOML key (`"app.gslb.example"` is quoted).
+pub fn key_part(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+fn table(
+    v: &config::Value,
+    at: &str,
+    path: &Path,
+    problems: &mut Problems,
+) -> Vec<(String, config::Value)> {
+    match v.clone().into_table() {
+        Ok(t) => {
+            let mut v: Vec<_> = t.into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        }
+        Err(_) => {
+            problems.push(Problem::new(path, at, "must be a table"));
+            Vec::new()
+        }
+    }
+}
+
+fn read<T: DeserializeOwned>(
+    v: &config::Value,
+    at: &str,
+    path: &Path,
+    problems: &mut Problems,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let loc = if inner == "." || inner.is_empty() {
+                at.to_owned()
+            } else {
+                format!("{at}.{inner}")
+            };
+            problems.push(Problem::new(
+                path,
+                loc,
+                explain_serde(&e.into_inner().to_string()),
+            ));
+            None
+        }
+    }
+}
+
+fn read_into<T: DeserializeOwned>(
+    v: &config::Value,
+    at: &str,
+    path: &Path,
+    problems: &mut Problems,
+    into: &mut T,
+) -> bool {
+    match read(v, at, path, problems) {
+        Some(t) => {
+            *into = t;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Makes serde's messages say what to do.
+fn explain_serde(msg: &str) -> String {
+    if msg.starts_with("unknown field") {
+        format!("{msg}; remove it or correct its spelling")
+    } else if msg.starts_with("missing field") {
+        format!("{msg}; add it")
+    } else {
+        msg.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, Problems> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("signpost.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load_with_env(&p, Some(HashMap::new()))
+    }
+
+    #[test]
+    fn defaults_serve_loopback_5300() {
+        let c = load("").unwrap();
+        assert_eq!(c.dns_listen, vec!["127.0.0.1:5300".parse().unwrap()]);
+        assert_eq!(c.admin_listen, Some("127.0.0.1:8053".parse().unwrap()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = load(
+            r#"
+[dns]
+listen = ["127.0.0.1:5300"]
+bogus = 1
+[monitors.web]
+interval = "5 parsecs"
+[profiles."app.gslb.example"]
+method = "weighted"
+[[profiles."app.gslb.example".endpoints]]
+name = "a"
+wieght = 3
+[nonsense]
+x = 1
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 4, "{text}");
+        assert!(text.contains("dns: unknown field `bogus`"), "{text}");
+        assert!(
+            text.contains("monitors.web.interval: invalid duration \"5 parsecs\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("profiles.\"app.gslb.example\".endpoints[0]: unknown field `wieght`"),
+            "{text}"
+        );
+        assert!(text.contains("nonsense: unknown section"), "{text}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("signpost.toml");
+        std::fs::write(&p, "[dns]\nlisten = [\"127.0.0.1:5300\"]\n").unwrap();
+        let env = HashMap::from([
+            (
+                "SIGNPOST__DNS__LISTEN".to_owned(),
+                "127.0.0.2:53,[::1]:53".to_owned(),
+            ),
+            ("SIGNPOST__DNS__UDP_SOCKETS".to_owned(), "3".to_owned()),
+        ]);
+        let c = Config::load_with_env(&p, Some(env)).unwrap();
+        assert_eq!(
+            c.dns_listen,
+            vec!["127.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+        assert_eq!(c.dns.udp_sockets, 3);
+    }
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(parse_status_range("200-299"), Some((200, 299)));
+        assert_eq!(parse_status_range("204"), Some((204, 204)));
+        assert_eq!(parse_status_range("299-200"), None);
+        assert_eq!(parse_status_range("abc"), None);
+    }
+}

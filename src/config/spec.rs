@@ -1,0 +1,359 @@
+//! The config file's shape: one struct per table, every table `deny_unknown_fields`.
+//!
+//! The keys are the contract of DESIGN.md ("Config contract"). Defaults are chosen so that
+//! a config with only `[dns]` and a zone directory serves.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+
+/// `[dns]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSpec {
+    /// UDP and TCP are served on each address.
+    #[serde(default = "default_dns_listen", deserialize_with = "one_or_many")]
+    pub listen: Vec<String>,
+    /// SO_REUSEPORT UDP sockets per address; 0 = one per core.
+    #[serde(default)]
+    pub udp_sockets: usize,
+    /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
+    #[serde(default = "default_tcp_idle_timeout")]
+    pub tcp_idle_timeout: HumanDuration,
+    /// At most this many TCP connections at once; further ones are closed at accept.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+}
+
+impl Default for DnsSpec {
+    fn default() -> Self {
+        Self {
+            listen: default_dns_listen(),
+            udp_sockets: 0,
+            tcp_idle_timeout: default_tcp_idle_timeout(),
+            tcp_max_connections: default_tcp_max_connections(),
+        }
+    }
+}
+
+fn default_dns_listen() -> Vec<String> {
+    vec!["127.0.0.1:5300".to_owned()]
+}
+fn default_tcp_idle_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token for mutating calls; required when `listen` is not loopback.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminSpec {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token_file: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8053".to_owned()
+}
+
+/// `[zones]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ZonesSpec {
+    #[serde(default = "default_zones_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for ZonesSpec {
+    fn default() -> Self {
+        Self {
+            dir: default_zones_dir(),
+        }
+    }
+}
+
+fn default_zones_dir() -> PathBuf {
+    PathBuf::from("zones")
+}
+
+/// `[state]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateSpec {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+
+/// `[geo]`
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSpec {
+    #[serde(default)]
+    pub mmdb: Option<PathBuf>,
+    /// Region name → subnets (IPv4 or IPv6 CIDR).
+    #[serde(default)]
+    pub regions: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Https,
+    Tcp,
+}
+
+/// `tls = { ... }` inside a monitor.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `[monitors.NAME]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Default: 80 for http, 443 for https; required for tcp.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_expected_status")]
+    pub expected_status: Vec<String>,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    #[serde(default = "default_tolerated_failures")]
+    pub tolerated_failures: u32,
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+impl Default for MonitorSpec {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Http,
+            port: None,
+            path: default_path(),
+            host: None,
+            headers: BTreeMap::new(),
+            expected_status: default_expected_status(),
+            body_contains: None,
+            interval: default_interval(),
+            timeout: default_timeout(),
+            tolerated_failures: default_tolerated_failures(),
+            rise: default_rise(),
+            tls: TlsSpec::default(),
+        }
+    }
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+fn default_expected_status() -> Vec<String> {
+    vec!["200-299".to_owned()]
+}
+fn default_interval() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn default_tolerated_failures() -> u32 {
+    3
+}
+fn default_rise() -> u32 {
+    2
+}
+
+/// `monitor = { ... }` inside an endpoint: any monitor key, overriding the profile's monitor.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorOverride {
+    pub protocol: Option<Protocol>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub expected_status: Option<Vec<String>>,
+    pub body_contains: Option<String>,
+    pub interval: Option<HumanDuration>,
+    pub timeout: Option<HumanDuration>,
+    pub tolerated_failures: Option<u32>,
+    pub rise: Option<u32>,
+    pub tls: Option<TlsSpec>,
+}
+
+/// `[[sites]]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Priority,
+    #[default]
+    Weighted,
+    Performance,
+    Geographic,
+    Multivalue,
+    Subnet,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AllDown {
+    #[default]
+    ServeAll,
+    Nodata,
+    Servfail,
+}
+
+/// `[profiles."NAME"]`, without its endpoints (they are read one by one so that every
+/// bad endpoint is reported).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    #[serde(default)]
+    pub method: Method,
+    #[serde(default = "default_profile_ttl")]
+    pub ttl: u32,
+    #[serde(default)]
+    pub monitor: Option<String>,
+    #[serde(default)]
+    pub all_down: AllDown,
+    #[serde(default)]
+    pub max_answers: Option<u32>,
+    /// performance: endpoints within max(this fraction of the best RTT, `performance_tolerance_min`)
+    /// of the best are weighted among.
+    #[serde(default)]
+    pub performance_tolerance: Option<f64>,
+    #[serde(default)]
+    pub performance_tolerance_min: Option<HumanDuration>,
+    /// performance: region name → endpoint name → latency, overriding measured RTT for
+    /// clients in that region.
+    #[serde(default)]
+    pub latency: BTreeMap<String, BTreeMap<String, HumanDuration>>,
+    #[serde(skip)]
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+fn default_profile_ttl() -> u32 {
+    30
+}
+
+/// `[[profiles."NAME".endpoints]]`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub name: String,
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub always_serve: bool,
+    #[serde(default)]
+    pub probe_address: Option<String>,
+    #[serde(default)]
+    pub monitor: Option<MonitorOverride>,
+    #[serde(default = "default_min_child")]
+    pub min_child_endpoints: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+fn default_priority() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_min_child() -> u32 {
+    1
+}
+
+/// A string or a list of strings (so that `SIGNPOST__DNS__LISTEN=127.0.0.1:53` works).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}

@@ -1,0 +1,304 @@
+//! The answer for one query: from wire bytes in to wire bytes out, against one snapshot.
+//!
+//! Lookup follows RFC 1034 §4.3.2: find the zone, stop at delegations (referral), answer
+//! the name's data (chasing in-zone CNAMEs), synthesise from wildcards (RFC 4592), or say
+//! NODATA / NXDOMAIN with the zone's SOA (RFC 2308).
+
+use std::net::IpAddr;
+
+use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
+use crate::snapshot::Snapshot;
+use crate::zone::name::MAX_NAME;
+use crate::zone::{Node, RrSet, Zone, rtype};
+
+/// How the query arrived; UDP answers are limited in size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// What happened to one query, for the caller's metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// False when the packet is dropped without an answer.
+    pub respond: bool,
+    pub rcode: u16,
+    pub qtype: u16,
+    pub truncated: bool,
+}
+
+const MAX_CHASE: usize = 8;
+
+/// Answers `packet` into `out`. `q` is scratch space reused across queries.
+pub fn respond(
+    snap: &Snapshot,
+    packet: &[u8],
+    q: &mut Query,
+    client: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let _ = client; // client location feeds routing decisions (profiles)
+    let parsed = wire::parse_query(packet, q);
+    let q: &Query = q;
+    let mut outcome = Outcome {
+        respond: true,
+        rcode: rcode::NOERROR,
+        qtype: q.qtype,
+        truncated: false,
+    };
+    match parsed {
+        Ok(()) => {}
+        Err(ParseError::Drop) => {
+            outcome.respond = false;
+            return outcome;
+        }
+        Err(e) => {
+            let rc = if e == ParseError::NotImp {
+                rcode::NOTIMP
+            } else {
+                rcode::FORMERR
+            };
+            let mut w = Writer::new(out, q, q.qname_len > 0);
+            w.finish(q, false, false, rc);
+            outcome.rcode = rc;
+            return outcome;
+        }
+    }
+
+    let mut w = Writer::new(out, q, true);
+    let ecs = q.edns.and_then(|e| e.ecs);
+    if let Some(e) = q.edns
+        && e.version > 0
+    {
+        w.opt(rcode::BADVERS, None);
+        w.finish(q, false, false, rcode::BADVERS);
+        outcome.rcode = rcode::BADVERS;
+        return outcome;
+    }
+
+    let (rc, aa) = match q.qtype {
+        _ if q.qclass != 1 && q.qclass != 255 => (rcode::REFUSED, false),
+        rtype::OPT => (rcode::FORMERR, false),
+        rtype::AXFR | rtype::IXFR => (rcode::REFUSED, false),
+        rtype::MAILA | rtype::MAILB => (rcode::NOTIMP, false),
+        _ => match snap.find_zone(q.qname()) {
+            None => (rcode::REFUSED, false),
+            Some(zone) => resolve(snap, zone, q, &mut w),
+        },
+    };
+
+    // Size: UDP answers fit the client's buffer (RFC 6891 §6.2.5) or are truncated.
+    let limit = match (transport, q.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
+    };
+    let opt_len = match (q.edns, ecs) {
+        (None, _) => 0,
+        (Some(_), None) => 11,
+        (Some(_), Some(cs)) => 11 + 8 + usize::from(cs.source_prefix).div_ceil(8),
+    };
+    let tc = w.buf.len() + opt_len > limit;
+    if tc {
+        w.truncate_records();
+        outcome.truncated = true;
+    }
+    if q.edns.is_some() {
+        w.opt(rc, ecs.map(|cs| (cs, 0)));
+    }
+    w.finish(q, aa, tc, rc);
+    outcome.rcode = rc;
+    outcome
+}
+
+/// Answers a query for a name inside `zone`; returns (RCODE, AA).
+fn resolve<'a>(
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    q: &'a Query,
+    w: &mut Writer<'a, '_>,
+) -> (u16, bool) {
+    let qtype = q.qtype;
+    let mut zone = zone;
+    let mut name: &'a [u8] = q.qname();
+    for step in 0..=MAX_CHASE {
+        if let Some((cut, node)) = find_cut(zone, name, qtype) {
+            if step == 0 {
+                referral(zone, cut, node, w);
+                return (rcode::NOERROR, false);
+            }
+            // A CNAME into delegated space: the resolver follows it from here.
+            return (rcode::NOERROR, true);
+        }
+        let node = match zone.nodes.get(name) {
+            Some(n) => n,
+            None => match wildcard(zone, name) {
+                Some(n) => n,
+                None => {
+                    negative(zone, w);
+                    return (rcode::NXDOMAIN, true);
+                }
+            },
+        };
+        match answer_node(zone, node, name, qtype, w) {
+            Step::Done => return (rcode::NOERROR, true),
+            Step::Chase(target) => {
+                if step == MAX_CHASE {
+                    break;
+                }
+                match snap.find_zone(target) {
+                    Some(z) => {
+                        zone = z;
+                        name = target;
+                    }
+                    None => return (rcode::NOERROR, true),
+                }
+            }
+        }
+    }
+    (rcode::NOERROR, true)
+}
+
+enum Step<'a> {
+    Done,
+    Chase(&'a [u8]),
+}
+
+/// Writes what `node` (found for `owner`, exactly or by wildcard) holds for `qtype`.
+fn answer_node<'a>(
+    zone: &'a Zone,
+    node: &'a Node,
+    owner: &'a [u8],
+    qtype: u16,
+    w: &mut Writer<'a, '_>,
+) -> Step<'a> {
+    if node.profile.is_some() && node.rrsets.is_empty() {
+        // Profiles are answered by routing decisions; with none yet, the name has no data.
+        negative(zone, w);
+        return Step::Done;
+    }
+    if qtype != rtype::CNAME
+        && let Some(cname) = node.rrset(rtype::CNAME)
+    {
+        write_set(w, Section::Answer, owner, cname);
+        return match &cname.rdata[0].target {
+            Some(t) => Step::Chase(t),
+            None => Step::Done,
+        };
+    }
+    let set = if qtype == rtype::ANY {
+        // RFC 8482 §4.1: answer with one RRset of the name's choosing.
+        node.rrsets.first()
+    } else {
+        node.rrset(qtype)
+    };
+    match set {
+        Some(set) => {
+            write_set(w, Section::Answer, owner, set);
+            additional(zone, set, w);
+        }
+        None => negative(zone, w),
+    }
+    Step::Done
+}
+
+fn write_set<'a>(w: &mut Writer<'a, '_>, section: Section, owner: &'a [u8], set: &'a RrSet) {
+    for rd in &set.rdata {
+        w.record(section, owner, set.rtype, set.ttl, &rd.wire);
+    }
+}
+
+/// NODATA / NXDOMAIN: the SOA in authority with the negative TTL (RFC 2308 §3).
+fn negative<'a>(zone: &'a Zone, w: &mut Writer<'a, '_>) {
+    w.record(
+        Section::Authority,
+        &zone.apex,
+        rtype::SOA,
+        zone.negative_ttl,
+        &zone.soa.rdata[0].wire,
+    );
+}
+
+/// Addresses of in-zone targets of NS, MX and SRV records (RFC 1035 §3.3 additional
+/// section processing).
+fn additional<'a>(zone: &'a Zone, set: &'a RrSet, w: &mut Writer<'a, '_>) {
+    if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+        return;
+    }
+    glue(zone, set, w);
+}
+
+fn glue<'a>(zone: &'a Zone, set: &'a RrSet, w: &mut Writer<'a, '_>) {
+    for rd in &set.rdata {
+        let Some(target) = rd.target.as_deref() else {
+            continue;
+        };
+        if let Some(node) = zone.nodes.get(target) {
+            for t in [rtype::A, rtype::AAAA] {
+                if let Some(addrs) = node.rrset(t) {
+                    write_set(w, Section::Additional, target, addrs);
+                }
+            }
+        }
+    }
+}
+
+/// A referral: the child's NS in authority, glue in additional, AA clear (RFC 1034 §4.3.2).
+fn referral<'a>(zone: &'a Zone, cut: &'a [u8], node: &'a Node, w: &mut Writer<'a, '_>) {
+    let Some(ns) = node.rrset(rtype::NS) else {
+        return;
+    };
+    write_set(w, Section::Authority, cut, ns);
+    glue(zone, ns, w);
+}
+
+/// The highest delegation point between the apex (exclusive) and `name` (inclusive). A DS
+/// query at the cut itself is the parent's to answer.
+fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: u16) -> Option<(&'a [u8], &'a Node)> {
+    if !zone.has_cuts {
+        return None;
+    }
+    let mut starts = [0u8; 128];
+    let n = crate::zone::name::label_starts(name, &mut starts);
+    let below_apex = n - crate::zone::name::label_count(&zone.apex);
+    for i in (0..below_apex).rev() {
+        let suffix = &name[usize::from(starts[i])..];
+        if let Some(node) = zone.nodes.get(suffix)
+            && node.cut
+            && !(i == 0 && qtype == rtype::DS)
+        {
+            return Some((suffix, node));
+        }
+    }
+    None
+}
+
+/// RFC 4592 §3.3.1: the wildcard at the closest encloser, when the name does not exist.
+fn wildcard<'a>(zone: &'a Zone, name: &[u8]) -> Option<&'a Node> {
+    if !zone.has_wildcards {
+        return None;
+    }
+    let mut ce = crate::zone::name::parent(name)?;
+    while !zone.nodes.contains_key(ce) {
+        ce = crate::zone::name::parent(ce)?;
+    }
+    let mut buf = [0u8; MAX_NAME + 2];
+    buf[0] = 1;
+    buf[1] = b'*';
+    if ce.len() + 2 > MAX_NAME {
+        return None;
+    }
+    buf[2..2 + ce.len()].copy_from_slice(ce);
+    zone.nodes.get(&buf[..2 + ce.len()])
+}

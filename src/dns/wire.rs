@@ -1,0 +1,594 @@
+//! DNS messages on the wire: reading a query in place and writing an answer into a reused
+//! buffer, with name compression. Nothing here allocates per query.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::zone::name::MAX_NAME;
+use crate::zone::rtype;
+
+pub const HEADER_LEN: usize = 12;
+
+/// Response codes, including the extended BADVERS (carried partly in OPT).
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    pub const BADVERS: u16 = 16;
+}
+
+/// EDNS option codes.
+const OPT_ECS: u16 = 8;
+
+/// Largest UDP payload signpost advertises and uses (DNS flag day 2020).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// EDNS Client Subnet (RFC 7871) as sent by the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    pub addr: IpAddr,
+    pub source_prefix: u8,
+}
+
+/// The OPT record of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub ecs: Option<ClientSubnet>,
+}
+
+/// A parsed query. The question name is kept twice, as sent (echoed in the answer) and
+/// lowercased (the lookup key).
+pub struct Query {
+    pub id: u16,
+    pub opcode: u8,
+    pub rd: bool,
+    pub cd: bool,
+    pub qname_sent: [u8; MAX_NAME],
+    pub qname_lower: [u8; MAX_NAME],
+    pub qname_len: usize,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query {
+    pub fn qname(&self) -> &[u8] {
+        &self.qname_lower[..self.qname_len]
+    }
+}
+
+/// Why a query could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not worth an answer: shorter than a header, or a response.
+    Drop,
+    /// Readable header, unreadable or invalid rest.
+    FormErr,
+    /// An opcode other than QUERY.
+    NotImp,
+}
+
+struct Reader<'p> {
+    p: &'p [u8],
+    pos: usize,
+}
+
+impl<'p> Reader<'p> {
+    fn u8(&mut self) -> Result<u8, ParseError> {
+        let b = *self.p.get(self.pos).ok_or(ParseError::FormErr)?;
+        self.pos += 1;
+        Ok(b)
+    }
+    fn u16(&mut self) -> Result<u16, ParseError> {
+        Ok(u16::from(self.u8()?) << 8 | u16::from(self.u8()?))
+    }
+    fn u32(&mut self) -> Result<u32, ParseError> {
+        Ok(u32::from(self.u16()?) << 16 | u32::from(self.u16()?))
+    }
+    fn bytes(&mut self, n: usize) -> Result<&'p [u8], ParseError> {
+        let s = self
+            .p
+            .get(self.pos..self.pos + n)
+            .ok_or(ParseError::FormErr)?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Skips a (possibly compressed) name.
+    fn skip_name(&mut self) -> Result<(), ParseError> {
+        loop {
+            let len = self.u8()?;
+            match len & 0xC0 {
+                0x00 if len == 0 => return Ok(()),
+                0x00 => {
+                    self.bytes(len as usize)?;
+                }
+                0xC0 => {
+                    self.u8()?;
+                    return Ok(());
+                }
+                _ => return Err(ParseError::FormErr),
+            }
+        }
+    }
+
+    /// Reads a name, following compression pointers (each must point backwards, so loops
+    /// are impossible), into `sent` (original case) and `lower`.
+    fn name(
+        &mut self,
+        sent: &mut [u8; MAX_NAME],
+        lower: &mut [u8; MAX_NAME],
+    ) -> Result<usize, ParseError> {
+        let mut out = 0usize;
+        let mut at = self.pos;
+        let mut jumped = false;
+        let mut limit = at; // pointers must point before the current label
+        loop {
+            let len = *self.p.get(at).ok_or(ParseError::FormErr)?;
+            match len & 0xC0 {
+                0x00 => {
+                    let len = len as usize;
+                    if out + 1 + len > MAX_NAME {
+                        return Err(ParseError::FormErr);
+                    }
+                    let label = self
+                        .p
+                        .get(at + 1..at + 1 + len)
+                        .ok_or(ParseError::FormErr)?;
+                    sent[out] = len as u8;
+                    lower[out] = len as u8;
+                    sent[out + 1..out + 1 + len].copy_from_slice(label);
+                    for (d, s) in lower[out + 1..out + 1 + len].iter_mut().zip(label) {
+                        *d = s.to_ascii_lowercase();
+                    }
+                    out += 1 + len;
+                    at += 1 + len;
+                    if len == 0 {
+                        if !jumped {
+                            self.pos = at;
+                        }
+                        return Ok(out);
+                    }
+                }
+                0xC0 => {
+                    let b2 = *self.p.get(at + 1).ok_or(ParseError::FormErr)?;
+                    let target = (usize::from(len & 0x3F) << 8) | usize::from(b2);
+                    if target >= limit {
+                        return Err(ParseError::FormErr);
+                    }
+                    if !jumped {
+                        self.pos = at + 2;
+                        jumped = true;
+                    }
+                    limit = target;
+                    at = target;
+                }
+                _ => return Err(ParseError::FormErr),
+            }
+        }
+    }
+}
+
+/// Reads a query. On `FormErr`/`NotImp` the ID (and whatever else could be read) is in
+/// the returned partial query so that the error answer can be addressed.
+pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
+    if p.len() < HEADER_LEN {
+        return Err(ParseError::Drop);
+    }
+    q.id = u16::from_be_bytes([p[0], p[1]]);
+    let flags = u16::from_be_bytes([p[2], p[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(ParseError::Drop);
+    }
+    q.opcode = ((flags >> 11) & 0xF) as u8;
+    q.rd = flags & 0x0100 != 0;
+    q.cd = flags & 0x0010 != 0;
+    q.qname_len = 0;
+    q.edns = None;
+    let qd = u16::from_be_bytes([p[4], p[5]]);
+    let an = u16::from_be_bytes([p[6], p[7]]);
+    let ns = u16::from_be_bytes([p[8], p[9]]);
+    let ar = u16::from_be_bytes([p[10], p[11]]);
+    if q.opcode != 0 {
+        return Err(ParseError::NotImp);
+    }
+    if qd != 1 {
+        return Err(ParseError::FormErr);
+    }
+    let mut r = Reader { p, pos: HEADER_LEN };
+    let len = r.name(&mut q.qname_sent, &mut q.qname_lower)?;
+    q.qtype = r.u16()?;
+    q.qclass = r.u16()?;
+    q.qname_len = len;
+    for _ in 0..(u32::from(an) + u32::from(ns)) {
+        r.skip_name()?;
+        r.bytes(8)?;
+        let rdlen = r.u16()? as usize;
+        r.bytes(rdlen)?;
+    }
+    for _ in 0..ar {
+        let name_at = r.pos;
+        r.skip_name()?;
+        let t = r.u16()?;
+        let class = r.u16()?;
+        let ttl = r.u32()?;
+        let rdlen = r.u16()? as usize;
+        let rdata = r.bytes(rdlen)?;
+        if t != rtype::OPT {
+            continue;
+        }
+        if q.edns.is_some() || p[name_at] != 0 {
+            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root.
+            return Err(ParseError::FormErr);
+        }
+        let mut edns = Edns {
+            payload: class,
+            version: (ttl >> 16) as u8,
+            dnssec_ok: ttl & 0x8000 != 0,
+            ecs: None,
+        };
+        let mut o = Reader { p: rdata, pos: 0 };
+        while o.pos < rdata.len() {
+            let code = o.u16()?;
+            let olen = o.u16()? as usize;
+            let data = o.bytes(olen)?;
+            if code == OPT_ECS {
+                edns.ecs = Some(parse_ecs(data)?);
+            }
+        }
+        q.edns = Some(edns);
+    }
+    if r.pos != p.len() {
+        return Err(ParseError::FormErr);
+    }
+    Ok(())
+}
+
+/// RFC 7871 §6: family, source prefix, scope prefix (0 in queries), address truncated to
+/// the source prefix with zero bits beyond it.
+fn parse_ecs(d: &[u8]) -> Result<ClientSubnet, ParseError> {
+    if d.len() < 4 {
+        return Err(ParseError::FormErr);
+    }
+    let family = u16::from_be_bytes([d[0], d[1]]);
+    let source = d[2];
+    let scope = d[3];
+    let addr = &d[4..];
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(ParseError::FormErr),
+    };
+    if source > max || scope != 0 || addr.len() != usize::from(source).div_ceil(8) {
+        return Err(ParseError::FormErr);
+    }
+    if let Some(&last) = addr.last() {
+        let used = source % 8;
+        if used != 0 && last & (0xFFu8 >> used) != 0 {
+            return Err(ParseError::FormErr);
+        }
+    }
+    let ip = if family == 1 {
+        let mut b = [0u8; 4];
+        b[..addr.len()].copy_from_slice(addr);
+        IpAddr::V4(Ipv4Addr::from(b))
+    } else {
+        let mut b = [0u8; 16];
+        b[..addr.len()].copy_from_slice(addr);
+        IpAddr::V6(Ipv6Addr::from(b))
+    };
+    Ok(ClientSubnet {
+        addr: ip,
+        source_prefix: source,
+    })
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            opcode: 0,
+            rd: false,
+            cd: false,
+            qname_sent: [0; MAX_NAME],
+            qname_lower: [0; MAX_NAME],
+            qname_len: 0,
+            qtype: 0,
+            qclass: 0,
+            edns: None,
+        }
+    }
+}
+
+const MAX_COMPRESS: usize = 48;
+
+/// Writes a response. Names written are remembered (lowercase) so later names can point
+/// at them.
+pub struct Writer<'a, 'b> {
+    pub buf: &'b mut Vec<u8>,
+    names: [(u16, &'a [u8]); MAX_COMPRESS],
+    n_names: usize,
+    counts: [u16; 3],
+    /// Length of header + question: where the record sections start.
+    pub question_end: usize,
+}
+
+/// The sections records go in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Answer = 0,
+    Authority = 1,
+    Additional = 2,
+}
+
+impl<'a, 'b> Writer<'a, 'b> {
+    /// Starts a response to `q`: header (flags filled in by [`Writer::finish`]) and the
+    /// question as it was sent (when `echo_question`).
+    pub fn new(buf: &'b mut Vec<u8>, q: &'a Query, echo_question: bool) -> Self {
+        buf.clear();
+        buf.extend_from_slice(&q.id.to_be_bytes());
+        buf.extend_from_slice(&[0; 10]);
+        let mut w = Writer {
+            buf,
+            names: [(0, &[][..]); MAX_COMPRESS],
+            n_names: 0,
+            counts: [0; 3],
+            question_end: HEADER_LEN,
+        };
+        if echo_question && q.qname_len > 0 {
+            w.buf[5] = 1;
+            w.buf.extend_from_slice(&q.qname_sent[..q.qname_len]);
+            w.remember(HEADER_LEN, q.qname());
+            w.buf.extend_from_slice(&q.qtype.to_be_bytes());
+            w.buf.extend_from_slice(&q.qclass.to_be_bytes());
+        }
+        w.question_end = w.buf.len();
+        w
+    }
+
+    fn remember(&mut self, offset: usize, lower: &'a [u8]) {
+        self.remember_upto(offset, lower, lower.len());
+    }
+
+    /// Remembers the suffixes of `lower` that start before `upto` (the labels written in
+    /// full before a pointer).
+    fn remember_upto(&mut self, offset: usize, lower: &'a [u8], upto: usize) {
+        // Every suffix of the name, at its label boundary, is a pointer target.
+        let mut at = 0usize;
+        while at < upto && at < lower.len() && lower[at] != 0 {
+            let off = offset + at;
+            if off >= 0x3FFF || self.n_names == MAX_COMPRESS {
+                return;
+            }
+            self.names[self.n_names] = (off as u16, &lower[at..]);
+            self.n_names += 1;
+            at += 1 + lower[at] as usize;
+        }
+    }
+
+    /// Writes a lowercase wire name, compressed against names already written.
+    pub fn name(&mut self, lower: &'a [u8]) {
+        let start = self.buf.len();
+        let mut at = 0usize;
+        while at < lower.len() && lower[at] != 0 {
+            let suffix = &lower[at..];
+            if let Some(&(off, _)) = self.names[..self.n_names]
+                .iter()
+                .find(|(_, n)| *n == suffix)
+            {
+                self.buf.extend_from_slice(&lower[..at]);
+                self.buf.extend_from_slice(&(0xC000 | off).to_be_bytes());
+                self.remember_upto(start, lower, at);
+                return;
+            }
+            at += 1 + lower[at] as usize;
+        }
+        self.buf.extend_from_slice(lower);
+        self.remember(start, lower);
+    }
+
+    /// Appends one record.
+    pub fn record(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) {
+        self.name(owner);
+        self.buf.extend_from_slice(&rtype.to_be_bytes());
+        self.buf.extend_from_slice(&1u16.to_be_bytes());
+        self.buf.extend_from_slice(&ttl.to_be_bytes());
+        self.buf
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.buf.extend_from_slice(rdata);
+        self.counts[section as usize] += 1;
+    }
+
+    pub fn count(&self, section: Section) -> u16 {
+        self.counts[section as usize]
+    }
+
+    /// Drops every record written (keeps header and question), for truncation.
+    pub fn truncate_records(&mut self) {
+        self.buf.truncate(self.question_end);
+        self.counts = [0; 3];
+        let q = self.question_end;
+        self.n_names = self.names[..self.n_names]
+            .iter()
+            .take_while(|(off, _)| (*off as usize) < q)
+            .count();
+    }
+
+    /// Appends the OPT record of the answer (RFC 6891 §6.1.2), echoing ECS with its scope.
+    pub fn opt(&mut self, rcode: u16, ecs: Option<(ClientSubnet, u8)>) {
+        self.buf.push(0);
+        self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
+        self.buf.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+        let ext = ((rcode >> 4) as u8, 0u8);
+        self.buf.extend_from_slice(&[ext.0, ext.1, 0, 0]);
+        match ecs {
+            None => self.buf.extend_from_slice(&0u16.to_be_bytes()),
+            Some((cs, scope)) => {
+                let n = usize::from(cs.source_prefix).div_ceil(8);
+                let (family, octets): (u16, [u8; 16]) = match cs.addr {
+                    IpAddr::V4(a) => {
+                        let mut b = [0u8; 16];
+                        b[..4].copy_from_slice(&a.octets());
+                        (1, b)
+                    }
+                    IpAddr::V6(a) => (2, a.octets()),
+                };
+                let olen = 4 + n;
+                self.buf
+                    .extend_from_slice(&((4 + olen) as u16).to_be_bytes());
+                self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
+                self.buf.extend_from_slice(&(olen as u16).to_be_bytes());
+                self.buf.extend_from_slice(&family.to_be_bytes());
+                self.buf.push(cs.source_prefix);
+                self.buf.push(scope);
+                self.buf.extend_from_slice(&octets[..n]);
+            }
+        }
+        self.counts[Section::Additional as usize] += 1;
+    }
+
+    /// Fills in the header: QR, opcode, AA, TC, RD and CD echoed, RA clear, RCODE, counts.
+    pub fn finish(&mut self, q: &Query, aa: bool, tc: bool, rcode: u16) {
+        let mut hi = 0x80u8 | (q.opcode << 3);
+        if aa {
+            hi |= 0x04;
+        }
+        if tc {
+            hi |= 0x02;
+        }
+        if q.rd {
+            hi |= 0x01;
+        }
+        let mut lo = (rcode & 0xF) as u8;
+        if q.cd {
+            lo |= 0x10;
+        }
+        self.buf[2] = hi;
+        self.buf[3] = lo;
+        self.buf[6..8].copy_from_slice(&self.counts[0].to_be_bytes());
+        self.buf[8..10].copy_from_slice(&self.counts[1].to_be_bytes());
+        self.buf[10..12].copy_from_slice(&self.counts[2].to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
+        let mut p = vec![
+            0x12,
+            0x34,
+            0x01,
+            0x00,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            u8::from(opt.is_some()),
+        ];
+        p.extend_from_slice(name);
+        p.extend_from_slice(&qtype.to_be_bytes());
+        p.extend_from_slice(&1u16.to_be_bytes());
+        if let Some(o) = opt {
+            p.extend_from_slice(o);
+        }
+        p
+    }
+
+    #[test]
+    fn reads_question_and_lowercases() {
+        let mut q = Query::default();
+        parse_query(&query(b"\x03WwW\x07example\x00", 1, None), &mut q).unwrap();
+        assert_eq!(q.id, 0x1234);
+        assert!(q.rd);
+        assert_eq!(q.qname(), b"\x03www\x07example\x00");
+        assert_eq!(&q.qname_sent[..q.qname_len], b"\x03WwW\x07example\x00");
+    }
+
+    #[test]
+    fn reads_edns_and_ecs() {
+        // OPT: root, type 41, payload 4096, ext 0, version 0, DO, rdlen 11, ECS 10.20.1.0/24.
+        let opt = [
+            0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 11, 0, 8, 0, 7, 0, 1, 24, 0, 10, 20, 1,
+        ];
+        let mut q = Query::default();
+        parse_query(&query(b"\x01a\x00", 1, Some(&opt)), &mut q).unwrap();
+        let e = q.edns.unwrap();
+        assert_eq!(e.payload, 4096);
+        assert!(e.dnssec_ok);
+        assert_eq!(
+            e.ecs,
+            Some(ClientSubnet {
+                addr: "10.20.1.0".parse().unwrap(),
+                source_prefix: 24
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        let mut q = Query::default();
+        assert_eq!(parse_query(&[0; 11], &mut q), Err(ParseError::Drop));
+        // A pointer to itself.
+        let mut p = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1];
+        assert_eq!(parse_query(&p, &mut q), Err(ParseError::FormErr));
+        p[5] = 2;
+        assert_eq!(parse_query(&p, &mut q), Err(ParseError::FormErr));
+        // Trailing garbage.
+        let mut p = query(b"\x01a\x00", 1, None);
+        p.push(0);
+        assert_eq!(parse_query(&p, &mut q), Err(ParseError::FormErr));
+        // Opcode 5 (UPDATE).
+        let mut p = query(b"\x01a\x00", 1, None);
+        p[2] = 5 << 3;
+        assert_eq!(parse_query(&p, &mut q), Err(ParseError::NotImp));
+        // ECS with bits set beyond the source prefix.
+        let opt = [
+            0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 11, 0, 8, 0, 7, 0, 1, 20, 0, 10, 20, 1,
+        ];
+        assert_eq!(
+            parse_query(&query(b"\x01a\x00", 1, Some(&opt)), &mut q),
+            Err(ParseError::FormErr)
+        );
+    }
+
+    #[test]
+    fn compresses_against_the_question() {
+        let mut q = Query::default();
+        parse_query(&query(b"\x03WWW\x07example\x00", 1, None), &mut q).unwrap();
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf, &q, true);
+        w.record(
+            Section::Answer,
+            b"\x03www\x07example\x00",
+            1,
+            60,
+            &[192, 0, 2, 1],
+        );
+        w.record(Section::Authority, b"\x07example\x00", 2, 60, b"\x02ns\x00");
+        w.finish(&q, true, false, 0);
+        let after_q = HEADER_LEN + 13 + 4;
+        assert_eq!(&buf[after_q..after_q + 2], &[0xC0, 12]);
+        // "example." points at offset 16 inside the question.
+        let second = after_q + 2 + 10 + 4;
+        assert_eq!(&buf[second..second + 2], &[0xC0, 16]);
+        assert_eq!(buf[2], 0x85);
+        assert_eq!(&buf[6..8], &[0, 1]);
+    }
+}

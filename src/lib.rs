@@ -1,0 +1,17 @@
+//! signpost: a self-hosted, health-probing global traffic director.
+//!
+//! An authoritative DNS server that probes every site's ingress and answers for an
+//! application name with the records of the sites that are healthy. See `DESIGN.md` in
+//! the shared docs and `README.md` for the contract; the layout follows it:
+//!
+//! - [`config`]: the config file, its validation and error reporting;
+//! - [`zone`]: RFC 1035 zone files, indexed for lookup;
+//! - [`snapshot`]: the one immutable view the DNS path reads;
+//! - [`dns`]: the query path (wire parsing, answers, UDP and TCP servers).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod snapshot;
+pub mod zone;

@@ -1,0 +1,466 @@
+//! RFC 1035 master files: `$ORIGIN`, `$TTL`, `$INCLUDE`, parentheses, quotes, comments.
+//!
+//! The entry grammar (owners, TTL and class defaults, directives) is read here so that every
+//! bad line is reported with its file and line; the RDATA of each entry is handed to
+//! hickory-proto's own zone parser.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::serialize::txt::{Parser, parse_ttl};
+
+use crate::config::{Problem, Problems};
+
+/// One record read from a zone file, with where it came from.
+#[derive(Clone, Debug)]
+pub struct SourcedRecord {
+    pub record: Record,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// One logical entry: the tokens of one line, or of several joined by parentheses.
+struct Entry {
+    line: usize,
+    /// Whether the entry began with white space (owner is the previous one).
+    blank_owner: bool,
+    tokens: Vec<String>,
+}
+
+/// Splits master-file text into entries. Tokens keep their quotes and escapes so that
+/// they can be handed on unchanged. Errors: unbalanced parentheses or quotes.
+fn entries(text: &str, file: &Path, problems: &mut Problems) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut cur: Option<Entry> = None;
+    let mut depth = 0usize;
+    let mut paren_line = 0;
+    let mut tok = String::new();
+    let mut in_quote = false;
+    let mut quote_line = 0;
+    let mut chars = text.chars().peekable();
+    let mut line = 1usize;
+    let mut at_line_start = true;
+
+    fn flush_tok(tok: &mut String, cur: &mut Option<Entry>, line: usize) {
+        if !tok.is_empty() {
+            cur.get_or_insert_with(|| Entry {
+                line,
+                blank_owner: false,
+                tokens: Vec::new(),
+            })
+            .tokens
+            .push(std::mem::take(tok));
+        }
+    }
+
+    while let Some(c) = chars.next() {
+        if in_quote {
+            tok.push(c);
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        if n == '\n' {
+                            line += 1;
+                        }
+                        tok.push(n);
+                    }
+                }
+                '"' => in_quote = false,
+                '\n' => line += 1,
+                _ => {}
+            }
+            continue;
+        }
+        let starting = at_line_start;
+        at_line_start = false;
+        match c {
+            '\n' => {
+                flush_tok(&mut tok, &mut cur, line);
+                if depth == 0 {
+                    if let Some(e) = cur.take() {
+                        out.push(e);
+                    }
+                }
+                line += 1;
+                at_line_start = true;
+            }
+            ' ' | '\t' | '\r' => {
+                if starting && depth == 0 && cur.is_none() {
+                    cur = Some(Entry {
+                        line,
+                        blank_owner: true,
+                        tokens: Vec::new(),
+                    });
+                }
+                flush_tok(&mut tok, &mut cur, line);
+            }
+            ';' => {
+                flush_tok(&mut tok, &mut cur, line);
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    chars.next();
+                }
+            }
+            '(' => {
+                flush_tok(&mut tok, &mut cur, line);
+                cur.get_or_insert_with(|| Entry {
+                    line,
+                    blank_owner: false,
+                    tokens: Vec::new(),
+                });
+                if depth == 0 {
+                    paren_line = line;
+                }
+                depth += 1;
+            }
+            ')' => {
+                flush_tok(&mut tok, &mut cur, line);
+                if depth == 0 {
+                    problems.push(Problem::new(
+                        file,
+                        format!("line {line}"),
+                        "')' without a matching '('; remove it or add the '('",
+                    ));
+                } else {
+                    depth -= 1;
+                }
+            }
+            '"' => {
+                in_quote = true;
+                quote_line = line;
+                tok.push(c);
+            }
+            '\\' => {
+                tok.push(c);
+                if let Some(n) = chars.next() {
+                    tok.push(n);
+                }
+            }
+            _ => tok.push(c),
+        }
+    }
+    if in_quote {
+        problems.push(Problem::new(
+            file,
+            format!("line {quote_line}"),
+            "a quoted string is never closed; add the closing '\"'",
+        ));
+    }
+    if depth > 0 {
+        problems.push(Problem::new(
+            file,
+            format!("line {paren_line}"),
+            "'(' is never closed; add the matching ')'",
+        ));
+    }
+    flush_tok(&mut tok, &mut cur, line);
+    if let Some(e) = cur.take() {
+        out.push(e);
+    }
+    out.retain(|e| !e.tokens.is_empty());
+    out
+}
+
+struct Context {
+    origin: Name,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    last_owner: Option<Name>,
+    class: DNSClass,
+}
+
+/// Reads a zone file (and what it includes). Every record that parses is returned; every
+/// line that does not is a problem.
+pub fn read_zone_file(path: &Path, origin: &Name, problems: &mut Problems) -> Vec<SourcedRecord> {
+    let mut cx = Context {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+        class: DNSClass::IN,
+    };
+    let mut out = Vec::new();
+    read_file(path, &mut cx, 0, problems, &mut out, None);
+    out
+}
+
+fn read_file(
+    path: &Path,
+    cx: &mut Context,
+    depth: usize,
+    problems: &mut Problems,
+    out: &mut Vec<SourcedRecord>,
+    included_from: Option<(&Path, usize)>,
+) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            match included_from {
+                Some((f, l)) => problems.push(Problem::new(
+                    f,
+                    format!("line {l}"),
+                    format!("cannot read $INCLUDE file {} ({e})", path.display()),
+                )),
+                None => problems.push(Problem::new(
+                    path,
+                    "",
+                    format!("cannot read the zone file ({e})"),
+                )),
+            }
+            return;
+        }
+    };
+    for entry in entries(&text, path, problems) {
+        let at = format!("line {}", entry.line);
+        let bad = |problems: &mut Problems, msg: String| {
+            problems.push(Problem::new(path, at.clone(), msg))
+        };
+        let first = entry.tokens[0].as_str();
+        if !entry.blank_owner && first.starts_with('$') {
+            match first.to_ascii_uppercase().as_str() {
+                "$ORIGIN" => match entry
+                    .tokens
+                    .get(1)
+                    .map(|t| Name::parse(t, Some(&cx.origin)))
+                {
+                    Some(Ok(mut n)) if entry.tokens.len() == 2 => {
+                        n.set_fqdn(true);
+                        cx.origin = n;
+                    }
+                    _ => bad(
+                        problems,
+                        "$ORIGIN takes one domain name, e.g. $ORIGIN example.com.".into(),
+                    ),
+                },
+                "$TTL" => match entry.tokens.get(1).map(|t| parse_ttl(t)) {
+                    Some(Ok(ttl)) if entry.tokens.len() == 2 => cx.default_ttl = Some(ttl),
+                    _ => bad(
+                        problems,
+                        "$TTL takes one TTL, e.g. $TTL 3600 or $TTL 1h".into(),
+                    ),
+                },
+                "$INCLUDE" => {
+                    if depth >= MAX_INCLUDE_DEPTH {
+                        bad(
+                            problems,
+                            format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files"),
+                        );
+                        continue;
+                    }
+                    let Some(file) = entry.tokens.get(1) else {
+                        bad(problems, "$INCLUDE needs a file name".into());
+                        continue;
+                    };
+                    let file = file.trim_matches('"');
+                    let inc = Path::new(file);
+                    let inc = if inc.is_absolute() {
+                        inc.to_path_buf()
+                    } else {
+                        path.parent().unwrap_or(Path::new(".")).join(inc)
+                    };
+                    // RFC 1035 §5.1: the included file may set its own origin; the parent's
+                    // origin is unchanged afterwards.
+                    let saved = cx.origin.clone();
+                    if let Some(o) = entry.tokens.get(2) {
+                        match Name::parse(o, Some(&cx.origin)) {
+                            Ok(mut n) => {
+                                n.set_fqdn(true);
+                                cx.origin = n;
+                            }
+                            Err(e) => {
+                                bad(problems, format!("bad origin {o:?} for $INCLUDE: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    read_file(&inc, cx, depth + 1, problems, out, Some((path, entry.line)));
+                    cx.origin = saved;
+                }
+                other => bad(
+                    problems,
+                    format!(
+                        "unknown directive {other}; the directives are $ORIGIN, $TTL and $INCLUDE"
+                    ),
+                ),
+            }
+            continue;
+        }
+        match record(&entry, cx) {
+            Ok(record) => out.push(SourcedRecord {
+                record,
+                file: path.to_path_buf(),
+                line: entry.line,
+            }),
+            Err(msg) => bad(problems, msg),
+        }
+    }
+}
+
+/// Reads one RR entry: `[owner] [ttl] [class] type rdata…` (TTL and class in either order).
+fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
+    let mut toks = entry.tokens.iter().map(String::as_str).peekable();
+    let owner = if entry.blank_owner {
+        cx.last_owner.clone().ok_or_else(|| {
+            "the first record has no owner name; start the line with a name or @".to_owned()
+        })?
+    } else {
+        let t = toks.next().unwrap_or_default();
+        let mut n = if t == "@" {
+            cx.origin.clone()
+        } else {
+            Name::parse(t, Some(&cx.origin)).map_err(|e| format!("bad owner name {t:?}: {e}"))?
+        };
+        n.set_fqdn(true);
+        n
+    };
+    cx.last_owner = Some(owner.clone());
+
+    let mut ttl = None;
+    let mut rtype = None;
+    for _ in 0..3 {
+        let Some(t) = toks.next() else { break };
+        let upper = t.to_ascii_uppercase();
+        if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
+            ttl = Some(
+                parse_ttl(t)
+                    .map_err(|_| format!("bad TTL {t:?}; write seconds, or e.g. 1h, 30m"))?,
+            );
+        } else if let Ok(class) = DNSClass::from_str(&upper) {
+            if class != DNSClass::IN {
+                return Err(format!(
+                    "class {upper} is not served; signpost serves class IN only"
+                ));
+            }
+            cx.class = class;
+        } else {
+            rtype = Some(RecordType::from_str(&upper).map_err(|_| {
+                format!(
+                    "{t:?} is not a record type (or a TTL or class); e.g. A, AAAA, CNAME, MX, TXT"
+                )
+            })?);
+            break;
+        }
+    }
+    let rtype = rtype.ok_or_else(|| "no record type on this line".to_owned())?;
+    match rtype {
+        RecordType::A
+        | RecordType::AAAA
+        | RecordType::NS
+        | RecordType::CNAME
+        | RecordType::SOA
+        | RecordType::MX
+        | RecordType::TXT
+        | RecordType::SRV
+        | RecordType::CAA
+        | RecordType::PTR
+        | RecordType::HINFO
+        | RecordType::NAPTR
+        | RecordType::SSHFP
+        | RecordType::TLSA
+        | RecordType::SVCB
+        | RecordType::HTTPS => {}
+        other => {
+            return Err(format!(
+                "record type {other} is not supported in zone files"
+            ));
+        }
+    }
+    let rdata: Vec<&str> = toks.collect();
+    if rdata.is_empty() {
+        return Err(format!("{rtype} record without data"));
+    }
+    let ttl = match ttl {
+        Some(t) => {
+            cx.last_ttl = Some(t);
+            t
+        }
+        None => cx
+            .default_ttl
+            .or(cx.last_ttl)
+            .or_else(|| (rtype == RecordType::SOA).then_some(0))
+            .ok_or_else(|| "no TTL: give one on the line or set $TTL before it".to_owned())?,
+    };
+    // SOA without an explicit TTL or $TTL: RFC 2308 uses the SOA minimum; patch below.
+    let snippet = format!("@ {ttl} IN {rtype} {}\n", rdata.join(" "));
+    let parsed = Parser::new(snippet, None, Some(cx.origin.clone()))
+        .parse()
+        .map_err(|e| format!("bad {rtype} record data {:?}: {e}", rdata.join(" ")))?;
+    let mut record = parsed
+        .1
+        .into_values()
+        .flat_map(|rs| rs.records_without_rrsigs().cloned().collect::<Vec<_>>())
+        .next()
+        .ok_or_else(|| format!("bad {rtype} record: nothing parsed"))?;
+    record.name = owner;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (Vec<SourcedRecord>, Problems) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("example.com.zone");
+        std::fs::write(&p, text).unwrap();
+        let mut problems = Problems::default();
+        let recs = read_zone_file(&p, &Name::from_str("example.com.").unwrap(), &mut problems);
+        (recs, problems)
+    }
+
+    #[test]
+    fn reads_entries_with_defaults_and_parens() {
+        let (recs, problems) = read(
+            "$TTL 300\n@ IN SOA ns1 hostmaster (\n  1 ; serial\n  7200 3600 1209600 60 )\n  NS ns1\nns1 600 A 192.0.2.1\nwww CNAME ns1\ntxt TXT \"a ; not a comment\" \"b\"\n",
+        );
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(recs.len(), 5);
+        assert_eq!(recs[1].record.record_type(), RecordType::NS);
+        assert_eq!(recs[1].record.name.to_string(), "example.com.");
+        assert_eq!(recs[1].record.ttl, 300);
+        assert_eq!(recs[2].record.ttl, 600);
+        assert_eq!(recs[2].line, 6);
+        assert_eq!(recs[3].record.data.to_string(), "ns1.example.com.");
+        assert!(
+            recs[4]
+                .record
+                .data
+                .to_string()
+                .contains("a ; not a comment")
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_reported() {
+        let (recs, problems) =
+            read("$TTL 300\nwww A 300.1.1.1\nok A 192.0.2.1\nx BOGUS 1\n$NOPE\n");
+        assert_eq!(recs.len(), 1);
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 3, "{text}");
+        assert!(text.contains("line 2: bad A record data"), "{text}");
+        assert!(text.contains("line 4:"), "{text}");
+        assert!(text.contains("line 5: unknown directive $NOPE"), "{text}");
+    }
+
+    #[test]
+    fn include_and_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inc.db"), "host A 192.0.2.7\n").unwrap();
+        let p = dir.path().join("example.com.zone");
+        std::fs::write(
+            &p,
+            "$TTL 60\n$INCLUDE inc.db sub\n$ORIGIN other.example.com.\nx A 192.0.2.8\n",
+        )
+        .unwrap();
+        let mut problems = Problems::default();
+        let recs = read_zone_file(&p, &Name::from_str("example.com.").unwrap(), &mut problems);
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(recs[0].record.name.to_string(), "host.sub.example.com.");
+        assert_eq!(recs[1].record.name.to_string(), "x.other.example.com.");
+    }
+}

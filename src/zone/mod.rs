@@ -1,0 +1,397 @@
+//! Zones: the static data signpost is authoritative for, indexed for lookup by lowercase
+//! wire name, with every record pre-encoded.
+
+mod file;
+pub mod name;
+
+use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use crate::config::{Problem, Problems};
+pub use file::{SourcedRecord, read_zone_file};
+use name::{lower_wire, parent, to_text};
+
+/// Record type numbers used on the hot path.
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
+    pub const ANY: u16 = 255;
+}
+
+/// One record's RDATA, encoded once at load time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rdata {
+    /// Wire RDATA, names uncompressed.
+    pub wire: Box<[u8]>,
+    /// The name this record points to (NS, CNAME, MX, SRV, PTR), lowercase wire form, for
+    /// CNAME chasing and additional-section processing.
+    pub target: Option<Box<[u8]>>,
+}
+
+/// All records of one type at one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrSet {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<Rdata>,
+}
+
+/// One name in a zone. Names that only exist because something below them does (empty
+/// non-terminals) have no record sets.
+#[derive(Clone, Debug, Default)]
+pub struct Node {
+    pub rrsets: Vec<RrSet>,
+    /// A delegation point: NS records below the apex.
+    pub cut: bool,
+    /// A traffic-managed profile lives here (index into the snapshot's profiles).
+    pub profile: Option<u32>,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: u16) -> Option<&RrSet> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+}
+
+/// A loaded zone.
+#[derive(Clone, Debug)]
+pub struct Zone {
+    pub origin: Name,
+    /// Lowercase wire form of the apex.
+    pub apex: Box<[u8]>,
+    /// The SOA record set (exactly one record).
+    pub soa: RrSet,
+    /// TTL for negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §5).
+    pub negative_ttl: u32,
+    pub nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Whether any `*` owner exists (skips wildcard lookups when not).
+    pub has_wildcards: bool,
+    /// Whether any delegation below the apex exists (skips referral checks when not).
+    pub has_cuts: bool,
+    /// The file the zone came from.
+    pub file: PathBuf,
+}
+
+impl Zone {
+    /// Builds a zone from its records, checking what RFC 1034/2181 require: one SOA at
+    /// the apex, NS at the apex, nothing outside the zone, CNAME alone at its name.
+    pub fn build(
+        origin: Name,
+        file: &Path,
+        records: Vec<SourcedRecord>,
+        problems: &mut Problems,
+    ) -> Option<Zone> {
+        let apex = lower_wire(&origin);
+        let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
+        let mut soa = None;
+        let before = problems.len();
+        let mut cname_lines: HashMap<Box<[u8]>, usize> = HashMap::new();
+        for sr in records {
+            let at = || Problem::new(&sr.file, format!("line {}", sr.line), String::new());
+            let owner = lower_wire(&sr.record.name);
+            if !name::is_within(&owner, &apex) {
+                let mut p = at();
+                p.message = format!(
+                    "{} is outside the zone {}; move it to that zone's file or fix the name",
+                    sr.record.name, origin
+                );
+                problems.push(p);
+                continue;
+            }
+            let rt = u16::from(sr.record.record_type());
+            if rt == rtype::SOA {
+                if owner != apex {
+                    let mut p = at();
+                    p.message = format!(
+                        "SOA must be at the zone apex {origin}, not at {}",
+                        sr.record.name
+                    );
+                    problems.push(p);
+                    continue;
+                }
+                if soa.is_some() {
+                    let mut p = at();
+                    p.message = "a second SOA record; a zone has exactly one".into();
+                    problems.push(p);
+                    continue;
+                }
+                soa = Some(sr.record.clone());
+            }
+            if rt == rtype::CNAME {
+                cname_lines.insert(owner.clone(), sr.line);
+            }
+            let rdata = match encode_rdata(&sr.record.data) {
+                Ok(r) => r,
+                Err(e) => {
+                    let mut p = at();
+                    p.message = format!("cannot encode this record: {e}");
+                    problems.push(p);
+                    continue;
+                }
+            };
+            let node = nodes.entry(owner.clone()).or_default();
+            match node.rrsets.iter_mut().find(|r| r.rtype == rt) {
+                Some(set) => {
+                    set.ttl = set.ttl.min(sr.record.ttl);
+                    if !set.rdata.contains(&rdata) {
+                        set.rdata.push(rdata);
+                    }
+                }
+                None => node.rrsets.push(RrSet {
+                    rtype: rt,
+                    ttl: sr.record.ttl,
+                    rdata: vec![rdata],
+                }),
+            }
+            if rt == rtype::NS && owner != apex {
+                node.cut = true;
+            }
+        }
+        for (owner, line) in &cname_lines {
+            let node = &nodes[owner];
+            if node.rrsets.len() > 1 || node.rrsets[0].rdata.len() > 1 {
+                problems.push(Problem::new(
+                    file,
+                    format!("line {line}"),
+                    format!(
+                        "{} has a CNAME and other data (or several CNAMEs); a CNAME must be the only record at its name (RFC 1034 §3.6.2)",
+                        to_text(owner)
+                    ),
+                ));
+            }
+        }
+        let Some(soa_record) = soa else {
+            problems.push(Problem::new(
+                file,
+                "",
+                format!("zone {origin} has no SOA record; add one at @ (the apex)"),
+            ));
+            return None;
+        };
+        if nodes.get(&apex).and_then(|n| n.rrset(rtype::NS)).is_none() {
+            problems.push(Problem::new(
+                file,
+                "",
+                format!(
+                    "zone {origin} has no NS record at its apex; add at least one, e.g. `@ NS ns1`"
+                ),
+            ));
+        }
+        if problems.len() > before {
+            return None;
+        }
+        let minimum = match &soa_record.data {
+            RData::SOA(s) => s.minimum,
+            _ => 0,
+        };
+        let negative_ttl = soa_record.ttl.min(minimum);
+        let soa = nodes[&apex]
+            .rrset(rtype::SOA)
+            .cloned()
+            .expect("SOA inserted above");
+        // Empty non-terminals: every ancestor of a name, up to the apex, exists.
+        let owners: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
+        let mut has_wildcards = false;
+        let has_cuts = nodes.values().any(|n| n.cut);
+        for owner in owners {
+            has_wildcards |= owner.starts_with(b"\x01*");
+            add_ancestors(&mut nodes, &owner, &apex);
+        }
+        Some(Zone {
+            origin,
+            apex,
+            soa,
+            negative_ttl,
+            nodes,
+            has_wildcards,
+            has_cuts,
+            file: file.to_path_buf(),
+        })
+    }
+
+    /// Attaches a profile at `owner` (lowercase wire name inside this zone). Fails when
+    /// static records already live there.
+    pub fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), String> {
+        let node = self.nodes.entry(owner.into()).or_default();
+        if !node.rrsets.is_empty() {
+            return Err(format!(
+                "the zone file {} already has records at {}; remove them or rename the profile",
+                self.file.display(),
+                to_text(owner)
+            ));
+        }
+        node.profile = Some(id);
+        let apex = self.apex.clone();
+        add_ancestors(&mut self.nodes, owner, &apex);
+        Ok(())
+    }
+}
+
+fn add_ancestors(nodes: &mut FxHashMap<Box<[u8]>, Node>, owner: &[u8], apex: &[u8]) {
+    let mut cur = owner;
+    while cur.len() > apex.len() {
+        let Some(p) = parent(cur) else { break };
+        nodes.entry(p.into()).or_default();
+        cur = p;
+    }
+}
+
+/// Encodes RDATA with uncompressed names (the bytes are copied into many messages).
+pub fn encode_rdata(data: &RData) -> Result<Rdata, String> {
+    let mut buf = Vec::new();
+    {
+        let mut enc = BinEncoder::new(&mut buf);
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+        data.emit(&mut enc).map_err(|e| e.to_string())?;
+    }
+    let target = match data {
+        RData::NS(n) => Some(lower_wire(&n.0)),
+        RData::CNAME(n) => Some(lower_wire(&n.0)),
+        RData::PTR(n) => Some(lower_wire(&n.0)),
+        RData::MX(mx) => Some(lower_wire(&mx.exchange)),
+        RData::SRV(srv) => Some(lower_wire(&srv.target)),
+        _ => None,
+    };
+    Ok(Rdata {
+        wire: buf.into_boxed_slice(),
+        target,
+    })
+}
+
+/// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
+/// `.zone` (`gslb.example.zone` serves `gslb.example.`).
+pub fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
+    let mut files = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "zone") && p.is_file() {
+                    files.push(p);
+                }
+            }
+        }
+        Err(e) => {
+            problems.push(Problem::new(
+                dir,
+                "",
+                format!("cannot read the zones directory ({e}); set zones.dir to the folder holding <zone>.zone files"),
+            ));
+            return Vec::new();
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        problems.push(Problem::new(
+            dir,
+            "",
+            "no zone files; add one named <zone>.zone, e.g. gslb.example.zone",
+        ));
+    }
+    let mut zones: Vec<Zone> = Vec::new();
+    for f in files {
+        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let origin = match Name::from_str(stem).map(|mut n| {
+            n.set_fqdn(true);
+            n
+        }) {
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(Problem::new(
+                    &f,
+                    "",
+                    format!("the file name must be <zone>.zone with a valid zone name ({e})"),
+                ));
+                continue;
+            }
+        };
+        let records = read_zone_file(&f, &origin, problems);
+        if let Some(z) = Zone::build(origin, &f, records, problems) {
+            if zones.iter().any(|o| o.apex == z.apex) {
+                problems.push(Problem::new(
+                    &f,
+                    "",
+                    format!("zone {} is loaded twice", z.origin),
+                ));
+                continue;
+            }
+            zones.push(z);
+        }
+    }
+    zones
+}
+
+/// A record as text, for tests and logs.
+pub fn record_text(r: &Record) -> String {
+    r.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(text: &str) -> Result<Zone, Problems> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("example.com.zone");
+        std::fs::write(&p, text).unwrap();
+        let mut problems = Problems::default();
+        let zones = load_dir(dir.path(), &mut problems);
+        if problems.is_empty() {
+            Ok(zones.into_iter().next().unwrap())
+        } else {
+            Err(problems)
+        }
+    }
+
+    const HEAD: &str =
+        "$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+
+    #[test]
+    fn builds_nodes_and_empty_non_terminals() {
+        let z = zone(&format!(
+            "{HEAD}a.b.c A 192.0.2.2\nsub NS ns.sub\nns.sub A 192.0.2.3\n*.w TXT hi\n"
+        ))
+        .unwrap();
+        assert_eq!(z.negative_ttl, 60);
+        assert!(
+            z.nodes
+                .contains_key(&b"\x01b\x01c\x07example\x03com\x00"[..])
+        );
+        assert!(
+            z.nodes[&b"\x01b\x01c\x07example\x03com\x00"[..]]
+                .rrsets
+                .is_empty()
+        );
+        assert!(z.nodes[&b"\x03sub\x07example\x03com\x00"[..]].cut);
+        assert!(z.has_wildcards);
+    }
+
+    #[test]
+    fn rejects_cname_and_other_data_and_missing_soa() {
+        let e = zone(&format!("{HEAD}www CNAME ns1\nwww A 192.0.2.9\n")).unwrap_err();
+        assert!(e.to_string().contains("CNAME and other data"), "{e}");
+        let e = zone("$TTL 300\n@ NS ns1\n").unwrap_err();
+        assert!(e.to_string().contains("no SOA"), "{e}");
+        let e = zone(&format!("{HEAD}www.example.org. A 192.0.2.1\n")).unwrap_err();
+        assert!(e.to_string().contains("outside the zone"), "{e}");
+    }
+}
