@@ -471,6 +471,11 @@ fn read_into<T: DeserializeOwned>(
 
 /// Makes serde's messages say what to do.
 fn explain_serde(msg: &str) -> String {
+    // The config crate appends " for key `…`"; the key path is already given.
+    let msg = match msg.rfind(" for key `") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
     if msg.starts_with("unknown field") {
         format!("{msg}; remove it or correct its spelling")
     } else if msg.starts_with("missing field") {
@@ -519,13 +524,13 @@ x = 1
         .unwrap_err();
         let text = err.to_string();
         assert_eq!(err.len(), 4, "{text}");
-        assert!(text.contains("dns: unknown field `bogus`"), "{text}");
+        assert!(text.contains("dns.bogus: unknown field `bogus`"), "{text}");
         assert!(
             text.contains("monitors.web.interval: invalid duration \"5 parsecs\""),
             "{text}"
         );
         assert!(
-            text.contains("profiles.\"app.gslb.example\".endpoints[0]: unknown field `wieght`"),
+            text.contains("profiles.\"app.gslb.example\".endpoints[0].wieght: unknown field `wieght`"),
             "{text}"
         );
         assert!(text.contains("nonsense: unknown section"), "{text}");
