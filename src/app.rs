@@ -29,7 +29,8 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let snapshot = Snapshot::new(generation, zones);
+    let model = crate::model::compile(&config, zones, generation)?;
+    let snapshot = Snapshot::initial(Arc::new(model));
     Ok(Loaded { config, snapshot })
 }
 
@@ -40,7 +41,7 @@ pub fn check(path: &Path) -> i32 {
             println!(
                 "{}: OK ({} zone(s), {} profile(s))",
                 path.display(),
-                l.snapshot.zones.len(),
+                l.snapshot.zones().len(),
                 l.config.profiles.len()
             );
             0
@@ -83,7 +84,7 @@ pub fn serve(path: &Path) -> i32 {
 
 async fn run(loaded: Loaded) -> i32 {
     let Loaded { config, snapshot } = loaded;
-    for z in &snapshot.zones {
+    for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
@@ -143,7 +144,7 @@ async fn run(loaded: Loaded) -> i32 {
             config.dns.tcp_max_connections,
         )));
     }
-    info!(generation = shared.load().generation, "signpost serving");
+    info!(generation = shared.load().generation(), "signpost serving");
 
     wait_for_shutdown().await;
     info!("shutting down");

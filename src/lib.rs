@@ -11,6 +11,8 @@
 
 pub mod app;
 pub mod cli;
+pub mod model;
+pub mod policy;
 pub mod config;
 pub mod dns;
 pub mod snapshot;

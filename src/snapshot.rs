@@ -1,46 +1,106 @@
-//! The one immutable view of everything the DNS path reads: zones, profiles, endpoint
-//! statuses. Published through a single `ArcSwap`; DNS workers load it per query.
+//! The one immutable view of everything the DNS path reads: the compiled model (zones,
+//! profiles) and every endpoint's current status. Published through a single `ArcSwap`;
+//! DNS workers load it per query and never lock.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustc_hash::FxHashMap;
+use serde::Serialize;
 
+use crate::model::Model;
 use crate::zone::Zone;
-use crate::zone::name::parent;
+
+/// An endpoint's status (DESIGN.md, "Health semantics").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Status {
+    /// Probed, no result yet; served.
+    CheckingEndpoint,
+    /// Probes succeed; served.
+    Online,
+    /// More than `tolerated_failures` consecutive failures; not served.
+    Degraded,
+    /// `enabled = false` or drained; not probed, not served.
+    Disabled,
+    /// `always_serve = true`; not probed, always served.
+    AlwaysServe,
+}
+
+impl Status {
+    /// Whether routing may answer with the endpoint.
+    pub fn eligible(self) -> bool {
+        matches!(self, Status::CheckingEndpoint | Status::Online | Status::AlwaysServe)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::CheckingEndpoint => "CheckingEndpoint",
+            Status::Online => "Online",
+            Status::Degraded => "Degraded",
+            Status::Disabled => "Disabled",
+            Status::AlwaysServe => "AlwaysServe",
+        }
+    }
+}
+
+/// An endpoint's dynamic state as of one snapshot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EndpointState {
+    pub status: Status,
+    /// Weight after a drain ramp (equals the configured weight when not ramping).
+    pub weight: u32,
+    /// Smoothed probe round-trip time from this instance.
+    pub rtt: Option<Duration>,
+}
 
 /// What the DNS path answers from.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Increases with every successful config load.
-    pub generation: u64,
-    pub zones: Vec<Zone>,
-    zone_by_apex: FxHashMap<Box<[u8]>, usize>,
+    pub model: Arc<Model>,
+    /// Per profile, per endpoint (same order as the model).
+    pub endpoints: Vec<Vec<EndpointState>>,
 }
 
 impl Snapshot {
-    pub fn new(generation: u64, zones: Vec<Zone>) -> Self {
-        let zone_by_apex = zones
+    /// A snapshot with every endpoint in its initial status (before any probe).
+    pub fn initial(model: Arc<Model>) -> Self {
+        let endpoints = model
+            .profiles
             .iter()
-            .enumerate()
-            .map(|(i, z)| (z.apex.clone(), i))
+            .map(|p| {
+                p.endpoints
+                    .iter()
+                    .map(|e| EndpointState {
+                        status: if !e.enabled {
+                            Status::Disabled
+                        } else if e.always_serve {
+                            Status::AlwaysServe
+                        } else if e.target.is_none() && !matches!(e.answer, crate::model::Answer::Nested(_)) {
+                            // Not monitored: nothing will ever say it is down.
+                            Status::Online
+                        } else {
+                            Status::CheckingEndpoint
+                        },
+                        weight: e.weight,
+                        rtt: None,
+                    })
+                    .collect()
+            })
             .collect();
-        Self {
-            generation,
-            zones,
-            zone_by_apex,
-        }
+        Self { model, endpoints }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.model.generation
     }
 
     /// The most specific served zone holding `qname` (lowercase wire form).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
-        let mut cur = qname;
-        loop {
-            if let Some(&i) = self.zone_by_apex.get(cur) {
-                return Some(&self.zones[i]);
-            }
-            cur = parent(cur)?;
-        }
+        self.model.find_zone(qname)
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.model.zones
     }
 }
 

@@ -6,7 +6,12 @@
 
 use std::net::IpAddr;
 
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
 use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
+use crate::model::Answer;
+use crate::policy::{self, Client, Kind};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
 use crate::zone::{Node, RrSet, Zone, rtype};
@@ -39,16 +44,40 @@ pub struct Outcome {
 
 const MAX_CHASE: usize = 8;
 
-/// Answers `packet` into `out`. `q` is scratch space reused across queries.
+/// Per-worker scratch space, reused across queries: the parsed query and the random
+/// source for routing decisions.
+pub struct Scratch {
+    pub query: Query,
+    pub rng: SmallRng,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            query: Query::default(),
+            rng: SmallRng::from_os_rng(),
+        }
+    }
+}
+
+/// What one lookup produced.
+struct Resolved {
+    rcode: u16,
+    aa: bool,
+    /// ECS scope prefix of the routing rule that decided (0: not client-dependent).
+    scope: u8,
+}
+
+/// Answers `packet` (from `source`) into `out`.
 pub fn respond(
     snap: &Snapshot,
     packet: &[u8],
-    q: &mut Query,
-    client: IpAddr,
+    scratch: &mut Scratch,
+    source: IpAddr,
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    let _ = client; // client location feeds routing decisions (profiles)
+    let Scratch { query: q, rng } = scratch;
     let parsed = wire::parse_query(packet, q);
     let q: &Query = q;
     let mut outcome = Outcome {
@@ -87,16 +116,26 @@ pub fn respond(
         return outcome;
     }
 
-    let (rc, aa) = match q.qtype {
-        _ if q.qclass != 1 && q.qclass != 255 => (rcode::REFUSED, false),
-        rtype::OPT => (rcode::FORMERR, false),
-        rtype::AXFR | rtype::IXFR => (rcode::REFUSED, false),
-        rtype::MAILA | rtype::MAILB => (rcode::NOTIMP, false),
+    let client = Client {
+        addr: ecs.map_or(source, |e| e.addr),
+        ecs_source_prefix: ecs.map(|e| e.source_prefix),
+    };
+    let refuse = |rcode| Resolved {
+        rcode,
+        aa: false,
+        scope: 0,
+    };
+    let res = match q.qtype {
+        _ if q.qclass != 1 && q.qclass != 255 => refuse(rcode::REFUSED),
+        rtype::OPT => refuse(rcode::FORMERR),
+        rtype::AXFR | rtype::IXFR => refuse(rcode::REFUSED),
+        rtype::MAILA | rtype::MAILB => refuse(rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
-            None => (rcode::REFUSED, false),
-            Some(zone) => resolve(snap, zone, q, &mut w),
+            None => refuse(rcode::REFUSED),
+            Some(zone) => resolve(snap, zone, q, &client, rng, &mut w),
         },
     };
+    let (rc, aa) = (res.rcode, res.aa);
 
     // Size: UDP answers fit the client's buffer (RFC 6891 §6.2.5) or are truncated.
     let limit = match (transport, q.edns) {
@@ -115,31 +154,38 @@ pub fn respond(
         outcome.truncated = true;
     }
     if q.edns.is_some() {
-        w.opt(rc, ecs.map(|cs| (cs, 0)));
+        w.opt(rc, ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))));
     }
     w.finish(q, aa, tc, rc);
     outcome.rcode = rc;
     outcome
 }
 
-/// Answers a query for a name inside `zone`; returns (RCODE, AA).
+/// Answers a query for a name inside `zone`.
 fn resolve<'a>(
     snap: &'a Snapshot,
     zone: &'a Zone,
     q: &'a Query,
+    client: &Client,
+    rng: &mut SmallRng,
     w: &mut Writer<'a, '_>,
-) -> (u16, bool) {
+) -> Resolved {
     let qtype = q.qtype;
     let mut zone = zone;
     let mut name: &'a [u8] = q.qname();
+    let mut res = Resolved {
+        rcode: rcode::NOERROR,
+        aa: true,
+        scope: 0,
+    };
     for step in 0..=MAX_CHASE {
         if let Some((cut, node)) = find_cut(zone, name, qtype) {
             if step == 0 {
                 referral(zone, cut, node, w);
-                return (rcode::NOERROR, false);
+                res.aa = false;
             }
-            // A CNAME into delegated space: the resolver follows it from here.
-            return (rcode::NOERROR, true);
+            // After a CNAME into delegated space the resolver follows it from here.
+            return res;
         }
         let node = match zone.nodes.get(name) {
             Some(n) => n,
@@ -147,12 +193,17 @@ fn resolve<'a>(
                 Some(n) => n,
                 None => {
                     negative(zone, w);
-                    return (rcode::NXDOMAIN, true);
+                    res.rcode = rcode::NXDOMAIN;
+                    return res;
                 }
             },
         };
-        match answer_node(zone, node, name, qtype, w) {
-            Step::Done => return (rcode::NOERROR, true),
+        let next = match node.profile {
+            Some(pid) => answer_profile(snap, zone, pid, name, qtype, client, rng, w, &mut res),
+            None => answer_node(zone, node, name, qtype, w),
+        };
+        match next {
+            Step::Done => return res,
             Step::Chase(target) => {
                 if step == MAX_CHASE {
                     break;
@@ -162,17 +213,78 @@ fn resolve<'a>(
                         zone = z;
                         name = target;
                     }
-                    None => return (rcode::NOERROR, true),
+                    None => return res,
                 }
             }
         }
     }
-    (rcode::NOERROR, true)
+    res
 }
 
 enum Step<'a> {
     Done,
     Chase(&'a [u8]),
+}
+
+/// Writes the routing decision for a profile.
+#[allow(clippy::too_many_arguments)]
+fn answer_profile<'a>(
+    snap: &'a Snapshot,
+    zone: &'a Zone,
+    pid: u32,
+    owner: &'a [u8],
+    qtype: u16,
+    client: &Client,
+    rng: &mut SmallRng,
+    w: &mut Writer<'a, '_>,
+    res: &mut Resolved,
+) -> Step<'a> {
+    let d = policy::decide(snap, pid, qtype, client, rng);
+    res.scope = res.scope.max(d.scope);
+    match d.kind {
+        Kind::NoData => {
+            negative(zone, w);
+            Step::Done
+        }
+        Kind::ServFail => {
+            res.rcode = rcode::SERVFAIL;
+            res.aa = false;
+            Step::Done
+        }
+        Kind::Answer => {
+            let ttl = snap.model.profiles[pid as usize].ttl;
+            let mut left = usize::from(d.max_records);
+            for &(p, e) in d.picks() {
+                let prof = &snap.model.profiles[p as usize];
+                let ttl = ttl.min(prof.ttl);
+                match &prof.endpoints[e as usize].answer {
+                    Answer::Addrs { v4, v6 } => {
+                        if qtype == rtype::AAAA {
+                            for a in v6.iter().take(left) {
+                                w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets());
+                                left -= 1;
+                            }
+                        } else {
+                            for a in v4.iter().take(left) {
+                                w.record(Section::Answer, owner, rtype::A, ttl, &a.octets());
+                                left -= 1;
+                            }
+                        }
+                    }
+                    Answer::Cname { wire, .. } => {
+                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
+                        return if qtype == rtype::CNAME {
+                            Step::Done
+                        } else {
+                            Step::Chase(wire)
+                        };
+                    }
+                    Answer::Nested(_) => {}
+                }
+            }
+            Step::Done
+        }
+    }
 }
 
 /// Writes what `node` (found for `owner`, exactly or by wildcard) holds for `qtype`.
@@ -183,11 +295,6 @@ fn answer_node<'a>(
     qtype: u16,
     w: &mut Writer<'a, '_>,
 ) -> Step<'a> {
-    if node.profile.is_some() && node.rrsets.is_empty() {
-        // Profiles are answered by routing decisions; with none yet, the name has no data.
-        negative(zone, w);
-        return Step::Done;
-    }
     if qtype != rtype::CNAME
         && let Some(cname) = node.rrset(rtype::CNAME)
     {

@@ -14,8 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use super::engine::{Transport, respond};
-use super::wire::Query;
+use super::engine::{Scratch, Transport, respond};
 use crate::snapshot::Shared;
 
 /// Binds `count` UDP sockets on `addr` with SO_REUSEPORT (the kernel spreads datagrams
@@ -65,7 +64,7 @@ pub fn udp_loop(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
-    let mut q = Box::<Query>::default();
+    let mut q = Box::<Scratch>::default();
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
@@ -146,7 +145,7 @@ async fn tcp_conn(
     let mut w = BufWriter::new(w);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
-    let mut q = Box::<Query>::default();
+    let mut q = Box::<Scratch>::default();
     loop {
         let mut len = [0u8; 2];
         // Idle timeout: no new query within `idle` closes the connection (RFC 7766 §6.2.3).

@@ -1,0 +1,529 @@
+//! The compiled, immutable form of a config: zones with profiles attached, endpoints with
+//! their answers pre-encoded, and the deduplicated set of probe targets. Built once per
+//! (re)load; shared by every snapshot of that generation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use rustc_hash::FxHashMap;
+
+use crate::config::{
+    AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec, key_part,
+    parse_status_range,
+};
+use crate::zone::Zone;
+use crate::zone::name::{lower_wire, parent};
+
+/// Everything static about one generation of config.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub generation: u64,
+    pub zones: Vec<Zone>,
+    zone_by_apex: FxHashMap<Box<[u8]>, usize>,
+    pub profiles: Vec<ProfileDef>,
+    /// Profile name (lowercase, fully qualified, e.g. `app.gslb.example.`) → index.
+    pub profile_by_name: HashMap<String, u32>,
+    pub sites: Vec<String>,
+    /// Distinct probe targets; endpoints refer to them by index.
+    pub targets: Vec<ProbeTarget>,
+    /// Client regions by subnet, most specific first.
+    pub regions: Vec<(IpNet, String)>,
+    pub mmdb: Option<PathBuf>,
+}
+
+impl Model {
+    /// The most specific served zone holding `qname` (lowercase wire form).
+    pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
+        let mut cur = qname;
+        loop {
+            if let Some(&i) = self.zone_by_apex.get(cur) {
+                return Some(&self.zones[i]);
+            }
+            cur = parent(cur)?;
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> Option<(u32, &ProfileDef)> {
+        let key = normalize_name(name);
+        self.profile_by_name
+            .get(&key)
+            .map(|&i| (i, &self.profiles[i as usize]))
+    }
+}
+
+/// `app.gslb.example` / `App.Gslb.Example.` → `app.gslb.example.`
+pub fn normalize_name(name: &str) -> String {
+    let mut s = name.trim().to_ascii_lowercase();
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}
+
+/// A traffic-managed name.
+#[derive(Debug)]
+pub struct ProfileDef {
+    /// As written in the config (`app.gslb.example`).
+    pub key: String,
+    pub name: Name,
+    pub wire: Box<[u8]>,
+    pub method: Method,
+    pub ttl: u32,
+    pub all_down: AllDown,
+    pub max_answers: u32,
+    /// performance: fraction of the best RTT within which endpoints tie.
+    pub performance_tolerance: f64,
+    /// performance: the band is at least this wide.
+    pub performance_tolerance_min: Duration,
+    /// performance: region → endpoint index → latency override.
+    pub latency: BTreeMap<String, Vec<(u32, Duration)>>,
+    pub endpoints: Vec<EndpointDef>,
+}
+
+/// What an endpoint answers with.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Addrs { v4: Vec<Ipv4Addr>, v6: Vec<Ipv6Addr> },
+    /// A CNAME: the target name, its lowercase wire form (also the CNAME RDATA).
+    Cname { name: Name, wire: Box<[u8]> },
+    /// Another profile (index).
+    Nested(u32),
+}
+
+#[derive(Debug)]
+pub struct EndpointDef {
+    pub name: String,
+    /// Index into `Model::sites`.
+    pub site: Option<u32>,
+    pub answer: Answer,
+    pub weight: u32,
+    pub priority: u32,
+    pub regions: Vec<String>,
+    pub subnets: Vec<IpNet>,
+    pub enabled: bool,
+    pub always_serve: bool,
+    pub min_child_endpoints: u32,
+    /// Index into `Model::targets`; `None` when not probed (disabled, always_serve,
+    /// nested, or the profile has no monitor).
+    pub target: Option<u32>,
+}
+
+/// How one target is probed; identical targets are probed once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeTarget {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub path: String,
+    pub host: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub expected_status: Vec<(u16, u16)>,
+    pub body_contains: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub tolerated_failures: u32,
+    pub rise: u32,
+    pub tls: TlsSpec,
+}
+
+impl ProbeTarget {
+    /// `https://192.0.2.10:443/healthz`, `tcp://192.0.2.10:5432`, for logs and status.
+    pub fn url(&self) -> String {
+        let host = match self.addr {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        match self.protocol {
+            Protocol::Tcp => format!("tcp://{host}:{}", self.port),
+            Protocol::Http => format!("http://{host}:{}{}", self.port, self.path),
+            Protocol::Https => format!("https://{host}:{}{}", self.port, self.path),
+        }
+    }
+}
+
+const MAX_NESTING: usize = 10;
+
+/// Compiles a validated config and its zones into a model. Every problem is reported.
+pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result<Model, Problems> {
+    let file = config.path.clone();
+    let mut problems = Problems::default();
+    let mut bad = |loc: String, msg: String| problems.push(Problem::new(&file, loc, msg));
+
+    let mut sites: Vec<String> = Vec::new();
+    for (i, s) in config.sites.iter().enumerate() {
+        if sites.contains(&s.name) {
+            bad(format!("sites[{i}].name"), format!("site {:?} is listed twice", s.name));
+        } else {
+            sites.push(s.name.clone());
+        }
+    }
+
+    let mut regions = Vec::new();
+    for (name, nets) in &config.geo.regions {
+        for (i, n) in nets.iter().enumerate() {
+            match IpNet::from_str(n.trim()) {
+                Ok(net) => regions.push((net.trunc(), name.clone())),
+                Err(_) => bad(
+                    format!("geo.regions.{}[{i}]", key_part(name)),
+                    format!("{n:?} is not a subnet; write e.g. \"10.20.0.0/16\" or \"fd00:20::/32\""),
+                ),
+            }
+        }
+    }
+    regions.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+
+    // Profile names first, so nested references resolve in any order.
+    let mut profile_by_name = HashMap::new();
+    let mut names = Vec::new();
+    for (i, key) in config.profiles.keys().enumerate() {
+        let at = format!("profiles.{}", key_part(key));
+        match Name::from_str(key) {
+            Ok(mut n) => {
+                n.set_fqdn(true);
+                let norm = normalize_name(key);
+                if profile_by_name.insert(norm, i as u32).is_some() {
+                    bad(at, "the same name as another profile (names are case-insensitive)".into());
+                }
+                names.push(Some(n));
+            }
+            Err(e) => {
+                bad(at, format!("not a domain name ({e})"));
+                names.push(None);
+            }
+        }
+    }
+
+    let mut targets: Vec<ProbeTarget> = Vec::new();
+    let mut target_index: HashMap<ProbeTarget, u32> = HashMap::new();
+    let mut profiles = Vec::new();
+    for (pi, (key, spec)) in config.profiles.iter().enumerate() {
+        let at = format!("profiles.{}", key_part(key));
+        let Some(name) = names[pi].clone() else { continue };
+        let wire = lower_wire(&name);
+        let monitor = match &spec.monitor {
+            None => None,
+            Some(m) => match config.monitors.get(m) {
+                Some(spec) => Some(spec),
+                None => {
+                    bad(
+                        format!("{at}.monitor"),
+                        format!("no monitor named {m:?}; define [monitors.{}] or fix the name", key_part(m)),
+                    );
+                    None
+                }
+            },
+        };
+        if !(1..=86400).contains(&spec.ttl) {
+            bad(format!("{at}.ttl"), format!("{} is out of range; use 1 to 86400 seconds", spec.ttl));
+        }
+        if spec.endpoints.is_empty() {
+            bad(
+                format!("{at}.endpoints"),
+                format!("a profile needs at least one endpoint; add [[{at}.endpoints]]"),
+            );
+        }
+        if let Some(m) = spec.max_answers
+            && spec.method == Method::Multivalue
+            && !(1..=32).contains(&m)
+        {
+            bad(format!("{at}.max_answers"), format!("{m} is out of range; use 1 to 32"));
+        }
+        let mut endpoints = Vec::new();
+        let mut seen = Vec::new();
+        for (ei, e) in spec.endpoints.iter().enumerate() {
+            let eat = format!("{at}.endpoints[{ei}]");
+            if seen.contains(&e.name) {
+                bad(format!("{eat}.name"), format!("endpoint name {:?} is used twice in this profile", e.name));
+            }
+            seen.push(e.name.clone());
+            let mut report = |loc: &str, msg: String| bad(format!("{eat}.{loc}"), msg);
+            if let Some(ep) = compile_endpoint(
+                e,
+                &sites,
+                &profile_by_name,
+                monitor,
+                &mut targets,
+                &mut target_index,
+                &mut report,
+            ) {
+                endpoints.push(ep);
+            }
+        }
+        let latency = BTreeMap::new();
+        profiles.push(ProfileDef {
+            key: key.clone(),
+            name,
+            wire,
+            method: spec.method,
+            ttl: spec.ttl,
+            all_down: spec.all_down,
+            max_answers: spec.max_answers.unwrap_or(if spec.method == Method::Multivalue { 8 } else { 1 }),
+            performance_tolerance: spec.performance_tolerance.unwrap_or(0.2),
+            performance_tolerance_min: spec
+                .performance_tolerance_min
+                .map_or(Duration::from_millis(5), |d| d.0),
+            latency,
+            endpoints,
+        });
+    }
+
+    // Nested profiles: no cycles, no deeper than MAX_NESTING.
+    for (pi, p) in profiles.iter().enumerate() {
+        if let Some(msg) = nesting_problem(&profiles, pi) {
+            bad(format!("profiles.{}", key_part(&p.key)), msg);
+        }
+    }
+
+    // Attach every profile to the zone holding it.
+    let zone_by_apex: FxHashMap<Box<[u8]>, usize> =
+        zones.iter().enumerate().map(|(i, z)| (z.apex.clone(), i)).collect();
+    for (pi, p) in profiles.iter().enumerate() {
+        let at = format!("profiles.{}", key_part(&p.key));
+        let mut cur: &[u8] = &p.wire;
+        let zone = loop {
+            if let Some(&i) = zone_by_apex.get(cur) {
+                break Some(i);
+            }
+            match parent(cur) {
+                Some(pp) => cur = pp,
+                None => break None,
+            }
+        };
+        match zone {
+            None => bad(
+                at,
+                format!(
+                    "{} is not inside any served zone; add a zone file for its parent to zones.dir or rename the profile",
+                    p.name
+                ),
+            ),
+            Some(zi) => {
+                if let Err(msg) = zones[zi].attach_profile(&p.wire, pi as u32) {
+                    bad(at, msg);
+                }
+            }
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Model {
+        generation,
+        zones,
+        zone_by_apex,
+        profiles,
+        profile_by_name,
+        sites,
+        targets,
+        regions,
+        mmdb: config.geo.mmdb.clone(),
+    })
+}
+
+fn nesting_problem(profiles: &[ProfileDef], start: usize) -> Option<String> {
+    fn walk(profiles: &[ProfileDef], at: usize, path: &mut Vec<usize>) -> Option<String> {
+        if path.contains(&at) {
+            let names: Vec<&str> = path.iter().chain([&at]).map(|&i| profiles[i].key.as_str()).collect();
+            return Some(format!("nested profiles form a cycle: {}", names.join(" → ")));
+        }
+        if path.len() > MAX_NESTING {
+            return Some(format!("profiles are nested deeper than {MAX_NESTING} levels"));
+        }
+        path.push(at);
+        for e in &profiles[at].endpoints {
+            if let Answer::Nested(child) = e.answer
+                && let Some(m) = walk(profiles, child as usize, path)
+            {
+                return Some(m);
+            }
+        }
+        path.pop();
+        None
+    }
+    walk(profiles, start, &mut Vec::new())
+}
+
+fn compile_endpoint(
+    e: &EndpointSpec,
+    sites: &[String],
+    profile_by_name: &HashMap<String, u32>,
+    monitor: Option<&MonitorSpec>,
+    targets: &mut Vec<ProbeTarget>,
+    target_index: &mut HashMap<ProbeTarget, u32>,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<EndpointDef> {
+    let before_ok = std::cell::Cell::new(true);
+    let mut fail = |loc: &str, msg: String| {
+        before_ok.set(false);
+        bad(loc, msg);
+    };
+    let site = match &e.site {
+        None => None,
+        Some(s) => match sites.iter().position(|x| x == s) {
+            Some(i) => Some(i as u32),
+            None => {
+                fail(
+                    "site",
+                    format!("no site named {s:?}; add [[sites]] name = {s:?} or fix the name"),
+                );
+                None
+            }
+        },
+    };
+    if !(1..=1000).contains(&e.weight) {
+        fail("weight", format!("{} is out of range; use 1 to 1000", e.weight));
+    }
+    if !(1..=1000).contains(&e.priority) {
+        fail("priority", format!("{} is out of range; use 1 to 1000", e.priority));
+    }
+    let kinds = usize::from(e.address.is_some() || !e.addresses.is_empty())
+        + usize::from(e.target.is_some())
+        + usize::from(e.profile.is_some());
+    if kinds != 1 {
+        fail(
+            "address",
+            "give exactly one of address/addresses, target (CNAME) or profile (nested)".into(),
+        );
+        return None;
+    }
+    let answer = if let Some(t) = &e.target {
+        match Name::from_str(t) {
+            Ok(mut n) => {
+                n.set_fqdn(true);
+                let wire = lower_wire(&n);
+                Answer::Cname { name: n, wire }
+            }
+            Err(err) => {
+                fail("target", format!("{t:?} is not a domain name ({err})"));
+                return None;
+            }
+        }
+    } else if let Some(p) = &e.profile {
+        match profile_by_name.get(&normalize_name(p)) {
+            Some(&i) => Answer::Nested(i),
+            None => {
+                fail("profile", format!("no profile named {p:?}"));
+                return None;
+            }
+        }
+    } else {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let all = e.address.iter().chain(e.addresses.iter());
+        for (i, a) in all.enumerate() {
+            match a.trim().parse::<IpAddr>() {
+                Ok(IpAddr::V4(x)) => v4.push(x),
+                Ok(IpAddr::V6(x)) => v6.push(x),
+                Err(_) => fail(
+                    if e.address.is_some() && i == 0 { "address" } else { "addresses" },
+                    format!("{a:?} is not an IP address"),
+                ),
+            }
+        }
+        Answer::Addrs { v4, v6 }
+    };
+    let mut subnets = Vec::new();
+    for (i, s) in e.subnets.iter().enumerate() {
+        match IpNet::from_str(s.trim()) {
+            Ok(n) => subnets.push(n.trunc()),
+            Err(_) => fail(&format!("subnets[{i}]"), format!("{s:?} is not a subnet, e.g. \"10.10.0.0/16\"")),
+        }
+    }
+
+    let probed = e.enabled && !e.always_serve && !matches!(answer, Answer::Nested(_));
+    let mut target = None;
+    if probed && let Some(m) = monitor {
+        let m = apply_override(m, e.monitor.as_ref());
+        let addr = match (&e.probe_address, &answer) {
+            (Some(p), _) => match p.trim().parse::<IpAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    fail("probe_address", format!("{p:?} is not an IP address"));
+                    None
+                }
+            },
+            (None, Answer::Addrs { v4, v6 }) => v4
+                .first()
+                .map(|a| IpAddr::V4(*a))
+                .or_else(|| v6.first().map(|a| IpAddr::V6(*a))),
+            (None, _) => {
+                fail(
+                    "probe_address",
+                    "a CNAME endpoint with a monitor needs probe_address (the address to probe)".into(),
+                );
+                None
+            }
+        };
+        if let Some(addr) = addr {
+            let port = m.port.unwrap_or(match m.protocol {
+                Protocol::Https => 443,
+                _ => 80,
+            });
+            let t = ProbeTarget {
+                addr,
+                port,
+                protocol: m.protocol,
+                path: m.path.clone(),
+                host: m.host.clone(),
+                headers: m.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                expected_status: m.expected_status.iter().filter_map(|r| parse_status_range(r)).collect(),
+                body_contains: m.body_contains.clone().filter(|s| !s.is_empty()),
+                interval: m.interval.0,
+                timeout: m.timeout.0,
+                tolerated_failures: m.tolerated_failures,
+                rise: m.rise.max(1),
+                tls: m.tls.clone(),
+            };
+            let idx = *target_index.entry(t.clone()).or_insert_with(|| {
+                targets.push(t);
+                (targets.len() - 1) as u32
+            });
+            target = Some(idx);
+        }
+    }
+    if !before_ok.get() {
+        return None;
+    }
+    Some(EndpointDef {
+        name: e.name.clone(),
+        site,
+        answer,
+        weight: e.weight,
+        priority: e.priority,
+        regions: e.regions.clone(),
+        subnets,
+        enabled: e.enabled,
+        always_serve: e.always_serve,
+        min_child_endpoints: e.min_child_endpoints,
+        target,
+    })
+}
+
+fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -> MonitorSpec {
+    let mut m = m.clone();
+    let Some(o) = o else { return m };
+    macro_rules! take {
+        ($($f:ident),*) => { $( if let Some(v) = &o.$f { m.$f = v.clone(); } )* };
+    }
+    take!(protocol, path, headers, expected_status, interval, timeout, tolerated_failures, rise, tls);
+    if o.port.is_some() {
+        m.port = o.port;
+    }
+    if o.host.is_some() {
+        m.host = o.host.clone();
+    }
+    if o.body_contains.is_some() {
+        m.body_contains = o.body_contains.clone();
+    }
+    m
+}
+
+/// Shared handle to a model.
+pub type SharedModel = Arc<Model>;
