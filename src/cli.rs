@@ -38,4 +38,83 @@ pub enum Command {
         #[arg(long, short, default_value = "config/signpost.toml")]
         config: PathBuf,
     },
+    /// Show profiles, endpoints, health and drains of a running server.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drain a site (every endpoint of it, in every profile) or one endpoint.
+    Drain {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Site to drain.
+        #[arg(long, required_unless_present = "endpoint")]
+        site: Option<String>,
+        /// One endpoint instead: PROFILE/ENDPOINT, e.g. app.gslb.example/seattle.
+        #[arg(long, conflicts_with = "site")]
+        endpoint: Option<String>,
+        /// Lower the weight linearly to 0 over this long (e.g. 5m), then disable.
+        #[arg(long)]
+        ramp: Option<String>,
+        /// Why (kept in the status and the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Undo a drain.
+    Undrain {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long, required_unless_present = "endpoint")]
+        site: Option<String>,
+        #[arg(long, conflicts_with = "site")]
+        endpoint: Option<String>,
+    },
+    /// Explain which answer a client gets for a name, and why.
+    Explain {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Profile name, e.g. app.gslb.example.
+        name: String,
+        /// Query type.
+        #[arg(long = "type", default_value = "A")]
+        qtype: String,
+        /// Client address (or ECS subnet, e.g. 10.20.1.0/24).
+        #[arg(long)]
+        client: String,
+    },
+    /// Reload the config and zones of a running server (a bad config keeps the old one serving).
+    Reload {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// How the CLI reaches the admin API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Admin API base URL.
+    #[arg(long, env = "SIGNPOST_ADMIN", default_value = "http://127.0.0.1:8053")]
+    pub admin: String,
+    /// File holding the bearer token (default: the SIGNPOST_TOKEN environment variable).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    /// The API client, with the token from --token-file or SIGNPOST_TOKEN.
+    pub fn api(&self) -> Result<crate::admin::client::Api, String> {
+        let token = match &self.token_file {
+            Some(p) => Some(crate::admin::read_token(p)?),
+            None => std::env::var("SIGNPOST_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+        };
+        Ok(crate::admin::client::Api {
+            base: self.admin.clone(),
+            token: token.map(|t| t.trim().to_owned()),
+        })
+    }
 }

@@ -9,11 +9,14 @@
 //! - [`snapshot`]: the one immutable view the DNS path reads;
 //! - [`dns`]: the query path (wire parsing, answers, UDP and TCP servers).
 
+pub mod admin;
 pub mod app;
 pub mod cli;
-pub mod model;
-pub mod policy;
 pub mod config;
 pub mod dns;
+pub mod drain;
+pub mod metrics;
+pub mod model;
+pub mod policy;
 pub mod snapshot;
 pub mod zone;

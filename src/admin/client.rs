@@ -1,0 +1,204 @@
+//! The CLI's side of the admin API: `signpost status | drain | undrain | explain | reload`.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::page::urlenc;
+
+/// Where the API is and how to authenticate.
+#[derive(Clone, Debug)]
+pub struct Api {
+    /// e.g. `http://127.0.0.1:8053`
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    /// Calls the API; returns the JSON body on 2xx, else the server's message.
+    pub fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(self.call_async(method, path, body))
+    }
+
+    async fn call_async(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let base = self.base.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            return Err(format!("--admin {base:?}: only http:// URLs are supported"));
+        }
+        let url = format!("{base}{path}");
+        let mut req = Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        if !body.is_empty() {
+            req = req.header("Content-Type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+            .await
+            .map_err(|_| format!("{url}: no answer within 30 s"))?
+            .map_err(|e| {
+                format!(
+                    "cannot reach the admin API at {base} ({e}); is signpost running? (--admin URL)"
+                )
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        if status.is_success() {
+            Ok(v)
+        } else {
+            let msg = v["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
+            Err(format!(
+                "{} {}: {msg}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ))
+        }
+    }
+}
+
+/// Path of a drain/undrain call.
+pub fn drain_path(
+    site: Option<&str>,
+    endpoint: Option<&str>,
+    action: &str,
+) -> Result<String, String> {
+    match (site, endpoint) {
+        (_, Some(pe)) => {
+            let (p, e) = pe.rsplit_once('/').ok_or_else(|| {
+                format!("--endpoint {pe:?}: write PROFILE/ENDPOINT, e.g. app.gslb.example/seattle")
+            })?;
+            Ok(format!(
+                "/api/v1/profiles/{}/endpoints/{}/{action}",
+                urlenc(p),
+                urlenc(e)
+            ))
+        }
+        (Some(s), None) => Ok(format!("/api/v1/sites/{}/{action}", urlenc(s))),
+        (None, None) => Err("give --site SITE or --endpoint PROFILE/ENDPOINT".into()),
+    }
+}
+
+/// `signpost status` as a table.
+pub fn status_table(v: &Value) -> String {
+    let mut rows = vec![
+        [
+            "PROFILE",
+            "ENDPOINT",
+            "SITE",
+            "ANSWER",
+            "STATUS",
+            "WEIGHT",
+            "RTT",
+            "LAST PROBE",
+            "DRAIN",
+        ]
+        .map(str::to_owned),
+    ];
+    for p in v["profiles"].as_array().into_iter().flatten() {
+        for e in p["endpoints"].as_array().into_iter().flatten() {
+            let answer = e["answer"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let drain = match &e["drain"] {
+                Value::Null => String::new(),
+                d => format!("drained: {}", d["reason"].as_str().unwrap_or("")),
+            };
+            let last = match &e["last_probe"] {
+                Value::Null => "-".to_owned(),
+                lp if lp["ok"].as_bool() == Some(true) => "ok".to_owned(),
+                lp => lp["reason"].as_str().unwrap_or("failed").to_owned(),
+            };
+            rows.push([
+                p["name"].as_str().unwrap_or("").to_owned(),
+                e["name"].as_str().unwrap_or("").to_owned(),
+                e["site"].as_str().unwrap_or("-").to_owned(),
+                answer,
+                e["status"].as_str().unwrap_or("").to_owned(),
+                format!("{}/{}", e["effective_weight"], e["weight"]),
+                e["rtt_ms"]
+                    .as_f64()
+                    .map_or("-".into(), |r| format!("{r:.1}ms")),
+                last,
+                drain,
+            ]);
+        }
+    }
+    let mut widths = [0usize; 9];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    let sites: Vec<String> = v["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| match &s["drain"] {
+            Value::Null => format!("{} (active)", s["name"].as_str().unwrap_or("")),
+            d => format!(
+                "{} (drained: {})",
+                s["name"].as_str().unwrap_or(""),
+                d["reason"].as_str().unwrap_or("")
+            ),
+        })
+        .collect();
+    if !sites.is_empty() {
+        out.push_str(&format!("\nsites: {}\n", sites.join(", ")));
+    }
+    out.push_str(&format!("generation: {}\n", v["generation"]));
+    if let Some(r) = v["last_reload"].as_object()
+        && r.get("ok").and_then(Value::as_bool) == Some(false)
+    {
+        out.push_str(&format!(
+            "last reload FAILED at {}: {}\n",
+            r["time"].as_str().unwrap_or(""),
+            r["message"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}

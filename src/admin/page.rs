@@ -1,0 +1,227 @@
+//! The status page for people: server-rendered HTML, no external assets (works
+//! air-gapped), one table per profile, drain buttons, refreshes itself.
+
+use std::fmt::Write;
+
+use super::status::answer_text;
+use crate::drain::Drain;
+use crate::snapshot::{Snapshot, Status};
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn status_class(s: Status) -> &'static str {
+    match s {
+        Status::Online | Status::AlwaysServe => "ok",
+        Status::CheckingEndpoint => "checking",
+        Status::Degraded => "bad",
+        Status::Disabled => "off",
+    }
+}
+
+fn drain_text(d: Option<&Drain>) -> String {
+    match d {
+        None => String::new(),
+        Some(d) if d.ramp_ms > 0 => format!(
+            "drained ({}; ramp {}s)",
+            if d.reason.is_empty() {
+                "no reason given"
+            } else {
+                &d.reason
+            },
+            d.ramp_ms / 1000
+        ),
+        Some(d) => format!(
+            "drained ({})",
+            if d.reason.is_empty() {
+                "no reason given"
+            } else {
+                &d.reason
+            }
+        ),
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
+table{border-collapse:collapse;margin-bottom:1.5em;min-width:60%}\
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.92em}\
+th{background:#f3f3f3}.st{font-weight:600;border-radius:.3em;padding:.1em .4em}\
+.ok{background:#d4f5d4;color:#145214}.bad{background:#fbd4d4;color:#7a1010}\
+.checking{background:#fff2c2;color:#6b5200}.off{background:#ddd;color:#444}\
+#msg{min-height:1.2em;color:#7a1010}.controls input{margin-right:.6em}";
+
+const SCRIPT: &str = r#"
+function tok(){const t=document.getElementById('token').value;sessionStorage.setItem('signpost-token',t);return t;}
+async function act(btn){
+  const url=btn.dataset.url, msg=document.getElementById('msg');
+  const headers={'Content-Type':'application/json'}; const t=tok(); if(t) headers['Authorization']='Bearer '+t;
+  const body=btn.dataset.drain==='1'?JSON.stringify({reason:document.getElementById('reason').value}):'';
+  msg.textContent='…';
+  try{const r=await fetch(url,{method:'POST',headers,body});
+    if(r.ok){msg.textContent='done';location.reload();}
+    else{const j=await r.json().catch(()=>({error:r.statusText}));msg.textContent=r.status+': '+j.error;}
+  }catch(e){msg.textContent=String(e);}
+}
+document.addEventListener('DOMContentLoaded',()=>{
+  document.getElementById('token').value=sessionStorage.getItem('signpost-token')||'';
+  document.querySelectorAll('button[data-url]').forEach(b=>b.addEventListener('click',()=>act(b)));
+  setTimeout(()=>{if(!document.activeElement||document.activeElement.tagName!=='INPUT')location.reload();},5000);
+});
+"#;
+
+/// Renders the whole page.
+pub fn render(snap: &Snapshot) -> String {
+    let m = &snap.model;
+    let mut h = String::with_capacity(8192);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>signpost status</title>\
+         <meta name=viewport content='width=device-width'><style>{STYLE}</style></head><body>\
+         <h1>signpost</h1><p>Config generation {}. Zones: {}.</p>",
+        m.generation,
+        esc(&m
+            .zones
+            .iter()
+            .map(|z| z.origin.to_string())
+            .collect::<Vec<_>>()
+            .join(", "))
+    );
+    if let Some(r) = &snap.reload
+        && !r.ok
+    {
+        let _ = write!(
+            h,
+            "<p class='st bad' id=reload-error>Last reload failed at {}: {}</p>",
+            esc(&r.time),
+            esc(&r.message)
+        );
+    }
+    h.push_str(
+        "<div class=controls><label>Admin token <input id=token type=password autocomplete=off></label>\
+         <label>Drain reason <input id=reason value='maintenance'></label></div><p id=msg></p>",
+    );
+
+    h.push_str("<h2>Sites</h2><table id=sites><tr><th>site</th><th>drain</th><th></th></tr>");
+    for s in &m.sites {
+        let d = snap.drains.sites.get(s);
+        let (label, action, drain) = if d.is_some() {
+            ("Undrain", "undrain", "0")
+        } else {
+            ("Drain", "drain", "1")
+        };
+        let _ = write!(
+            h,
+            "<tr data-site='{s}'><td>{s}</td><td class=drain>{}</td><td><button id='{action}-site-{s}' \
+             data-url='/api/v1/sites/{u}/{action}' data-drain={drain}>{label} site</button></td></tr>",
+            esc(&drain_text(d)),
+            s = esc(s),
+            u = esc(&urlenc(s)),
+        );
+    }
+    h.push_str("</table>");
+
+    for (pi, p) in m.profiles.iter().enumerate() {
+        let _ = write!(
+            h,
+            "<h2>{}</h2><p>method {}, TTL {} s</p><table class=profile data-profile='{}'>\
+             <tr><th>endpoint</th><th>site</th><th>answer</th><th>status</th><th>weight</th>\
+             <th>last probe</th><th>RTT</th><th>drain</th><th></th></tr>",
+            esc(&p.name.to_string()),
+            esc(&format!("{:?}", p.method).to_lowercase()),
+            p.ttl,
+            esc(&p.key)
+        );
+        for (ei, e) in p.endpoints.iter().enumerate() {
+            let st = &snap.endpoints[pi][ei];
+            let site = e.site.map(|s| m.sites[s as usize].as_str());
+            let d = snap.drains.for_endpoint(&p.key, &e.name, site);
+            let own = snap
+                .drains
+                .endpoints
+                .contains_key(&crate::drain::Drains::endpoint_key(&p.key, &e.name));
+            let (label, action, drain) = if own {
+                ("Undrain", "undrain", "0")
+            } else {
+                ("Drain", "drain", "1")
+            };
+            let probe = snap.probe_json(e.target);
+            let last = if probe.is_null() {
+                "—".to_owned()
+            } else {
+                format!(
+                    "{} {}",
+                    probe["time"].as_str().unwrap_or(""),
+                    if probe["ok"].as_bool() == Some(true) {
+                        "ok".to_owned()
+                    } else {
+                        probe["reason"].as_str().unwrap_or("failed").to_owned()
+                    }
+                )
+            };
+            let _ = write!(
+                h,
+                "<tr data-endpoint='{en}'><td>{en}</td><td>{site}</td><td>{ans}</td>\
+                 <td><span class='st {cls}'>{status}</span></td><td>{w}</td><td>{last}</td><td>{rtt}</td>\
+                 <td class=drain>{drain_txt}</td><td><button data-url='/api/v1/profiles/{pu}/endpoints/{eu}/{action}' \
+                 data-drain={drain}>{label}</button></td></tr>",
+                en = esc(&e.name),
+                site = esc(site.unwrap_or("")),
+                ans = esc(&answer_text(snap, &e.answer).join(", ")),
+                cls = status_class(st.status),
+                status = st.status.as_str(),
+                w = st.weight,
+                last = esc(&last),
+                rtt = st.rtt.map_or("—".to_owned(), |r| format!(
+                    "{:.1} ms",
+                    r.as_secs_f64() * 1000.0
+                )),
+                drain_txt = esc(&drain_text(d)),
+                pu = esc(&urlenc(&p.key)),
+                eu = esc(&urlenc(&e.name)),
+            );
+        }
+        h.push_str("</table>");
+    }
+    let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
+    h
+}
+
+/// Percent-encodes a path segment.
+pub fn urlenc(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(urlenc("a b/c"), "a%20b%2Fc");
+    }
+}

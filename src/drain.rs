@@ -1,0 +1,268 @@
+//! Operator drains: a drained endpoint is Disabled in every profile; a site drain covers
+//! every endpoint of the site. A drain may ramp: the effective weight falls linearly to 0
+//! over `ramp`, then the endpoint is Disabled. Drains are written atomically to
+//! `state.dir/drains.json` and restored at start; every mutation is appended to
+//! `state.dir/audit.log` as one JSON line.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One drain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub reason: String,
+    /// Seconds since the Unix epoch when the drain began.
+    pub since: u64,
+    /// Milliseconds over which the weight falls to 0 (0 = at once).
+    #[serde(default)]
+    pub ramp_ms: u64,
+}
+
+impl Drain {
+    pub fn new(reason: impl Into<String>, now: SystemTime, ramp: Duration) -> Self {
+        Self {
+            reason: reason.into(),
+            since: unix_secs(now),
+            ramp_ms: ramp.as_millis() as u64,
+        }
+    }
+
+    /// The weight `weight` scaled by the ramp at `now`: `Some(w)` while ramping (w ≥ 1
+    /// until the last moment), `None` once fully drained (Disabled).
+    pub fn effective_weight(&self, weight: u32, now: SystemTime) -> Option<u32> {
+        if self.ramp_ms == 0 {
+            return None;
+        }
+        let elapsed_ms = now
+            .duration_since(UNIX_EPOCH + Duration::from_secs(self.since))
+            .unwrap_or_default()
+            .as_millis() as u64;
+        if elapsed_ms >= self.ramp_ms {
+            return None;
+        }
+        let left = (self.ramp_ms - elapsed_ms) as f64 / self.ramp_ms as f64;
+        let w = (f64::from(weight) * left).round() as u32;
+        Some(w.max(1))
+    }
+
+    /// When the ramp ends (the endpoint becomes Disabled).
+    pub fn ends_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.since) + Duration::from_millis(self.ramp_ms)
+    }
+}
+
+/// Every active drain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drains {
+    /// Site name → drain.
+    #[serde(default)]
+    pub sites: BTreeMap<String, Drain>,
+    /// "profile/endpoint" → drain (profile as written in the config).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Drain>,
+}
+
+impl Drains {
+    pub fn endpoint_key(profile: &str, endpoint: &str) -> String {
+        format!("{profile}/{endpoint}")
+    }
+
+    /// The drain that applies to an endpoint: its own, else its site's (the one that
+    /// drains harder, i.e. ends first, when both exist).
+    pub fn for_endpoint(
+        &self,
+        profile: &str,
+        endpoint: &str,
+        site: Option<&str>,
+    ) -> Option<&Drain> {
+        let own = self.endpoints.get(&Self::endpoint_key(profile, endpoint));
+        let site = site.and_then(|s| self.sites.get(s));
+        match (own, site) {
+            (Some(a), Some(b)) => Some(if a.ends_at() <= b.ends_at() { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sites.len() + self.endpoints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads `dir/drains.json`; a missing file is no drains.
+    pub fn load(dir: &Path) -> io::Result<Drains> {
+        let path = dir.join(DRAINS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not valid drain state ({e}); fix or remove it",
+                        path.display()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", path.display()),
+            )),
+        }
+    }
+
+    /// Writes `dir/drains.json` atomically: temp file, fsync, rename, fsync the dir.
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DRAINS_FILE);
+        let tmp = dir.join(format!(".{DRAINS_FILE}.tmp"));
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+const DRAINS_FILE: &str = "drains.json";
+const AUDIT_FILE: &str = "audit.log";
+
+/// One line of the audit log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// RFC 3339 UTC time.
+    pub time: String,
+    pub caller: String,
+    pub action: String,
+    pub target: String,
+    #[serde(default)]
+    pub reason: String,
+    pub result: String,
+}
+
+/// Appends one JSON line to `dir/audit.log` (and fsyncs it).
+pub fn audit(dir: &Path, entry: &AuditEntry) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(audit_path(dir))?;
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    line.push(b'\n');
+    f.write_all(&line)?;
+    f.sync_data()
+}
+
+pub fn audit_path(dir: &Path) -> PathBuf {
+    dir.join(AUDIT_FILE)
+}
+
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// RFC 3339 UTC with seconds, e.g. `2026-11-21T10:00:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_falls_linearly_then_disables() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let d = Drain::new("maint", t0, Duration::from_secs(10));
+        assert_eq!(d.effective_weight(100, t0), Some(100));
+        assert_eq!(
+            d.effective_weight(100, t0 + Duration::from_secs(5)),
+            Some(50)
+        );
+        assert_eq!(
+            d.effective_weight(100, t0 + Duration::from_millis(9_999)),
+            Some(1)
+        );
+        assert_eq!(d.effective_weight(100, t0 + Duration::from_secs(10)), None);
+        let now = Drain::new("x", t0, Duration::ZERO);
+        assert_eq!(now.effective_weight(100, t0), None);
+    }
+
+    #[test]
+    fn endpoint_or_site_drain_applies() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut d = Drains::default();
+        d.sites.insert(
+            "hub-a".into(),
+            Drain::new("site", t0, Duration::from_secs(60)),
+        );
+        assert_eq!(
+            d.for_endpoint("app", "e1", Some("hub-a")).unwrap().reason,
+            "site"
+        );
+        assert!(d.for_endpoint("app", "e1", Some("hub-b")).is_none());
+        d.endpoints.insert(
+            Drains::endpoint_key("app", "e1"),
+            Drain::new("own", t0, Duration::ZERO),
+        );
+        assert_eq!(
+            d.for_endpoint("app", "e1", Some("hub-a")).unwrap().reason,
+            "own"
+        );
+    }
+
+    #[test]
+    fn saves_atomically_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Drains::load(dir.path()).unwrap(), Drains::default());
+        let mut d = Drains::default();
+        d.sites.insert(
+            "hub-a".into(),
+            Drain::new("maintenance", SystemTime::now(), Duration::ZERO),
+        );
+        d.save(dir.path()).unwrap();
+        assert_eq!(Drains::load(dir.path()).unwrap(), d);
+        assert!(!dir.path().join(".drains.json.tmp").exists());
+        std::fs::write(dir.path().join("drains.json"), "{not json").unwrap();
+        let err = Drains::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("drains.json"), "{err}");
+    }
+
+    #[test]
+    fn audit_appends_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        for action in ["drain", "undrain"] {
+            audit(
+                dir.path(),
+                &AuditEntry {
+                    time: rfc3339(SystemTime::now()),
+                    caller: "127.0.0.1:5555".into(),
+                    action: action.into(),
+                    target: "site hub-a".into(),
+                    reason: "maintenance".into(),
+                    result: "ok".into(),
+                },
+            )
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(audit_path(dir.path())).unwrap();
+        let lines: Vec<AuditEntry> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].action, "undrain");
+    }
+}

@@ -1,0 +1,146 @@
+//! Prometheus metrics (`metrics` crate + its Prometheus exporter), all named `signpost_*`.
+//!
+//! The query counters are registered once into a fixed table, so counting a query is one
+//! atomic add with no label hashing on the hot path.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::dns::Transport;
+use crate::dns::wire::rcode;
+use crate::zone::rtype;
+
+pub const QUERIES: &str = "signpost_dns_queries_total";
+pub const ANSWERS: &str = "signpost_answers_total";
+pub const ENDPOINT_STATUS: &str = "signpost_endpoint_status";
+pub const PROBE_DURATION: &str = "signpost_probe_duration_seconds";
+pub const PROBE_RESULTS: &str = "signpost_probe_results_total";
+pub const TRANSITIONS: &str = "signpost_status_transitions_total";
+pub const RELOADS: &str = "signpost_reloads_total";
+pub const GENERATION: &str = "signpost_config_generation";
+pub const DRAINS_ACTIVE: &str = "signpost_drains_active";
+
+/// Installs the global recorder (once per process) and returns the handle that renders
+/// `/metrics`.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(PROBE_DURATION.to_owned()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ],
+                )
+                .expect("bucket list is not empty");
+            let handle = match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (tests in one process): render our own.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            };
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        QUERIES,
+        "DNS queries answered or dropped, by protocol, qtype and rcode"
+    );
+    describe_counter!(
+        ANSWERS,
+        "Profile answers that included an endpoint, by profile and endpoint"
+    );
+    describe_gauge!(
+        ENDPOINT_STATUS,
+        "1 for the endpoint's current status, 0 for the others (labels profile, endpoint, site, status)"
+    );
+    describe_histogram!(
+        PROBE_DURATION,
+        Unit::Seconds,
+        "Health probe duration, by protocol and outcome"
+    );
+    describe_counter!(PROBE_RESULTS, "Health probe results, by outcome");
+    describe_counter!(
+        TRANSITIONS,
+        "Endpoint status transitions, by the status entered"
+    );
+    describe_counter!(RELOADS, "Config reloads, by result (ok, error)");
+    describe_gauge!(
+        GENERATION,
+        "Generation of the config being served (increases on each good load)"
+    );
+    describe_gauge!(
+        DRAINS_ACTIVE,
+        "Operator drains in force (sites and endpoints)"
+    );
+}
+
+const QTYPES: [(u16, &str); 12] = [
+    (rtype::A, "A"),
+    (rtype::AAAA, "AAAA"),
+    (rtype::CNAME, "CNAME"),
+    (rtype::NS, "NS"),
+    (rtype::SOA, "SOA"),
+    (rtype::MX, "MX"),
+    (rtype::TXT, "TXT"),
+    (rtype::SRV, "SRV"),
+    (rtype::PTR, "PTR"),
+    (257, "CAA"),
+    (rtype::ANY, "ANY"),
+    (0, "other"),
+];
+const RCODES: [(u16, &str); 8] = [
+    (rcode::NOERROR, "NOERROR"),
+    (rcode::FORMERR, "FORMERR"),
+    (rcode::SERVFAIL, "SERVFAIL"),
+    (rcode::NXDOMAIN, "NXDOMAIN"),
+    (rcode::NOTIMP, "NOTIMP"),
+    (rcode::REFUSED, "REFUSED"),
+    (rcode::BADVERS, "BADVERS"),
+    (u16::MAX, "dropped"),
+];
+
+struct QueryTable {
+    counters: Vec<Counter>,
+}
+
+fn table() -> &'static QueryTable {
+    static T: OnceLock<QueryTable> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut counters = Vec::with_capacity(2 * QTYPES.len() * RCODES.len());
+        for proto in ["udp", "tcp"] {
+            for (_, qt) in QTYPES {
+                for (_, rc) in RCODES {
+                    counters.push(metrics::counter!(QUERIES, "protocol" => proto, "qtype" => qt, "rcode" => rc));
+                }
+            }
+        }
+        QueryTable { counters }
+    })
+}
+
+/// Counts one query. `rcode = None` for a dropped packet.
+pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
+    let p = usize::from(transport == Transport::Tcp);
+    let q = QTYPES
+        .iter()
+        .position(|&(t, _)| t == qtype)
+        .unwrap_or(QTYPES.len() - 1);
+    let r = match rc {
+        None => RCODES.len() - 1,
+        Some(rc) => RCODES.iter().position(|&(c, _)| c == rc).unwrap_or(0),
+    };
+    table().counters[(p * QTYPES.len() + q) * RCODES.len() + r].increment(1);
+}
+
+/// Must be called after [`install`] so the table binds to the real recorder.
+pub fn warm_up() {
+    let _ = table();
+}
