@@ -299,7 +299,10 @@ fn answer_node<'a>(
     qtype: u16,
     w: &mut Writer<'a, '_>,
 ) -> Step<'a> {
+    // RFC 1034 §4.3.2 step 3a: a CNAME is followed unless it is what was asked for, and
+    // ANY asks for it too.
     if qtype != rtype::CNAME
+        && qtype != rtype::ANY
         && let Some(cname) = node.rrset(rtype::CNAME)
     {
         write_set(w, Section::Answer, owner, cname);
@@ -476,5 +479,16 @@ mod tests {
         }
         let m = ask(&snapshot(&zone), "c0.example.com.", RecordType::A);
         assert_eq!(m.answers.len(), MAX_CHASE + 1, "{m}");
+    }
+
+    #[test]
+    fn any_at_a_cname_is_the_cname_alone() {
+        let snap = snapshot("alias CNAME ns1\n");
+        let m = ask(&snap, "alias.example.com.", RecordType::ANY);
+        assert_eq!(m.answers.len(), 1, "{m}");
+        assert_eq!(m.answers[0].record_type(), RecordType::CNAME, "{m}");
+        // Other types are still chased.
+        let m = ask(&snap, "alias.example.com.", RecordType::A);
+        assert_eq!(m.answers.len(), 2, "{m}");
     }
 }
