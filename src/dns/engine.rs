@@ -110,7 +110,7 @@ pub fn respond(
     if let Some(e) = q.edns
         && e.version > 0
     {
-        w.opt(rcode::BADVERS, None);
+        w.opt(rcode::BADVERS, e.dnssec_ok, None);
         w.finish(q, false, false, rcode::BADVERS);
         outcome.rcode = rcode::BADVERS;
         return outcome;
@@ -153,8 +153,12 @@ pub fn respond(
         w.truncate_records();
         outcome.truncated = true;
     }
-    if q.edns.is_some() {
-        w.opt(rc, ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))));
+    if let Some(e) = q.edns {
+        w.opt(
+            rc,
+            e.dnssec_ok,
+            ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))),
+        );
     }
     w.finish(q, aa, tc, rc);
     outcome.rcode = rc;
