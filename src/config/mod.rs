@@ -463,9 +463,7 @@ fn read<T: DeserializeOwned>(
         let (Some(key), Ok(mut tbl)) = (key, v.clone().into_table()) else {
             return None;
         };
-        if tbl.remove(&key).is_none() {
-            return None;
-        }
+        tbl.remove(&key)?;
         v = config::Value::new(None, config::ValueKind::Table(tbl));
     }
 }
