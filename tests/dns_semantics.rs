@@ -1157,16 +1157,7 @@ fn tcp_idle_connection_is_closed() {
 /// The README's first command: the repo's own config and zone, as a fresh clone has them.
 #[test]
 fn default_config_serves_the_readme_example() {
-    let port = common::free_port();
-    let admin = common::free_tcp_port();
-    let state = tempfile::tempdir().unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = common::command(repo, &["serve"]);
-    cmd.env("SIGNPOST__DNS__LISTEN", format!("127.0.0.1:{port}"))
-        .env("SIGNPOST__ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
-        .env("SIGNPOST__STATE__DIR", state.path());
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Signpost::spawn(cmd, dir, port, "gslb.example.").expect("starts");
+    let mut server = common::start_default_config();
 
     // RFC 2308 §5: the negative TTL follows from the served SOA: min(its TTL, MINIMUM).
     let soa = Message::from_vec(

@@ -211,6 +211,29 @@ impl Drop for Signpost {
     }
 }
 
+/// Starts `signpost serve` exactly as the README's first command does: from the repo,
+/// on the repo's `config/signpost.toml` and `zones/`, with only the listen addresses and
+/// the state dir moved (by the documented `SIGNPOST__…` overrides) so that tests do not
+/// collide with each other or with a developer's running server.
+pub(crate) fn start_default_config() -> Signpost {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for _attempt in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = command(repo, &["serve"]);
+        cmd.env("SIGNPOST__DNS__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "SIGNPOST__ADMIN__LISTEN",
+                format!("127.0.0.1:{}", free_tcp_port()),
+            )
+            .env("SIGNPOST__STATE__DIR", dir.path().join("state"));
+        if let Ok(s) = Signpost::spawn(cmd, dir, port, "gslb.example.") {
+            return s;
+        }
+    }
+    panic!("signpost did not start on the default config in 5 attempts");
+}
+
 /// `signpost ARGS` run in `dir`, with no `SIGNPOST…` variables from the caller's
 /// environment (they would override the test's config).
 pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
@@ -357,4 +380,23 @@ pub(crate) fn question_bytes(p: &[u8]) -> &[u8] {
         i += 1 + usize::from(p[i]);
     }
     &p[12..i + 1 + 4]
+}
+
+/// The path of an external tool (searched in PATH, then /usr/sbin and /sbin). The interop
+/// tests call this and fail, never skip, when it is missing.
+pub(crate) fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs =
+        std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
+    for d in dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "`{name}` is not installed, and this test needs it (cargo feature `interop`). \
+         Run scripts/test.sh as root on Debian: it installs the packages (bind9-dnsutils, \
+         unbound, bind9, bind9-utils, ...) and runs every test."
+    );
 }
