@@ -23,19 +23,24 @@ if ((${#missing[@]} > 0)); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "test.sh: missing ${missing[*]}; installing ${packages[*]}" >&2
         export DEBIAN_FRONTEND=noninteractive
-        # Keep the packages' services from starting at install (policy-rc.d, exit 101:
-        # "action forbidden"); they would take port 53 and the tests start their own.
-        made_policy=""
-        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-            chmod 755 /usr/sbin/policy-rc.d
-            made_policy=1
+        # Keep the packages' services from starting at install: policy-rc.d exiting 101
+        # ("action forbidden") for the duration, whatever one was there before. They would
+        # take port 53, and the tests start their own unbound and named.
+        policy=/usr/sbin/policy-rc.d
+        backup=""
+        if [[ -e "$policy" ]]; then
+            backup="$(mktemp)"
+            cp -p "$policy" "$backup"
         fi
-        cleanup_policy() { [[ -n "$made_policy" ]] && rm -f /usr/sbin/policy-rc.d; true; }
-        trap cleanup_policy EXIT
+        restore_policy() {
+            if [[ -n "$backup" ]]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi
+        }
+        trap restore_policy EXIT
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
         apt-get update -q
         apt-get install -y -q --no-install-recommends "${packages[@]}"
-        cleanup_policy
+        restore_policy
         trap - EXIT
         # Under systemd, make sure they stay stopped and do not come back at boot.
         if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
