@@ -123,7 +123,8 @@ impl Signpost {
         while Instant::now() < deadline {
             if let Some(status) = s.child.try_wait().unwrap() {
                 let log = s.log();
-                if log.contains("cannot bind") {
+                // A port taken between free_port() and the bind: try other ports.
+                if log.contains("cannot bind") || log.contains("in use") {
                     return Err(log);
                 }
                 panic!("signpost exited at start ({status}):\n{log}");
