@@ -141,7 +141,9 @@ fn decide_depth<R: Rng + ?Sized>(
     let cands = &eligible[..n];
     let mut d = Decision::new(Kind::Answer);
     let pick = match p.method {
-        Method::Weighted | _ => weighted(cands, |i| states[i as usize].weight.max(1), rng),
+        Method::Weighted => weighted(cands, |i| states[i as usize].weight.max(1), rng),
+        // Other methods arrive with the routing issue; until then they weigh too.
+        _ => weighted(cands, |i| states[i as usize].weight.max(1), rng),
     };
     match &p.endpoints[pick as usize].answer {
         Answer::Nested(child) if depth < 10 => {
