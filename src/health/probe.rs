@@ -255,20 +255,25 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut innermost = e.to_string();
+    let mut socket = None;
     while let Some(err) = cur {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return format!("TLS: {tls}");
         }
         if let Some(ioe) = err.downcast_ref::<io::Error>() {
-            if let Some(tls) = ioe.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return format!("TLS: {tls}");
+            if socket.is_none() && ioe.kind() != io::ErrorKind::Other {
+                socket = Some(io_reason(ioe));
             }
-            return io_reason(ioe);
+            // An io::Error's source() skips the error it wraps; look at that one too.
+            if let Some(inner) = ioe.get_ref() {
+                cur = Some(inner);
+                continue;
+            }
         }
         innermost = err.to_string();
         cur = err.source();
     }
-    innermost
+    socket.unwrap_or(innermost)
 }
 
 fn io_reason(e: &io::Error) -> String {
