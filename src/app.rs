@@ -155,9 +155,10 @@ async fn run(loaded: Loaded) -> i32 {
     let publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default());
     let publisher_task = tokio::spawn(publisher.run(events_rx));
     let prober = Arc::new(Prober::new());
-    let scheduler = Scheduler::start(model.clone(), prober, events.clone(), SchedulerOptions::default());
+    let options = SchedulerOptions::for_open_files(raise_open_files_limit());
+    let scheduler = Scheduler::start(model.clone(), prober, events.clone(), options);
     let endpoints: usize = model.profiles.iter().map(|p| p.endpoints.len()).sum();
-    info!(targets = scheduler.targets(), endpoints, "probing");
+    info!(targets = scheduler.targets(), endpoints, max_concurrent = options.max_concurrent, "probing");
 
     info!(generation = shared.load().generation(), "signpost serving");
 
@@ -178,6 +179,32 @@ async fn run(loaded: Loaded) -> i32 {
     }
     info!("stopped");
     0
+}
+
+/// Raises the soft limit on open files to the hard limit (every probe and TCP client holds
+/// a socket, and the usual soft limit of 1024 is low for a server); returns the soft limit
+/// now in force.
+fn raise_open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur as u64
 }
 
 async fn wait_for_shutdown() {

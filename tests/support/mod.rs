@@ -405,6 +405,19 @@ impl Drop for Signpost {
 
 /// Asks `server` for the A records of `name` over UDP; `Err` on timeout or a bad answer.
 pub async fn query_a(server: SocketAddr, name: &str, timeout: Duration) -> Result<Vec<Ipv4Addr>, String> {
+    let reply = query(server, name, timeout).await?;
+    Ok(reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Asks `server` for the A records of `name` over UDP and returns the whole reply.
+pub async fn query(server: SocketAddr, name: &str, timeout: Duration) -> Result<Message, String> {
     let sock = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let mut msg = Message::query();
     msg.add_query(Query::query(Name::from_str(name).unwrap(), RecordType::A));
@@ -419,17 +432,9 @@ pub async fn query_a(server: SocketAddr, name: &str, timeout: Duration) -> Resul
             .map_err(|_| format!("no answer within {timeout:?}"))?
             .map_err(|e| e.to_string())?;
         let reply = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
-        if reply.metadata.id != id {
-            continue;
+        if reply.metadata.id == id {
+            return Ok(reply);
         }
-        return Ok(reply
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect());
     }
 }
 
