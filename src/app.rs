@@ -204,7 +204,7 @@ fn raise_open_files_limit() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 async fn wait_for_shutdown() {
