@@ -11,9 +11,9 @@
 
 pub mod app;
 pub mod cli;
-pub mod model;
-pub mod policy;
 pub mod config;
 pub mod dns;
+pub mod model;
+pub mod policy;
 pub mod snapshot;
 pub mod zone;

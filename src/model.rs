@@ -14,8 +14,8 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use crate::config::{
-    AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec, key_part,
-    parse_status_range,
+    AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
+    key_part, parse_status_range,
 };
 use crate::zone::Zone;
 use crate::zone::name::{lower_wire, parent};
@@ -89,7 +89,10 @@ pub struct ProfileDef {
 /// What an endpoint answers with.
 #[derive(Debug, Clone)]
 pub enum Answer {
-    Addrs { v4: Vec<Ipv4Addr>, v6: Vec<Ipv6Addr> },
+    Addrs {
+        v4: Vec<Ipv4Addr>,
+        v6: Vec<Ipv6Addr>,
+    },
     /// A CNAME: the target name, its lowercase wire form (also the CNAME RDATA).
     Cname { name: Name, wire: Box<[u8]> },
     /// Another profile (index).
@@ -158,7 +161,10 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
     let mut sites: Vec<String> = Vec::new();
     for (i, s) in config.sites.iter().enumerate() {
         if sites.contains(&s.name) {
-            bad(format!("sites[{i}].name"), format!("site {:?} is listed twice", s.name));
+            bad(
+                format!("sites[{i}].name"),
+                format!("site {:?} is listed twice", s.name),
+            );
         } else {
             sites.push(s.name.clone());
         }
@@ -171,7 +177,9 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 Ok(net) => regions.push((net.trunc(), name.clone())),
                 Err(_) => bad(
                     format!("geo.regions.{}[{i}]", key_part(name)),
-                    format!("{n:?} is not a subnet; write e.g. \"10.20.0.0/16\" or \"fd00:20::/32\""),
+                    format!(
+                        "{n:?} is not a subnet; write e.g. \"10.20.0.0/16\" or \"fd00:20::/32\""
+                    ),
                 ),
             }
         }
@@ -188,7 +196,10 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 n.set_fqdn(true);
                 let norm = normalize_name(key);
                 if profile_by_name.insert(norm, i as u32).is_some() {
-                    bad(at, "the same name as another profile (names are case-insensitive)".into());
+                    bad(
+                        at,
+                        "the same name as another profile (names are case-insensitive)".into(),
+                    );
                 }
                 names.push(Some(n));
             }
@@ -204,7 +215,9 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
     let mut profiles = Vec::new();
     for (pi, (key, spec)) in config.profiles.iter().enumerate() {
         let at = format!("profiles.{}", key_part(key));
-        let Some(name) = names[pi].clone() else { continue };
+        let Some(name) = names[pi].clone() else {
+            continue;
+        };
         let wire = lower_wire(&name);
         let monitor = match &spec.monitor {
             None => None,
@@ -213,14 +226,20 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 None => {
                     bad(
                         format!("{at}.monitor"),
-                        format!("no monitor named {m:?}; define [monitors.{}] or fix the name", key_part(m)),
+                        format!(
+                            "no monitor named {m:?}; define [monitors.{}] or fix the name",
+                            key_part(m)
+                        ),
                     );
                     None
                 }
             },
         };
         if !(1..=86400).contains(&spec.ttl) {
-            bad(format!("{at}.ttl"), format!("{} is out of range; use 1 to 86400 seconds", spec.ttl));
+            bad(
+                format!("{at}.ttl"),
+                format!("{} is out of range; use 1 to 86400 seconds", spec.ttl),
+            );
         }
         if spec.endpoints.is_empty() {
             bad(
@@ -232,14 +251,20 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             && spec.method == Method::Multivalue
             && !(1..=32).contains(&m)
         {
-            bad(format!("{at}.max_answers"), format!("{m} is out of range; use 1 to 32"));
+            bad(
+                format!("{at}.max_answers"),
+                format!("{m} is out of range; use 1 to 32"),
+            );
         }
         let mut endpoints = Vec::new();
         let mut seen = Vec::new();
         for (ei, e) in spec.endpoints.iter().enumerate() {
             let eat = format!("{at}.endpoints[{ei}]");
             if seen.contains(&e.name) {
-                bad(format!("{eat}.name"), format!("endpoint name {:?} is used twice in this profile", e.name));
+                bad(
+                    format!("{eat}.name"),
+                    format!("endpoint name {:?} is used twice in this profile", e.name),
+                );
             }
             seen.push(e.name.clone());
             let mut report = |loc: &str, msg: String| bad(format!("{eat}.{loc}"), msg);
@@ -263,7 +288,13 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             method: spec.method,
             ttl: spec.ttl,
             all_down: spec.all_down,
-            max_answers: spec.max_answers.unwrap_or(if spec.method == Method::Multivalue { 8 } else { 1 }),
+            max_answers: spec
+                .max_answers
+                .unwrap_or(if spec.method == Method::Multivalue {
+                    8
+                } else {
+                    1
+                }),
             performance_tolerance: spec.performance_tolerance.unwrap_or(0.2),
             performance_tolerance_min: spec
                 .performance_tolerance_min
@@ -281,8 +312,11 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
     }
 
     // Attach every profile to the zone holding it.
-    let zone_by_apex: FxHashMap<Box<[u8]>, usize> =
-        zones.iter().enumerate().map(|(i, z)| (z.apex.clone(), i)).collect();
+    let zone_by_apex: FxHashMap<Box<[u8]>, usize> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (z.apex.clone(), i))
+        .collect();
     for (pi, p) in profiles.iter().enumerate() {
         let at = format!("profiles.{}", key_part(&p.key));
         let mut cur: &[u8] = &p.wire;
@@ -330,11 +364,20 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
 fn nesting_problem(profiles: &[ProfileDef], start: usize) -> Option<String> {
     fn walk(profiles: &[ProfileDef], at: usize, path: &mut Vec<usize>) -> Option<String> {
         if path.contains(&at) {
-            let names: Vec<&str> = path.iter().chain([&at]).map(|&i| profiles[i].key.as_str()).collect();
-            return Some(format!("nested profiles form a cycle: {}", names.join(" → ")));
+            let names: Vec<&str> = path
+                .iter()
+                .chain([&at])
+                .map(|&i| profiles[i].key.as_str())
+                .collect();
+            return Some(format!(
+                "nested profiles form a cycle: {}",
+                names.join(" → ")
+            ));
         }
         if path.len() > MAX_NESTING {
-            return Some(format!("profiles are nested deeper than {MAX_NESTING} levels"));
+            return Some(format!(
+                "profiles are nested deeper than {MAX_NESTING} levels"
+            ));
         }
         path.push(at);
         for e in &profiles[at].endpoints {
@@ -378,10 +421,16 @@ fn compile_endpoint(
         },
     };
     if !(1..=1000).contains(&e.weight) {
-        fail("weight", format!("{} is out of range; use 1 to 1000", e.weight));
+        fail(
+            "weight",
+            format!("{} is out of range; use 1 to 1000", e.weight),
+        );
     }
     if !(1..=1000).contains(&e.priority) {
-        fail("priority", format!("{} is out of range; use 1 to 1000", e.priority));
+        fail(
+            "priority",
+            format!("{} is out of range; use 1 to 1000", e.priority),
+        );
     }
     let kinds = usize::from(e.address.is_some() || !e.addresses.is_empty())
         + usize::from(e.target.is_some())
@@ -422,7 +471,11 @@ fn compile_endpoint(
                 Ok(IpAddr::V4(x)) => v4.push(x),
                 Ok(IpAddr::V6(x)) => v6.push(x),
                 Err(_) => fail(
-                    if e.address.is_some() && i == 0 { "address" } else { "addresses" },
+                    if e.address.is_some() && i == 0 {
+                        "address"
+                    } else {
+                        "addresses"
+                    },
                     format!("{a:?} is not an IP address"),
                 ),
             }
@@ -433,7 +486,10 @@ fn compile_endpoint(
     for (i, s) in e.subnets.iter().enumerate() {
         match IpNet::from_str(s.trim()) {
             Ok(n) => subnets.push(n.trunc()),
-            Err(_) => fail(&format!("subnets[{i}]"), format!("{s:?} is not a subnet, e.g. \"10.10.0.0/16\"")),
+            Err(_) => fail(
+                &format!("subnets[{i}]"),
+                format!("{s:?} is not a subnet, e.g. \"10.10.0.0/16\""),
+            ),
         }
     }
 
@@ -456,7 +512,8 @@ fn compile_endpoint(
             (None, _) => {
                 fail(
                     "probe_address",
-                    "a CNAME endpoint with a monitor needs probe_address (the address to probe)".into(),
+                    "a CNAME endpoint with a monitor needs probe_address (the address to probe)"
+                        .into(),
                 );
                 None
             }
@@ -472,8 +529,16 @@ fn compile_endpoint(
                 protocol: m.protocol,
                 path: m.path.clone(),
                 host: m.host.clone(),
-                headers: m.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                expected_status: m.expected_status.iter().filter_map(|r| parse_status_range(r)).collect(),
+                headers: m
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                expected_status: m
+                    .expected_status
+                    .iter()
+                    .filter_map(|r| parse_status_range(r))
+                    .collect(),
                 body_contains: m.body_contains.clone().filter(|s| !s.is_empty()),
                 interval: m.interval.0,
                 timeout: m.timeout.0,
@@ -512,7 +577,17 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
     macro_rules! take {
         ($($f:ident),*) => { $( if let Some(v) = &o.$f { m.$f = v.clone(); } )* };
     }
-    take!(protocol, path, headers, expected_status, interval, timeout, tolerated_failures, rise, tls);
+    take!(
+        protocol,
+        path,
+        headers,
+        expected_status,
+        interval,
+        timeout,
+        tolerated_failures,
+        rise,
+        tls
+    );
     if o.port.is_some() {
         m.port = o.port;
     }

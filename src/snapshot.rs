@@ -29,7 +29,10 @@ pub enum Status {
 impl Status {
     /// Whether routing may answer with the endpoint.
     pub fn eligible(self) -> bool {
-        matches!(self, Status::CheckingEndpoint | Status::Online | Status::AlwaysServe)
+        matches!(
+            self,
+            Status::CheckingEndpoint | Status::Online | Status::AlwaysServe
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -75,7 +78,9 @@ impl Snapshot {
                             Status::Disabled
                         } else if e.always_serve {
                             Status::AlwaysServe
-                        } else if e.target.is_none() && !matches!(e.answer, crate::model::Answer::Nested(_)) {
+                        } else if e.target.is_none()
+                            && !matches!(e.answer, crate::model::Answer::Nested(_))
+                        {
                             // Not monitored: nothing will ever say it is down.
                             Status::Online
                         } else {

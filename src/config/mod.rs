@@ -530,7 +530,9 @@ x = 1
             "{text}"
         );
         assert!(
-            text.contains("profiles.\"app.gslb.example\".endpoints[0].wieght: unknown field `wieght`"),
+            text.contains(
+                "profiles.\"app.gslb.example\".endpoints[0].wieght: unknown field `wieght`"
+            ),
             "{text}"
         );
         assert!(text.contains("nonsense: unknown section"), "{text}");

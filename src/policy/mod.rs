@@ -89,7 +89,13 @@ pub fn has_data(snap: &Snapshot, p: &ProfileDef, e: usize, qtype: u16) -> bool {
 }
 
 /// Decides the answer for `profile` and `qtype` for `client`.
-pub fn decide<R: Rng + ?Sized>(snap: &Snapshot, profile: u32, qtype: u16, client: &Client, rng: &mut R) -> Decision {
+pub fn decide<R: Rng + ?Sized>(
+    snap: &Snapshot,
+    profile: u32,
+    qtype: u16,
+    client: &Client,
+    rng: &mut R,
+) -> Decision {
     decide_depth(snap, profile, qtype, client, rng, 0)
 }
 
@@ -112,7 +118,11 @@ fn decide_depth<R: Rng + ?Sized>(
     let mut eligible = [0u32; 256];
     let mut n = 0;
     for (i, st) in states.iter().enumerate() {
-        if st.status.eligible() && st.weight > 0 && has_data(snap, p, i, qtype) && n < eligible.len() {
+        if st.status.eligible()
+            && st.weight > 0
+            && has_data(snap, p, i, qtype)
+            && n < eligible.len()
+        {
             eligible[n] = i as u32;
             n += 1;
         }
@@ -123,11 +133,18 @@ fn decide_depth<R: Rng + ?Sized>(
             AllDown::Nodata => return Decision::new(Kind::NoData),
             AllDown::Servfail => {
                 let any_data = (0..p.endpoints.len()).any(|i| has_data(snap, p, i, qtype));
-                return Decision::new(if any_data { Kind::ServFail } else { Kind::NoData });
+                return Decision::new(if any_data {
+                    Kind::ServFail
+                } else {
+                    Kind::NoData
+                });
             }
             AllDown::ServeAll => {
                 for (i, st) in states.iter().enumerate() {
-                    if st.status != crate::snapshot::Status::Disabled && has_data(snap, p, i, qtype) && n < eligible.len() {
+                    if st.status != crate::snapshot::Status::Disabled
+                        && has_data(snap, p, i, qtype)
+                        && n < eligible.len()
+                    {
                         eligible[n] = i as u32;
                         n += 1;
                     }
