@@ -19,11 +19,11 @@ use crate::config::{
     AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
     key_part, parse_status_range,
 };
-use crate::policy::{GeoIp, GeoKey};
+use crate::policy::GeoKey;
 use crate::zone::Zone;
 use crate::zone::name::{lower_wire, parent};
 
-pub use routing::LatencyRow;
+pub use routing::{Geo, LatencyRow};
 
 /// Everything static about one generation of config.
 #[derive(Debug, Default)]
@@ -42,17 +42,6 @@ pub struct Model {
     pub mmdb: Option<PathBuf>,
     /// Client location data for routing: regions by index, the MaxMind DB.
     pub geo: Geo,
-}
-
-/// `[geo]` compiled for lookups on the query path.
-#[derive(Debug, Default)]
-pub struct Geo {
-    /// `[geo.regions]` names, sorted; [`GeoKey::Region`] indexes this.
-    pub region_names: Vec<String>,
-    /// Every region subnet with its region's index, longest prefix first.
-    pub nets: Vec<(IpNet, u32)>,
-    /// Country and continent by address (`geo.mmdb`), loaded at compile time.
-    pub mmdb: Option<GeoIp>,
 }
 
 impl Model {
@@ -210,7 +199,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         .iter()
         .map(|(net, id)| (*net, geo.region_names[*id as usize].clone()))
         .collect();
-    regions.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+    regions.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
 
     // Profile names first, so nested references resolve in any order. Only valid names get
     // an index, so indices match `profiles` below.
@@ -338,15 +327,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         origins.push(origin);
     }
 
-    // Nested profiles: no cycles, no deeper than MAX_NESTING.
-    let mut nesting_ok = true;
-    for (pi, p) in profiles.iter().enumerate() {
-        if let Some(msg) = nesting_problem(&profiles, pi) {
-            bad(format!("profiles.{}", key_part(&p.key)), msg);
-            nesting_ok = false;
-        }
-    }
-    routing::check_nested(&profiles, &origins, &mut bad);
+    let nesting_ok = routing::check_nested(&profiles, &origins, &mut bad);
     routing::finish_profiles(&mut profiles, &geo, nesting_ok);
 
     // Attach every profile to the zone holding it.
@@ -406,38 +387,6 @@ struct Names<'a> {
     profiles: &'a HashMap<String, u32>,
     /// `[geo.regions]` names, sorted.
     regions: &'a [String],
-}
-
-fn nesting_problem(profiles: &[ProfileDef], start: usize) -> Option<String> {
-    fn walk(profiles: &[ProfileDef], at: usize, path: &mut Vec<usize>) -> Option<String> {
-        if path.contains(&at) {
-            let names: Vec<&str> = path
-                .iter()
-                .chain([&at])
-                .map(|&i| profiles[i].key.as_str())
-                .collect();
-            return Some(format!(
-                "nested profiles form a cycle: {}",
-                names.join(" → ")
-            ));
-        }
-        if path.len() > MAX_NESTING {
-            return Some(format!(
-                "profiles are nested deeper than {MAX_NESTING} levels"
-            ));
-        }
-        path.push(at);
-        for e in &profiles[at].endpoints {
-            if let Answer::Nested(child) = e.answer
-                && let Some(m) = walk(profiles, child as usize, path)
-            {
-                return Some(m);
-            }
-        }
-        path.pop();
-        None
-    }
-    walk(profiles, start, &mut Vec::new())
 }
 
 fn compile_endpoint(
@@ -664,3 +613,6 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
 
 /// Shared handle to a model.
 pub type SharedModel = Arc<Model>;
+
+#[cfg(test)]
+mod tests;

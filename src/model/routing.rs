@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{Answer, EndpointDef, Geo, MAX_NESTING, ProfileDef};
+use super::{Answer, EndpointDef, MAX_NESTING, ProfileDef};
 use crate::config::{GeoSpec, Method, ProfileSpec, key_part};
 use crate::policy::{GeoIp, GeoKey, is_reserved_name};
 
@@ -23,6 +23,17 @@ pub struct LatencyRow {
     /// Per endpoint of the profile (same order), the latency to rank it by for clients
     /// in this region instead of its measured RTT.
     pub latency: Vec<Option<Duration>>,
+}
+
+/// `[geo]` compiled for lookups on the query path.
+#[derive(Debug, Default)]
+pub struct Geo {
+    /// `[geo.regions]` names, sorted; [`GeoKey::Region`] indexes this.
+    pub region_names: Vec<String>,
+    /// Every region subnet with its region's index, longest prefix first.
+    pub nets: Vec<(IpNet, u32)>,
+    /// Country and continent by address (`geo.mmdb`), loaded at compile time.
+    pub mmdb: Option<GeoIp>,
 }
 
 /// `[geo]`: region subnets (validated, longest prefix first) and the MaxMind DB.
@@ -72,7 +83,7 @@ pub(super) fn compile_geo(spec: &GeoSpec, bad: &mut impl FnMut(String, String)) 
             nets.push((net, id as u32));
         }
     }
-    nets.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+    nets.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
     let mmdb = spec.mmdb.as_ref().and_then(|path| match GeoIp::open(path) {
         Ok(db) => Some(db),
         Err(e) => {
@@ -234,12 +245,20 @@ pub(super) fn compile_latency(
     rows
 }
 
-/// `min_child_endpoints` of nested endpoints: from 1 to the child's number of endpoints.
+/// Nested profiles: no cycles, no deeper than `MAX_NESTING`, `min_child_endpoints` from 1
+/// to the child's number of endpoints. Returns whether there is no cycle and no excess.
 pub(super) fn check_nested(
     profiles: &[ProfileDef],
     origins: &[Vec<usize>],
     bad: &mut impl FnMut(String, String),
-) {
+) -> bool {
+    let mut ok = true;
+    for (pi, p) in profiles.iter().enumerate() {
+        if let Some(msg) = nesting_problem(profiles, pi) {
+            bad(format!("profiles.{}", key_part(&p.key)), msg);
+            ok = false;
+        }
+    }
     for (pi, p) in profiles.iter().enumerate() {
         for (i, e) in p.endpoints.iter().enumerate() {
             let Answer::Nested(child) = e.answer else {
@@ -264,6 +283,39 @@ pub(super) fn check_nested(
             }
         }
     }
+    ok
+}
+
+fn nesting_problem(profiles: &[ProfileDef], start: usize) -> Option<String> {
+    fn walk(profiles: &[ProfileDef], at: usize, path: &mut Vec<usize>) -> Option<String> {
+        if path.contains(&at) {
+            let names: Vec<&str> = path
+                .iter()
+                .chain([&at])
+                .map(|&i| profiles[i].key.as_str())
+                .collect();
+            return Some(format!(
+                "nested profiles form a cycle: {}",
+                names.join(" → ")
+            ));
+        }
+        if path.len() > MAX_NESTING {
+            return Some(format!(
+                "profiles are nested deeper than {MAX_NESTING} levels"
+            ));
+        }
+        path.push(at);
+        for e in &profiles[at].endpoints {
+            if let Answer::Nested(child) = e.answer
+                && let Some(m) = walk(profiles, child as usize, path)
+            {
+                return Some(m);
+            }
+        }
+        path.pop();
+        None
+    }
+    walk(profiles, start, &mut Vec::new())
 }
 
 /// Fills in the tables the query path reads. `nesting_ok`: no cycles (else the address
@@ -321,7 +373,7 @@ pub(super) fn finish_profiles(profiles: &mut [ProfileDef], geo: &Geo, nesting_ok
                     }
                 }
             }
-            rules.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+            rules.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
             p.client_nets = rules.iter().map(|(n, _)| *n).collect();
             p.subnet_rules = rules;
         }

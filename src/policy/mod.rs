@@ -17,7 +17,9 @@ mod tests_methods;
 #[cfg(test)]
 mod tests_props;
 #[cfg(test)]
-mod testutil;
+mod tests_trace;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;

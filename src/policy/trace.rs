@@ -166,10 +166,12 @@ pub enum ExplainError {
 /// `A`, `aaaa`, `CNAME`, `ANY`, `TYPE28`, `28` → the type number.
 pub fn qtype_from_str(s: &str) -> Option<u16> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<u16>() {
+    let upper = s.to_ascii_uppercase();
+    // RFC 3597 §5: TYPEnnn.
+    if let Ok(n) = upper.strip_prefix("TYPE").unwrap_or(&upper).parse::<u16>() {
         return Some(n);
     }
-    hickory_proto::rr::RecordType::from_str(&s.to_ascii_uppercase())
+    hickory_proto::rr::RecordType::from_str(&upper)
         .ok()
         .map(u16::from)
 }
