@@ -10,6 +10,8 @@ use tracing::{error, info};
 
 use crate::config::{Config, Problems};
 use crate::dns::server;
+use crate::health::{Prober, Scheduler, SchedulerOptions};
+use crate::publisher::{Event, Publisher, PublisherOptions};
 use crate::snapshot::{Shared, Snapshot};
 use crate::zone;
 
@@ -144,10 +146,31 @@ async fn run(loaded: Loaded) -> i32 {
             config.dns.tcp_max_connections,
         )));
     }
+
+    // Health: the publisher is the only writer of `shared` from here on; the scheduler
+    // probes the model's targets and feeds it. `events` is where admin commands and
+    // reloads will send their events too.
+    let model = shared.load().model.clone();
+    let (events, events_rx) = tokio::sync::mpsc::channel::<Event>(4096);
+    let publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default());
+    let publisher_task = tokio::spawn(publisher.run(events_rx));
+    let prober = Arc::new(Prober::new());
+    let scheduler = Scheduler::start(
+        model.clone(),
+        prober,
+        events.clone(),
+        SchedulerOptions::default(),
+    );
+    let endpoints: usize = model.profiles.iter().map(|p| p.endpoints.len()).sum();
+    info!(targets = scheduler.targets(), endpoints, "probing");
+
     info!(generation = shared.load().generation(), "signpost serving");
 
     wait_for_shutdown().await;
     info!("shutting down");
+    scheduler.stop();
+    drop(events);
+    publisher_task.abort();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.abort();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use crate::health::HealthView;
 use crate::model::Model;
 use crate::zone::Zone;
 
@@ -62,6 +63,9 @@ pub struct Snapshot {
     pub model: Arc<Model>,
     /// Per profile, per endpoint (same order as the model).
     pub endpoints: Vec<Vec<EndpointState>>,
+    /// Probe details for the admin API (last probe, RTT, transitions); not read by the
+    /// DNS path.
+    pub health: Arc<HealthView>,
 }
 
 impl Snapshot {
@@ -92,7 +96,12 @@ impl Snapshot {
                     .collect()
             })
             .collect();
-        Self { model, endpoints }
+        let health = Arc::new(HealthView::initial(&model));
+        Self {
+            model,
+            endpoints,
+            health,
+        }
     }
 
     pub fn generation(&self) -> u64 {
