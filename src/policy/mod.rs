@@ -364,21 +364,10 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The endpoint's status; a nested endpoint is Online while its child has at least
-    /// `min_child_endpoints` Online (or AlwaysServe) endpoints, else Degraded.
+    /// The endpoint's status; a nested endpoint's follows its child (see
+    /// [`endpoint_status`]).
     pub(crate) fn status(&self, e: usize) -> Status {
-        let own = self.states[e].status;
-        match self.p.endpoints[e].answer {
-            Answer::Nested(child) if matches!(own, Status::CheckingEndpoint | Status::Online) => {
-                let min = self.p.endpoints[e].min_child_endpoints;
-                if online_endpoints(self.snap, child, 0) >= min {
-                    Status::Online
-                } else {
-                    Status::Degraded
-                }
-            }
-            _ => own,
-        }
+        endpoint_status(self.snap, self.profile, e, 0)
     }
 
     /// The endpoint's weight if it has data and is eligible in `mode`.
@@ -408,25 +397,45 @@ impl<'a> View<'a> {
     }
 }
 
-/// How many endpoints of `profile` are Online or AlwaysServe (nested ones by their child).
-fn online_endpoints(snap: &Snapshot, profile: u32, depth: usize) -> u32 {
-    let p = &snap.model.profiles[profile as usize];
-    let states = &snap.endpoints[profile as usize];
-    let mut n = 0;
-    for (e, st) in p.endpoints.iter().zip(states) {
-        let online = match (st.status, &e.answer) {
-            (Status::AlwaysServe, _) => true,
-            (Status::Online | Status::CheckingEndpoint, Answer::Nested(child))
-                if depth < MAX_NESTING =>
-            {
-                online_endpoints(snap, *child, depth + 1) >= e.min_child_endpoints
+/// The status of endpoint `e` of `profile`. A nested endpoint (unless Disabled or
+/// AlwaysServe) is derived from its child, by the publisher's rule, so that a decision
+/// always agrees with the child's statuses in the same snapshot: Online while the child
+/// has at least `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint
+/// (served) while endpoints still being checked could make up the number; else Degraded.
+pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
+    let own = snap.endpoints[profile as usize][e].status;
+    let ep = &snap.model.profiles[profile as usize].endpoints[e];
+    match ep.answer {
+        Answer::Nested(child) if matches!(own, Status::CheckingEndpoint | Status::Online) => {
+            let (up, checking) = child_counts(snap, child, depth);
+            let min = ep.min_child_endpoints;
+            if up >= min {
+                Status::Online
+            } else if up + checking >= min {
+                Status::CheckingEndpoint
+            } else {
+                Status::Degraded
             }
-            (Status::Online, _) => true,
-            _ => false,
-        };
-        n += u32::from(online);
+        }
+        _ => own,
     }
-    n
+}
+
+/// How many endpoints of `profile` are Online or AlwaysServe, and how many are
+/// CheckingEndpoint (nested ones by their own child).
+pub(crate) fn child_counts(snap: &Snapshot, profile: u32, depth: usize) -> (u32, u32) {
+    let (mut up, mut checking) = (0, 0);
+    if depth >= MAX_NESTING {
+        return (0, 0);
+    }
+    for e in 0..snap.model.profiles[profile as usize].endpoints.len() {
+        match endpoint_status(snap, profile, e, depth + 1) {
+            Status::Online | Status::AlwaysServe => up += 1,
+            Status::CheckingEndpoint => checking += 1,
+            Status::Degraded | Status::Disabled => {}
+        }
+    }
+    (up, checking)
 }
 
 /// The decision for one profile (a nested pick is resolved by the caller).

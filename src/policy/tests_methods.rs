@@ -501,7 +501,10 @@ address = "192.0.2.22"
     assert_eq!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
     set_status(&mut snap, eu, &[ON, ALW]);
     assert_ne!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
-    // CheckingEndpoint is not Online: the child is below its minimum until probed.
+    // Until probed, a CheckingEndpoint child may still make up the minimum: the nested
+    // endpoint is CheckingEndpoint and served (as the publisher shows it).
     set_status(&mut snap, eu, &[ON, CHK]);
+    assert_ne!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    set_status(&mut snap, eu, &[CHK, DIS]);
     assert_eq!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
 }

@@ -142,7 +142,7 @@ address = "192.0.2.22"
     assert_eq!(t.steps[0].picked, ["eu"]);
     assert_eq!(
         t.steps[0].candidates[0].child_online.as_deref(),
-        Some("2 of 2 Online, needs 1")
+        Some("2 of 2 Online (0 being checked), needs 1")
     );
     assert_eq!(t.steps[1].candidates[1].rtt_ms, Some(8.0));
     assert!(

@@ -255,12 +255,14 @@ pub(super) fn record_step(
             let st = view.states[i];
             let status = view.status(i);
             let child_online = match e.answer {
-                Answer::Nested(c) => Some(format!(
-                    "{} of {} Online, needs {}",
-                    super::online_endpoints(view.snap, c, 0),
-                    model.profiles[c as usize].endpoints.len(),
-                    e.min_child_endpoints
-                )),
+                Answer::Nested(c) => {
+                    let (up, checking) = super::child_counts(view.snap, c, 0);
+                    Some(format!(
+                        "{up} of {} Online ({checking} being checked), needs {}",
+                        model.profiles[c as usize].endpoints.len(),
+                        e.min_child_endpoints
+                    ))
+                }
                 _ => None,
             };
             let perf = p.method == Method::Performance;
