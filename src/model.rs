@@ -227,6 +227,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         sites: &sites,
         profiles: &profile_by_name,
         regions: &geo.region_names,
+        geoip: config.geo.mmdb.is_some(),
     };
     let mut targets: Vec<ProbeTarget> = Vec::new();
     let mut target_index: HashMap<ProbeTarget, u32> = HashMap::new();
@@ -299,7 +300,14 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             }
         }
         routing::check_profile(spec, &at, &endpoints, &origin, &mut bad);
-        let latency = routing::compile_latency(spec, &at, &endpoints, &geo.region_names, &mut bad);
+        let latency = routing::compile_latency(
+            spec,
+            &at,
+            &endpoints,
+            &geo.region_names,
+            names.geoip,
+            &mut bad,
+        );
         profiles.push(ProfileDef {
             key: key.clone(),
             name,
@@ -387,6 +395,8 @@ struct Names<'a> {
     profiles: &'a HashMap<String, u32>,
     /// `[geo.regions]` names, sorted.
     regions: &'a [String],
+    /// `geo.mmdb` is set: countries and continents can match.
+    geoip: bool,
 }
 
 fn compile_endpoint(
@@ -490,13 +500,10 @@ fn compile_endpoint(
 
     let mut geo = Vec::new();
     for (i, r) in e.regions.iter().enumerate() {
-        match GeoKey::parse(r, names.regions) {
-            Some(k) if !geo.contains(&k) => geo.push(k),
-            Some(_) => {}
-            None => fail(
-                &format!("regions[{i}]"),
-                routing::unknown_region(r, names.regions),
-            ),
+        match routing::parse_region(r, names.regions, names.geoip) {
+            Ok(k) if !geo.contains(&k) => geo.push(k),
+            Ok(_) => {}
+            Err(msg) => fail(&format!("regions[{i}]"), msg),
         }
     }
 

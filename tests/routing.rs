@@ -188,9 +188,9 @@ fn endpoints(profile: &str, list: &[(&str, &str)]) -> String {
     s
 }
 
-#[test]
-fn ecs_in_a_configured_region_picks_its_endpoint_and_scope_is_the_regions_prefix() {
-    let s = start(&format!(
+/// Regions corp-emea and corp-amer, each with an endpoint, and a WORLD endpoint.
+fn regions_config() -> String {
+    format!(
         "[geo.regions]\ncorp-emea = [\"10.20.0.0/16\"]\ncorp-amer = [\"10.10.0.0/16\"]\n\
          [profiles.\"app.gslb.example\"]\nmethod = \"geographic\"\n{}",
         endpoints(
@@ -201,7 +201,12 @@ fn ecs_in_a_configured_region_picks_its_endpoint_and_scope_is_the_regions_prefix
                 ("world", "address = \"192.0.2.3\"\nregions = [\"WORLD\"]"),
             ]
         )
-    ));
+    )
+}
+
+#[test]
+fn ecs_in_a_configured_region_picks_its_endpoint_and_scope_is_the_regions_prefix() {
+    let s = start(&regions_config());
     let a = ask(&s, "app.gslb.example.", RecordType::A, Some("10.20.1.0/24"));
     assert_eq!((a.rcode, a.aa), (ResponseCode::NoError, true));
     assert_eq!(a.records, ["A 192.0.2.1"]);
@@ -370,4 +375,22 @@ fn cname_endpoint_answers_cname_and_in_zone_targets_are_chased() {
     assert_eq!(a.records, ["CNAME app.corp.example."]);
     let a = ask(&s, "out.gslb.example.", RecordType::CNAME, None);
     assert_eq!(a.records, ["CNAME app.corp.example."]);
+}
+
+/// Issue 4 acceptance 2 as written: `dig +subnet` shows the echoed scope.
+#[cfg(feature = "interop")]
+#[test]
+fn dig_shows_client_subnet_with_the_regions_scope() {
+    let s = start(&regions_config());
+    let out = Command::new("dig")
+        .arg(format!("@{}", s.addr.ip()))
+        .args(["-p", &s.addr.port().to_string()])
+        .args(["app.gslb.example.", "A", "+subnet=10.20.1.0/24"])
+        .args(["+norecurse", "+time=2", "+tries=2"])
+        .output()
+        .expect("run dig (package dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CLIENT-SUBNET: 10.20.1.0/24/16"), "{text}");
+    assert!(text.contains("192.0.2.1"), "{text}");
+    assert!(text.contains("flags: qr aa"), "{text}");
 }

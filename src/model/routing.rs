@@ -104,6 +104,22 @@ pub(super) fn compile_geo(spec: &GeoSpec, bad: &mut impl FnMut(String, String)) 
     }
 }
 
+/// Reads a `regions` entry (or a latency table row's key). Countries and continents need
+/// a MaxMind DB (`geoip`: `geo.mmdb` is set), else they would never match.
+pub(super) fn parse_region(
+    text: &str,
+    region_names: &[String],
+    geoip: bool,
+) -> Result<GeoKey, String> {
+    match GeoKey::parse(text, region_names) {
+        None => Err(unknown_region(text, region_names)),
+        Some(GeoKey::Country(_) | GeoKey::Continent(_)) if !geoip => Err(format!(
+            "{text:?} is a country or continent, which only a MaxMind DB can tell; set geo.mmdb (e.g. \"geo/GeoLite2-Country.mmdb\") or use [geo.regions] names and WORLD"
+        )),
+        Some(k) => Ok(k),
+    }
+}
+
 /// The message for a `regions` entry that names nothing.
 pub(super) fn unknown_region(text: &str, region_names: &[String]) -> String {
     let configured = if region_names.is_empty() {
@@ -193,6 +209,7 @@ pub(super) fn compile_latency(
     at: &str,
     endpoints: &[EndpointDef],
     region_names: &[String],
+    geoip: bool,
     bad: &mut impl FnMut(String, String),
 ) -> Vec<LatencyRow> {
     if spec.latency.is_empty() {
@@ -208,9 +225,12 @@ pub(super) fn compile_latency(
     let mut rows = Vec::new();
     for (region, row) in &spec.latency {
         let rat = format!("{at}.latency.{}", key_part(region));
-        let Some(key) = GeoKey::parse(region, region_names) else {
-            bad(rat, unknown_region(region, region_names));
-            continue;
+        let key = match parse_region(region, region_names, geoip) {
+            Ok(k) => k,
+            Err(msg) => {
+                bad(rat, msg);
+                continue;
+            }
         };
         let mut latency = vec![None; endpoints.len()];
         for (name, d) in row {

@@ -81,6 +81,10 @@ fn every_routing_problem_is_reported_with_key_path_and_fix() {
             format!("{T}.endpoints[0].regions[1]: unknown region \"corp-apac\"; use a [geo.regions] name (corp-emea), an ISO 3166 country code"),
         ),
         (
+            profile("method = \"geographic\"", &endpoint("a", "address = \"192.0.2.1\"\nregions = [\"WORLD\", \"DE\"]")),
+            format!("{T}.endpoints[0].regions[1]: \"DE\" is a country or continent, which only a MaxMind DB can tell; set geo.mmdb"),
+        ),
+        (
             "[geo.regions]\nEU = [\"10.0.0.0/8\"]\n".into(),
             "geo.regions.EU: \"EU\" reads as a country or continent code (or WORLD) in regions; rename the region".into(),
         ),

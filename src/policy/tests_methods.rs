@@ -233,7 +233,7 @@ fn geographic_unmatched_is_nodata_whatever_all_down_says() {
     let extra = [
         "regions = [\"corp-dublin\"]",
         "regions = [\"corp-emea\"]",
-        "regions = [\"US\"]",
+        "regions = [\"corp-emea\"]",
     ];
     let unmatched = [
         up([ON, ON, ON], "NODATA"),
