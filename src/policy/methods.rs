@@ -1,6 +1,11 @@
-//! The routing methods of DESIGN.md ("Routing methods"), one function each. Each picks
-//! among the endpoints `View::usable` allows in the given mode and never allocates:
-//! weighted choice is two passes over the endpoints, multivalue a reservoir sample.
+//! The routing methods of DESIGN.md ("Routing methods"), one function each. Each method
+//! first chooses a *tier* among the endpoints eligible in the given mode, whatever the
+//! query type (the priority tier, the latency band, the client's location or subnet), then
+//! picks among the tier's endpoints that have records of the type; a tier without any is
+//! NODATA rather than a reason to answer from a worse tier (an AAAA query must not send
+//! IPv6 clients to the backup site while IPv4 clients go to the primary). Nothing here
+//! allocates: weighted choice is two passes over the endpoints, multivalue a reservoir
+//! sample.
 
 use std::time::Duration;
 
@@ -19,6 +24,25 @@ pub(super) enum Miss {
     NoneEligible { scope: u8 },
     /// No endpoint answers this client at all (geographic, subnet): NODATA.
     Unmatched { rule: Rule, scope: u8 },
+    /// `rule` chose eligible endpoints, none with records of the query type: NODATA.
+    Lacks { rule: Rule, scope: u8 },
+}
+
+/// Picks in the tier `in_tier` (weights of its eligible endpoints, whatever the type):
+/// among those with records of the type; else `Lacks` (the tier exists) or `NoneEligible`.
+fn pick_in_tier<R: Rng + ?Sized>(
+    v: &View<'_>,
+    in_tier: impl Fn(usize) -> Option<u32>,
+    rule: Rule,
+    scope: u8,
+    rng: &mut R,
+) -> Result<Decision, Miss> {
+    let with_data = |e: usize| in_tier(e).filter(|_| v.has_data(e));
+    match pick_weighted(v.len(), with_data, rng) {
+        Some(e) => Ok(one(v, e, rule, scope)),
+        None if (0..v.len()).any(|e| in_tier(e).is_some()) => Err(Miss::Lacks { rule, scope }),
+        None => Err(Miss::NoneEligible { scope }),
+    }
 }
 
 pub(super) fn choose<R: Rng + ?Sized>(
@@ -73,24 +97,20 @@ fn one(v: &View<'_>, e: usize, rule: Rule, scope: u8) -> Decision {
 }
 
 fn weighted<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
-    match pick_weighted(v.len(), |e| v.usable(e, mode), rng) {
-        Some(e) => Ok(one(v, e, Rule::Weighted, 0)),
-        None => Err(Miss::NoneEligible { scope: 0 }),
-    }
+    pick_in_tier(v, |e| v.eligible(e, mode), Rule::Weighted, 0, rng)
 }
 
 fn priority<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
     let best = (0..v.len())
-        .filter(|&e| v.usable(e, mode).is_some())
+        .filter(|&e| v.eligible(e, mode).is_some())
         .map(|e| v.endpoint(e as u32).priority)
         .min()
         .ok_or(Miss::NoneEligible { scope: 0 })?;
     let tier = |e: usize| {
-        v.usable(e, mode)
+        v.eligible(e, mode)
             .filter(|_| v.endpoint(e as u32).priority == best)
     };
-    let e = pick_weighted(v.len(), tier, rng).ok_or(Miss::NoneEligible { scope: 0 })?;
-    Ok(one(v, e, Rule::Priority { priority: best }, 0))
+    pick_in_tier(v, tier, Rule::Priority { priority: best }, 0, rng)
 }
 
 fn performance<R: Rng + ?Sized>(
@@ -105,7 +125,7 @@ fn performance<R: Rng + ?Sized>(
         None => v.rtt(e),
     };
     let best = (0..v.len())
-        .filter(|&e| v.usable(e, mode).is_some())
+        .filter(|&e| v.eligible(e, mode).is_some())
         .filter_map(latency)
         .min();
     let band = best.map_or(Duration::ZERO, |b| {
@@ -113,19 +133,20 @@ fn performance<R: Rng + ?Sized>(
             .max(v.p.performance_tolerance_min)
     });
     let in_band = |e: usize| {
-        let w = v.usable(e, mode)?;
+        let w = v.eligible(e, mode)?;
         match best {
             None => Some(w),
-            Some(b) => latency(e).filter(|l| *l <= b + band).map(|_| w),
+            Some(b) => latency(e)
+                .filter(|l| *l <= b.saturating_add(band))
+                .map(|_| w),
         }
     };
-    let e = pick_weighted(v.len(), in_band, rng).ok_or(Miss::NoneEligible { scope })?;
     let rule = Rule::Performance {
         best,
         band,
         row: row.map(|r| r as u16),
     };
-    Ok(one(v, e, rule, scope))
+    pick_in_tier(v, in_band, rule, scope, rng)
 }
 
 /// performance: the latency table row for the client's most specific location, and the
@@ -152,10 +173,12 @@ fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<
     let k = (v.p.max_answers as usize).clamp(1, MAX_PICKS);
     let mut d = Decision::new(Kind::Answer, Rule::Multivalue { eligible: 0 });
     let mut seen: u32 = 0;
+    let mut tier = false;
     for e in 0..v.len() {
-        if v.usable(e, mode).is_none() {
+        if v.eligible(e, mode).is_none() {
             continue;
         }
+        tier = true;
         let count = match &v.endpoint(e as u32).answer {
             Answer::Addrs { v6, .. } if v.qtype == rtype::AAAA => v6.len(),
             Answer::Addrs { v4, .. } => v4.len(),
@@ -181,7 +204,14 @@ fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<
         }
     }
     if seen == 0 {
-        return Err(Miss::NoneEligible { scope: 0 });
+        return Err(if tier {
+            Miss::Lacks {
+                rule: Rule::Multivalue { eligible: 0 },
+                scope: 0,
+            }
+        } else {
+            Miss::NoneEligible { scope: 0 }
+        });
     }
     // Shuffle the order of the sample (Fisher–Yates).
     for i in (1..usize::from(d.len)).rev() {
@@ -202,8 +232,8 @@ fn geographic<R: Rng + ?Sized>(
     let found = loc.first(&v.model.geo, v.p.uses_geoip, |key| {
         let mut matched = false;
         for e in 0..v.len() {
-            if v.endpoint(e as u32).geo.contains(&key) && v.has_data(e) {
-                if v.usable(e, mode).is_some() {
+            if v.endpoint(e as u32).geo.contains(&key) {
+                if v.eligible(e, mode).is_some() {
                     return true;
                 }
                 matched = true;
@@ -230,11 +260,10 @@ fn geographic<R: Rng + ?Sized>(
         });
     };
     let at_key = |e: usize| {
-        v.usable(e, mode)
+        v.eligible(e, mode)
             .filter(|_| v.endpoint(e as u32).geo.contains(&key))
     };
-    let e = pick_weighted(v.len(), at_key, rng).ok_or(Miss::NoneEligible { scope })?;
-    Ok(one(v, e, Rule::Geographic { key, prefix }, scope))
+    pick_in_tier(v, at_key, Rule::Geographic { key, prefix }, scope, rng)
 }
 
 fn subnet<R: Rng + ?Sized>(
@@ -248,8 +277,8 @@ fn subnet<R: Rng + ?Sized>(
     let mut decided = None;
     for (net, e) in &v.p.subnet_rules {
         let e = *e as usize;
-        if net.contains(&addr) && v.has_data(e) {
-            if v.usable(e, mode).is_some() {
+        if net.contains(&addr) {
+            if v.eligible(e, mode).is_some() {
                 decided = Some((*net, e));
                 break;
             }
@@ -259,17 +288,19 @@ fn subnet<R: Rng + ?Sized>(
     }
     let prefix = decided.map_or(0, |(net, _)| net.prefix_len());
     let scope = refine_scope(addr, prefix, &v.p.client_nets);
-    if let Some((net, e)) = decided {
-        return Ok(one(v, e, Rule::Subnet { net }, scope));
+    if let Some((net, d)) = decided {
+        let only = |e: usize| v.eligible(e, mode).filter(|_| e == d);
+        return pick_in_tier(v, only, Rule::Subnet { net }, scope, rng);
     }
     let fallback = |e: usize| {
-        v.usable(e, mode)
+        v.eligible(e, mode)
             .filter(|_| v.endpoint(e as u32).subnets.is_empty())
     };
-    if let Some(e) = pick_weighted(v.len(), fallback, rng) {
-        return Ok(one(v, e, Rule::SubnetFallback, scope));
+    match pick_in_tier(v, fallback, Rule::SubnetFallback, scope, rng) {
+        Err(Miss::NoneEligible { .. }) => {}
+        other => return other,
     }
-    skipped |= (0..v.len()).any(|e| v.endpoint(e as u32).subnets.is_empty() && v.has_data(e));
+    skipped |= (0..v.len()).any(|e| v.endpoint(e as u32).subnets.is_empty());
     Err(if skipped {
         Miss::NoneEligible { scope }
     } else {

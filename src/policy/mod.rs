@@ -370,11 +370,8 @@ impl<'a> View<'a> {
         endpoint_status(self.snap, self.profile, e, 0)
     }
 
-    /// The endpoint's weight if it has data and is eligible in `mode`.
-    pub(crate) fn usable(&self, e: usize, mode: Mode) -> Option<u32> {
-        if !self.has_data(e) {
-            return None;
-        }
+    /// The endpoint's weight if it is eligible in `mode`, whatever the query type.
+    pub(crate) fn eligible(&self, e: usize, mode: Mode) -> Option<u32> {
         let w = self.states[e].weight;
         match mode {
             Mode::Strict => (w > 0 && self.status(e).eligible()).then_some(w),
@@ -445,7 +442,7 @@ fn decide_profile<R: Rng + ?Sized>(view: &View<'_>, loc: &mut Location, rng: &mu
     }
     match methods::choose(view, Mode::Strict, loc, rng) {
         Ok(d) => d,
-        Err(methods::Miss::Unmatched { rule, scope }) => {
+        Err(methods::Miss::Unmatched { rule, scope } | methods::Miss::Lacks { rule, scope }) => {
             Decision::new(Kind::NoData, rule).with_scope(scope)
         }
         Err(methods::Miss::NoneEligible { scope }) => match view.p.all_down {
@@ -453,6 +450,11 @@ fn decide_profile<R: Rng + ?Sized>(view: &View<'_>, loc: &mut Location, rng: &mu
             AllDown::Servfail => Decision::new(Kind::ServFail, Rule::AllDown).with_scope(scope),
             AllDown::ServeAll => match methods::choose(view, Mode::ServeAll, loc, rng) {
                 Ok(mut d) => {
+                    d.all_down = true;
+                    d
+                }
+                Err(methods::Miss::Lacks { rule, scope }) => {
+                    let mut d = Decision::new(Kind::NoData, rule).with_scope(scope);
                     d.all_down = true;
                     d
                 }

@@ -346,7 +346,7 @@ fn degraded_region_is_skipped_but_still_scopes_the_answer() {
 
 #[test]
 fn address_families_and_cname() {
-    let snap = load(
+    let mut snap = load(
         r#"
 [profiles."t.gslb.example"]
 method = "priority"
@@ -370,7 +370,17 @@ priority = 2
             super::Record::Aaaa("2001:db8::2".parse().unwrap())
         ]
     );
-    // v6 has no A records: the CNAME endpoint (priority 2) answers A.
+    // Priority 1 is eligible but has no A records: NODATA, not the priority-2 endpoint
+    // (A and AAAA answers come from the same tier).
+    let a = once(&snap, rtype::A, "10.0.0.1");
+    assert_eq!(
+        (a.kind, a.rule),
+        (Kind::NoData, super::Rule::Priority { priority: 1 })
+    );
+    assert_eq!(once(&snap, rtype::CNAME, "10.0.0.1").kind, Kind::NoData);
+    // v6 down: the CNAME endpoint answers A (as a CNAME) and CNAME.
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[DEG, ON]);
     let a = once(&snap, rtype::A, "10.0.0.1");
     assert_eq!(outcome(&snap, &a), "cname");
     let mut records = Vec::new();
@@ -387,6 +397,76 @@ priority = 2
         once(&snap, rtype::MX, "10.0.0.1").rule,
         super::Rule::OtherType
     );
+}
+
+#[test]
+fn the_chosen_endpoints_decide_the_address_family() {
+    // weighted: the tier is every eligible endpoint; each type picks those that have it.
+    let mut snap = load(
+        r#"
+[profiles."t.gslb.example"]
+method = "weighted"
+[[profiles."t.gslb.example".endpoints]]
+name = "a"
+address = "192.0.2.1"
+[[profiles."t.gslb.example".endpoints]]
+name = "b"
+address = "2001:db8::2"
+[[profiles."t.gslb.example".endpoints]]
+name = "c"
+address = "2001:db8::3"
+"#,
+    );
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[ON, ON, DEG]);
+    let mut rng = SmallRng::seed_from_u64(5);
+    let c = Client::new(IpAddr::from([10, 0, 0, 1]));
+    for _ in 0..50 {
+        let six = decide(&snap, p, rtype::AAAA, &c, &mut rng);
+        assert_eq!(outcome(&snap, &six), "b");
+        let four = decide(&snap, p, rtype::A, &c, &mut rng);
+        assert_eq!(outcome(&snap, &four), "a");
+    }
+    // geographic: the client's region endpoint has no IPv6: AAAA is NODATA, not WORLD's.
+    let snap = load(&format!(
+        "{REGIONS}\n[profiles.\"t.gslb.example\"]\nmethod = \"geographic\"\n\
+         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"emea\"\naddress = \"192.0.2.1\"\nregions = [\"corp-emea\"]\n\
+         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"world\"\naddresses = [\"192.0.2.2\", \"2001:db8::2\"]\nregions = [\"WORLD\"]\n"
+    ));
+    assert_eq!(
+        outcome(&snap, &once(&snap, rtype::A, "10.20.1.0/24")),
+        "emea"
+    );
+    let d = once(&snap, rtype::AAAA, "10.20.1.0/24");
+    assert_eq!((outcome(&snap, &d), d.scope), ("NODATA".into(), 16));
+    assert_eq!(
+        outcome(&snap, &once(&snap, rtype::AAAA, "192.168.0.0/16")),
+        "world"
+    );
+}
+
+#[test]
+fn eligible_endpoints_without_the_type_are_nodata_not_all_down() {
+    let mut snap = load(
+        r#"
+[profiles."t.gslb.example"]
+all_down = "serve_all"
+[[profiles."t.gslb.example".endpoints]]
+name = "v4"
+address = "192.0.2.1"
+[[profiles."t.gslb.example".endpoints]]
+name = "v6"
+address = "2001:db8::1"
+"#,
+    );
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[ON, DEG]);
+    let d = once(&snap, rtype::AAAA, "10.0.0.1");
+    assert_eq!((d.kind, d.all_down), (Kind::NoData, false));
+    // Both down: serve_all answers as if both were Online.
+    set_status(&mut snap, p, &[DEG, DEG]);
+    let d = once(&snap, rtype::AAAA, "10.0.0.1");
+    assert_eq!((outcome(&snap, &d), d.all_down), ("v6".into(), true));
 }
 
 #[test]

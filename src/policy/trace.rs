@@ -290,7 +290,7 @@ pub(super) fn record_step(
                     Vec::new()
                 },
                 has_data: view.has_data(i),
-                eligible: view.usable(i, Mode::Strict).is_some(),
+                eligible: view.eligible(i, Mode::Strict).is_some(),
                 picked: picked(i),
             }
         })
@@ -472,6 +472,21 @@ fn describe(view: &View<'_>, d: &Decision, row: Option<usize>) -> String {
         Rule::AllDisabled => "no eligible endpoint, and every candidate is Disabled: NODATA".to_owned(),
         Rule::TooDeep => "nested profiles deeper than allowed".to_owned(),
     };
+    let method_rule = !matches!(
+        d.rule,
+        Rule::OtherType
+            | Rule::NoRecords
+            | Rule::GeoUnmatched
+            | Rule::SubnetUnmatched
+            | Rule::AllDown
+            | Rule::AllDisabled
+            | Rule::TooDeep
+    );
+    let text = if d.kind == Kind::NoData && method_rule {
+        format!("{text}; none of the endpoints it chose has {qtype} records: NODATA")
+    } else {
+        text
+    };
     if d.all_down {
         format!(
             "no eligible endpoint; all_down = \"serve_all\" answers as if every enabled endpoint were Online: {text}"
@@ -485,7 +500,7 @@ fn describe(view: &View<'_>, d: &Decision, row: Option<usize>) -> String {
 fn skipped(view: &View<'_>, d: &Decision, loc: &mut Location) -> Vec<String> {
     let p = view.p;
     let mut out = Vec::new();
-    let not_eligible = |e: usize| view.has_data(e) && view.usable(e, Mode::Strict).is_none();
+    let not_eligible = |e: usize| view.eligible(e, Mode::Strict).is_none();
     match (p.method, d.rule) {
         (Method::Geographic, _) => {
             let stop = match d.rule {
