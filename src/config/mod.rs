@@ -428,28 +428,43 @@ fn table(
     }
 }
 
+/// Reads one table. serde stops at the first bad key, so each bad key is reported, taken
+/// out, and the rest read again: one mistake never hides the next in the same table.
 fn read<T: DeserializeOwned>(
     v: &config::Value,
     at: &str,
     path: &Path,
     problems: &mut Problems,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let loc = if inner == "." || inner.is_empty() {
-                at.to_owned()
-            } else {
-                format!("{at}.{inner}")
-            };
-            problems.push(Problem::new(
-                path,
-                loc,
-                explain_serde(&e.into_inner().to_string()),
-            ));
-            None
-        }
+    let mut v = v.clone();
+    let mut failed = false;
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+            Ok(t) => return (!failed).then_some(t),
+            Err(e) => e,
+        };
+        failed = true;
+        let inner = e.path().to_string();
+        let loc = if inner == "." || inner.is_empty() {
+            at.to_owned()
+        } else {
+            format!("{at}.{inner}")
+        };
+        let key = match e.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        problems.push(Problem::new(
+            path,
+            loc,
+            explain_serde(&e.into_inner().to_string()),
+        ));
+        // Without the bad key (each pass removes one, so this ends).
+        let (Some(key), Ok(mut tbl)) = (key, v.clone().into_table()) else {
+            return None;
+        };
+        tbl.remove(&key)?;
+        v = config::Value::new(None, config::ValueKind::Table(tbl));
     }
 }
 
@@ -536,6 +551,30 @@ x = 1
             "{text}"
         );
         assert!(text.contains("nonsense: unknown section"), "{text}");
+    }
+
+    #[test]
+    fn every_bad_key_of_one_table_is_reported() {
+        let err = load(
+            r#"
+[dns]
+listen = ["127.0.0.1:5300"]
+bogus = 1
+tcp_idle_timeout = "ten seconds"
+udp_sockets = "many"
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 3, "{text}");
+        assert!(text.contains("dns.bogus: unknown field `bogus`"), "{text}");
+        assert!(
+            text.contains("dns.tcp_idle_timeout: invalid duration \"ten seconds\""),
+            "{text}"
+        );
+        assert!(text.contains("dns.udp_sockets: "), "{text}");
+        // The good keys of a table with a bad one are not reported.
+        assert!(!text.contains("dns.listen"), "{text}");
     }
 
     #[test]
