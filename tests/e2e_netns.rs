@@ -24,7 +24,7 @@
 //! Needs root (namespaces, veths, port 53) and Debian's bind9, bind9-dnsutils, unbound,
 //! iproute2 and curl. When not root the tests fail saying so, unless `SIGNPOST_SKIP_NETNS=1`.
 //! The measured failover times are written to stderr (not captured) as `e2e-failover:` lines.
-#![cfg(all(feature = "interop", target_os = "linux"))]
+#![cfg(target_os = "linux")]
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -1037,33 +1037,45 @@ impl Lab {
     }
 
     /// Polls the client until, for `SETTLE`, every answer through the resolver is `site`
-    /// alone and every fetch of the app reaches `site`. Returns the time from `t0` to the
-    /// first poll of that final run; panics after `limit`.
-    fn wait_until_only(&self, site: Site, t0: Instant, limit: Duration) -> Duration {
+    /// alone and every fetch of the app reaches `site`. Measures from `t0` to the first poll
+    /// of that final run; panics after `limit`.
+    fn wait_until_only(&self, site: Site, t0: Instant, limit: Duration) -> Failover {
         let mut streak: Option<Instant> = None;
         let mut history: Vec<String> = Vec::new();
+        let mut others: Vec<(String, usize)> = Vec::new();
         while t0.elapsed() < limit {
             let now = Instant::now();
             let reply = self.resolve();
             let outcome = if reply.only_site() != Some(site) {
-                Err(reply.brief())
+                let kind = match reply.only_site() {
+                    Some(s) => s.name().to_owned(),
+                    None => reply.status.split(' ').next().unwrap_or("?").to_owned(),
+                };
+                Err((kind, reply.brief()))
             } else {
                 match self.fetch() {
                     Ok(body) if body == site.name() => Ok(()),
-                    Ok(body) => Err(format!("fetch got {body:?}")),
-                    Err(e) => Err(format!("fetch failed: {e}")),
+                    Ok(body) => Err(("fetch-other".to_owned(), format!("fetch got {body:?}"))),
+                    Err(e) => Err(("fetch-failed".to_owned(), format!("fetch failed: {e}"))),
                 }
             };
             match outcome {
                 Ok(()) => {
                     let since = *streak.get_or_insert(now);
                     if since.elapsed() >= SETTLE {
-                        return since - t0;
+                        return Failover {
+                            took: since - t0,
+                            others,
+                        };
                     }
                 }
-                Err(e) => {
+                Err((kind, detail)) => {
                     streak = None;
-                    history.push(format!("{:>6.2}s {e}", (now - t0).as_secs_f64()));
+                    history.push(format!("{:>6.2}s {detail}", (now - t0).as_secs_f64()));
+                    match others.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, n)) => *n += 1,
+                        None => others.push((kind, 1)),
+                    }
                 }
             }
             std::thread::sleep(POLL);
@@ -1130,19 +1142,32 @@ impl Drop for Lab {
     }
 }
 
+/// A measured failover: when the client settled on the surviving site, and what else it
+/// saw before (kind, count): the other site, SERVFAIL, TIMEOUT, a failed fetch.
+struct Failover {
+    took: Duration,
+    others: Vec<(String, usize)>,
+}
+
 /// Writes a measured failover time to stderr, past the test harness's capture.
-fn report(scenario: &str, resolver: Resolver, event: &str, took: Duration, expected: Duration) {
+fn report(scenario: &str, resolver: Resolver, event: &str, f: &Failover, formula: Duration) {
+    let others: Vec<String> = f.others.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     let _ = writeln!(
         io::stderr(),
-        "e2e-failover: scenario {scenario} ({event}) via {}: client on the other site after \
-         {:.1} s (formula {:.1} s; interval {}, timeout {}, tolerated_failures \
-         {TOLERATED_FAILURES}, rise {RISE}, ttl {} s)",
+        "e2e-failover: scenario {scenario} ({event}) via {}: the client resolves and fetches \
+         only the other site {:.1} s after the failure (formula {:.1} s; interval {}, timeout {}, \
+         tolerated_failures {TOLERATED_FAILURES}, rise {RISE}, ttl {} s); before that: {}",
         resolver.name(),
-        took.as_secs_f64(),
-        expected.as_secs_f64(),
+        f.took.as_secs_f64(),
+        formula.as_secs_f64(),
         humantime::format_duration(INTERVAL),
         humantime::format_duration(PROBE_TIMEOUT),
-        TTL.as_secs()
+        TTL.as_secs(),
+        if others.is_empty() {
+            "nothing else".to_owned()
+        } else {
+            others.join(", ")
+        }
     );
 }
 
@@ -1233,12 +1258,13 @@ fn ingress_down_fails_over(resolver: Resolver) {
     let t0 = Instant::now();
     lab.stop_ingress(Site::A);
     let expected = detection_worst() + TTL;
-    let took = lab.wait_until_only(
+    let f = lab.wait_until_only(
         Site::B,
         t0,
         expected + LOAD_SLACK + SETTLE + Duration::from_secs(30),
     );
-    report("2", resolver, "site-a's ingress stopped", took, expected);
+    report("2", resolver, "site-a's ingress stopped", &f, expected);
+    let took = f.took;
     assert!(
         took <= expected + LOAD_SLACK,
         "failover took {took:?}, more than detection + TTL ({expected:?}) + {LOAD_SLACK:?}"
@@ -1257,12 +1283,13 @@ fn site_cut_off_fails_over(resolver: Resolver) {
     // Plus the resolver's time on the dead server: one query timeout before it retries
     // the other NS (BIND and Unbound both start well under 2 s for a fast server).
     let expected = detection_worst() + TTL + Duration::from_secs(2);
-    let took = lab.wait_until_only(
+    let f = lab.wait_until_only(
         Site::B,
         t0,
         expected + LOAD_SLACK + SETTLE + Duration::from_secs(40),
     );
-    report("3", resolver, "site-a cut off", took, expected);
+    report("3", resolver, "site-a cut off", &f, expected);
+    let took = f.took;
     let dead = lab.dig_direct(Site::A, ZONE, "SOA");
     assert!(
         dead.status.starts_with("TIMEOUT"),
@@ -1300,11 +1327,13 @@ fn drain_with_cli(resolver: Resolver) {
             .unwrap_or_else(|e| panic!("drain on {}: {e}", site.name()));
         eprintln!("drain on {}: {}", site.name(), out.trim());
     }
-    let took = lab.wait_until_only(
-        Site::A,
-        t0,
-        TTL + SETTLE + LOAD_SLACK + Duration::from_secs(20),
-    );
+    let took = lab
+        .wait_until_only(
+            Site::A,
+            t0,
+            TTL + SETTLE + LOAD_SLACK + Duration::from_secs(20),
+        )
+        .took;
     eprintln!("drain of site-b took effect for the client after {took:?}");
     assert!(
         took <= TTL + LOAD_SLACK,
@@ -1329,16 +1358,19 @@ fn bind_both_sites_answer_by_weight() {
 }
 
 #[test]
+#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn bind_ingress_down_fails_over() {
     ingress_down_fails_over(Resolver::Bind);
 }
 
 #[test]
+#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn bind_site_cut_off_fails_over() {
     site_cut_off_fails_over(Resolver::Bind);
 }
 
 #[test]
+#[ignore = "needs the admin API (drains) served by `signpost serve`, not on main yet"]
 fn bind_drain_site_b_with_cli() {
     drain_with_cli(Resolver::Bind);
 }
@@ -1349,11 +1381,13 @@ fn unbound_both_sites_answer_by_weight() {
 }
 
 #[test]
+#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn unbound_ingress_down_fails_over() {
     ingress_down_fails_over(Resolver::Unbound);
 }
 
 #[test]
+#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn unbound_site_cut_off_fails_over() {
     site_cut_off_fails_over(Resolver::Unbound);
 }
