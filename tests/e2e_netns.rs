@@ -473,12 +473,7 @@ impl Lab {
         lab.build_network();
         lab.write_configs();
         for site in Site::ALL {
-            let ingress = Ingress::start(
-                &lab.netns(site.name()),
-                SocketAddrV4::new(site.ingress(), 80),
-                site.name(),
-            );
-            lab.ingress.push((site, ingress));
+            lab.start_ingress(site);
             lab.start_signpost(site);
         }
         lab.start_resolver();
@@ -928,7 +923,7 @@ impl Lab {
 
     /// How many of `n` queries (+norec, straight to `site`'s signpost) answered each site.
     fn direct_counts(&self, site: Site, n: usize) -> [usize; 2] {
-        let batch = self.path(&format!("batch-{}", site.name()));
+        let batch = self.path(&format!("batch-{}-{n}", site.name()));
         let line = format!("@{} {APP} A +norec +short +tries=2 +timeout=2\n", site.ns());
         fs::write(&batch, line.repeat(n)).expect("dig batch");
         let out = run_bounded(
@@ -979,6 +974,45 @@ impl Lab {
         );
     }
 
+    /// Flushes and resolves until the resolver holds `site` in its cache (the answer a
+    /// client gets for the next TTL), so a failover is measured from a cached `site`.
+    fn prime_cache(&self, site: Site) {
+        for _ in 0..40 {
+            self.flush_resolver();
+            if self.resolve().only_site() == Some(site) {
+                return;
+            }
+        }
+        panic!(
+            "the resolver never answered {} in 40 fresh resolutions",
+            site.name()
+        );
+    }
+
+    /// Polls the signposts at `instances` directly until none answers `gone` any more (20
+    /// queries each, so a weighted draw cannot hide it); returns when the last one stopped.
+    fn detection(&self, instances: &[Site], gone: Site, t0: Instant, limit: Duration) -> Duration {
+        let mut pending: Vec<Site> = instances.to_vec();
+        while t0.elapsed() < limit {
+            let now = t0.elapsed();
+            pending.retain(|&ns| {
+                let counts = self.direct_counts(ns, 20);
+                let answered = counts[0] + counts[1];
+                let still = if gone == Site::A {
+                    counts[0]
+                } else {
+                    counts[1]
+                };
+                answered < 15 || still > 0
+            });
+            if pending.is_empty() {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{pending:?} still answer {} after {limit:?}", gone.name());
+    }
+
     /// The client fetches the app by name (its stub resolver asks the corporate resolver).
     fn fetch(&self) -> Result<String, String> {
         let out = run_bounded(
@@ -1017,6 +1051,16 @@ impl Lab {
     }
 
     // -- failures --------------------------------------------------------------------------
+
+    /// Starts (or restarts) `site`'s app.
+    fn start_ingress(&mut self, site: Site) {
+        let ingress = Ingress::start(
+            &self.netns(site.name()),
+            SocketAddrV4::new(site.ingress(), 80),
+            site.name(),
+        );
+        self.ingress.push((site, ingress));
+    }
 
     /// Stops `site`'s app: its port refuses connections from now on.
     fn stop_ingress(&mut self, site: Site) {
@@ -1149,15 +1193,24 @@ struct Failover {
     others: Vec<(String, usize)>,
 }
 
-/// Writes a measured failover time to stderr, past the test harness's capture.
-fn report(scenario: &str, resolver: Resolver, event: &str, f: &Failover, formula: Duration) {
+/// Writes a measured failover to stderr, past the test harness's capture.
+fn report(
+    scenario: &str,
+    resolver: Resolver,
+    event: &str,
+    detected: Duration,
+    f: &Failover,
+    formula: Duration,
+) {
     let others: Vec<String> = f.others.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     let _ = writeln!(
         io::stderr(),
-        "e2e-failover: scenario {scenario} ({event}) via {}: the client resolves and fetches \
-         only the other site {:.1} s after the failure (formula {:.1} s; interval {}, timeout {}, \
-         tolerated_failures {TOLERATED_FAILURES}, rise {RISE}, ttl {} s); before that: {}",
+        "e2e-failover: scenario {scenario} ({event}) via {}: signpost stopped answering \
+         site-a after {:.1} s; the client resolves and fetches only site-b after {:.1} s \
+         (formula {:.1} s; interval {}, timeout {}, tolerated_failures {TOLERATED_FAILURES}, \
+         rise {RISE}, ttl {} s; site-a cached at the failure); before that the client got: {}",
         resolver.name(),
+        detected.as_secs_f64(),
         f.took.as_secs_f64(),
         formula.as_secs_f64(),
         humantime::format_duration(INTERVAL),
@@ -1173,6 +1226,22 @@ fn report(scenario: &str, resolver: Resolver, event: &str, f: &Failover, formula
 
 // ---------------------------------------------------------------------------------------
 // Scenarios.
+
+/// Measures a failover away from site-a that started at `t0`: when the signposts at
+/// `instances` stopped answering site-a (polled directly), and when the client settled on
+/// site-b (through the resolver), polled side by side.
+fn measure_failover(
+    lab: &Lab,
+    instances: &[Site],
+    t0: Instant,
+    limit: Duration,
+) -> (Duration, Failover) {
+    std::thread::scope(|s| {
+        let detected = s.spawn(|| lab.detection(instances, Site::A, t0, limit));
+        let f = lab.wait_until_only(Site::B, t0, limit);
+        (detected.join().expect("detection poll"), f)
+    })
+}
 
 /// (1) Both sites up: each signpost answers by weight, and the resolver hands the client
 /// an answer it caches for the TTL; fresh answers come in the same proportion.
@@ -1249,26 +1318,40 @@ fn both_sites_answer_by_weight(resolver: Resolver) {
 }
 
 /// (2) site-a's app stops: both signposts see its probes fail and answer site-b only;
-/// within detection + TTL the client resolves and fetches site-b only.
+/// within detection + TTL the client resolves and fetches site-b only. When the app
+/// comes back, site-a is answered again.
 fn ingress_down_fails_over(resolver: Resolver) {
     let Some(mut lab) = Lab::start(resolver) else {
         return;
     };
-    assert!(lab.resolve().only_site().is_some(), "warm-up resolution");
+    lab.prime_cache(Site::A);
     let t0 = Instant::now();
     lab.stop_ingress(Site::A);
-    let expected = detection_worst() + TTL;
-    let f = lab.wait_until_only(
-        Site::B,
-        t0,
-        expected + LOAD_SLACK + SETTLE + Duration::from_secs(30),
+    let formula = detection_worst() + TTL;
+    let limit = formula + LOAD_SLACK + SETTLE + Duration::from_secs(30);
+    let (detected, f) = measure_failover(&lab, &Site::ALL, t0, limit);
+    report(
+        "2",
+        resolver,
+        "site-a's ingress stopped",
+        detected,
+        &f,
+        formula,
     );
-    report("2", resolver, "site-a's ingress stopped", &f, expected);
-    let took = f.took;
     assert!(
-        took <= expected + LOAD_SLACK,
-        "failover took {took:?}, more than detection + TTL ({expected:?}) + {LOAD_SLACK:?}"
+        detected <= detection_worst() + LOAD_SLACK,
+        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
+        detection_worst()
     );
+    assert!(
+        f.took <= formula + LOAD_SLACK,
+        "failover took {:?}, more than detection + TTL ({formula:?}) + {LOAD_SLACK:?}",
+        f.took
+    );
+
+    // The app comes back: after `rise` good probes both sites are answered again.
+    lab.start_ingress(Site::A);
+    lab.wait_until_both(detection_worst() + TTL + LOAD_SLACK);
 }
 
 /// (3) site-a is cut off (link down): its ingress and its signpost are unreachable. The
@@ -1277,19 +1360,15 @@ fn site_cut_off_fails_over(resolver: Resolver) {
     let Some(lab) = Lab::start(resolver) else {
         return;
     };
-    assert!(lab.resolve().only_site().is_some(), "warm-up resolution");
+    lab.prime_cache(Site::A);
     let t0 = Instant::now();
     lab.cut_off(Site::A);
-    // Plus the resolver's time on the dead server: one query timeout before it retries
-    // the other NS (BIND and Unbound both start well under 2 s for a fast server).
-    let expected = detection_worst() + TTL + Duration::from_secs(2);
-    let f = lab.wait_until_only(
-        Site::B,
-        t0,
-        expected + LOAD_SLACK + SETTLE + Duration::from_secs(40),
-    );
-    report("3", resolver, "site-a cut off", &f, expected);
-    let took = f.took;
+    // Plus the resolver's time on the dead server: a query timeout or two before it
+    // retries the other NS (BIND and Unbound start well under 2 s for a fast server).
+    let formula = detection_worst() + TTL + Duration::from_secs(2);
+    let limit = formula + LOAD_SLACK + SETTLE + Duration::from_secs(40);
+    let (detected, f) = measure_failover(&lab, &[Site::B], t0, limit);
+    report("3", resolver, "site-a cut off", detected, &f, formula);
     let dead = lab.dig_direct(Site::A, ZONE, "SOA");
     assert!(
         dead.status.starts_with("TIMEOUT"),
@@ -1297,8 +1376,14 @@ fn site_cut_off_fails_over(resolver: Resolver) {
         dead.brief()
     );
     assert!(
-        took <= expected + LOAD_SLACK,
-        "failover took {took:?}, more than {expected:?} + {LOAD_SLACK:?}"
+        detected <= detection_worst() + LOAD_SLACK,
+        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
+        detection_worst()
+    );
+    assert!(
+        f.took <= formula + LOAD_SLACK,
+        "failover took {:?}, more than {formula:?} + {LOAD_SLACK:?}",
+        f.took
     );
 }
 
