@@ -7,14 +7,15 @@
 //! benchmark range) and exists only inside those namespaces:
 //!
 //! ```text
-//!                 client  198.18.1.10   (dig, curl; resolv.conf -> 198.18.1.1)
-//!                    │ eth0
-//!                    │ to-client 198.18.1.1   corporate resolver (BIND or Unbound)
-//!   corp (router) ───┤ lo        198.18.0.53  BIND: authoritative for corp.example
-//!        to-a 198.18.10.1 │            │ to-b 198.18.20.1      (and a private root)
-//!                  eth0 │            │ eth0
-//!   site-a  198.18.10.53 signpost :53, admin :8053    site-b  198.18.20.53 ...
-//!           198.18.10.80 ingress  :80 ("site-a")              198.18.20.80 ("site-b")
+//!   client   eth0 198.18.1.10   dig, curl (its resolv.conf names 198.18.1.1)
+//!      │
+//!   corp     to-client 198.18.1.1   the corporate resolver: BIND, or Unbound
+//!            lo        198.18.0.53  BIND, authoritative for corp.example (+ a private root)
+//!            routes between its three links
+//!      ├── to-a 198.18.10.1 ── site-a  eth0 198.18.10.53  signpost :53, admin :8053
+//!      │                                    198.18.10.80  ingress :80 ("site-a")
+//!      └── to-b 198.18.20.1 ── site-b  eth0 198.18.20.53  signpost :53, admin :8053
+//!                                           198.18.20.80  ingress :80 ("site-b")
 //! ```
 //!
 //! corp.example delegates gslb.corp.example to ns-a (198.18.10.53) and ns-b (198.18.20.53)
