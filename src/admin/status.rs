@@ -58,6 +58,9 @@ pub fn status_json(snap: &Snapshot) -> Value {
                 "rtt_ms": st.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 "probe": target.map(|t| t.url()),
                 "last_probe": snap.probe_json(e.target),
+                "reason": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).map(|v| v.reason.to_string()),
+                "transitions": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).map_or(0, |v| v.transitions),
+                "since": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).and_then(|v| v.since).map(rfc3339),
                 "drain": drain.map(drain_json),
             }));
         }
@@ -80,6 +83,7 @@ pub fn status_json(snap: &Snapshot) -> Value {
         "sites": sites,
         "drains_active": snap.drains.len(),
         "last_reload": snap.reload.as_deref(),
+        "ready": snap.health.first_round_complete,
     })
 }
 

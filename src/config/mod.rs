@@ -370,6 +370,27 @@ fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str, String)) 
     if m.rise == 0 {
         bad(&format!("{at}.rise"), "must be at least 1".into());
     }
+    if let Some(ca) = &m.tls.ca_file
+        && let Err(e) = crate::health::probe::load_roots(ca)
+    {
+        bad(
+            &format!("{at}.tls.ca_file"),
+            format!("{e}; give a PEM file with the CA certificates to trust"),
+        );
+    }
+    for (k, v) in &m.headers {
+        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            bad(
+                &format!("{at}.headers"),
+                format!("{k:?} is not a valid HTTP header name"),
+            );
+        } else if reqwest::header::HeaderValue::from_str(v).is_err() {
+            bad(
+                &format!("{at}.headers.{}", key_part(k)),
+                format!("{v:?} is not a valid HTTP header value"),
+            );
+        }
+    }
     if m.expected_status.len() > 8 {
         bad(&format!("{at}.expected_status"), "at most 8 ranges".into());
     }
@@ -575,6 +596,33 @@ udp_sockets = "many"
         assert!(text.contains("dns.udp_sockets: "), "{text}");
         // The good keys of a table with a bad one are not reported.
         assert!(!text.contains("dns.listen"), "{text}");
+    }
+
+    #[test]
+    fn monitor_tls_files_and_headers_are_checked() {
+        let err = load(
+            r#"
+[monitors.web]
+protocol = "https"
+headers = { "Bad Header" = "x", "X-Ok" = "line\nbreak" }
+tls = { ca_file = "/nonexistent/ca.pem" }
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 3, "{text}");
+        assert!(
+            text.contains("monitors.web.tls.ca_file: TLS: cannot read ca_file /nonexistent/ca.pem"),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitors.web.headers: \"Bad Header\" is not a valid HTTP header name"),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitors.web.headers.X-Ok: \"line\\nbreak\" is not a valid"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -160,7 +160,9 @@ fn decide_depth<R: Rng + ?Sized>(
     // Every method answers as weighted until the routing issue adds the others.
     #[allow(clippy::wildcard_in_or_patterns)]
     let pick = match p.method {
-        Method::Weighted | _ => weighted(cands, |i| states[i as usize].weight.max(1), rng),
+        Method::Weighted => weighted(cands, |i| states[i as usize].weight.max(1), rng),
+        // Other methods arrive with the routing issue; until then they weigh too.
+        _ => weighted(cands, |i| states[i as usize].weight.max(1), rng),
     };
     match &p.endpoints[pick as usize].answer {
         Answer::Nested(child) if depth < 10 => {
