@@ -1397,6 +1397,7 @@ fn drain_with_cli(resolver: Resolver) {
     for site in Site::ALL {
         lab.wait_for("the admin API", || lab.cli(site, &["status"]).map(|_| ()));
     }
+    lab.prime_cache(Site::B);
     let t0 = Instant::now();
     for site in Site::ALL {
         let out = lab
@@ -1420,7 +1421,14 @@ fn drain_with_cli(resolver: Resolver) {
             TTL + SETTLE + LOAD_SLACK + Duration::from_secs(20),
         )
         .took;
-    eprintln!("drain of site-b took effect for the client after {took:?}");
+    let _ = writeln!(
+        io::stderr(),
+        "e2e-drain: via {}: after `signpost drain --site site-b` on both instances the client \
+         resolves and fetches only site-a after {:.1} s (ttl {} s; site-b cached at the drain)",
+        resolver.name(),
+        took.as_secs_f64(),
+        TTL.as_secs()
+    );
     assert!(
         took <= TTL + LOAD_SLACK,
         "drain took {took:?}, more than the TTL"
@@ -1444,21 +1452,23 @@ fn bind_both_sites_answer_by_weight() {
 }
 
 #[test]
-#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn bind_ingress_down_fails_over() {
     ingress_down_fails_over(Resolver::Bind);
 }
 
 #[test]
-#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn bind_site_cut_off_fails_over() {
     site_cut_off_fails_over(Resolver::Bind);
 }
 
 #[test]
-#[ignore = "needs the admin API (drains) served by `signpost serve`, not on main yet"]
 fn bind_drain_site_b_with_cli() {
     drain_with_cli(Resolver::Bind);
+}
+
+#[test]
+fn unbound_drain_site_b_with_cli() {
+    drain_with_cli(Resolver::Unbound);
 }
 
 #[test]
@@ -1467,13 +1477,11 @@ fn unbound_both_sites_answer_by_weight() {
 }
 
 #[test]
-#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn unbound_ingress_down_fails_over() {
     ingress_down_fails_over(Resolver::Unbound);
 }
 
 #[test]
-#[ignore = "needs health probing in `signpost serve` (branch health, not on main yet)"]
 fn unbound_site_cut_off_fails_over() {
     site_cut_off_fails_over(Resolver::Unbound);
 }
