@@ -97,11 +97,13 @@ impl Snapshot {
             })
             .collect();
         let health = Arc::new(HealthView::initial(&model));
-        Self {
+        let mut snap = Self {
             model,
             endpoints,
             health,
-        }
+        };
+        crate::policy::derive_nested_statuses(&mut snap);
+        snap
     }
 
     pub fn generation(&self) -> u64 {
