@@ -28,16 +28,22 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// (utime, stime) of `pid`, in seconds.
+fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks as f64 / hz
+    let secs = |i: usize| f[i].parse::<u64>().unwrap() as f64 / hz;
+    (secs(11), secs(12))
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let (u, s) = cpu_split(pid);
+    u + s
 }
 
 /// A `Vm…:` line of /proc/PID/status, in MiB.
@@ -52,7 +58,8 @@ fn main() {
     let endpoints = env("PROBE_LOAD_ENDPOINTS", 1000);
     let servers_n = env("PROBE_LOAD_SERVERS", 10);
     let seconds = env("PROBE_LOAD_SECONDS", 20);
-    let https = std::env::var("PROBE_LOAD_PROTOCOL").is_ok_and(|p| p == "https");
+    let protocol = std::env::var("PROBE_LOAD_PROTOCOL").unwrap_or_else(|_| "http".into());
+    let https = protocol == "https";
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,8 +80,9 @@ fn main() {
             });
         }
         let mut cfg = format!(
-            "[monitors.ingress]\nprotocol = \"{}\"\nhost = \"app.corp.example\"\ninterval = \"1s\"\ntimeout = \"2s\"\ntolerated_failures = 1\nrise = 1\ntls = {{ ca_file = {:?} }}\n",
-            if https { "https" } else { "http" },
+            "[monitors.ingress]\nprotocol = \"{}\"\nport = {}\nhost = \"app.corp.example\"\ninterval = \"1s\"\ntimeout = \"2s\"\ntolerated_failures = 1\nrise = 1\ntls = {{ ca_file = {:?} }}\n",
+            protocol,
+            servers[0].addr.port(),
             ca_file.display().to_string(),
         );
         // 100 endpoints per profile.
@@ -98,20 +106,25 @@ fn main() {
         // Warm up: every first probe has happened (they are spread over the interval).
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (cpu0, hits0, t0) = (cpu_seconds(pid), hits(&servers), Instant::now());
+        let split0 = cpu_split(pid);
         let mut rss_max: f64 = 0.0;
         for _ in 0..seconds {
             tokio::time::sleep(Duration::from_secs(1)).await;
             rss_max = rss_max.max(vm_mib(pid, "VmRSS:"));
         }
         let (cpu1, hits1, window) = (cpu_seconds(pid), hits(&servers), t0.elapsed().as_secs_f64());
+        let split1 = cpu_split(pid);
+        // A tcp monitor never reaches the HTTP handler; count one probe per target per second.
+        let (hits0, hits1) = if protocol == "tcp" { (0, (window * endpoints as f64) as usize) } else { (hits0, hits1) };
         let probes_per_s = (hits1 - hits0) as f64 / window;
         let cpu_share = (cpu1 - cpu0) / window;
         let degraded = sp.log_lines("→ Degraded").len();
         println!("probe load: {endpoints} endpoints ({endpoints} targets) over {servers_n} local {} servers, interval 1s",
-            if https { "HTTPS" } else { "HTTP" });
+            protocol.to_uppercase());
         println!("  window            {window:.1} s");
         println!("  probes/s          {probes_per_s:.0}");
         println!("  signpost CPU      {:.1} % of one core ({:.2} s CPU in {window:.1} s)", cpu_share * 100.0, cpu1 - cpu0);
+        println!("  user / system     {:.2} s / {:.2} s", split1.0 - split0.0, split1.1 - split0.1);
         println!("  CPU per probe     {:.1} µs", (cpu1 - cpu0) / (hits1 - hits0).max(1) as f64 * 1e6);
         println!("  RSS               {:.1} MiB now, {rss_max:.1} MiB max in window, {:.1} MiB high-water", vm_mib(pid, "VmRSS:"), vm_mib(pid, "VmHWM:"));
         println!("  Degraded transitions during the run: {degraded}");

@@ -207,14 +207,15 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         .with_drains(drains, config.state.dir.clone());
     let publisher_task = tokio::spawn(publisher.run(events_rx));
     let prober = Arc::new(Prober::new());
-    let scheduler = Scheduler::start(
-        model.clone(),
-        prober.clone(),
-        events.clone(),
-        SchedulerOptions::default(),
-    );
+    let options = SchedulerOptions::for_open_files(raise_open_files_limit());
+    let scheduler = Scheduler::start(model.clone(), prober.clone(), events.clone(), options);
     let endpoints: usize = model.profiles.iter().map(|p| p.endpoints.len()).sum();
-    info!(targets = scheduler.targets(), endpoints, "probing");
+    info!(
+        targets = scheduler.targets(),
+        endpoints,
+        max_concurrent = options.max_concurrent,
+        "probing"
+    );
 
     let (commands, commands_rx) = mpsc::channel::<Command>(64);
     let controller = Controller {
@@ -223,6 +224,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         events: events.clone(),
         prober,
         scheduler: Some(scheduler),
+        scheduler_options: options,
         shared: shared.clone(),
     };
     let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone()));
@@ -274,6 +276,7 @@ struct Controller {
     events: mpsc::Sender<Event>,
     prober: Arc<Prober>,
     scheduler: Option<Scheduler>,
+    scheduler_options: SchedulerOptions,
     shared: Shared,
 }
 
@@ -370,7 +373,7 @@ impl Controller {
                     model,
                     self.prober.clone(),
                     self.events.clone(),
-                    SchedulerOptions::default(),
+                    self.scheduler_options,
                 ));
                 self.config = config;
                 info!(caller, generation, "reloaded");
@@ -420,6 +423,32 @@ fn restart_needed(old: &Config, new: &Config) -> String {
     } else {
         format!("changes to {} take effect after a restart", keys.join(", "))
     }
+}
+
+/// Raises the soft limit on open files to the hard limit (every probe and TCP client holds
+/// a socket, and the usual soft limit of 1024 is low for a server); returns the soft limit
+/// now in force.
+fn raise_open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
 }
 
 async fn wait_for_shutdown() {

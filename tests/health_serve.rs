@@ -7,7 +7,10 @@ mod support;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use support::{HttpServer, Reply, Signpost, always, answers, query_a, wait_for};
+use hickory_proto::op::ResponseCode;
+use support::{
+    HttpServer, Reply, Signpost, always, answers, closed_port, query, query_a, wait_for,
+};
 
 const NAME: &str = "app.gslb.example.";
 
@@ -216,4 +219,49 @@ monitor = "ingress"
         total / 200,
         hits(&hung) - before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_down_decides_when_every_endpoint_is_degraded() {
+    let dead = closed_port().await.port();
+    let mut cfg = format!(
+        "[monitors.dead]\nport = {dead}\ninterval = \"200ms\"\ntimeout = \"1s\"\ntolerated_failures = 0\nrise = 1\n"
+    );
+    for mode in ["serve_all", "nodata", "servfail"] {
+        cfg.push_str(&format!(
+            "\n[profiles.\"{mode}.gslb.example\"]\nmonitor = \"dead\"\nall_down = \"{mode}\"\n"
+        ));
+        for (i, last) in [21, 22].iter().enumerate() {
+            cfg.push_str(&format!(
+                "[[profiles.\"{mode}.gslb.example\".endpoints]]\nname = \"e{i}\"\naddress = \"127.0.0.{last}\"\nprobe_address = \"127.0.0.1\"\n"
+            ));
+        }
+    }
+    let sp = Signpost::start(&cfg);
+    // All six endpoints share the one dead target.
+    let down = wait_for(Duration::from_secs(5), async || {
+        sp.log_lines("→ Degraded").len() >= 6
+    })
+    .await;
+    assert!(
+        down.is_some(),
+        "endpoints did not go Degraded: {:#?}",
+        sp.logs.lock().unwrap()
+    );
+
+    // serve_all: answered as if every enabled endpoint were Online.
+    assert_eq!(
+        answers(sp.dns, "serve_all.gslb.example.", 30).await,
+        [addr(21), addr(22)]
+    );
+    let r = query(sp.dns, "nodata.gslb.example.", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert!(r.answers.is_empty(), "{r:?}");
+    assert!(!r.authorities.is_empty(), "NODATA carries the SOA");
+    let r = query(sp.dns, "servfail.gslb.example.", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
 }

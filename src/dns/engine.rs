@@ -10,8 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
-use crate::model::Answer;
-use crate::policy::{self, Client, Kind};
+use crate::policy::{self, Client, Kind, Record};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
 use crate::zone::{Node, RrSet, Zone, rtype};
@@ -261,36 +260,24 @@ fn answer_profile<'a>(
         }
         Kind::Answer => {
             let ttl = snap.model.profiles[pid as usize].ttl;
-            let mut left = usize::from(d.max_records);
-            for &(p, e) in d.picks() {
-                let prof = &snap.model.profiles[p as usize];
+            let qtype = if qtype == rtype::ANY { rtype::A } else { qtype };
+            let mut next = Step::Done;
+            d.for_each_record(snap, qtype, |prof, r| {
                 let ttl = ttl.min(prof.ttl);
-                match &prof.endpoints[e as usize].answer {
-                    Answer::Addrs { v4, v6 } => {
-                        if qtype == rtype::AAAA {
-                            for a in v6.iter().take(left) {
-                                w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets());
-                                left -= 1;
-                            }
-                        } else {
-                            for a in v4.iter().take(left) {
-                                w.record(Section::Answer, owner, rtype::A, ttl, &a.octets());
-                                left -= 1;
-                            }
+                match r {
+                    Record::A(a) => w.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
+                    Record::Aaaa(a) => {
+                        w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets())
+                    }
+                    Record::Cname(wire) => {
+                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
+                        if qtype != rtype::CNAME {
+                            next = Step::Chase(wire);
                         }
                     }
-                    Answer::Cname { wire, .. } => {
-                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
-                        return if qtype == rtype::CNAME {
-                            Step::Done
-                        } else {
-                            Step::Chase(wire)
-                        };
-                    }
-                    Answer::Nested(_) => {}
                 }
-            }
-            Step::Done
+            });
+            next
         }
     }
 }

@@ -54,11 +54,21 @@ pub struct ProbeOutcome {
 /// Something that can probe a target. [`Prober`] is the real one; the scheduler is generic
 /// so that its timing can be tested with paused time.
 pub trait Check: Send + Sync + 'static {
-    fn check(&self, target: &ProbeTarget) -> impl Future<Output = ProbeOutcome> + Send;
+    /// Per-target work done once, not on every probe (clients, URLs, headers).
+    type Prepared: Send + Sync + 'static;
+
+    fn prepare(&self, target: &ProbeTarget) -> Self::Prepared;
+
+    fn check(
+        &self,
+        target: &ProbeTarget,
+        prepared: &Self::Prepared,
+    ) -> impl Future<Output = ProbeOutcome> + Send;
 }
 
 /// Runs probes. Holds one HTTP client per distinct TLS setup and `host` (clients are built
-/// on first use and kept), so rustls configurations and trust stores are loaded once.
+/// on first use and kept for the prober's life), so rustls configurations and trust stores
+/// are loaded once.
 #[derive(Default)]
 pub struct Prober {
     clients: Mutex<HashMap<ClientKey, Result<reqwest::Client, String>>>,
@@ -73,9 +83,31 @@ struct ClientKey {
     pinned: Option<(String, SocketAddr)>,
 }
 
+/// An HTTP(S) probe ready to send; `Err` holds why it cannot be (a bad header, an
+/// unreadable `ca_file`), reported as the failure reason of every probe.
+pub type PreparedHttp = Result<HttpProbe, String>;
+
+/// The parts of an HTTP(S) probe that stay the same from probe to probe.
+#[derive(Clone, Debug)]
+pub struct HttpProbe {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+}
+
 impl Check for Prober {
-    fn check(&self, target: &ProbeTarget) -> impl Future<Output = ProbeOutcome> + Send {
-        self.probe(target)
+    type Prepared = Option<PreparedHttp>;
+
+    fn prepare(&self, target: &ProbeTarget) -> Self::Prepared {
+        self.prepare_http(target)
+    }
+
+    fn check(
+        &self,
+        target: &ProbeTarget,
+        prepared: &Self::Prepared,
+    ) -> impl Future<Output = ProbeOutcome> + Send {
+        run(target, prepared.as_ref())
     }
 }
 
@@ -87,80 +119,25 @@ impl Prober {
         Self::default()
     }
 
-    /// Probes `target` once; never takes longer than its `timeout` (plus scheduling).
+    /// Probes `target` once; never takes longer than its `timeout` (plus scheduling). The
+    /// scheduler prepares each target once instead ([`Check`]).
     pub async fn probe(&self, target: &ProbeTarget) -> ProbeOutcome {
-        let start = Instant::now();
-        let phase = AtomicU8::new(PHASE_RESPONSE);
-        let run = async {
-            match target.protocol {
-                Protocol::Tcp => tcp(target).await,
-                Protocol::Http | Protocol::Https => self.http(target, &phase).await,
-            }
-        };
-        let result = tokio::time::timeout(target.timeout, run).await;
-        let rtt = start.elapsed();
-        let reason = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(reason)) => Some(reason),
-            Err(_) => {
-                let what = match (target.protocol, phase.load(Ordering::Relaxed)) {
-                    (Protocol::Tcp, _) => "connect",
-                    (_, PHASE_BODY) => "body incomplete",
-                    _ => "no response",
-                };
-                Some(format!(
-                    "timeout after {} ({what})",
-                    humantime::format_duration(target.timeout)
-                ))
-            }
-        };
-        ProbeOutcome {
-            ok: reason.is_none(),
-            rtt,
-            reason,
-        }
+        let prepared = self.prepare_http(target);
+        run(target, prepared.as_ref()).await
     }
 
-    async fn http(&self, t: &ProbeTarget, phase: &AtomicU8) -> Result<(), String> {
-        let client = self.client(t)?;
-        let url = url(t)?;
-        let headers = headers(t)?;
-        let mut resp = client
-            .get(url)
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        phase.store(PHASE_BODY, Ordering::Relaxed);
-        let status = resp.status().as_u16();
-        if !status_expected(&t.expected_status, status) {
-            return Err(format!(
-                "status {status} not in {}",
-                ranges(&t.expected_status)
-            ));
+    /// `None` for a tcp target.
+    fn prepare_http(&self, t: &ProbeTarget) -> Option<PreparedHttp> {
+        if t.protocol == Protocol::Tcp {
+            return None;
         }
-        let mut body = Vec::new();
-        while body.len() < MAX_BODY {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_BODY - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(format!("body: {}", describe(&e))),
-            }
-        }
-        if let Some(needle) = &t.body_contains
-            && !contains(&body, needle.as_bytes())
-        {
-            let scope = if body.len() >= MAX_BODY {
-                " (in its first 64 KiB)"
-            } else {
-                ""
-            };
-            return Err(format!("body does not contain {needle:?}{scope}"));
-        }
-        Ok(())
+        Some((|| {
+            Ok(HttpProbe {
+                client: self.client(t)?,
+                url: url(t)?,
+                headers: headers(t)?,
+            })
+        })())
     }
 
     fn client(&self, t: &ProbeTarget) -> Result<reqwest::Client, String> {
@@ -206,6 +183,77 @@ impl Prober {
         b.build()
             .map_err(|e| format!("cannot set up the HTTP client: {}", describe(&e)))
     }
+}
+
+/// One probe of `target` (`http` is its prepared request, `None` for tcp), bounded by its
+/// timeout from start to end.
+async fn run(target: &ProbeTarget, http: Option<&PreparedHttp>) -> ProbeOutcome {
+    let start = Instant::now();
+    let phase = AtomicU8::new(PHASE_RESPONSE);
+    let work = async {
+        match http {
+            None => tcp(target).await,
+            Some(Err(reason)) => Err(reason.clone()),
+            Some(Ok(probe)) => http_probe(target, probe, &phase).await,
+        }
+    };
+    let result = tokio::time::timeout(target.timeout, work).await;
+    let rtt = start.elapsed();
+    let reason = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(reason)) => Some(reason),
+        Err(_) => {
+            let what = match (target.protocol, phase.load(Ordering::Relaxed)) {
+                (Protocol::Tcp, _) => "connect",
+                (_, PHASE_BODY) => "body incomplete",
+                _ => "no response",
+            };
+            Some(format!(
+                "timeout after {} ({what})",
+                humantime::format_duration(target.timeout)
+            ))
+        }
+    };
+    ProbeOutcome {
+        ok: reason.is_none(),
+        rtt,
+        reason,
+    }
+}
+
+async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<(), String> {
+    let request = p.client.get(p.url.clone()).headers(p.headers.clone());
+    let mut resp = request.send().await.map_err(|e| describe(&e))?;
+    phase.store(PHASE_BODY, Ordering::Relaxed);
+    let status = resp.status().as_u16();
+    if !status_expected(&t.expected_status, status) {
+        return Err(format!(
+            "status {status} not in {}",
+            ranges(&t.expected_status)
+        ));
+    }
+    let mut body = Vec::new();
+    while body.len() < MAX_BODY {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("body: {}", describe(&e))),
+        }
+    }
+    if let Some(needle) = &t.body_contains
+        && !contains(&body, needle.as_bytes())
+    {
+        let scope = if body.len() >= MAX_BODY {
+            " (in its first 64 KiB)"
+        } else {
+            ""
+        };
+        return Err(format!("body does not contain {needle:?}{scope}"));
+    }
+    Ok(())
 }
 
 async fn tcp(t: &ProbeTarget) -> Result<(), String> {

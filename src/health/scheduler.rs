@@ -35,14 +35,27 @@ pub struct ProbeResult {
 /// Scheduler limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SchedulerOptions {
-    /// Probes in flight at once. Default 256.
+    /// Probes in flight at once (each holds a socket). A target never has more than one
+    /// probe in flight, so this only matters with many slow or hung targets: each holds a
+    /// slot for up to its `timeout`, and healthy targets wait behind them once the slots
+    /// are gone. Default 1024.
     pub max_concurrent: usize,
 }
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
         Self {
-            max_concurrent: 256,
+            max_concurrent: 1024,
+        }
+    }
+}
+
+impl SchedulerOptions {
+    /// Limits for a process that may have `open_files` descriptors: a quarter of them for
+    /// probes, between 64 and 4096.
+    pub fn for_open_files(open_files: u64) -> Self {
+        Self {
+            max_concurrent: (open_files / 4).clamp(64, 4096) as usize,
         }
     }
 }
@@ -79,6 +92,7 @@ impl Scheduler {
                 permits.clone(),
             );
             tasks.spawn(async move {
+                let prepared = checker.prepare(&model.targets[i]);
                 let mut tick = tokio::time::interval_at(first, interval);
                 tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 loop {
@@ -87,7 +101,7 @@ impl Scheduler {
                         return;
                     };
                     let at = SystemTime::now();
-                    let outcome = checker.check(&model.targets[i]).await;
+                    let outcome = checker.check(&model.targets[i], &prepared).await;
                     drop(permit);
                     let result = ProbeResult {
                         generation: model.generation,
@@ -162,7 +176,11 @@ mod tests {
     }
 
     impl Check for Recorder {
-        async fn check(&self, target: &ProbeTarget) -> ProbeOutcome {
+        type Prepared = ();
+
+        fn prepare(&self, _: &ProbeTarget) {}
+
+        async fn check(&self, target: &ProbeTarget, _: &()) -> ProbeOutcome {
             use std::sync::atomic::Ordering::SeqCst;
             let n = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.max_in_flight.fetch_max(n, SeqCst);

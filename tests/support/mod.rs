@@ -450,6 +450,19 @@ pub async fn query_a(
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<Ipv4Addr>, String> {
+    let reply = query(server, name, timeout).await?;
+    Ok(reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Asks `server` for the A records of `name` over UDP and returns the whole reply.
+pub async fn query(server: SocketAddr, name: &str, timeout: Duration) -> Result<Message, String> {
     let sock = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -468,17 +481,9 @@ pub async fn query_a(
             .map_err(|_| format!("no answer within {timeout:?}"))?
             .map_err(|e| e.to_string())?;
         let reply = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
-        if reply.metadata.id != id {
-            continue;
+        if reply.metadata.id == id {
+            return Ok(reply);
         }
-        return Ok(reply
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect());
     }
 }
 
