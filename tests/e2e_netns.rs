@@ -287,17 +287,16 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
     })
 }
 
-/// Runs `ip ARGS`, panicking with ip's message when it fails.
-fn ip(args: &[&str]) {
+/// Runs `ip` with whitespace-separated arguments, panicking with ip's message on failure.
+fn ip(args: &str) {
     let out = run_bounded(
-        Command::new(&tools().ip).args(args),
+        Command::new(&tools().ip).args(args.split_whitespace()),
         Duration::from_secs(10),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
+        "ip {args}: {}",
         String::from_utf8_lossy(&out.stderr).trim()
     );
 }
@@ -507,103 +506,35 @@ impl Lab {
     fn build_network(&mut self) {
         for role in ["corp", "client", Site::A.name(), Site::B.name()] {
             let ns = self.netns(role);
-            ip(&["netns", "add", &ns]);
+            ip(&format!("netns add {ns}"));
             self.namespaces.push(ns.clone());
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&format!("-n {ns} link set lo up"));
         }
         let corp = self.netns("corp");
         let client = self.netns("client");
         // Each veth pair is created straight between two namespaces: nothing in the host's.
-        ip(&[
-            "-n",
-            &corp,
-            "link",
-            "add",
-            "to-client",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &client,
-        ]);
-        ip(&[
-            "-n",
-            &corp,
-            "addr",
-            "add",
-            &format!("{RESOLVER}/24"),
-            "dev",
-            "to-client",
-        ]);
-        ip(&["-n", &corp, "link", "set", "to-client", "up"]);
-        ip(&[
-            "-n",
-            &corp,
-            "addr",
-            "add",
-            &format!("{CORP_AUTH}/32"),
-            "dev",
-            "lo",
-        ]);
-        ip(&[
-            "-n",
-            &client,
-            "addr",
-            "add",
-            &format!("{CLIENT}/24"),
-            "dev",
-            "eth0",
-        ]);
-        ip(&["-n", &client, "link", "set", "eth0", "up"]);
-        ip(&[
-            "-n",
-            &client,
-            "route",
-            "add",
-            "default",
-            "via",
-            &RESOLVER.to_string(),
-        ]);
+        ip(&format!(
+            "-n {corp} link add to-client type veth peer name eth0 netns {client}"
+        ));
+        ip(&format!("-n {corp} addr add {RESOLVER}/24 dev to-client"));
+        ip(&format!("-n {corp} link set to-client up"));
+        ip(&format!("-n {corp} addr add {CORP_AUTH}/32 dev lo"));
+        ip(&format!("-n {client} addr add {CLIENT}/24 dev eth0"));
+        ip(&format!("-n {client} link set eth0 up"));
+        ip(&format!("-n {client} route add default via {RESOLVER}"));
         for site in Site::ALL {
             let ns = self.netns(site.name());
-            let dev = format!("to-{}", &site.name()[5..]);
-            ip(&[
-                "-n", &corp, "link", "add", &dev, "type", "veth", "peer", "name", "eth0", "netns",
-                &ns,
-            ]);
-            ip(&[
-                "-n",
-                &corp,
-                "addr",
-                "add",
-                &format!("{}/24", site.gateway()),
-                "dev",
-                &dev,
-            ]);
-            ip(&["-n", &corp, "link", "set", &dev, "up"]);
+            let (dev, gw) = (format!("to-{}", &site.name()[5..]), site.gateway());
+            ip(&format!(
+                "-n {corp} link add {dev} type veth peer name eth0 netns {ns}"
+            ));
+            ip(&format!("-n {corp} addr add {gw}/24 dev {dev}"));
+            ip(&format!("-n {corp} link set {dev} up"));
             for addr in [site.ns(), site.ingress()] {
-                ip(&[
-                    "-n",
-                    &ns,
-                    "addr",
-                    "add",
-                    &format!("{addr}/24"),
-                    "dev",
-                    "eth0",
-                ]);
+                ip(&format!("-n {ns} addr add {addr}/24 dev eth0"));
             }
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            ip(&[
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "default",
-                "via",
-                &site.gateway().to_string(),
-            ]);
+            ip(&format!("-n {ns} link set eth0 up"));
+            ip(&format!("-n {ns} route add default via {gw}"));
         }
         // corp routes between the client and the sites.
         let out = run_bounded(
@@ -1075,14 +1006,10 @@ impl Lab {
     /// Takes `site`'s only link down, inside its namespace: its ingress and its signpost
     /// are unreachable from everywhere else.
     fn cut_off(&self, site: Site) {
-        ip(&[
-            "-n",
-            &self.netns(site.name()),
-            "link",
-            "set",
-            "eth0",
-            "down",
-        ]);
+        ip(&format!(
+            "-n {} link set eth0 down",
+            self.netns(site.name())
+        ));
     }
 
     /// Polls the client until, for `SETTLE`, every answer through the resolver is `site`
