@@ -1,10 +1,10 @@
 //! A minimal W3C WebDriver client over plain HTTP/1.1, for driving Debian's headless
-//! Chromium through `chromedriver` in tests. Only what the status-page test needs.
+//! Chromium through `chromedriver` in tests. Only what the status-page test needs. Its
+//! HTTP client is `common::http`: a test crate with `mod webdriver;` has `mod common;`.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,53 +20,23 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body).
-fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+/// One request to chromedriver; returns (status, JSON body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    let v = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    Ok((status, v))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let r = crate::common::http::request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        &body,
+    )?;
+    let v = serde_json::from_str(&r.body).unwrap_or(Value::String(r.body));
+    Ok((r.status, v))
 }
 
 impl Browser {
@@ -76,7 +46,7 @@ impl Browser {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .ok_or("chromedriver is not installed; run scripts/test.sh (installs chromium and chromium-driver)")?;
-        let port = free_port();
+        let port = crate::common::free_tcp_port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
