@@ -334,7 +334,16 @@ impl Controller {
                     generation: generation - 1,
                     message: message.clone(),
                 };
-                let _ = self.events.send(Event::ReloadFailed(report)).await;
+                let (done, wait) = oneshot::channel();
+                if self
+                    .events
+                    .send(Event::ReloadFailed { report, done })
+                    .await
+                    .is_ok()
+                {
+                    // Answer once status shows the failure.
+                    let _ = wait.await;
+                }
                 Err(ApiError::new(
                     422,
                     format!(

@@ -38,14 +38,43 @@ pub enum Event {
     /// An operator drain or undrain (reloads are loaded elsewhere and arrive as
     /// [`Event::NewModel`] / [`Event::ReloadFailed`]).
     Command(Command),
-    /// A reload produced a valid new model: switch to it.
+    /// A reload produced a valid new model: switch to it. `done` is answered once the
+    /// snapshot of the new model is published.
     NewModel {
         model: Arc<Model>,
         report: ReloadReport,
         done: oneshot::Sender<()>,
     },
-    /// A reload failed: keep serving, report it.
-    ReloadFailed(ReloadReport),
+    /// A reload failed: keep serving, report it. `done` is answered once the report is
+    /// published.
+    ReloadFailed {
+        report: ReloadReport,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// An answer held back until the snapshot that shows the change is published, so that a
+/// caller told "drained" or "reloaded" never reads the state from before.
+#[derive(Debug)]
+enum Reply {
+    Api(
+        oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        Result<serde_json::Value, ApiError>,
+    ),
+    Done(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self) {
+        match self {
+            Reply::Api(tx, result) => {
+                let _ = tx.send(result);
+            }
+            Reply::Done(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
 }
 
 impl From<ProbeResult> for Event {
@@ -109,6 +138,8 @@ pub struct Publisher {
     state_dir: Option<PathBuf>,
     /// The last reload attempt.
     reload: Option<Arc<ReloadReport>>,
+    /// Answers to send after the next publish.
+    replies: Vec<Reply>,
 }
 
 /// Fixed reasons, allocated once.
@@ -149,6 +180,7 @@ impl Publisher {
             drains: Drains::default(),
             state_dir: None,
             reload: None,
+            replies: Vec::new(),
         };
         let derived = p.derive();
         p.published = statuses(&derived);
@@ -219,13 +251,7 @@ impl Publisher {
                     Some(Drain::new(reason.clone(), SystemTime::now(), ramp)),
                 );
                 self.audit(&caller, "drain", &target, &reason, &result);
-                let change = if result.is_ok() {
-                    Change::Status
-                } else {
-                    Change::None
-                };
-                let _ = reply.send(result);
-                change
+                self.answer(reply, result)
             }
             Command::Undrain {
                 target,
@@ -234,13 +260,7 @@ impl Publisher {
             } => {
                 let result = self.drain(&target, None);
                 self.audit(&caller, "undrain", &target, "", &result);
-                let change = if result.is_ok() {
-                    Change::Status
-                } else {
-                    Change::None
-                };
-                let _ = reply.send(result);
-                change
+                self.answer(reply, result)
             }
             Command::Reload { reply, .. } => {
                 // Reloads are loaded by the caller of `run`; one reaching here is a wiring error.
@@ -250,6 +270,22 @@ impl Publisher {
                 )));
                 Change::None
             }
+        }
+    }
+
+    /// Answers a drain or undrain: an error at once (nothing changed), success after the
+    /// next publish.
+    fn answer(
+        &mut self,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        result: Result<serde_json::Value, ApiError>,
+    ) -> Change {
+        if result.is_ok() {
+            self.replies.push(Reply::Api(reply, result));
+            Change::Status
+        } else {
+            let _ = reply.send(result);
+            Change::None
         }
     }
 
@@ -363,11 +399,12 @@ impl Publisher {
             } => {
                 self.replace_model(model);
                 self.set_reload(report);
-                let _ = done.send(());
+                self.replies.push(Reply::Done(done));
                 Change::Status
             }
-            Event::ReloadFailed(report) => {
+            Event::ReloadFailed { report, done } => {
                 self.set_reload(report);
+                self.replies.push(Reply::Done(done));
                 Change::Status
             }
         }
@@ -515,7 +552,8 @@ impl Publisher {
     }
 
     /// Derives every endpoint's state, logs and counts each status change since the last
-    /// publish, and stores the new snapshot. Returns how many endpoints changed status.
+    /// publish, stores the new snapshot, then answers the operator calls it holds. Returns
+    /// how many endpoints changed status.
     pub fn publish(&mut self) -> usize {
         let derived = self.derive();
         let now = SystemTime::now();
@@ -548,6 +586,9 @@ impl Publisher {
         }
         let snapshot = self.assemble(&derived);
         self.shared.store(Arc::new(snapshot));
+        for r in self.replies.drain(..) {
+            r.send();
+        }
         changed
     }
 
@@ -642,6 +683,8 @@ impl Publisher {
             let now = TokioInstant::now();
             let when = match self.apply(event, now.into_std()) {
                 Change::None => None,
+                // An operator waits for the answer: publish now.
+                _ if !self.replies.is_empty() => Some(now),
                 Change::Status => Some(now + self.options.status_delay),
                 Change::Info => Some((last_publish + self.options.info_period).max(now)),
             };
@@ -1020,6 +1063,71 @@ min_child_endpoints = 3
             Change::None,
             "old generation"
         );
+    }
+
+    fn reload_report(ok: bool, generation: u64) -> ReloadReport {
+        ReloadReport {
+            time: "2026-01-01T00:00:00Z".into(),
+            ok,
+            generation,
+            message: if ok { String::new() } else { "bad".into() },
+        }
+    }
+
+    /// A caller told "drained" or "reloaded" reads the new state at once: answers wait
+    /// for the publish, which does not wait for `status_delay`.
+    #[tokio::test(start_paused = true)]
+    async fn operator_calls_are_answered_once_their_change_is_published() {
+        let (p, shared) = publisher(model(PROFILES, 1));
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(p.run(rx));
+        let drain = |endpoint: &str, reply| {
+            Event::Command(Command::Drain {
+                target: DrainTarget::Endpoint {
+                    profile: "static.gslb.example".into(),
+                    endpoint: endpoint.into(),
+                },
+                reason: "maintenance".into(),
+                ramp: Duration::ZERO,
+                caller: "test".into(),
+                reply,
+            })
+        };
+        let (reply, answer) = oneshot::channel();
+        tx.send(drain("s", reply)).await.unwrap();
+        let v = answer.await.unwrap().unwrap();
+        assert_eq!(v["message"], "endpoint static.gslb.example/s drained");
+        assert_eq!(
+            status(&shared.load(), "static.gslb.example", "s"),
+            Status::Disabled
+        );
+        let (reply, answer) = oneshot::channel();
+        tx.send(drain("nope", reply)).await.unwrap();
+        assert_eq!(answer.await.unwrap().unwrap_err().status, 404);
+
+        let (done, wait) = oneshot::channel();
+        let report = reload_report(false, 1);
+        tx.send(Event::ReloadFailed { report, done }).await.unwrap();
+        wait.await.unwrap();
+        assert_eq!(shared.load().reload.as_ref().map(|r| r.ok), Some(false));
+
+        let (done, wait) = oneshot::channel();
+        let (model, report) = (model(PROFILES, 2), reload_report(true, 2));
+        tx.send(Event::NewModel {
+            model,
+            report,
+            done,
+        })
+        .await
+        .unwrap();
+        wait.await.unwrap();
+        let s = shared.load();
+        assert_eq!(s.generation(), 2);
+        assert_eq!(s.reload.as_ref().map(|r| r.ok), Some(true));
+        assert_eq!(status(&s, "static.gslb.example", "s"), Status::Disabled);
+
+        drop(tx);
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
