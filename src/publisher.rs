@@ -24,7 +24,7 @@ use crate::drain::{AuditEntry, Drain, Drains, audit, rfc3339};
 use crate::health::{EndpointView, HealthView, ProbeResult, TargetHealth};
 use crate::metrics as m;
 use crate::model::{Answer, Model};
-use crate::snapshot::{EndpointState, ReloadReport, Shared, Snapshot, Status};
+use crate::snapshot::{EndpointState, ReloadReport, Shared, Snapshot, Status, WEIGHT_SCALE};
 
 /// An input to the publisher.
 ///
@@ -466,7 +466,9 @@ impl Publisher {
             let drain = self.drain_of(p, ei);
             let state = if !e.enabled {
                 (Status::Disabled, r.disabled.clone())
-            } else if let Some(d) = drain.filter(|d| d.effective_weight(e.weight, now).is_none()) {
+            } else if let Some(d) =
+                drain.filter(|d| d.effective_weight(e.weight * WEIGHT_SCALE, now).is_none())
+            {
                 let why = if d.reason.is_empty() {
                     "no reason given"
                 } else {
@@ -530,8 +532,8 @@ impl Publisher {
                         status: *status,
                         weight: self
                             .drain_of(pi, ei)
-                            .and_then(|d| d.effective_weight(e.weight, now))
-                            .unwrap_or(e.weight),
+                            .and_then(|d| d.effective_weight(e.weight * WEIGHT_SCALE, now))
+                            .unwrap_or(e.weight * WEIGHT_SCALE),
                         rtt: e.target.and_then(|t| self.health[t as usize].rtt.get()),
                     })
                     .collect()
@@ -1063,6 +1065,29 @@ min_child_endpoints = 3
             Change::None,
             "old generation"
         );
+    }
+
+    /// Halfway through a ramp, an endpoint of the default weight 1 weighs half as much as
+    /// its peer (not 1 against 1 until the ramp ends).
+    #[test]
+    fn a_ramp_halves_a_weight_of_one_halfway() {
+        let m = model(PROFILES, 1);
+        let (p, _) = publisher(m);
+        let dir = tempfile::tempdir().unwrap();
+        let mut drains = Drains::default();
+        let began = SystemTime::now() - Duration::from_secs(5);
+        drains.endpoints.insert(
+            Drains::endpoint_key("app.gslb.example", "a"),
+            Drain::new("ramp", began, Duration::from_secs(10)),
+        );
+        let p = p.with_drains(drains, dir.path().to_owned());
+        let s = p.rebuild();
+        let (pi, _) = s.model.profile("app.gslb.example").unwrap();
+        let (a, b) = (s.endpoints[pi as usize][0], s.endpoints[pi as usize][1]);
+        assert_eq!(a.status, Status::CheckingEndpoint);
+        assert_eq!(b.weight, WEIGHT_SCALE);
+        assert!((440..=500).contains(&a.weight), "{}", a.weight);
+        assert!((0.44..=0.5).contains(&a.effective_weight()));
     }
 
     fn reload_report(ok: bool, generation: u64) -> ReloadReport {

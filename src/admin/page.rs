@@ -182,7 +182,7 @@ pub fn render(snap: &Snapshot) -> String {
                 ans = esc(&answer_text(snap, &e.answer).join(", ")),
                 cls = status_class(st.status),
                 status = st.status.as_str(),
-                w = st.weight,
+                w = st.effective_weight(),
                 last = esc(&last),
                 rtt = st.rtt.map_or("—".to_owned(), |r| format!(
                     "{:.1} ms",
