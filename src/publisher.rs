@@ -11,6 +11,7 @@
 //! Bursts are coalesced: a status change is published within `status_delay` (a few ms),
 //! changes that only move RTTs or last-probe details at most once per `info_period`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -575,15 +576,9 @@ impl Publisher {
                 self.published[pi][ei] = *status;
                 let endpoint = &profile.endpoints[ei];
                 log_transition(&profile.key, &endpoint.name, before, *status, reason);
-                let site = endpoint
-                    .site
-                    .map_or("", |s| self.model.sites[s as usize].as_str());
                 metrics::counter!(m::TRANSITIONS, "to" => status.as_str()).increment(1);
-                for (st, v) in [(before, 0.0), (*status, 1.0)] {
-                    metrics::gauge!(m::ENDPOINT_STATUS, "profile" => profile.key.clone(),
-                        "endpoint" => endpoint.name.clone(), "site" => site.to_owned(), "status" => st.as_str())
-                    .set(v);
-                }
+                status_gauge(&self.model, pi, ei, before).set(0.0);
+                status_gauge(&self.model, pi, ei, *status).set(1.0);
             }
         }
         let snapshot = self.assemble(&derived);
@@ -597,6 +592,7 @@ impl Publisher {
     /// Switches to a new config generation (reload). Targets identical in both keep their
     /// health; endpoints with the same profile and name keep their status history.
     pub fn replace_model(&mut self, model: Arc<Model>) {
+        let old_statuses = self.status_labels();
         let mut health = fresh_health(&model);
         for (i, t) in model.targets.iter().enumerate() {
             if let Some(old) = self.model.targets.iter().position(|o| o == t) {
@@ -646,6 +642,44 @@ impl Publisher {
             self.published.push(published);
             self.history.push(history);
         }
+        // The status gauge: series of endpoints (or sites) that are gone drop to 0.
+        let new_statuses = self.status_labels();
+        for old in old_statuses.difference(&new_statuses) {
+            let (profile, endpoint, site, status) = old.clone();
+            metrics::gauge!(m::ENDPOINT_STATUS, "profile" => profile, "endpoint" => endpoint,
+                "site" => site, "status" => status)
+            .set(0.0);
+        }
+        self.export_statuses();
+    }
+
+    /// Sets the status gauge of every endpoint to 1 for its published status: at start
+    /// and after a reload (transitions keep it current in between).
+    fn export_statuses(&self) {
+        for (pi, states) in self.published.iter().enumerate() {
+            for (ei, status) in states.iter().enumerate() {
+                status_gauge(&self.model, pi, ei, *status).set(1.0);
+            }
+        }
+    }
+
+    /// (profile, endpoint, site, status) of every endpoint's status series at 1.
+    fn status_labels(&self) -> BTreeSet<(String, String, String, &'static str)> {
+        let mut out = BTreeSet::new();
+        for (pi, states) in self.published.iter().enumerate() {
+            let p = &self.model.profiles[pi];
+            for (ei, status) in states.iter().enumerate() {
+                let e = &p.endpoints[ei];
+                let site = e.site.map_or("", |s| self.model.sites[s as usize].as_str());
+                out.insert((
+                    p.key.clone(),
+                    e.name.clone(),
+                    site.to_owned(),
+                    status.as_str(),
+                ));
+            }
+        }
+        out
     }
 
     /// Publishes the current state, then applies events until every sender is gone,
@@ -653,6 +687,7 @@ impl Publisher {
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         use tokio::time::{Instant as TokioInstant, sleep_until};
         self.publish();
+        self.export_statuses();
         metrics::gauge!(m::GENERATION).set(self.model.generation as f64);
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
         let mut last_publish = TokioInstant::now();
@@ -750,6 +785,15 @@ fn nested_status(child: &str, states: &[(Status, Arc<str>)], min: u32) -> (Statu
             format!("child profile {child}: {up} of {total} endpoints Online, min_child_endpoints = {min}").into(),
         )
     }
+}
+
+/// The status gauge series of endpoint `ei` of profile `pi` for `status`.
+fn status_gauge(model: &Model, pi: usize, ei: usize, status: Status) -> metrics::Gauge {
+    let p = &model.profiles[pi];
+    let e = &p.endpoints[ei];
+    let site = e.site.map_or("", |s| model.sites[s as usize].as_str());
+    metrics::gauge!(m::ENDPOINT_STATUS, "profile" => p.key.clone(), "endpoint" => e.name.clone(),
+        "site" => site.to_owned(), "status" => status.as_str())
 }
 
 fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reason: &str) {
@@ -1088,6 +1132,40 @@ min_child_endpoints = 3
         assert_eq!(b.weight, WEIGHT_SCALE);
         assert!((440..=500).contains(&a.weight), "{}", a.weight);
         assert!((0.44..=0.5).contains(&a.effective_weight()));
+    }
+
+    /// Every endpoint has a status series at 1, not only those that changed status; an
+    /// endpoint gone after a reload drops to 0.
+    #[test]
+    fn every_endpoint_has_its_status_gauge() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let (mut p, _) = publisher(model(PROFILES, 1));
+            p.publish();
+            p.export_statuses();
+            let text = handle.render();
+            for line in [
+                r#"profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+                r#"profile="app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
+                r#"profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
+            ] {
+                assert!(text.contains(line), "{line} not in\n{text}");
+            }
+            let without_b = PROFILES.replace(
+                "name = \"b\"\naddress = \"192.0.2.2\"",
+                "name = \"c\"\naddress = \"192.0.2.2\"",
+            );
+            p.replace_model(model(&without_b, 2));
+            let text = handle.render();
+            for line in [
+                r#"profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 0"#,
+                r#"profile="app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#,
+                r#"profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+            ] {
+                assert!(text.contains(line), "{line} not in\n{text}");
+            }
+        });
     }
 
     fn reload_report(ok: bool, generation: u64) -> ReloadReport {
