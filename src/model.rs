@@ -115,6 +115,8 @@ pub struct EndpointDef {
     /// Index into `Model::targets`; `None` when not probed (disabled, always_serve,
     /// nested, or the profile has no monitor).
     pub target: Option<u32>,
+    /// Answers that included this endpoint (`signpost_answers_total`).
+    pub answers: crate::metrics::AnswerCounter,
 }
 
 /// How one target is probed; identical targets are probed once.
@@ -568,6 +570,7 @@ fn compile_endpoint(
         always_serve: e.always_serve,
         min_child_endpoints: e.min_child_endpoints,
         target,
+        answers: Default::default(),
     })
 }
 

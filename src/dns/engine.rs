@@ -265,7 +265,9 @@ fn answer_profile<'a>(
             for &(p, e) in d.picks() {
                 let prof = &snap.model.profiles[p as usize];
                 let ttl = ttl.min(prof.ttl);
-                match &prof.endpoints[e as usize].answer {
+                let endpoint = &prof.endpoints[e as usize];
+                endpoint.answers.increment(&prof.key, &endpoint.name);
+                match &endpoint.answer {
                     Answer::Addrs { v4, v6 } => {
                         if qtype == rtype::AAAA {
                             for a in v6.iter().take(left) {
