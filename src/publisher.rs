@@ -129,6 +129,9 @@ pub struct Publisher {
     health: Vec<TargetHealth>,
     /// Targets with at least one result.
     probed: usize,
+    /// Every target of the first generation had a result once (`/readyz`). Stays set: a
+    /// reload that adds targets does not take a serving instance out of service.
+    ready: bool,
     /// Per profile, per endpoint: the status last published, and its history.
     published: Vec<Vec<Status>>,
     history: Vec<Vec<EndpointView>>,
@@ -175,6 +178,7 @@ impl Publisher {
             options,
             health,
             probed: 0,
+            ready: false,
             published: Vec::new(),
             history: Vec::new(),
             reasons: Reasons::default(),
@@ -543,7 +547,7 @@ impl Publisher {
         let health = HealthView {
             targets: self.health.iter().map(TargetHealth::view).collect(),
             endpoints: self.history.clone(),
-            first_round_complete: self.probed == self.health.len(),
+            first_round_complete: self.ready || self.probed == self.health.len(),
         };
         Snapshot {
             model: self.model.clone(),
@@ -618,6 +622,7 @@ impl Publisher {
                     .collect()
             })
             .collect();
+        self.ready |= self.probed == self.health.len();
         self.probed = health.iter().filter(|h| h.last.is_some()).count();
         self.model = model;
         self.health = health;
@@ -1067,6 +1072,14 @@ min_child_endpoints = 3
         );
         p.publish();
         assert!(shared.load().health.first_round_complete);
+
+        // A reload that adds a target (no result yet) keeps the server ready.
+        let more = PROFILES.replace("port = 22", "port = 23");
+        p.replace_model(model(&more, 2));
+        p.publish();
+        let s = shared.load();
+        assert!(s.health.targets.iter().any(|t| t.last.is_none()));
+        assert!(s.health.first_round_complete);
     }
 
     #[test]
