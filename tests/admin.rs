@@ -911,4 +911,22 @@ fn readyz_waits_for_the_first_probe_round_and_healthz_does_not() {
         "{probe:#}"
     );
     assert_eq!(sp.api("GET", "/healthz", "", false).status, 200);
+
+    // Ready stays ready: a reload that adds a target (still hanging) does not take the
+    // server out of service.
+    let more = format!(
+        "{monitored}\n[profiles.\"slower.gslb.example\"]\nmonitor = \"slow\"\n\
+         [[profiles.\"slower.gslb.example\".endpoints]]\nname = \"slower-a\"\naddress = \"192.0.2.42\"\nprobe_address = \"127.0.0.1\"\nmonitor = {{ path = \"/other\" }}\n"
+    );
+    let text = setup(&more).config_text(sp.addr.port(), sp.admin.port());
+    std::fs::write(sp.config_path(), text).unwrap();
+    let r = sp.api("POST", "/api/v1/reload", "", true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let st = sp.status();
+    assert_eq!(
+        endpoint(&st, "slower.gslb.example.", "slower-a")["last_probe"],
+        Value::Null
+    );
+    assert_eq!(st["ready"], true, "{st:#}");
+    assert_eq!(sp.api("GET", "/readyz", "", false).status, 200);
 }
