@@ -11,18 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Setup, Signpost, poll};
+use common::{GSLB_ZONE, Setup, Signpost, poll, two_sites};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::Value;
 use support::{HttpServer, Reply, always};
-
-const ZONE: &str = "$ORIGIN gslb.example.
-$TTL 300
-@   IN SOA ns1 hostmaster 1 3600 600 86400 60
-@   IN NS  ns1
-ns1 IN A   127.0.0.1
-";
 
 const TOKEN: &str = "t0ken-for-the-admin-tests";
 
@@ -34,24 +27,10 @@ const HUB_A: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0,
 /// app-b and api-b.
 const HUB_B: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 12)];
 
-/// Sites hub-a and hub-b; profiles app and api, each with one endpoint in each site, equal
-/// (default) weights, no monitor (so Online), TTL `ttl`.
-fn sites_and_profiles(ttl: u32) -> String {
-    let mut t = String::from("[[sites]]\nname = \"hub-a\"\n[[sites]]\nname = \"hub-b\"\n");
-    for (profile, a, b) in [("app", 1, 2), ("api", 11, 12)] {
-        t.push_str(&format!(
-            "\n[profiles.\"{profile}.gslb.example\"]\nmethod = \"weighted\"\nttl = {ttl}\n\
-             [[profiles.\"{profile}.gslb.example\".endpoints]]\nname = \"{profile}-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.{a}\"\n\
-             [[profiles.\"{profile}.gslb.example\".endpoints]]\nname = \"{profile}-b\"\nsite = \"hub-b\"\naddress = \"192.0.2.{b}\"\n"
-        ));
-    }
-    t
-}
-
 fn setup(extra: &str) -> Setup {
-    Setup::new(&[("gslb.example.zone", ZONE)])
+    Setup::new(&[("gslb.example.zone", GSLB_ZONE)])
         .token(TOKEN)
-        .extra(&format!("{}{extra}", sites_and_profiles(5)))
+        .extra(&format!("{}{extra}", two_sites(5)))
 }
 
 /// One answer for `name`: its A records and their TTL (panics unless NOERROR).
@@ -500,7 +479,7 @@ fn the_api_answers_json_errors_for_wrong_methods_paths_and_bodies() {
 fn a_non_loopback_admin_listener_without_a_token_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
-    std::fs::write(dir.path().join("zones/gslb.example.zone"), ZONE).unwrap();
+    std::fs::write(dir.path().join("zones/gslb.example.zone"), GSLB_ZONE).unwrap();
     // Only the admin listener would be reachable from elsewhere; it is never bound.
     let config = format!(
         "[dns]\nlisten = [\"127.0.0.1:{}\"]\n\n[admin]\nlisten = \"0.0.0.0:{}\"\n\n[state]\ndir = \"state\"\n",
@@ -769,7 +748,7 @@ fn reloads_under_load_lose_no_answer_and_only_valid_ones_move_the_generation() {
     let valid = |ttl: u32| {
         Setup::new(&[])
             .token(TOKEN)
-            .extra(&sites_and_profiles(ttl))
+            .extra(&two_sites(ttl))
             .config_text(port, admin)
     };
     let good = valid(5);

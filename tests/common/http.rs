@@ -50,28 +50,55 @@ pub(crate) fn request(
     }
     req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // Read the head, then the body by its length: some servers (chromedriver) answer
+    // `Connection: close` and keep the connection open.
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match s.read(&mut chunk).map_err(|e| e.to_string())? {
+            0 => return Err("connection closed before the end of the HTTP head".into()),
+            n => resp.extend_from_slice(&chunk[..n]),
+        }
     };
-    Ok(Response {
-        status,
-        head: head.to_owned(),
-        body,
-    })
+    let head = String::from_utf8_lossy(&resp[..head_end]).into_owned();
+    let mut r = Response {
+        status: head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no status")?,
+        head,
+        body: String::new(),
+    };
+    let mut body = resp.split_off(head_end + 4);
+    let length: Option<usize> = r.header("content-length").and_then(|l| l.parse().ok());
+    let chunked = r
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+    loop {
+        let complete = match length {
+            Some(n) => body.len() >= n,
+            None => chunked && body.ends_with(b"0\r\n\r\n"),
+        };
+        if complete || method == "HEAD" {
+            break;
+        }
+        match s.read(&mut chunk).map_err(|e| e.to_string())? {
+            0 if length.is_none() && !chunked => break,
+            0 => return Err("connection closed before the end of the body".into()),
+            n => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    r.body = if chunked {
+        dechunk(&text)
+    } else {
+        text.into_owned()
+    };
+    Ok(r)
 }
 
 fn dechunk(mut s: &str) -> String {

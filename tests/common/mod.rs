@@ -29,6 +29,30 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long any single exchange may take.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `gslb.example`: SOA, NS and the name server's address; profiles go in the config.
+pub(crate) const GSLB_ZONE: &str = "$ORIGIN gslb.example.
+$TTL 300
+@   IN SOA ns1 hostmaster 1 3600 600 86400 60
+@   IN NS  ns1
+ns1 IN A   127.0.0.1
+";
+
+/// Config for [`GSLB_ZONE`]: sites hub-a and hub-b; profiles `app.gslb.example`
+/// (app-a 192.0.2.1 in hub-a, app-b 192.0.2.2 in hub-b) and `api.gslb.example` (api-a
+/// 192.0.2.11, api-b 192.0.2.12), weighted with equal (default) weights, no monitor (so
+/// Online), TTL `ttl`.
+pub(crate) fn two_sites(ttl: u32) -> String {
+    let mut t = String::from("[[sites]]\nname = \"hub-a\"\n[[sites]]\nname = \"hub-b\"\n");
+    for (profile, a, b) in [("app", 1, 2), ("api", 11, 12)] {
+        t.push_str(&format!(
+            "\n[profiles.\"{profile}.gslb.example\"]\nmethod = \"weighted\"\nttl = {ttl}\n\
+             [[profiles.\"{profile}.gslb.example\".endpoints]]\nname = \"{profile}-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.{a}\"\n\
+             [[profiles.\"{profile}.gslb.example\".endpoints]]\nname = \"{profile}-b\"\nsite = \"hub-b\"\naddress = \"192.0.2.{b}\"\n"
+        ));
+    }
+    t
+}
+
 /// What to serve.
 pub(crate) struct Setup {
     /// Zone files: (file name, e.g. `gslb.example.zone`, text).

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A running chromedriver and one browser session.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
@@ -41,7 +41,7 @@ fn http(
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
-    pub fn start() -> Result<Browser, String> {
+    pub(crate) fn start() -> Result<Browser, String> {
         let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -90,37 +90,52 @@ impl Browser {
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let (st, v) = http(self.addr, method, &format!("/session/{}{path}", self.session), body.as_ref())?;
+        let (st, v) = http(
+            self.addr,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        )?;
         if st != 200 {
             return Err(format!("webdriver {method} {path}: {st} {v}"));
         }
         Ok(v["value"].clone())
     }
 
-    pub fn goto(&self, url: &str) -> Result<(), String> {
-        self.cmd("POST", "/url", Some(json!({ "url": url }))).map(drop)
+    pub(crate) fn goto(&self, url: &str) -> Result<(), String> {
+        self.cmd("POST", "/url", Some(json!({ "url": url })))
+            .map(drop)
     }
 
     /// The first element matching a CSS selector.
-    pub fn find(&self, css: &str) -> Result<String, String> {
-        let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})))?;
+    pub(crate) fn find(&self, css: &str) -> Result<String, String> {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        )?;
         v[ELEMENT_KEY]
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| format!("no element {css}"))
     }
 
-    pub fn click(&self, el: &str) -> Result<(), String> {
-        self.cmd("POST", &format!("/element/{el}/click"), Some(json!({}))).map(drop)
-    }
-
-    pub fn type_into(&self, el: &str, text: &str) -> Result<(), String> {
-        self.cmd("POST", &format!("/element/{el}/clear"), Some(json!({})))?;
-        self.cmd("POST", &format!("/element/{el}/value"), Some(json!({ "text": text })))
+    pub(crate) fn click(&self, el: &str) -> Result<(), String> {
+        self.cmd("POST", &format!("/element/{el}/click"), Some(json!({})))
             .map(drop)
     }
 
-    pub fn text(&self, el: &str) -> Result<String, String> {
+    pub(crate) fn type_into(&self, el: &str, text: &str) -> Result<(), String> {
+        self.cmd("POST", &format!("/element/{el}/clear"), Some(json!({})))?;
+        self.cmd(
+            "POST",
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": text })),
+        )
+        .map(drop)
+    }
+
+    pub(crate) fn text(&self, el: &str) -> Result<String, String> {
         Ok(self
             .cmd("GET", &format!("/element/{el}/text"), None)?
             .as_str()
@@ -128,14 +143,22 @@ impl Browser {
             .to_owned())
     }
 
+    /// An attribute (or property) of an element, e.g. `class`; `None` when it has none.
+    pub(crate) fn attribute(&self, el: &str, name: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .cmd("GET", &format!("/element/{el}/attribute/{name}"), None)?
+            .as_str()
+            .map(str::to_owned))
+    }
+
     /// The page's visible text.
-    pub fn body_text(&self) -> Result<String, String> {
+    pub(crate) fn body_text(&self) -> Result<String, String> {
         let b = self.find("body")?;
         self.text(&b)
     }
 
     /// A PNG screenshot of the page.
-    pub fn screenshot(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn screenshot(&self) -> Result<Vec<u8>, String> {
         let v = self.cmd("GET", "/screenshot", None)?;
         let b64 = v.as_str().ok_or("no screenshot data")?;
         base64_decode(b64)
@@ -145,7 +168,12 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = http(self.addr, "DELETE", &format!("/session/{}", self.session), None);
+            let _ = http(
+                self.addr,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                None,
+            );
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
