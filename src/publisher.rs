@@ -1153,31 +1153,32 @@ min_child_endpoints = 3
     fn every_endpoint_has_its_status_gauge() {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
+        let rendered = |lines: &[&str]| {
+            let text = handle.render();
+            for line in lines {
+                let series = format!("signpost_endpoint_status{{profile={line}");
+                assert!(text.contains(&series), "{series} not in\n{text}");
+            }
+        };
         metrics::with_local_recorder(&recorder, || {
             let (mut p, _) = publisher(model(PROFILES, 1));
             p.publish();
             p.export_statuses();
-            let text = handle.render();
-            for line in [
-                r#"profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
-                r#"profile="app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
-                r#"profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
-            ] {
-                assert!(text.contains(line), "{line} not in\n{text}");
-            }
+            rendered(&[
+                r#""static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+                r#""app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
+                r#""app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
+            ]);
             let without_b = PROFILES.replace(
                 "name = \"b\"\naddress = \"192.0.2.2\"",
                 "name = \"c\"\naddress = \"192.0.2.2\"",
             );
             p.replace_model(model(&without_b, 2));
-            let text = handle.render();
-            for line in [
-                r#"profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 0"#,
-                r#"profile="app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#,
-                r#"profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
-            ] {
-                assert!(text.contains(line), "{line} not in\n{text}");
-            }
+            rendered(&[
+                r#""app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 0"#,
+                r#""app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#,
+                r#""static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+            ]);
         });
     }
 

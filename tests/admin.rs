@@ -38,15 +38,18 @@ fn answer(sp: &Signpost, name: &str) -> (Vec<Ipv4Addr>, Option<u32>) {
     let wire = common::query(name, RecordType::A).to_vec().unwrap();
     let m = Message::from_vec(&sp.udp(&wire)).unwrap();
     assert_eq!(u16::from(m.metadata.response_code), 0, "{name}: {m}");
-    let addrs = m
-        .answers
+    (a_records(&m), m.answers.first().map(|r| r.ttl))
+}
+
+/// The addresses of the A records in the answer section.
+fn a_records(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers
         .iter()
         .filter_map(|r| match &r.data {
             RData::A(a) => Some(a.0),
             _ => None,
         })
-        .collect();
-    (addrs, m.answers.first().map(|r| r.ttl))
+        .collect()
 }
 
 /// Every address in `n` answers for each of app and api.
@@ -135,6 +138,25 @@ fn value(samples: &[prometheus_parse::Sample], metric: &str, labels: &[(&str, &s
 
 // --- Acceptance 1 -------------------------------------------------------------------
 
+/// Runs the CLI with `args` (it must succeed and print `says`), then polls answers in
+/// batches of 10 per profile until one batch satisfies `done`. Returns how long the CLI
+/// took and how long until `done`, both from just before the CLI started.
+fn cli_until(
+    sp: &Signpost,
+    args: &[&str],
+    says: &str,
+    done: impl Fn(&BTreeSet<Ipv4Addr>) -> bool,
+) -> (Duration, Duration) {
+    let t0 = Instant::now();
+    let ran = sp.cli(args);
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
+    assert!(ran.stdout.contains(says), "{}", ran.text());
+    let cli = t0.elapsed();
+    poll(Duration::from_secs(5), || done(&seen(sp, 10)))
+        .unwrap_or_else(|| panic!("{args:?}: answers not as expected 5 s later"));
+    (cli, t0.elapsed())
+}
+
 #[test]
 fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_restart_and_comes_back()
  {
@@ -142,17 +164,12 @@ fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_re
     let everything: BTreeSet<_> = HUB_A.iter().chain(&HUB_B).copied().collect();
     assert_eq!(seen(&sp, 30), everything, "both sites answered at first");
 
-    let t0 = Instant::now();
-    let ran = sp.cli(&["drain", "--site", "hub-a", "--reason", "maintenance"]);
-    assert_eq!(ran.code, Some(0), "{}", ran.text());
-    assert!(ran.stdout.contains("site hub-a drained"), "{}", ran.text());
-    let cli = t0.elapsed();
-    // Polled in batches of 10 answers per profile; each batch must be free of hub-a.
-    let gone = poll(Duration::from_secs(5), || {
-        seen(&sp, 10).is_disjoint(&set(&HUB_A))
-    })
-    .map(|_| t0.elapsed())
-    .expect("hub-a still answered 5 s after the drain");
+    let (cli, gone) = cli_until(
+        &sp,
+        &["drain", "--site", "hub-a", "--reason", "maintenance"],
+        "site hub-a drained",
+        |seen| seen.is_disjoint(&set(&HUB_A)),
+    );
     assert!(
         gone <= Duration::from_secs(1),
         "hub-a answered until {gone:?}"
@@ -204,19 +221,12 @@ fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_re
     );
     assert!(drained_in_json(&sp));
 
-    let t1 = Instant::now();
-    let ran = sp.cli(&["undrain", "--site", "hub-a"]);
-    assert_eq!(ran.code, Some(0), "{}", ran.text());
-    assert!(
-        ran.stdout.contains("site hub-a undrained"),
-        "{}",
-        ran.text()
+    let (_, back) = cli_until(
+        &sp,
+        &["undrain", "--site", "hub-a"],
+        "site hub-a undrained",
+        |seen| seen.is_superset(&set(&HUB_A)),
     );
-    let back = poll(Duration::from_secs(5), || {
-        seen(&sp, 10).is_superset(&set(&HUB_A))
-    })
-    .map(|_| t1.elapsed())
-    .expect("hub-a not answered 5 s after the undrain");
     assert!(
         back <= Duration::from_secs(2),
         "hub-a back only after {back:?}"
@@ -695,14 +705,7 @@ fn load(
                     } else {
                         [HUB_A[1], HUB_B[1]]
                     };
-                    let addrs: Vec<Ipv4Addr> = m
-                        .answers
-                        .iter()
-                        .filter_map(|r| match &r.data {
-                            RData::A(a) => Some(a.0),
-                            _ => None,
-                        })
-                        .collect();
+                    let addrs = a_records(&m);
                     if rcode == 2 {
                         r.servfail += 1;
                     } else if rcode != 0 || addrs.len() != 1 || !want.contains(&addrs[0]) {
