@@ -332,6 +332,15 @@ impl Publisher {
             DrainTarget::Site(_) => &mut next.sites,
             DrainTarget::Endpoint { .. } => &mut next.endpoints,
         };
+        // Draining what is already drained never brings traffic back: when the drain in
+        // force ends no later than the new one would, it stays (with the new reason).
+        let drain = drain.map(|d| match map.get(&key) {
+            Some(old) if old.ends_at() <= d.ends_at() => Drain {
+                reason: d.reason,
+                ..old.clone()
+            },
+            _ => d,
+        });
         let was = match &drain {
             Some(d) => map.insert(key, d.clone()),
             None => map.remove(&key),
@@ -351,9 +360,11 @@ impl Publisher {
         self.drains = next;
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
         let message = match (&drain, was) {
-            (Some(d), _) if d.ramp_ms > 0 => {
-                format!("{target} draining over {}s", d.ramp_ms / 1000)
-            }
+            (Some(d), _) if d.ends_at() > SystemTime::now() => format!(
+                "{target} draining over {}s (disabled at {})",
+                d.ramp_ms / 1000,
+                rfc3339(d.ends_at())
+            ),
             (Some(_), _) => format!("{target} drained"),
             (None, Some(_)) => format!("{target} undrained"),
             (None, None) => format!("{target} was not drained"),
@@ -1121,6 +1132,55 @@ min_child_endpoints = 3
             p.apply(probe(1, a2, true, ""), now),
             Change::None,
             "old generation"
+        );
+    }
+
+    /// Draining again (to change the reason, or by mistake with a ramp) never brings
+    /// back traffic: the drain that ends first stays in force.
+    #[test]
+    fn draining_again_never_brings_traffic_back() {
+        let (mut p, shared) = publisher(model(PROFILES, 1));
+        let target = DrainTarget::Endpoint {
+            profile: "static.gslb.example".into(),
+            endpoint: "s".into(),
+        };
+        let mut drain = |reason: &str, ramp: u64| {
+            let (reply, mut answer) = oneshot::channel();
+            p.apply(
+                Event::Command(Command::Drain {
+                    target: target.clone(),
+                    reason: reason.into(),
+                    ramp: Duration::from_secs(ramp),
+                    caller: "test".into(),
+                    reply,
+                }),
+                Instant::now(),
+            );
+            p.publish();
+            let message = answer.try_recv().unwrap().unwrap()["message"].clone();
+            let d = p.drains().endpoints["static.gslb.example/s"].clone();
+            (d, message)
+        };
+        let (first, _) = drain("slow", 600);
+        assert_eq!(first.ramp_ms, 600_000);
+        // A longer ramp keeps the first one's timing, with the new reason.
+        let (second, message) = drain("slower", 3600);
+        assert_eq!((second.since_ms, second.ramp_ms), (first.since_ms, 600_000));
+        assert_eq!(second.reason, "slower");
+        assert!(
+            message.as_str().unwrap().contains("draining over 600s"),
+            "{message}"
+        );
+        // At once is sooner: it replaces the ramp.
+        let (now, message) = drain("now", 0);
+        assert_eq!(now.ramp_ms, 0);
+        assert_eq!(message, "endpoint static.gslb.example/s drained");
+        // And a ramp after that keeps it drained.
+        let (again, _) = drain("ramp again", 300);
+        assert_eq!((again.ramp_ms, again.reason.as_str()), (0, "ramp again"));
+        assert_eq!(
+            status(&shared.load(), "static.gslb.example", "s"),
+            Status::Disabled
         );
     }
 
