@@ -65,7 +65,7 @@ fn describe() {
     describe_histogram!(
         PROBE_DURATION,
         Unit::Seconds,
-        "Health probe duration, by protocol and outcome"
+        "Health probe duration, by outcome (ok, fail)"
     );
     describe_counter!(PROBE_RESULTS, "Health probe results, by outcome");
     describe_counter!(
