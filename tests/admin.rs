@@ -205,11 +205,23 @@ fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_re
         e["status"] == "Disabled" && e["drain"]["reason"] == "maintenance"
     };
     assert!(drained_in_json(&sp));
-    // explain agrees: only hub-b is a candidate answer.
+    // explain agrees: app-a is a candidate, Disabled and not eligible; app-b answers.
     let ran = sp.cli(&["explain", "app.gslb.example", "--client", "10.1.2.3"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text());
     let v: Value = serde_json::from_str(&ran.stdout).unwrap();
-    assert_eq!(v["answer"][0]["endpoint"], "app-b", "{v:#}");
+    assert_eq!(
+        v["answer"]["endpoints"][0], "app.gslb.example./app-b",
+        "{v:#}"
+    );
+    let a = v["steps"][0]["candidates"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["endpoint"] == "app-a"))
+        .unwrap_or_else(|| panic!("no app-a candidate: {v:#}"));
+    assert_eq!(
+        (&a["status"], &a["eligible"]),
+        (&"Disabled".into(), &false.into()),
+        "{v:#}"
+    );
 
     // A restart on the same state keeps the drain.
     sp.restart();

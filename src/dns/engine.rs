@@ -10,8 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
-use crate::model::Answer;
-use crate::policy::{self, Client, Kind};
+use crate::policy::{self, Client, Kind, Pick, Record};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
 use crate::zone::{Node, RrSet, Zone, rtype};
@@ -261,38 +260,35 @@ fn answer_profile<'a>(
         }
         Kind::Answer => {
             let ttl = snap.model.profiles[pid as usize].ttl;
-            let mut left = usize::from(d.max_records);
-            for &(p, e) in d.picks() {
-                let prof = &snap.model.profiles[p as usize];
-                let ttl = ttl.min(prof.ttl);
-                let endpoint = &prof.endpoints[e as usize];
-                endpoint.answers.increment(&prof.key, &endpoint.name);
-                match &endpoint.answer {
-                    Answer::Addrs { v4, v6 } => {
-                        if qtype == rtype::AAAA {
-                            for a in v6.iter().take(left) {
-                                w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets());
-                                left -= 1;
-                            }
-                        } else {
-                            for a in v4.iter().take(left) {
-                                w.record(Section::Answer, owner, rtype::A, ttl, &a.octets());
-                                left -= 1;
-                            }
-                        }
-                    }
-                    Answer::Cname { wire, .. } => {
-                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
-                        return if qtype == rtype::CNAME {
-                            Step::Done
-                        } else {
-                            Step::Chase(wire)
-                        };
-                    }
-                    Answer::Nested(_) => {}
+            let qtype = if qtype == rtype::ANY { rtype::A } else { qtype };
+            // signpost_answers_total: each endpoint once per answer (multivalue picks
+            // one address at a time).
+            let picks = d.picks();
+            for (i, pick) in picks.iter().enumerate() {
+                let same = |q: &Pick| (q.profile, q.endpoint) == (pick.profile, pick.endpoint);
+                if !picks[..i].iter().any(same) {
+                    let prof = &snap.model.profiles[pick.profile as usize];
+                    let endpoint = &prof.endpoints[pick.endpoint as usize];
+                    endpoint.answer_count.increment(&prof.key, &endpoint.name);
                 }
             }
-            Step::Done
+            let mut next = Step::Done;
+            d.for_each_record(snap, qtype, |prof, r| {
+                let ttl = ttl.min(prof.ttl);
+                match r {
+                    Record::A(a) => w.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
+                    Record::Aaaa(a) => {
+                        w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets())
+                    }
+                    Record::Cname(wire) => {
+                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
+                        if qtype != rtype::CNAME {
+                            next = Step::Chase(wire);
+                        }
+                    }
+                }
+            });
+            next
         }
     }
 }
