@@ -536,7 +536,10 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
     let probed = format!(
         "\n[monitors.web]\nport = {}\ninterval = \"500ms\"\ntimeout = \"1s\"\n\n\
          [profiles.\"web.gslb.example\"]\nmonitor = \"web\"\n\
-         [[profiles.\"web.gslb.example\".endpoints]]\nname = \"web-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.21\"\nprobe_address = \"127.0.0.1\"\n",
+         [[profiles.\"web.gslb.example\".endpoints]]\nname = \"web-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.21\"\nprobe_address = \"127.0.0.1\"\n\n\
+         [profiles.\"multi.gslb.example\"]\nmethod = \"multivalue\"\nmax_answers = 4\n\
+         [[profiles.\"multi.gslb.example\".endpoints]]\nname = \"multi-a\"\naddresses = [\"192.0.2.51\", \"192.0.2.52\"]\n\
+         [[profiles.\"multi.gslb.example\".endpoints]]\nname = \"multi-b\"\naddress = \"192.0.2.53\"\n",
         ingress.addr.port()
     );
     let mut sp = Signpost::start(&setup(&probed));
@@ -547,6 +550,10 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
 
     for _ in 0..20 {
         answer(&sp, APP);
+    }
+    // Multivalue: three addresses from two endpoints in each answer.
+    for _ in 0..5 {
+        assert_eq!(answer(&sp, "multi.gslb.example.").0.len(), 3);
     }
     let nx = common::query("nothing.gslb.example.", RecordType::A);
     let nx = Message::from_vec(&sp.udp(&nx.to_vec().unwrap())).unwrap();
@@ -596,6 +603,11 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
         })
         .sum();
     assert_eq!(answered, 20.0);
+    // An endpoint counts once per answer, however many of its addresses it holds.
+    for e in ["multi-a", "multi-b"] {
+        let labels = [("profile", "multi.gslb.example"), ("endpoint", e)];
+        assert_eq!(value(&m, "signpost_answers_total", &labels), 5.0, "{e}");
+    }
     // Every endpoint has its current status at 1 (and no other at 1).
     for (profile, ep, site, status) in [
         ("app.gslb.example", "app-a", "hub-a", "Disabled"),
