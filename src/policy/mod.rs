@@ -10,6 +10,7 @@
 mod geoip;
 mod location;
 mod methods;
+mod prefix;
 pub mod trace;
 
 #[cfg(test)]
@@ -28,7 +29,8 @@ use ipnet::IpNet;
 use rand::Rng;
 
 pub use geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
-pub use location::{Location, MAX_REGIONS, refine_scope};
+pub use location::{Location, MAX_REGIONS};
+pub use prefix::{NetSet, PrefixTable};
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
     Trace, explain, explain_with_rng, qtype_from_str,
