@@ -17,7 +17,8 @@ pub(crate) struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
-    _profile: tempfile::TempDir,
+    /// Chromium's profile directory (deleted on drop).
+    profile_dir: tempfile::TempDir,
 }
 
 /// One request to chromedriver; returns (status, JSON body).
@@ -53,7 +54,14 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {driver_bin}: {e}"))?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // From here on, dropping `b` (any error below) stops chromedriver.
+        let mut b = Browser {
+            driver,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            session: String::new(),
+            profile_dir: tempfile::tempdir().map_err(|e| e.to_string())?,
+        };
+        let addr = b.addr;
         let deadline = Instant::now() + Duration::from_secs(20);
         while http(addr, "GET", "/status", None).is_err() {
             if Instant::now() > deadline {
@@ -61,7 +69,6 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -69,15 +76,9 @@ impl Browser {
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
                          "--disable-dev-shm-usage", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.path().display())]
+                         format!("--user-data-dir={}", b.profile_dir.path().display())]
             }
         }}});
-        let mut b = Browser {
-            driver,
-            addr,
-            session: String::new(),
-            _profile: profile,
-        };
         let (st, v) = http(addr, "POST", "/session", Some(&caps))?;
         if st != 200 {
             return Err(format!("cannot create a browser session: {v}"));
