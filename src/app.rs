@@ -175,6 +175,13 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     };
     info!(addr = %admin_listener.local_addr().unwrap_or(admin_addr), token = token.is_some(), "admin API listening");
 
+    // The first snapshot DNS answers from already holds the restored drains: a drained
+    // endpoint is not answered for a moment after a restart.
+    let model = shared.load().model.clone();
+    let mut publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default())
+        .with_drains(drains, config.state.dir.clone());
+    publisher.publish();
+
     let mut threads = Vec::new();
     for (i, sock) in udp.into_iter().enumerate() {
         let (s, st) = (shared.clone(), stop.clone());
@@ -201,10 +208,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
 
     // The publisher is the only writer of `shared` from here on: probe results, drains
     // and reloads all reach it as events.
-    let model = shared.load().model.clone();
     let (events, events_rx) = mpsc::channel::<Event>(4096);
-    let publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default())
-        .with_drains(drains, config.state.dir.clone());
     let publisher_task = tokio::spawn(publisher.run(events_rx));
     let prober = Arc::new(Prober::new());
     let options = SchedulerOptions::for_open_files(raise_open_files_limit());
@@ -334,7 +338,16 @@ impl Controller {
                     generation: generation - 1,
                     message: message.clone(),
                 };
-                let _ = self.events.send(Event::ReloadFailed(report)).await;
+                let (done, wait) = oneshot::channel();
+                if self
+                    .events
+                    .send(Event::ReloadFailed { report, done })
+                    .await
+                    .is_ok()
+                {
+                    // Answer once status shows the failure.
+                    let _ = wait.await;
+                }
                 Err(ApiError::new(
                     422,
                     format!(

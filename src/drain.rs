@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
     pub reason: String,
-    /// Seconds since the Unix epoch when the drain began.
-    pub since: u64,
+    /// Milliseconds since the Unix epoch when the drain began. (State written before
+    /// this field had milliseconds said `since`, in seconds: [`Drains::load`] converts.)
+    #[serde(alias = "since")]
+    pub since_ms: u64,
     /// Milliseconds over which the weight falls to 0 (0 = at once).
     #[serde(default)]
     pub ramp_ms: u64,
@@ -27,19 +29,29 @@ impl Drain {
     pub fn new(reason: impl Into<String>, now: SystemTime, ramp: Duration) -> Self {
         Self {
             reason: reason.into(),
-            since: unix_secs(now),
+            since_ms: now
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64,
             ramp_ms: ramp.as_millis() as u64,
         }
     }
 
+    /// When the drain began.
+    pub fn since(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.since_ms)
+    }
+
     /// The weight `weight` scaled by the ramp at `now`: `Some(w)` while ramping (w ≥ 1
-    /// until the last moment), `None` once fully drained (Disabled).
+    /// until the last moment), `None` once fully drained (Disabled). Callers pass weights
+    /// in fine units (`snapshot::WEIGHT_SCALE`), so that a configured weight of 1 still
+    /// falls smoothly.
     pub fn effective_weight(&self, weight: u32, now: SystemTime) -> Option<u32> {
         if self.ramp_ms == 0 {
             return None;
         }
         let elapsed_ms = now
-            .duration_since(UNIX_EPOCH + Duration::from_secs(self.since))
+            .duration_since(self.since())
             .unwrap_or_default()
             .as_millis() as u64;
         if elapsed_ms >= self.ramp_ms {
@@ -52,7 +64,7 @@ impl Drain {
 
     /// When the ramp ends (the endpoint becomes Disabled).
     pub fn ends_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.since) + Duration::from_millis(self.ramp_ms)
+        self.since() + Duration::from_millis(self.ramp_ms)
     }
 }
 
@@ -100,15 +112,24 @@ impl Drains {
     pub fn load(dir: &Path) -> io::Result<Drains> {
         let path = dir.join(DRAINS_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{} is not valid drain state ({e}); fix or remove it",
-                        path.display()
-                    ),
-                )
-            }),
+            Ok(bytes) => {
+                let mut d: Drains = serde_json::from_slice(&bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is not valid drain state ({e}); fix or remove it",
+                            path.display()
+                        ),
+                    )
+                })?;
+                // `since` in seconds (older state): below 1e11 is before 1973 in ms.
+                for drain in d.sites.values_mut().chain(d.endpoints.values_mut()) {
+                    if drain.since_ms < 100_000_000_000 {
+                        drain.since_ms *= 1000;
+                    }
+                }
+                Ok(d)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
             Err(e) => Err(io::Error::new(
                 e.kind(),
@@ -169,10 +190,6 @@ pub fn audit_path(dir: &Path) -> PathBuf {
     dir.join(AUDIT_FILE)
 }
 
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 /// RFC 3339 UTC with seconds, e.g. `2026-11-21T10:00:00Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -198,6 +215,39 @@ mod tests {
         assert_eq!(d.effective_weight(100, t0 + Duration::from_secs(10)), None);
         let now = Drain::new("x", t0, Duration::ZERO);
         assert_eq!(now.effective_weight(100, t0), None);
+    }
+
+    /// A ramp starts when the drain is made, not at the start of that second.
+    #[test]
+    fn ramp_starts_at_the_millisecond() {
+        let t0 = UNIX_EPOCH + Duration::from_millis(1_000_900);
+        let d = Drain::new("maint", t0, Duration::from_secs(6));
+        assert_eq!(d.since(), t0);
+        assert_eq!(d.effective_weight(1000, t0), Some(1000));
+        assert_eq!(
+            d.effective_weight(1000, t0 + Duration::from_secs(3)),
+            Some(500)
+        );
+        assert_eq!(d.ends_at(), t0 + Duration::from_secs(6));
+        assert_eq!(
+            d.effective_weight(1000, t0 + Duration::from_millis(5_999)),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn state_with_since_in_seconds_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("drains.json"),
+            r#"{"sites": {"hub-a": {"reason": "old", "since": 1700000000, "ramp_ms": 0}}}"#,
+        )
+        .unwrap();
+        let d = Drains::load(dir.path()).unwrap();
+        assert_eq!(
+            d.sites["hub-a"].since(),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
     }
 
     #[test]

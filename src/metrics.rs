@@ -1,7 +1,8 @@
 //! Prometheus metrics (`metrics` crate + its Prometheus exporter), all named `signpost_*`.
 //!
-//! The query counters are registered once into a fixed table, so counting a query is one
-//! atomic add with no label hashing on the hot path.
+//! The query counters are registered once into a fixed table, and each endpoint's answer
+//! counter once in its model ([`AnswerCounter`]), so counting a query or an answer is one
+//! atomic add with no allocation or label hashing on the hot path.
 
 use std::sync::OnceLock;
 
@@ -64,7 +65,7 @@ fn describe() {
     describe_histogram!(
         PROBE_DURATION,
         Unit::Seconds,
-        "Health probe duration, by protocol and outcome"
+        "Health probe duration, by outcome (ok, fail)"
     );
     describe_counter!(PROBE_RESULTS, "Health probe results, by outcome");
     describe_counter!(
@@ -133,4 +134,21 @@ pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
             metrics::counter!(QUERIES, "protocol" => proto, "qtype" => QTYPES[q].1, "rcode" => RCODES[r].1)
         })
         .increment(1);
+}
+
+/// `signpost_answers_total` of one endpoint, kept in the model: registered on the
+/// endpoint's first answer, then one atomic add per answer. A reload's new model registers
+/// the same labels again, which is the same series: counts carry on.
+#[derive(Debug, Default)]
+pub struct AnswerCounter(OnceLock<Counter>);
+
+impl AnswerCounter {
+    /// Counts one answer that included endpoint `endpoint` of profile `profile`.
+    pub fn increment(&self, profile: &str, endpoint: &str) {
+        self.0
+            .get_or_init(|| {
+                metrics::counter!(ANSWERS, "profile" => profile.to_owned(), "endpoint" => endpoint.to_owned())
+            })
+            .increment(1);
+    }
 }

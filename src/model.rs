@@ -141,6 +141,8 @@ pub struct EndpointDef {
     /// when some endpoint of the child can).
     pub answers_a: bool,
     pub answers_aaaa: bool,
+    /// Answers that included this endpoint (`signpost_answers_total`).
+    pub answer_count: crate::metrics::AnswerCounter,
 }
 
 /// How one target is probed; identical targets are probed once.
@@ -592,6 +594,7 @@ fn compile_endpoint(
         // Filled in once every profile is compiled (nested endpoints need their child).
         answers_a: false,
         answers_aaaa: false,
+        answer_count: Default::default(),
     })
 }
 

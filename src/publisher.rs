@@ -11,6 +11,7 @@
 //! Bursts are coalesced: a status change is published within `status_delay` (a few ms),
 //! changes that only move RTTs or last-probe details at most once per `info_period`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,7 +25,7 @@ use crate::drain::{AuditEntry, Drain, Drains, audit, rfc3339};
 use crate::health::{EndpointView, HealthView, ProbeResult, TargetHealth};
 use crate::metrics as m;
 use crate::model::{Answer, Model};
-use crate::snapshot::{EndpointState, ReloadReport, Shared, Snapshot, Status};
+use crate::snapshot::{EndpointState, ReloadReport, Shared, Snapshot, Status, WEIGHT_SCALE};
 
 /// An input to the publisher.
 ///
@@ -38,14 +39,43 @@ pub enum Event {
     /// An operator drain or undrain (reloads are loaded elsewhere and arrive as
     /// [`Event::NewModel`] / [`Event::ReloadFailed`]).
     Command(Command),
-    /// A reload produced a valid new model: switch to it.
+    /// A reload produced a valid new model: switch to it. `done` is answered once the
+    /// snapshot of the new model is published.
     NewModel {
         model: Arc<Model>,
         report: ReloadReport,
         done: oneshot::Sender<()>,
     },
-    /// A reload failed: keep serving, report it.
-    ReloadFailed(ReloadReport),
+    /// A reload failed: keep serving, report it. `done` is answered once the report is
+    /// published.
+    ReloadFailed {
+        report: ReloadReport,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// An answer held back until the snapshot that shows the change is published, so that a
+/// caller told "drained" or "reloaded" never reads the state from before.
+#[derive(Debug)]
+enum Reply {
+    Api(
+        oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        Result<serde_json::Value, ApiError>,
+    ),
+    Done(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self) {
+        match self {
+            Reply::Api(tx, result) => {
+                let _ = tx.send(result);
+            }
+            Reply::Done(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
 }
 
 impl From<ProbeResult> for Event {
@@ -99,6 +129,9 @@ pub struct Publisher {
     health: Vec<TargetHealth>,
     /// Targets with at least one result.
     probed: usize,
+    /// Every target of the first generation had a result once (`/readyz`). Stays set: a
+    /// reload that adds targets does not take a serving instance out of service.
+    ready: bool,
     /// Per profile, per endpoint: the status last published, and its history.
     published: Vec<Vec<Status>>,
     history: Vec<Vec<EndpointView>>,
@@ -109,6 +142,8 @@ pub struct Publisher {
     state_dir: Option<PathBuf>,
     /// The last reload attempt.
     reload: Option<Arc<ReloadReport>>,
+    /// Answers to send after the next publish.
+    replies: Vec<Reply>,
 }
 
 /// Fixed reasons, allocated once.
@@ -143,12 +178,14 @@ impl Publisher {
             options,
             health,
             probed: 0,
+            ready: false,
             published: Vec::new(),
             history: Vec::new(),
             reasons: Reasons::default(),
             drains: Drains::default(),
             state_dir: None,
             reload: None,
+            replies: Vec::new(),
         };
         let derived = p.derive();
         p.published = statuses(&derived);
@@ -219,13 +256,7 @@ impl Publisher {
                     Some(Drain::new(reason.clone(), SystemTime::now(), ramp)),
                 );
                 self.audit(&caller, "drain", &target, &reason, &result);
-                let change = if result.is_ok() {
-                    Change::Status
-                } else {
-                    Change::None
-                };
-                let _ = reply.send(result);
-                change
+                self.answer(reply, result)
             }
             Command::Undrain {
                 target,
@@ -234,13 +265,7 @@ impl Publisher {
             } => {
                 let result = self.drain(&target, None);
                 self.audit(&caller, "undrain", &target, "", &result);
-                let change = if result.is_ok() {
-                    Change::Status
-                } else {
-                    Change::None
-                };
-                let _ = reply.send(result);
-                change
+                self.answer(reply, result)
             }
             Command::Reload { reply, .. } => {
                 // Reloads are loaded by the caller of `run`; one reaching here is a wiring error.
@@ -250,6 +275,22 @@ impl Publisher {
                 )));
                 Change::None
             }
+        }
+    }
+
+    /// Answers a drain or undrain: an error at once (nothing changed), success after the
+    /// next publish.
+    fn answer(
+        &mut self,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        result: Result<serde_json::Value, ApiError>,
+    ) -> Change {
+        if result.is_ok() {
+            self.replies.push(Reply::Api(reply, result));
+            Change::Status
+        } else {
+            let _ = reply.send(result);
+            Change::None
         }
     }
 
@@ -291,6 +332,15 @@ impl Publisher {
             DrainTarget::Site(_) => &mut next.sites,
             DrainTarget::Endpoint { .. } => &mut next.endpoints,
         };
+        // Draining what is already drained never brings traffic back: when the drain in
+        // force ends no later than the new one would, it stays (with the new reason).
+        let drain = drain.map(|d| match map.get(&key) {
+            Some(old) if old.ends_at() <= d.ends_at() => Drain {
+                reason: d.reason,
+                ..old.clone()
+            },
+            _ => d,
+        });
         let was = match &drain {
             Some(d) => map.insert(key, d.clone()),
             None => map.remove(&key),
@@ -310,9 +360,11 @@ impl Publisher {
         self.drains = next;
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
         let message = match (&drain, was) {
-            (Some(d), _) if d.ramp_ms > 0 => {
-                format!("{target} draining over {}s", d.ramp_ms / 1000)
-            }
+            (Some(d), _) if d.ends_at() > SystemTime::now() => format!(
+                "{target} draining over {}s (disabled at {})",
+                d.ramp_ms / 1000,
+                rfc3339(d.ends_at())
+            ),
             (Some(_), _) => format!("{target} drained"),
             (None, Some(_)) => format!("{target} undrained"),
             (None, None) => format!("{target} was not drained"),
@@ -363,11 +415,12 @@ impl Publisher {
             } => {
                 self.replace_model(model);
                 self.set_reload(report);
-                let _ = done.send(());
+                self.replies.push(Reply::Done(done));
                 Change::Status
             }
-            Event::ReloadFailed(report) => {
+            Event::ReloadFailed { report, done } => {
                 self.set_reload(report);
+                self.replies.push(Reply::Done(done));
                 Change::Status
             }
         }
@@ -429,7 +482,9 @@ impl Publisher {
             let drain = self.drain_of(p, ei);
             let state = if !e.enabled {
                 (Status::Disabled, r.disabled.clone())
-            } else if let Some(d) = drain.filter(|d| d.effective_weight(e.weight, now).is_none()) {
+            } else if let Some(d) =
+                drain.filter(|d| d.effective_weight(e.weight * WEIGHT_SCALE, now).is_none())
+            {
                 let why = if d.reason.is_empty() {
                     "no reason given"
                 } else {
@@ -493,8 +548,8 @@ impl Publisher {
                         status: *status,
                         weight: self
                             .drain_of(pi, ei)
-                            .and_then(|d| d.effective_weight(e.weight, now))
-                            .unwrap_or(e.weight),
+                            .and_then(|d| d.effective_weight(e.weight * WEIGHT_SCALE, now))
+                            .unwrap_or(e.weight * WEIGHT_SCALE),
                         rtt: e.target.and_then(|t| self.health[t as usize].rtt.get()),
                     })
                     .collect()
@@ -503,7 +558,7 @@ impl Publisher {
         let health = HealthView {
             targets: self.health.iter().map(TargetHealth::view).collect(),
             endpoints: self.history.clone(),
-            first_round_complete: self.probed == self.health.len(),
+            first_round_complete: self.ready || self.probed == self.health.len(),
         };
         Snapshot {
             model: self.model.clone(),
@@ -515,7 +570,8 @@ impl Publisher {
     }
 
     /// Derives every endpoint's state, logs and counts each status change since the last
-    /// publish, and stores the new snapshot. Returns how many endpoints changed status.
+    /// publish, stores the new snapshot, then answers the operator calls it holds. Returns
+    /// how many endpoints changed status.
     pub fn publish(&mut self) -> usize {
         let derived = self.derive();
         let now = SystemTime::now();
@@ -535,25 +591,23 @@ impl Publisher {
                 self.published[pi][ei] = *status;
                 let endpoint = &profile.endpoints[ei];
                 log_transition(&profile.key, &endpoint.name, before, *status, reason);
-                let site = endpoint
-                    .site
-                    .map_or("", |s| self.model.sites[s as usize].as_str());
                 metrics::counter!(m::TRANSITIONS, "to" => status.as_str()).increment(1);
-                for (st, v) in [(before, 0.0), (*status, 1.0)] {
-                    metrics::gauge!(m::ENDPOINT_STATUS, "profile" => profile.key.clone(),
-                        "endpoint" => endpoint.name.clone(), "site" => site.to_owned(), "status" => st.as_str())
-                    .set(v);
-                }
+                status_gauge(&self.model, pi, ei, before).set(0.0);
+                status_gauge(&self.model, pi, ei, *status).set(1.0);
             }
         }
         let snapshot = self.assemble(&derived);
         self.shared.store(Arc::new(snapshot));
+        for r in self.replies.drain(..) {
+            r.send();
+        }
         changed
     }
 
     /// Switches to a new config generation (reload). Targets identical in both keep their
     /// health; endpoints with the same profile and name keep their status history.
     pub fn replace_model(&mut self, model: Arc<Model>) {
+        let old_statuses = self.status_labels();
         let mut health = fresh_health(&model);
         for (i, t) in model.targets.iter().enumerate() {
             if let Some(old) = self.model.targets.iter().position(|o| o == t) {
@@ -579,6 +633,7 @@ impl Publisher {
                     .collect()
             })
             .collect();
+        self.ready |= self.probed == self.health.len();
         self.probed = health.iter().filter(|h| h.last.is_some()).count();
         self.model = model;
         self.health = health;
@@ -603,6 +658,44 @@ impl Publisher {
             self.published.push(published);
             self.history.push(history);
         }
+        // The status gauge: series of endpoints (or sites) that are gone drop to 0.
+        let new_statuses = self.status_labels();
+        for old in old_statuses.difference(&new_statuses) {
+            let (profile, endpoint, site, status) = old.clone();
+            metrics::gauge!(m::ENDPOINT_STATUS, "profile" => profile, "endpoint" => endpoint,
+                "site" => site, "status" => status)
+            .set(0.0);
+        }
+        self.export_statuses();
+    }
+
+    /// Sets the status gauge of every endpoint to 1 for its published status: at start
+    /// and after a reload (transitions keep it current in between).
+    fn export_statuses(&self) {
+        for (pi, states) in self.published.iter().enumerate() {
+            for (ei, status) in states.iter().enumerate() {
+                status_gauge(&self.model, pi, ei, *status).set(1.0);
+            }
+        }
+    }
+
+    /// (profile, endpoint, site, status) of every endpoint's status series at 1.
+    fn status_labels(&self) -> BTreeSet<(String, String, String, &'static str)> {
+        let mut out = BTreeSet::new();
+        for (pi, states) in self.published.iter().enumerate() {
+            let p = &self.model.profiles[pi];
+            for (ei, status) in states.iter().enumerate() {
+                let e = &p.endpoints[ei];
+                let site = e.site.map_or("", |s| self.model.sites[s as usize].as_str());
+                out.insert((
+                    p.key.clone(),
+                    e.name.clone(),
+                    site.to_owned(),
+                    status.as_str(),
+                ));
+            }
+        }
+        out
     }
 
     /// Publishes the current state, then applies events until every sender is gone,
@@ -610,6 +703,7 @@ impl Publisher {
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         use tokio::time::{Instant as TokioInstant, sleep_until};
         self.publish();
+        self.export_statuses();
         metrics::gauge!(m::GENERATION).set(self.model.generation as f64);
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
         let mut last_publish = TokioInstant::now();
@@ -642,6 +736,8 @@ impl Publisher {
             let now = TokioInstant::now();
             let when = match self.apply(event, now.into_std()) {
                 Change::None => None,
+                // An operator waits for the answer: publish now.
+                _ if !self.replies.is_empty() => Some(now),
                 Change::Status => Some(now + self.options.status_delay),
                 Change::Info => Some((last_publish + self.options.info_period).max(now)),
             };
@@ -705,6 +801,15 @@ fn nested_status(child: &str, states: &[(Status, Arc<str>)], min: u32) -> (Statu
             format!("child profile {child}: {up} of {total} endpoints Online, min_child_endpoints = {min}").into(),
         )
     }
+}
+
+/// The status gauge series of endpoint `ei` of profile `pi` for `status`.
+fn status_gauge(model: &Model, pi: usize, ei: usize, status: Status) -> metrics::Gauge {
+    let p = &model.profiles[pi];
+    let e = &p.endpoints[ei];
+    let site = e.site.map_or("", |s| model.sites[s as usize].as_str());
+    metrics::gauge!(m::ENDPOINT_STATUS, "profile" => p.key.clone(), "endpoint" => e.name.clone(),
+        "site" => site.to_owned(), "status" => status.as_str())
 }
 
 fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reason: &str) {
@@ -978,6 +1083,14 @@ min_child_endpoints = 3
         );
         p.publish();
         assert!(shared.load().health.first_round_complete);
+
+        // A reload that adds a target (no result yet) keeps the server ready.
+        let more = PROFILES.replace("port = 22", "port = 23");
+        p.replace_model(model(&more, 2));
+        p.publish();
+        let s = shared.load();
+        assert!(s.health.targets.iter().any(|t| t.last.is_none()));
+        assert!(s.health.first_round_complete);
     }
 
     #[test]
@@ -1020,6 +1133,178 @@ min_child_endpoints = 3
             Change::None,
             "old generation"
         );
+    }
+
+    /// Draining again (to change the reason, or by mistake with a ramp) never brings
+    /// back traffic: the drain that ends first stays in force.
+    #[test]
+    fn draining_again_never_brings_traffic_back() {
+        let (mut p, shared) = publisher(model(PROFILES, 1));
+        let target = DrainTarget::Endpoint {
+            profile: "static.gslb.example".into(),
+            endpoint: "s".into(),
+        };
+        let mut drain = |reason: &str, ramp: u64| {
+            let (reply, mut answer) = oneshot::channel();
+            p.apply(
+                Event::Command(Command::Drain {
+                    target: target.clone(),
+                    reason: reason.into(),
+                    ramp: Duration::from_secs(ramp),
+                    caller: "test".into(),
+                    reply,
+                }),
+                Instant::now(),
+            );
+            p.publish();
+            let message = answer.try_recv().unwrap().unwrap()["message"].clone();
+            let d = p.drains().endpoints["static.gslb.example/s"].clone();
+            (d, message)
+        };
+        let (first, _) = drain("slow", 600);
+        assert_eq!(first.ramp_ms, 600_000);
+        // A longer ramp keeps the first one's timing, with the new reason.
+        let (second, message) = drain("slower", 3600);
+        assert_eq!((second.since_ms, second.ramp_ms), (first.since_ms, 600_000));
+        assert_eq!(second.reason, "slower");
+        assert!(
+            message.as_str().unwrap().contains("draining over 600s"),
+            "{message}"
+        );
+        // At once is sooner: it replaces the ramp.
+        let (now, message) = drain("now", 0);
+        assert_eq!(now.ramp_ms, 0);
+        assert_eq!(message, "endpoint static.gslb.example/s drained");
+        // And a ramp after that keeps it drained.
+        let (again, _) = drain("ramp again", 300);
+        assert_eq!((again.ramp_ms, again.reason.as_str()), (0, "ramp again"));
+        assert_eq!(
+            status(&shared.load(), "static.gslb.example", "s"),
+            Status::Disabled
+        );
+    }
+
+    /// Halfway through a ramp, an endpoint of the default weight 1 weighs half as much as
+    /// its peer (not 1 against 1 until the ramp ends).
+    #[test]
+    fn a_ramp_halves_a_weight_of_one_halfway() {
+        let m = model(PROFILES, 1);
+        let (p, _) = publisher(m);
+        let dir = tempfile::tempdir().unwrap();
+        let mut drains = Drains::default();
+        let began = SystemTime::now() - Duration::from_secs(5);
+        drains.endpoints.insert(
+            Drains::endpoint_key("app.gslb.example", "a"),
+            Drain::new("ramp", began, Duration::from_secs(10)),
+        );
+        let p = p.with_drains(drains, dir.path().to_owned());
+        let s = p.rebuild();
+        let (pi, _) = s.model.profile("app.gslb.example").unwrap();
+        let (a, b) = (s.endpoints[pi as usize][0], s.endpoints[pi as usize][1]);
+        assert_eq!(a.status, Status::CheckingEndpoint);
+        assert_eq!(b.weight, WEIGHT_SCALE);
+        assert!((440..=500).contains(&a.weight), "{}", a.weight);
+        assert!((0.44..=0.5).contains(&a.effective_weight()));
+    }
+
+    /// Every endpoint has a status series at 1, not only those that changed status; an
+    /// endpoint gone after a reload drops to 0.
+    #[test]
+    fn every_endpoint_has_its_status_gauge() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let rendered = |lines: &[&str]| {
+            let text = handle.render();
+            for line in lines {
+                let series = format!("signpost_endpoint_status{{profile={line}");
+                assert!(text.contains(&series), "{series} not in\n{text}");
+            }
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let (mut p, _) = publisher(model(PROFILES, 1));
+            p.publish();
+            p.export_statuses();
+            rendered(&[
+                r#""static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+                r#""app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
+                r#""app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
+            ]);
+            let without_b = PROFILES.replace(
+                "name = \"b\"\naddress = \"192.0.2.2\"",
+                "name = \"c\"\naddress = \"192.0.2.2\"",
+            );
+            p.replace_model(model(&without_b, 2));
+            rendered(&[
+                r#""app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 0"#,
+                r#""app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#,
+                r#""static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+            ]);
+        });
+    }
+
+    fn reload_report(ok: bool, generation: u64) -> ReloadReport {
+        ReloadReport {
+            time: "2026-01-01T00:00:00Z".into(),
+            ok,
+            generation,
+            message: if ok { String::new() } else { "bad".into() },
+        }
+    }
+
+    /// A caller told "drained" or "reloaded" reads the new state at once: answers wait
+    /// for the publish, which does not wait for `status_delay`.
+    #[tokio::test(start_paused = true)]
+    async fn operator_calls_are_answered_once_their_change_is_published() {
+        let (p, shared) = publisher(model(PROFILES, 1));
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(p.run(rx));
+        let drain = |endpoint: &str, reply| {
+            Event::Command(Command::Drain {
+                target: DrainTarget::Endpoint {
+                    profile: "static.gslb.example".into(),
+                    endpoint: endpoint.into(),
+                },
+                reason: "maintenance".into(),
+                ramp: Duration::ZERO,
+                caller: "test".into(),
+                reply,
+            })
+        };
+        let (reply, answer) = oneshot::channel();
+        tx.send(drain("s", reply)).await.unwrap();
+        let v = answer.await.unwrap().unwrap();
+        assert_eq!(v["message"], "endpoint static.gslb.example/s drained");
+        assert_eq!(
+            status(&shared.load(), "static.gslb.example", "s"),
+            Status::Disabled
+        );
+        let (reply, answer) = oneshot::channel();
+        tx.send(drain("nope", reply)).await.unwrap();
+        assert_eq!(answer.await.unwrap().unwrap_err().status, 404);
+
+        let (done, wait) = oneshot::channel();
+        let report = reload_report(false, 1);
+        tx.send(Event::ReloadFailed { report, done }).await.unwrap();
+        wait.await.unwrap();
+        assert_eq!(shared.load().reload.as_ref().map(|r| r.ok), Some(false));
+
+        let (done, wait) = oneshot::channel();
+        let (model, report) = (model(PROFILES, 2), reload_report(true, 2));
+        tx.send(Event::NewModel {
+            model,
+            report,
+            done,
+        })
+        .await
+        .unwrap();
+        wait.await.unwrap();
+        let s = shared.load();
+        assert_eq!(s.generation(), 2);
+        assert_eq!(s.reload.as_ref().map(|r| r.ok), Some(true));
+        assert_eq!(status(&s, "static.gslb.example", "s"), Status::Disabled);
+
+        drop(tx);
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -48,14 +48,29 @@ impl Status {
     }
 }
 
+/// [`EndpointState::weight`] is in these fractions of a configured weight: the configured
+/// weight (1 to 1000) times 1000, lowered by a drain ramp. Fine enough that a ramp lowers
+/// even the default weight of 1 smoothly; routing only compares weights, so the unit does
+/// not matter to it.
+pub const WEIGHT_SCALE: u32 = 1000;
+
 /// An endpoint's dynamic state as of one snapshot.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EndpointState {
     pub status: Status,
-    /// Weight after a drain ramp (equals the configured weight when not ramping).
+    /// Weight in 1/[`WEIGHT_SCALE`] units, after a drain ramp (the configured weight ×
+    /// [`WEIGHT_SCALE`] when not ramping).
     pub weight: u32,
     /// Smoothed probe round-trip time from this instance.
     pub rtt: Option<Duration>,
+}
+
+impl EndpointState {
+    /// The weight in the config's units (to 1/1000), e.g. 0.667 for a weight of 1 a third
+    /// of the way into its drain ramp.
+    pub fn effective_weight(&self) -> f64 {
+        f64::from(self.weight) / f64::from(WEIGHT_SCALE)
+    }
 }
 
 /// The outcome of the last reload attempt, shown by the status API and page.
@@ -107,7 +122,7 @@ impl Snapshot {
                         } else {
                             Status::CheckingEndpoint
                         },
-                        weight: e.weight,
+                        weight: e.weight * WEIGHT_SCALE,
                         rtt: None,
                     })
                     .collect()

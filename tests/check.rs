@@ -5,8 +5,6 @@ mod common;
 
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
 
 const EX_CONFIG: i32 = 64;
 
@@ -33,32 +31,11 @@ fn setup(config: &str, zone: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Runs `signpost ARGS` in `dir` to completion, bounded in time.
+/// Runs `signpost ARGS` in `dir` to completion, bounded in time: (exit code, stdout and
+/// stderr).
 fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = common::command(dir, args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("signpost {args:?} still running after 30s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&stdout),
-        String::from_utf8_lossy(&stderr)
-    );
-    (status.code(), text)
+    let ran = common::run(common::command(dir, args));
+    (ran.code, ran.text())
 }
 
 fn config(port: u16, dns_extra: &str, admin_extra: &str) -> String {

@@ -136,6 +136,12 @@ pub fn status_table(v: &Value) -> String {
                 .unwrap_or_default();
             let drain = match &e["drain"] {
                 Value::Null => String::new(),
+                // Still answered: the ramp is running.
+                d if e["status"] != "Disabled" => format!(
+                    "draining until {}: {}",
+                    d["ramp_ends"].as_str().unwrap_or(""),
+                    d["reason"].as_str().unwrap_or("")
+                ),
                 d => format!("drained: {}", d["reason"].as_str().unwrap_or("")),
             };
             let last = match &e["last_probe"] {
@@ -149,7 +155,11 @@ pub fn status_table(v: &Value) -> String {
                 e["site"].as_str().unwrap_or("-").to_owned(),
                 answer,
                 e["status"].as_str().unwrap_or("").to_owned(),
-                format!("{}/{}", e["effective_weight"], e["weight"]),
+                format!(
+                    "{}/{}",
+                    e["effective_weight"].as_f64().unwrap_or_default(),
+                    e["weight"]
+                ),
                 e["rtt_ms"]
                     .as_f64()
                     .map_or("-".into(), |r| format!("{r:.1}ms")),
@@ -201,4 +211,46 @@ pub fn status_table(v: &Value) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn status_table_says_draining_while_a_ramp_runs() {
+        let drain = |reason: &str| json!({ "reason": reason, "ramp_ends": "2026-01-01T10:05:00Z" });
+        let v = json!({
+            "generation": 3,
+            "profiles": [{ "name": "app.gslb.example.", "endpoints": [
+                { "name": "seattle", "site": "hub-seattle", "answer": ["192.0.2.10"],
+                  "status": "Online", "weight": 1, "effective_weight": 0.5,
+                  "drain": drain("kernel upgrade") },
+                { "name": "dublin", "site": "hub-dublin", "answer": ["198.51.100.10"],
+                  "status": "Disabled", "weight": 2, "effective_weight": 2.0,
+                  "drain": drain("rack move") },
+            ]}],
+            "sites": [{ "name": "hub-seattle", "drain": drain("kernel upgrade") },
+                      { "name": "hub-dublin", "drain": null }],
+        });
+        let t = status_table(&v);
+        let row = |name: &str| t.lines().find(|l| l.contains(name)).unwrap().to_owned();
+        let cells = |name: &str| {
+            row(name)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cells("seattle")[4..6], ["Online", "0.5/1"], "{t}");
+        assert!(
+            row("seattle").ends_with("draining until 2026-01-01T10:05:00Z: kernel upgrade"),
+            "{t}"
+        );
+        assert_eq!(cells("dublin ")[4..6], ["Disabled", "2/2"], "{t}");
+        assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
+        assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
+        assert!(t.ends_with("generation: 3\n"), "{t}");
+    }
 }

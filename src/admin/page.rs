@@ -64,11 +64,11 @@ th{background:#f3f3f3}.st{font-weight:600;border-radius:.3em;padding:.1em .4em}\
 #msg{min-height:1.2em;color:#7a1010}.controls input{margin-right:.6em}";
 
 const SCRIPT: &str = r#"
-function tok(){const t=document.getElementById('token').value;sessionStorage.setItem('signpost-token',t);return t;}
+function kept(id){const v=document.getElementById(id).value;sessionStorage.setItem('signpost-'+id,v);return v;}
 async function act(btn){
   const url=btn.dataset.url, msg=document.getElementById('msg');
-  const headers={'Content-Type':'application/json'}; const t=tok(); if(t) headers['Authorization']='Bearer '+t;
-  const body=btn.dataset.drain==='1'?JSON.stringify({reason:document.getElementById('reason').value}):'';
+  const headers={'Content-Type':'application/json'}; const t=kept('token'); if(t) headers['Authorization']='Bearer '+t;
+  const body=btn.dataset.drain==='1'?JSON.stringify({reason:kept('reason')}):'';
   msg.textContent='…';
   try{const r=await fetch(url,{method:'POST',headers,body});
     if(r.ok){msg.textContent='done';location.reload();}
@@ -76,7 +76,7 @@ async function act(btn){
   }catch(e){msg.textContent=String(e);}
 }
 document.addEventListener('DOMContentLoaded',()=>{
-  document.getElementById('token').value=sessionStorage.getItem('signpost-token')||'';
+  for(const id of ['token','reason']){const v=sessionStorage.getItem('signpost-'+id);if(v!==null)document.getElementById(id).value=v;}
   document.querySelectorAll('button[data-url]').forEach(b=>b.addEventListener('click',()=>act(b)));
   setTimeout(()=>{if(!document.activeElement||document.activeElement.tagName!=='INPUT')location.reload();},5000);
 });
@@ -90,7 +90,7 @@ pub fn render(snap: &Snapshot) -> String {
         h,
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>signpost status</title>\
          <meta name=viewport content='width=device-width'><style>{STYLE}</style></head><body>\
-         <h1>signpost</h1><p>Config generation {}. Zones: {}.</p>",
+         <h1>signpost</h1><p>Config generation {}. Zones: {}</p>",
         m.generation,
         esc(&m
             .zones
@@ -182,7 +182,7 @@ pub fn render(snap: &Snapshot) -> String {
                 ans = esc(&answer_text(snap, &e.answer).join(", ")),
                 cls = status_class(st.status),
                 status = st.status.as_str(),
-                w = st.weight,
+                w = st.effective_weight(),
                 last = esc(&last),
                 rtt = st.rtt.map_or("—".to_owned(), |r| format!(
                     "{:.1} ms",

@@ -11,7 +11,7 @@ use crate::snapshot::Snapshot;
 fn drain_json(d: &Drain) -> Value {
     json!({
         "reason": d.reason,
-        "since": rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.since)),
+        "since": rfc3339(d.since()),
         "ramp_seconds": d.ramp_ms as f64 / 1000.0,
         "ramp_ends": rfc3339(d.ends_at()),
     })
@@ -47,7 +47,7 @@ pub fn status_json(snap: &Snapshot) -> Value {
                 "answer": answer_text(snap, &e.answer),
                 "status": st.status.as_str(),
                 "weight": e.weight,
-                "effective_weight": st.weight,
+                "effective_weight": st.effective_weight(),
                 "priority": e.priority,
                 "rtt_ms": st.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 "probe": target.map(|t| t.url()),

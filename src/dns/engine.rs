@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
-use crate::policy::{self, Client, Kind, Record};
+use crate::policy::{self, Client, Kind, Pick, Record};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
 use crate::zone::{Node, RrSet, Zone, rtype};
@@ -261,6 +261,17 @@ fn answer_profile<'a>(
         Kind::Answer => {
             let ttl = snap.model.profiles[pid as usize].ttl;
             let qtype = if qtype == rtype::ANY { rtype::A } else { qtype };
+            // signpost_answers_total: each endpoint once per answer (multivalue picks
+            // one address at a time).
+            let picks = d.picks();
+            for (i, pick) in picks.iter().enumerate() {
+                let same = |q: &Pick| (q.profile, q.endpoint) == (pick.profile, pick.endpoint);
+                if !picks[..i].iter().any(same) {
+                    let prof = &snap.model.profiles[pick.profile as usize];
+                    let endpoint = &prof.endpoints[pick.endpoint as usize];
+                    endpoint.answer_count.increment(&prof.key, &endpoint.name);
+                }
+            }
             let mut next = Step::Done;
             d.for_each_record(snap, qtype, |prof, r| {
                 let ttl = ttl.min(prof.ttl);

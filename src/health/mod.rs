@@ -70,7 +70,8 @@ pub struct HealthView {
     pub targets: Vec<TargetView>,
     /// Per profile, per endpoint, same order as the model.
     pub endpoints: Vec<Vec<EndpointView>>,
-    /// Every probe target has had at least one result (what `/readyz` waits for).
+    /// Every probe target has had at least one result (what `/readyz` waits for); once
+    /// true, it stays true across reloads.
     pub first_round_complete: bool,
 }
 

@@ -100,8 +100,8 @@ pub struct CandidateTrace {
     /// nested: how many of the child's endpoints are Online, and how many are needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub child_online: Option<String>,
-    /// Effective weight (after a drain ramp).
-    pub weight: u32,
+    /// Effective weight in the config's units (lowered by a drain ramp, e.g. 0.5).
+    pub weight: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<u32>,
     /// performance: smoothed probe RTT from this instance, in milliseconds.
@@ -275,7 +275,7 @@ pub(super) fn record_step(
                 site: e.site.map(|s| model.sites[s as usize].clone()),
                 status,
                 child_online,
-                weight: st.weight,
+                weight: st.effective_weight(),
                 priority: (p.method == Method::Priority).then_some(e.priority),
                 rtt_ms: view.rtt(i).filter(|_| perf).map(ms),
                 latency_ms: latency.filter(|_| perf).map(ms),

@@ -1,12 +1,15 @@
 //! Shared by the integration tests: starts the real `signpost` binary on free loopback
 //! ports with a config and zone directory in a temp dir, waits until it answers, kills it
-//! on drop; and sends DNS messages to it over UDP and TCP.
+//! on drop (or restarts it on the same state); runs its CLI against it; and sends DNS
+//! messages to it over UDP and TCP and HTTP requests to its admin API ([`http`]).
 //!
 //! Every wait here is bounded: a server that does not answer fails the test, it never
 //! hangs it.
 
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
+
+pub(crate) mod http;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -26,6 +29,30 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long any single exchange may take.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `gslb.example`: SOA, NS and the name server's address; profiles go in the config.
+pub(crate) const GSLB_ZONE: &str = "$ORIGIN gslb.example.
+$TTL 300
+@   IN SOA ns1 hostmaster 1 3600 600 86400 60
+@   IN NS  ns1
+ns1 IN A   127.0.0.1
+";
+
+/// Config for [`GSLB_ZONE`]: sites hub-a and hub-b; profiles `app.gslb.example`
+/// (app-a 192.0.2.1 in hub-a, app-b 192.0.2.2 in hub-b) and `api.gslb.example` (api-a
+/// 192.0.2.11, api-b 192.0.2.12), weighted with equal (default) weights, no monitor (so
+/// Online), TTL `ttl`.
+pub(crate) fn two_sites(ttl: u32) -> String {
+    let mut t = String::from("[[sites]]\nname = \"hub-a\"\n[[sites]]\nname = \"hub-b\"\n");
+    for (profile, a, b) in [("app", 1, 2), ("api", 11, 12)] {
+        t.push_str(&format!(
+            "\n[profiles.\"{profile}.gslb.example\"]\nmethod = \"weighted\"\nttl = {ttl}\n\
+             [[profiles.\"{profile}.gslb.example\".endpoints]]\nname = \"{profile}-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.{a}\"\n\
+             [[profiles.\"{profile}.gslb.example\".endpoints]]\nname = \"{profile}-b\"\nsite = \"hub-b\"\naddress = \"192.0.2.{b}\"\n"
+        ));
+    }
+    t
+}
+
 /// What to serve.
 pub(crate) struct Setup {
     /// Zone files: (file name, e.g. `gslb.example.zone`, text).
@@ -34,6 +61,10 @@ pub(crate) struct Setup {
     pub(crate) tcp_idle_timeout: String,
     /// `dns.udp_sockets`.
     pub(crate) udp_sockets: usize,
+    /// TOML appended to the generated config: sites, monitors, profiles.
+    pub(crate) extra: String,
+    /// When set, written to `config/admin.token` and named by `admin.token_file`.
+    pub(crate) token: Option<String>,
 }
 
 impl Setup {
@@ -45,6 +76,8 @@ impl Setup {
                 .collect(),
             tcp_idle_timeout: "10s".to_owned(),
             udp_sockets: 2,
+            extra: String::new(),
+            token: None,
         }
     }
 
@@ -52,16 +85,54 @@ impl Setup {
         self.tcp_idle_timeout = t.to_owned();
         self
     }
+
+    /// Appends `toml` (sites, monitors, profiles) to the config.
+    pub(crate) fn extra(mut self, toml: &str) -> Self {
+        self.extra = toml.to_owned();
+        self
+    }
+
+    /// Requires `token` for mutating admin calls.
+    pub(crate) fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// The config file's text for a server on DNS `port` and admin API `admin` (both
+    /// loopback), with zones in `zones/` and state in `state/` (relative to its directory).
+    pub(crate) fn config_text(&self, port: u16, admin: u16) -> String {
+        let token = match self.token {
+            Some(_) => "token_file = \"config/admin.token\"\n",
+            None => "",
+        };
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_sockets = {}\ntcp_idle_timeout = \"{}\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n{token}\n\
+             [zones]\ndir = \"zones\"\n\n[state]\ndir = \"state\"\n\n{}",
+            self.udp_sockets, self.tcp_idle_timeout, self.extra
+        )
+    }
 }
 
 /// A running `signpost serve`, killed when dropped.
 pub(crate) struct Signpost {
-    child: Child,
+    /// The process, once launched.
+    child: Option<Child>,
     /// Where it serves DNS (UDP and TCP).
     pub(crate) addr: SocketAddr,
+    /// Where it serves the admin API.
+    pub(crate) admin: SocketAddr,
+    /// The bearer token of the admin API, if one is configured.
+    pub(crate) token: Option<String>,
     /// Holds the config, zones, state and log.
     pub(crate) dir: tempfile::TempDir,
     log: PathBuf,
+    /// How it is started (arguments, working directory, environment on top of
+    /// [`command`]'s) and the zone whose SOA says it is up, for restarts.
+    args: Vec<String>,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+    zone: String,
 }
 
 impl Signpost {
@@ -81,48 +152,65 @@ impl Signpost {
             for (file, text) in &setup.zones {
                 fs::write(zones.join(file), text).unwrap();
             }
+            fs::create_dir(dir.path().join("config")).unwrap();
+            if let Some(t) = &setup.token {
+                fs::write(dir.path().join("config/admin.token"), format!("{t}\n")).unwrap();
+            }
             let port = free_port();
             let admin = free_tcp_port();
-            let config = format!(
-                "[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_sockets = {}\ntcp_idle_timeout = \"{}\"\n\n\
-                 [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
-                 [zones]\ndir = \"zones\"\n\n[state]\ndir = \"state\"\n",
-                setup.udp_sockets, setup.tcp_idle_timeout
-            );
-            fs::create_dir(dir.path().join("config")).unwrap();
-            fs::write(dir.path().join("config/signpost.toml"), config).unwrap();
-            let cmd = command(dir.path(), &["serve", "--config", "config/signpost.toml"]);
-            match Self::spawn(cmd, dir, port, &first_zone) {
-                Ok(s) => return s,
+            fs::write(
+                dir.path().join("config/signpost.toml"),
+                setup.config_text(port, admin),
+            )
+            .unwrap();
+            let args = ["serve", "--config", "config/signpost.toml"].map(str::to_owned);
+            let mut s = Signpost::new(dir, &args, port, admin, &first_zone);
+            s.token = setup.token.clone();
+            match s.launch() {
+                Ok(()) => return s,
                 Err(log) => last_log = log,
             }
         }
         panic!("signpost did not start in 5 attempts; last log:\n{last_log}");
     }
 
-    /// Starts `cmd` (already given its config) and waits until it answers an SOA query
-    /// for `zone` on `port`. `Err` carries the log when it exited because a port was taken.
-    pub(crate) fn spawn(
-        mut cmd: Command,
-        dir: tempfile::TempDir,
-        port: u16,
-        zone: &str,
-    ) -> Result<Signpost, String> {
+    /// A server to be started with `signpost ARGS` in `dir` (not started yet), logging to
+    /// `dir/signpost.log`.
+    fn new(dir: tempfile::TempDir, args: &[String], port: u16, admin: u16, zone: &str) -> Self {
         let log = dir.path().join("signpost.log");
-        let out = fs::File::create(&log).unwrap();
-        cmd.stdout(out.try_clone().unwrap()).stderr(out);
-        let child = cmd.spawn().expect("start signpost");
-        let mut s = Signpost {
-            child,
+        Signpost {
+            child: None,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            admin: SocketAddr::from((Ipv4Addr::LOCALHOST, admin)),
+            token: None,
+            cwd: dir.path().to_owned(),
             dir,
             log,
-        };
-        let probe = query(zone, RecordType::SOA);
+            args: args.to_vec(),
+            env: Vec::new(),
+            zone: zone.to_owned(),
+        }
+    }
+
+    /// Starts the process (its output appended to the log) and waits until it answers an
+    /// SOA query for its zone. `Err` carries the log when it exited because a port was
+    /// taken.
+    fn launch(&mut self) -> Result<(), String> {
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut cmd = command(&self.cwd, &args);
+        cmd.envs(self.env.iter().cloned());
+        cmd.stdout(out.try_clone().unwrap()).stderr(out);
+        let child = self.child.insert(cmd.spawn().expect("start signpost"));
+        let probe = query(&self.zone, RecordType::SOA);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(status) = s.child.try_wait().unwrap() {
-                let log = s.log();
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = self.log();
                 // A port taken between free_port() and the bind: try other ports.
                 if log.contains("cannot bind") || log.contains("in use") {
                     return Err(log);
@@ -130,17 +218,74 @@ impl Signpost {
                 panic!("signpost exited at start ({status}):\n{log}");
             }
             let wire = probe.to_vec().unwrap();
-            if udp_exchange(s.addr, &wire, Duration::from_millis(200)).is_ok()
-                && TcpStream::connect_timeout(&s.addr, Duration::from_millis(200)).is_ok()
+            if udp_exchange(self.addr, &wire, Duration::from_millis(200)).is_ok()
+                && TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
             {
-                return Ok(s);
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
             "signpost did not answer within {START_TIMEOUT:?}:\n{}",
-            s.log()
+            self.log()
         );
+    }
+
+    /// Stops the server (SIGTERM) and starts it again in the same directory, on the same
+    /// ports, config and state; waits until it answers.
+    pub(crate) fn restart(&mut self) {
+        let status = self.terminate(Duration::from_secs(10));
+        assert!(status.success(), "signpost exited with {status} on SIGTERM");
+        if let Err(log) = self.launch() {
+            panic!("signpost did not restart on its ports:\n{log}");
+        }
+    }
+
+    /// The config file it serves (rewrite it, then reload).
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config/signpost.toml")
+    }
+
+    /// `http://ADMIN`, for the CLI's `--admin`.
+    pub(crate) fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// Runs the CLI against this server: `signpost ARGS --admin URL`, with its token in
+    /// `SIGNPOST_TOKEN` when one is configured.
+    pub(crate) fn cli(&self, args: &[&str]) -> Ran {
+        let mut cmd = command(self.dir.path(), args);
+        cmd.args(["--admin", &self.admin_url()]);
+        if let Some(t) = &self.token {
+            cmd.env("SIGNPOST_TOKEN", t);
+        }
+        run(cmd)
+    }
+
+    /// One admin API request, with the bearer token when `auth` and one is configured.
+    pub(crate) fn api(&self, method: &str, path: &str, body: &str, auth: bool) -> http::Response {
+        let bearer = self
+            .token
+            .as_ref()
+            .filter(|_| auth)
+            .map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b));
+        }
+        http::request(self.admin, method, path, &headers, body)
+            .unwrap_or_else(|e| panic!("admin {method} {path}: {e}\n{}", self.log()))
+    }
+
+    /// `GET /api/v1/status` as JSON.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let r = self.api("GET", "/api/v1/status", "", false);
+        assert_eq!(r.status, 200, "status: {}", r.body);
+        r.json()
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("signpost was launched")
     }
 
     /// Everything the server logged so far.
@@ -150,19 +295,19 @@ impl Signpost {
 
     /// Panics (with the log) when the process has exited.
     pub(crate) fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
+        if let Some(status) = self.child().try_wait().unwrap() {
             panic!("signpost exited ({status}):\n{}", self.log());
         }
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub(crate) fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        let pid = libc::pid_t::try_from(self.child().id()).unwrap();
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.child().try_wait().unwrap() {
                 return status;
             }
             assert!(
@@ -207,8 +352,10 @@ impl Signpost {
 
 impl Drop for Signpost {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -220,15 +367,18 @@ pub(crate) fn start_default_config() -> Signpost {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for _attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut cmd = command(repo, &["serve"]);
-        cmd.env("SIGNPOST__DNS__LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "SIGNPOST__ADMIN__LISTEN",
-                format!("127.0.0.1:{}", free_tcp_port()),
-            )
-            .env("SIGNPOST__STATE__DIR", dir.path().join("state"));
-        if let Ok(s) = Signpost::spawn(cmd, dir, port, "gslb.example.") {
+        let (port, admin) = (free_port(), free_tcp_port());
+        let state = dir.path().join("state").display().to_string();
+        let mut s = Signpost::new(dir, &["serve".to_owned()], port, admin, "gslb.example.");
+        s.cwd = repo.to_owned();
+        s.env = [
+            ("SIGNPOST__DNS__LISTEN", format!("127.0.0.1:{port}")),
+            ("SIGNPOST__ADMIN__LISTEN", format!("127.0.0.1:{admin}")),
+            ("SIGNPOST__STATE__DIR", state),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+        if s.launch().is_ok() {
             return s;
         }
     }
@@ -249,6 +399,76 @@ pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
         }
     }
     cmd
+}
+
+/// Calls `f` every 10 ms until it returns true; the time that took, or `None` once
+/// `limit` has passed.
+pub(crate) fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What a finished command printed, and how it exited.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    /// The exit code (`None` when killed by a signal).
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Ran {
+    /// stdout then stderr, for assertions on either and for failure messages.
+    pub(crate) fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion, bounded in time (killed and failed after 30 s).
+pub(crate) fn run(mut cmd: Command) -> Ran {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read both pipes while it runs, so a large output cannot block it.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ran {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 /// A loopback port free for both UDP and TCP at the time of the call.
