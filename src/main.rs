@@ -23,6 +23,12 @@ fn main() {
 
 /// The CLI commands that call the admin API of a running server.
 fn client(cmd: Command) -> Result<(), String> {
+    // Like other command-line tools, end quietly when the reader goes away
+    // (`signpost status | head`) instead of panicking on a broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match cmd {
         Command::Status { api, json } => {
             let v = api.api()?.call(Method::GET, "/api/v1/status", None)?;

@@ -936,3 +936,112 @@ fn readyz_waits_for_the_first_probe_round_and_healthz_does_not() {
     assert_eq!(st["ready"], true, "{st:#}");
     assert_eq!(sp.api("GET", "/readyz", "", false).status, 200);
 }
+
+/// Issue 5, acceptance 6: `explain` (API and CLI) for a client in a configured region
+/// returns the decision trace, and the answer it explains is the one DNS gives that
+/// client's resolver with ECS.
+#[test]
+fn explain_for_a_client_in_a_region_matches_the_dns_answer_via_ecs() {
+    use hickory_proto::op::Edns;
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+
+    let geo = "[geo.regions]\ncorp-emea = [\"10.20.0.0/16\"]\ncorp-amer = [\"10.10.0.0/16\"]\n\
+        [profiles.\"geo.gslb.example\"]\nmethod = \"geographic\"\nttl = 5\n\
+        [[profiles.\"geo.gslb.example\".endpoints]]\nname = \"emea\"\nsite = \"hub-a\"\naddress = \"192.0.2.31\"\nregions = [\"corp-emea\"]\n\
+        [[profiles.\"geo.gslb.example\".endpoints]]\nname = \"amer\"\nsite = \"hub-b\"\naddress = \"192.0.2.32\"\nregions = [\"corp-amer\"]\n\
+        [[profiles.\"geo.gslb.example\".endpoints]]\nname = \"world\"\nsite = \"hub-b\"\naddress = \"192.0.2.33\"\nregions = [\"WORLD\"]\n";
+    let sp = Signpost::start(&setup(geo));
+
+    // What DNS answers a resolver that sends ECS for the client's /24.
+    let dns = |subnet: &str| -> (Vec<Ipv4Addr>, Option<u8>) {
+        let (addr, prefix) = subnet.split_once('/').unwrap();
+        let mut m = common::query("geo.gslb.example.", RecordType::A);
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+            addr.parse().unwrap(),
+            prefix.parse().unwrap(),
+            0,
+        )));
+        m.set_edns(e);
+        let reply = Message::from_vec(&sp.udp(&m.to_vec().unwrap())).unwrap();
+        let scope = reply
+            .edns
+            .as_ref()
+            .and_then(|e| match e.options().get(EdnsCode::Subnet) {
+                Some(EdnsOption::Subnet(cs)) => Some(cs.scope_prefix()),
+                _ => None,
+            });
+        (a_records(&reply), scope)
+    };
+
+    for (subnet, want, want_region, want_scope) in [
+        (
+            "10.20.1.0/24",
+            Ipv4Addr::new(192, 0, 2, 31),
+            Some("corp-emea"),
+            Some(16),
+        ),
+        (
+            "10.10.7.0/24",
+            Ipv4Addr::new(192, 0, 2, 32),
+            Some("corp-amer"),
+            Some(16),
+        ),
+        ("172.16.5.0/24", Ipv4Addr::new(192, 0, 2, 33), None, None),
+    ] {
+        let (answer, scope) = dns(subnet);
+        assert_eq!(answer, [want], "DNS answer for {subnet}");
+        if let Some(w) = want_scope {
+            assert_eq!(scope, Some(w), "ECS scope for {subnet}");
+        }
+
+        // The API: the trace names the client's region and the rule, and its answer is DNS's.
+        let path = format!(
+            "/api/v1/explain?name=geo.gslb.example&type=A&client={}",
+            subnet.replace('/', "%2F")
+        );
+        let r = sp.api("GET", &path, "", false);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let trace = r.json();
+        let text = trace.to_string();
+        assert!(
+            text.contains(&format!("A {want}")),
+            "explain for {subnet} does not answer {want}: {trace:#}"
+        );
+        for other in [31, 32, 33]
+            .map(|o| Ipv4Addr::new(192, 0, 2, o))
+            .into_iter()
+            .filter(|o| *o != want)
+        {
+            assert!(
+                !text.contains(&format!("A {other}\"")),
+                "explain for {subnet} answers {other}: {trace:#}"
+            );
+        }
+        if let Some(region) = want_region {
+            assert!(
+                text.contains(region),
+                "the trace names the client's region {region}: {trace:#}"
+            );
+        }
+        // The scope the trace says is echoed is the one DNS echoed.
+        assert_eq!(
+            trace["echoed_scope"].as_u64(),
+            scope.map(u64::from),
+            "{trace:#}"
+        );
+
+        // The CLI prints the same trace.
+        let cli = sp.cli(&[
+            "explain",
+            "geo.gslb.example",
+            "--type",
+            "A",
+            "--client",
+            subnet,
+        ]);
+        assert_eq!(cli.code, Some(0), "{}", cli.text());
+        assert!(cli.stdout.contains(&format!("A {want}")), "{}", cli.text());
+    }
+}
