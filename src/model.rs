@@ -184,7 +184,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             }
         }
     }
-    regions.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+    regions.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
 
     // Profile names first, so nested references resolve in any order.
     let mut profile_by_name = HashMap::new();

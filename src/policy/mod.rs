@@ -157,6 +157,8 @@ fn decide_depth<R: Rng + ?Sized>(
     }
     let cands = &eligible[..n];
     let mut d = Decision::new(Kind::Answer);
+    // Only weighted exists so far; the other methods land with the routing issue.
+    #[allow(clippy::wildcard_in_or_patterns)]
     let pick = match p.method {
         Method::Weighted | _ => weighted(cands, |i| states[i as usize].weight.max(1), rng),
     };

@@ -79,10 +79,10 @@ fn entries(text: &str, file: &Path, problems: &mut Problems) -> Vec<Entry> {
         match c {
             '\n' => {
                 flush_tok(&mut tok, &mut cur, line);
-                if depth == 0 {
-                    if let Some(e) = cur.take() {
-                        out.push(e);
-                    }
+                if depth == 0
+                    && let Some(e) = cur.take()
+                {
+                    out.push(e);
                 }
                 line += 1;
                 at_line_start = true;
