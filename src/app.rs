@@ -84,6 +84,7 @@ pub fn serve(path: &Path) -> i32 {
 
 async fn run(loaded: Loaded) -> i32 {
     let Loaded { config, snapshot } = loaded;
+    let config = release_parsed_profiles(config);
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
@@ -160,6 +161,20 @@ async fn run(loaded: Loaded) -> i32 {
     }
     info!("stopped");
     0
+}
+
+/// The compiled model holds everything serving needs from profiles and monitors; their
+/// parsed form is large (about 20 MB at 10,000 profiles × 3 endpoints) and parsing peaked
+/// far higher. Drops it and hands the freed heap back to the system (issue 6: RSS).
+fn release_parsed_profiles(mut config: Config) -> Config {
+    config.profiles = Default::default();
+    config.monitors = Default::default();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; no pointer changes.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    config
 }
 
 async fn wait_for_shutdown() {
