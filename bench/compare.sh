@@ -127,8 +127,13 @@ measure() {
   local completed
   completed=$(stat_of "$f" 'Queries completed')
   record "$run" "$s" "$n" fixed_qps "$(stat_of "$f" 'Queries per second')"
-  record "$run" "$s" "$n" cpu_us_per_query \
-    "$(awk -v d=$((after - before)) -v t="$TICK" -v q="$completed" 'BEGIN { printf "%.3f", q ? d / t * 1e6 / q : 0 }')"
+  local per_query='function f(d) { return q ? d / t * 1e6 / q : 0 }
+    { u = $3 - $1; s = $4 - $2; printf "%.3f %.3f %.3f\n", f(u + s), f(u), f(s) }'
+  local cpu user sys
+  read -r cpu user sys < <(echo "$before $after" | awk -v t="$TICK" -v q="$completed" "$per_query")
+  record "$run" "$s" "$n" cpu_us_per_query "$cpu"
+  record "$run" "$s" "$n" user_us_per_query "$user"
+  record "$run" "$s" "$n" sys_us_per_query "$sys"
   # One "> NOERROR name A 0.000084" line per answered query: average and p99 in µs.
   grep '^> ' "$f" | awk '{ print $NF * 1e6 }' | sort -n >"$f.lat"
   record "$run" "$s" "$n" avg_latency_us \
@@ -164,6 +169,8 @@ names = [n for n in ("app", "static") if any(k[1] == n for k in vals)]
 metrics = [
     ("max_qps", "max QPS", "{:.0f}"),
     ("cpu_us_per_query", "CPU µs/query @fixed", "{:.2f}"),
+    ("user_us_per_query", "  of which user", "{:.2f}"),
+    ("sys_us_per_query", "  of which system", "{:.2f}"),
     ("avg_latency_us", "avg latency µs", "{:.1f}"),
     ("p99_latency_us", "p99 latency µs", "{:.1f}"),
     ("max_lost", "lost (max run)", "{:.0f}"),

@@ -329,9 +329,9 @@ wait_dns() {
   python3 "$LIB/dnsq.py" wait "$1" "$2" "$3" "${4:-10}"
 }
 
-# utime+stime of every thread of process $1, in clock ticks.
+# utime and stime of every thread of process $1, in clock ticks: "user system".
 cpu_ticks() {
-  awk '{ print $14 + $15 }' "/proc/$1/stat"
+  awk '{ print $14, $15 }' "/proc/$1/stat"
 }
 
 # VmRSS of process $1 in KiB.
