@@ -1,15 +1,23 @@
 //! Loading everything a server needs (config, zones) into a snapshot, and running it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use tracing::{error, info};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::admin::{AdminState, ApiError, Command};
+use crate::drain::{AuditEntry, Drains, audit, rfc3339};
+use crate::snapshot::ReloadReport;
 
 use crate::config::{Config, Problems};
 use crate::dns::server;
+use crate::health::{Prober, Scheduler, SchedulerOptions};
+use crate::publisher::{Event, Publisher, PublisherOptions};
 use crate::snapshot::{Shared, Snapshot};
 use crate::zone;
 
@@ -26,12 +34,27 @@ pub struct Loaded {
 pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
     let (config, mut problems) = Config::read(path, None);
     let zones = zone::load_dir(&config.zones.dir, &mut problems);
+    if let Err(e) = admin_token(&config) {
+        problems.push(crate::config::Problem::new(path, "admin.token_file", e));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
     let model = crate::model::compile(&config, zones, generation)?;
     let snapshot = Snapshot::initial(Arc::new(model));
     Ok(Loaded { config, snapshot })
+}
+
+/// The admin bearer token, if configured; an error when it is needed and missing.
+pub fn admin_token(config: &Config) -> Result<Option<String>, String> {
+    let token = match &config.admin.token_file {
+        Some(p) => Some(crate::admin::read_token(p)?),
+        None => None,
+    };
+    if let Some(addr) = config.admin_listen {
+        crate::admin::check_listen(addr, token.as_deref())?;
+    }
+    Ok(token)
 }
 
 /// `signpost check`: prints every problem; returns the exit status.
@@ -79,15 +102,37 @@ pub fn serve(path: &Path) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run(loaded))
+    rt.block_on(run(loaded, path.to_path_buf()))
 }
 
-async fn run(loaded: Loaded) -> i32 {
+async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let Loaded { config, snapshot } = loaded;
     let config = release_parsed_profiles(config);
+    let metrics_handle = crate::metrics::install();
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
+    let drains = match Drains::load(&config.state.dir) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("cannot restore drains: {e}");
+            return 1;
+        }
+    };
+    if !drains.is_empty() {
+        info!(
+            sites = drains.sites.len(),
+            endpoints = drains.endpoints.len(),
+            "drains restored"
+        );
+    }
+    let token = match admin_token(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            error!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let stop = Arc::new(AtomicBool::new(false));
     let per_addr = match config.dns.udp_sockets {
@@ -121,6 +166,15 @@ async fn run(loaded: Loaded) -> i32 {
             }
         }
     }
+    let admin_addr = config.admin_listen.expect("validated at load");
+    let admin_listener = match tokio::net::TcpListener::bind(admin_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(addr = %admin_addr, error = %e, "cannot bind the admin API (admin.listen); is another process on that port?");
+            return 1;
+        }
+    };
+    info!(addr = %admin_listener.local_addr().unwrap_or(admin_addr), token = token.is_some(), "admin API listening");
 
     let mut threads = Vec::new();
     for (i, sock) in udp.into_iter().enumerate() {
@@ -145,10 +199,60 @@ async fn run(loaded: Loaded) -> i32 {
             config.dns.tcp_max_connections,
         )));
     }
+
+    // The publisher is the only writer of `shared` from here on: probe results, drains
+    // and reloads all reach it as events.
+    let model = shared.load().model.clone();
+    let (events, events_rx) = mpsc::channel::<Event>(4096);
+    let publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default())
+        .with_drains(drains, config.state.dir.clone());
+    let publisher_task = tokio::spawn(publisher.run(events_rx));
+    let prober = Arc::new(Prober::new());
+    let options = SchedulerOptions::for_open_files(raise_open_files_limit());
+    let scheduler = Scheduler::start(model.clone(), prober.clone(), events.clone(), options);
+    let endpoints: usize = model.profiles.iter().map(|p| p.endpoints.len()).sum();
+    info!(
+        targets = scheduler.targets(),
+        endpoints,
+        max_concurrent = options.max_concurrent,
+        "probing"
+    );
+
+    let (commands, commands_rx) = mpsc::channel::<Command>(64);
+    let controller = Controller {
+        config_path,
+        config,
+        events: events.clone(),
+        prober,
+        scheduler: Some(scheduler),
+        scheduler_options: options,
+        shared: shared.clone(),
+    };
+    let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone()));
+    let admin_state = Arc::new(AdminState {
+        snapshot: shared.clone(),
+        commands,
+        token,
+        metrics: metrics_handle.clone(),
+    });
+    tasks.push(tokio::spawn(crate::admin::serve(
+        admin_listener,
+        admin_state,
+    )));
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            metrics_handle.run_upkeep();
+        }
+    }));
+
     info!(generation = shared.load().generation(), "signpost serving");
 
     wait_for_shutdown().await;
     info!("shutting down");
+    controller_task.abort();
+    drop(events);
+    publisher_task.abort();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.abort();
@@ -175,6 +279,191 @@ fn release_parsed_profiles(mut config: Config) -> Config {
         libc::malloc_trim(0);
     }
     config
+}
+
+/// Handles admin commands: drains go straight to the publisher; reloads (from the API or
+/// SIGHUP) load and validate the new config here, off the publisher, then hand it over
+/// and restart probing for the new generation.
+struct Controller {
+    config_path: PathBuf,
+    /// The config being served.
+    config: Config,
+    events: mpsc::Sender<Event>,
+    prober: Arc<Prober>,
+    scheduler: Option<Scheduler>,
+    scheduler_options: SchedulerOptions,
+    shared: Shared,
+}
+
+impl Controller {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, own: mpsc::Sender<Command>) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!(error = %e, "no SIGHUP handler; reload with the API");
+                None
+            }
+        };
+        drop(own);
+        loop {
+            let cmd = tokio::select! {
+                c = commands.recv() => match c { Some(c) => c, None => return },
+                _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {
+                    let (reply, _) = oneshot::channel();
+                    Command::Reload { caller: "SIGHUP".to_owned(), reply }
+                }
+            };
+            match cmd {
+                Command::Reload { caller, reply } => {
+                    let r = self.reload(&caller).await;
+                    let _ = reply.send(r);
+                }
+                other => {
+                    if self.events.send(Event::Command(other)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reload(&mut self, caller: &str) -> Result<serde_json::Value, ApiError> {
+        let generation = self.shared.load().generation() + 1;
+        let path = self.config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&path, generation))
+            .await
+            .map_err(|e| ApiError::new(500, format!("reload task failed: {e}")))?;
+        let time = rfc3339(SystemTime::now());
+        let result = match loaded {
+            Err(problems) => {
+                let message = problems.to_string();
+                error!(
+                    caller,
+                    "reload rejected, still serving generation {}:\n{message}",
+                    generation - 1
+                );
+                let report = ReloadReport {
+                    time,
+                    ok: false,
+                    generation: generation - 1,
+                    message: message.clone(),
+                };
+                let _ = self.events.send(Event::ReloadFailed(report)).await;
+                Err(ApiError::new(
+                    422,
+                    format!(
+                        "the new config has errors; still serving generation {}:\n{message}",
+                        generation - 1
+                    ),
+                ))
+            }
+            Ok(Loaded { config, snapshot }) => {
+                let restart = restart_needed(&self.config, &config);
+                let model = snapshot.model.clone();
+                let (done, wait) = oneshot::channel();
+                let report = ReloadReport {
+                    time,
+                    ok: true,
+                    generation,
+                    message: restart.clone(),
+                };
+                if self
+                    .events
+                    .send(Event::NewModel {
+                        model: model.clone(),
+                        report,
+                        done,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return Err(ApiError::new(503, "the server is shutting down"));
+                }
+                let _ = wait.await;
+                if let Some(old) = self.scheduler.take() {
+                    old.stop();
+                }
+                self.scheduler = Some(Scheduler::start(
+                    model,
+                    self.prober.clone(),
+                    self.events.clone(),
+                    self.scheduler_options,
+                ));
+                self.config = release_parsed_profiles(config);
+                info!(caller, generation, "reloaded");
+                let mut message = format!("reloaded: serving generation {generation}");
+                if !restart.is_empty() {
+                    message.push_str(&format!("; {restart}"));
+                }
+                Ok(json!({ "message": message, "generation": generation }))
+            }
+        };
+        let entry = AuditEntry {
+            time: rfc3339(SystemTime::now()),
+            caller: caller.to_owned(),
+            action: "reload".to_owned(),
+            target: self.config_path.display().to_string(),
+            reason: String::new(),
+            result: match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!(
+                    "{}: {}",
+                    e.status,
+                    e.message.lines().next().unwrap_or_default()
+                ),
+            },
+        };
+        if let Err(e) = audit(&self.config.state.dir, &entry) {
+            error!(error = %e, "cannot write the audit log");
+        }
+        result
+    }
+}
+
+/// Settings a reload cannot apply to a running server.
+fn restart_needed(old: &Config, new: &Config) -> String {
+    let mut keys = Vec::new();
+    if old.dns != new.dns {
+        keys.push("dns");
+    }
+    if old.admin != new.admin {
+        keys.push("admin");
+    }
+    if old.state != new.state {
+        keys.push("state.dir");
+    }
+    if keys.is_empty() {
+        String::new()
+    } else {
+        format!("changes to {} take effect after a restart", keys.join(", "))
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (every probe and TCP client holds
+/// a socket, and the usual soft limit of 1024 is low for a server); returns the soft limit
+/// now in force.
+fn raise_open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
 }
 
 async fn wait_for_shutdown() {

@@ -7,7 +7,9 @@
 //! - [`config`]: the config file, its validation and error reporting;
 //! - [`zone`]: RFC 1035 zone files, indexed for lookup;
 //! - [`snapshot`]: the one immutable view the DNS path reads;
-//! - [`dns`]: the query path (wire parsing, answers, UDP and TCP servers).
+//! - [`dns`]: the query path (wire parsing, answers, UDP and TCP servers);
+//! - [`health`]: probes, hysteresis and the probe scheduler;
+//! - [`publisher`]: the single writer that turns probe results into snapshots.
 
 pub mod admin;
 pub mod app;
@@ -15,8 +17,10 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod drain;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod publisher;
 pub mod snapshot;
 pub mod zone;

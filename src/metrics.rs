@@ -107,23 +107,13 @@ const RCODES: [(u16, &str); 8] = [
     (u16::MAX, "dropped"),
 ];
 
-struct QueryTable {
-    counters: Vec<Counter>,
-}
+const SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
 
-fn table() -> &'static QueryTable {
-    static T: OnceLock<QueryTable> = OnceLock::new();
-    T.get_or_init(|| {
-        let mut counters = Vec::with_capacity(2 * QTYPES.len() * RCODES.len());
-        for proto in ["udp", "tcp"] {
-            for (_, qt) in QTYPES {
-                for (_, rc) in RCODES {
-                    counters.push(metrics::counter!(QUERIES, "protocol" => proto, "qtype" => qt, "rcode" => rc));
-                }
-            }
-        }
-        QueryTable { counters }
-    })
+/// One counter per (protocol, qtype, rcode), registered on first use so `/metrics` shows
+/// only the combinations seen.
+fn table() -> &'static [OnceLock<Counter>; SLOTS] {
+    static T: [OnceLock<Counter>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+    &T
 }
 
 /// Counts one query. `rcode = None` for a dropped packet.
@@ -137,10 +127,10 @@ pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
         None => RCODES.len() - 1,
         Some(rc) => RCODES.iter().position(|&(c, _)| c == rc).unwrap_or(0),
     };
-    table().counters[(p * QTYPES.len() + q) * RCODES.len() + r].increment(1);
-}
-
-/// Must be called after [`install`] so the table binds to the real recorder.
-pub fn warm_up() {
-    let _ = table();
+    table()[(p * QTYPES.len() + q) * RCODES.len() + r]
+        .get_or_init(|| {
+            let proto = if p == 1 { "tcp" } else { "udp" };
+            metrics::counter!(QUERIES, "protocol" => proto, "qtype" => QTYPES[q].1, "rcode" => RCODES[r].1)
+        })
+        .increment(1);
 }

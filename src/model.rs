@@ -2,7 +2,9 @@
 //! their answers pre-encoded, and the deduplicated set of probe targets. Built once per
 //! (re)load; shared by every snapshot of that generation.
 
-use std::collections::{BTreeMap, HashMap};
+mod routing;
+
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -17,8 +19,11 @@ use crate::config::{
     AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
     key_part, parse_status_range,
 };
+use crate::policy::GeoKey;
 use crate::zone::Zone;
 use crate::zone::name::{lower_wire, parent};
+
+pub use routing::{Geo, LatencyRow};
 
 /// Everything static about one generation of config.
 #[derive(Debug, Default)]
@@ -35,6 +40,8 @@ pub struct Model {
     /// Client regions by subnet, most specific first.
     pub regions: Vec<(IpNet, String)>,
     pub mmdb: Option<PathBuf>,
+    /// Client location data for routing: regions by index, the MaxMind DB.
+    pub geo: Geo,
 }
 
 impl Model {
@@ -81,9 +88,17 @@ pub struct ProfileDef {
     pub performance_tolerance: f64,
     /// performance: the band is at least this wide.
     pub performance_tolerance_min: Duration,
-    /// performance: region → endpoint index → latency override.
-    pub latency: BTreeMap<String, Vec<(u32, Duration)>>,
+    /// performance: latency overrides for clients in a region (`[profiles.X.latency]`).
+    pub latency: Vec<LatencyRow>,
     pub endpoints: Vec<EndpointDef>,
+    /// subnet: every endpoint subnet with its endpoint index, longest prefix first.
+    pub subnet_rules: Vec<(IpNet, u32)>,
+    /// Every subnet the answer depends on (region subnets for geographic and the latency
+    /// table, endpoint subnets for subnet); empty when the answer ignores the client. The
+    /// ECS scope is computed against these.
+    pub client_nets: Vec<IpNet>,
+    /// Whether a country or continent decides (so the MaxMind DB is consulted).
+    pub uses_geoip: bool,
 }
 
 /// What an endpoint answers with.
@@ -107,7 +122,10 @@ pub struct EndpointDef {
     pub answer: Answer,
     pub weight: u32,
     pub priority: u32,
+    /// As written in the config.
     pub regions: Vec<String>,
+    /// `regions`, compiled (duplicates removed).
+    pub geo: Vec<GeoKey>,
     pub subnets: Vec<IpNet>,
     pub enabled: bool,
     pub always_serve: bool,
@@ -115,6 +133,10 @@ pub struct EndpointDef {
     /// Index into `Model::targets`; `None` when not probed (disabled, always_serve,
     /// nested, or the profile has no monitor).
     pub target: Option<u32>,
+    /// Whether the endpoint can answer A / AAAA (CNAME endpoints both; nested endpoints
+    /// when some endpoint of the child can).
+    pub answers_a: bool,
+    pub answers_aaaa: bool,
 }
 
 /// How one target is probed; identical targets are probed once.
@@ -150,7 +172,8 @@ impl ProbeTarget {
     }
 }
 
-const MAX_NESTING: usize = 10;
+/// Deepest chain of nested profiles (a profile nesting one that nests one … 10 times).
+pub const MAX_NESTING: usize = 10;
 
 /// Compiles a validated config and its zones into a model. Every problem is reported.
 pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result<Model, Problems> {
@@ -170,54 +193,49 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         }
     }
 
-    let mut regions = Vec::new();
-    for (name, nets) in &config.geo.regions {
-        for (i, n) in nets.iter().enumerate() {
-            match IpNet::from_str(n.trim()) {
-                Ok(net) => regions.push((net.trunc(), name.clone())),
-                Err(_) => bad(
-                    format!("geo.regions.{}[{i}]", key_part(name)),
-                    format!(
-                        "{n:?} is not a subnet; write e.g. \"10.20.0.0/16\" or \"fd00:20::/32\""
-                    ),
-                ),
-            }
-        }
-    }
+    let geo = routing::compile_geo(&config.geo, &mut bad);
+    let mut regions: Vec<(IpNet, String)> = geo
+        .nets
+        .iter()
+        .map(|(net, id)| (*net, geo.region_names[*id as usize].clone()))
+        .collect();
     regions.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
 
-    // Profile names first, so nested references resolve in any order.
+    // Profile names first, so nested references resolve in any order. Only valid names get
+    // an index, so indices match `profiles` below.
     let mut profile_by_name = HashMap::new();
-    let mut names = Vec::new();
-    for (i, key) in config.profiles.keys().enumerate() {
+    let mut valid = Vec::new();
+    for (key, spec) in &config.profiles {
         let at = format!("profiles.{}", key_part(key));
         match Name::from_str(key) {
             Ok(mut n) => {
                 n.set_fqdn(true);
                 let norm = normalize_name(key);
-                if profile_by_name.insert(norm, i as u32).is_some() {
+                if profile_by_name.insert(norm, valid.len() as u32).is_some() {
                     bad(
                         at,
                         "the same name as another profile (names are case-insensitive)".into(),
                     );
                 }
-                names.push(Some(n));
+                valid.push((key, spec, n));
             }
-            Err(e) => {
-                bad(at, format!("not a domain name ({e})"));
-                names.push(None);
-            }
+            Err(e) => bad(at, format!("not a domain name ({e})")),
         }
     }
 
+    let names = Names {
+        sites: &sites,
+        profiles: &profile_by_name,
+        regions: &geo.region_names,
+        geoip: config.geo.mmdb.is_some(),
+    };
     let mut targets: Vec<ProbeTarget> = Vec::new();
     let mut target_index: HashMap<ProbeTarget, u32> = HashMap::new();
     let mut profiles = Vec::new();
-    for (pi, (key, spec)) in config.profiles.iter().enumerate() {
+    // Per profile, the config index of each compiled endpoint (for key paths).
+    let mut origins: Vec<Vec<usize>> = Vec::new();
+    for (key, spec, name) in valid {
         let at = format!("profiles.{}", key_part(key));
-        let Some(name) = names[pi].clone() else {
-            continue;
-        };
         let wire = lower_wire(&name);
         let monitor = match &spec.monitor {
             None => None,
@@ -257,6 +275,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             );
         }
         let mut endpoints = Vec::new();
+        let mut origin = Vec::new();
         let mut seen = Vec::new();
         for (ei, e) in spec.endpoints.iter().enumerate() {
             let eat = format!("{at}.endpoints[{ei}]");
@@ -270,17 +289,25 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             let mut report = |loc: &str, msg: String| bad(format!("{eat}.{loc}"), msg);
             if let Some(ep) = compile_endpoint(
                 e,
-                &sites,
-                &profile_by_name,
+                &names,
                 monitor,
                 &mut targets,
                 &mut target_index,
                 &mut report,
             ) {
                 endpoints.push(ep);
+                origin.push(ei);
             }
         }
-        let latency = BTreeMap::new();
+        routing::check_profile(spec, &at, &endpoints, &origin, &mut bad);
+        let latency = routing::compile_latency(
+            spec,
+            &at,
+            &endpoints,
+            &geo.region_names,
+            names.geoip,
+            &mut bad,
+        );
         profiles.push(ProfileDef {
             key: key.clone(),
             name,
@@ -301,15 +328,15 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 .map_or(Duration::from_millis(5), |d| d.0),
             latency,
             endpoints,
+            subnet_rules: Vec::new(),
+            client_nets: Vec::new(),
+            uses_geoip: false,
         });
+        origins.push(origin);
     }
 
-    // Nested profiles: no cycles, no deeper than MAX_NESTING.
-    for (pi, p) in profiles.iter().enumerate() {
-        if let Some(msg) = nesting_problem(&profiles, pi) {
-            bad(format!("profiles.{}", key_part(&p.key)), msg);
-        }
-    }
+    let nesting_ok = routing::check_nested(&profiles, &origins, &mut bad);
+    routing::finish_profiles(&mut profiles, &geo, nesting_ok);
 
     // Attach every profile to the zone holding it.
     let zone_by_apex: FxHashMap<Box<[u8]>, usize> = zones
@@ -358,45 +385,23 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         targets,
         regions,
         mmdb: config.geo.mmdb.clone(),
+        geo,
     })
 }
 
-fn nesting_problem(profiles: &[ProfileDef], start: usize) -> Option<String> {
-    fn walk(profiles: &[ProfileDef], at: usize, path: &mut Vec<usize>) -> Option<String> {
-        if path.contains(&at) {
-            let names: Vec<&str> = path
-                .iter()
-                .chain([&at])
-                .map(|&i| profiles[i].key.as_str())
-                .collect();
-            return Some(format!(
-                "nested profiles form a cycle: {}",
-                names.join(" → ")
-            ));
-        }
-        if path.len() > MAX_NESTING {
-            return Some(format!(
-                "profiles are nested deeper than {MAX_NESTING} levels"
-            ));
-        }
-        path.push(at);
-        for e in &profiles[at].endpoints {
-            if let Answer::Nested(child) = e.answer
-                && let Some(m) = walk(profiles, child as usize, path)
-            {
-                return Some(m);
-            }
-        }
-        path.pop();
-        None
-    }
-    walk(profiles, start, &mut Vec::new())
+/// Names an endpoint may refer to.
+struct Names<'a> {
+    sites: &'a [String],
+    profiles: &'a HashMap<String, u32>,
+    /// `[geo.regions]` names, sorted.
+    regions: &'a [String],
+    /// `geo.mmdb` is set: countries and continents can match.
+    geoip: bool,
 }
 
 fn compile_endpoint(
     e: &EndpointSpec,
-    sites: &[String],
-    profile_by_name: &HashMap<String, u32>,
+    names: &Names<'_>,
     monitor: Option<&MonitorSpec>,
     targets: &mut Vec<ProbeTarget>,
     target_index: &mut HashMap<ProbeTarget, u32>,
@@ -409,7 +414,7 @@ fn compile_endpoint(
     };
     let site = match &e.site {
         None => None,
-        Some(s) => match sites.iter().position(|x| x == s) {
+        Some(s) => match names.sites.iter().position(|x| x == s) {
             Some(i) => Some(i as u32),
             None => {
                 fail(
@@ -455,7 +460,7 @@ fn compile_endpoint(
             }
         }
     } else if let Some(p) = &e.profile {
-        match profile_by_name.get(&normalize_name(p)) {
+        match names.profiles.get(&normalize_name(p)) {
             Some(&i) => Answer::Nested(i),
             None => {
                 fail("profile", format!("no profile named {p:?}"));
@@ -490,6 +495,15 @@ fn compile_endpoint(
                 &format!("subnets[{i}]"),
                 format!("{s:?} is not a subnet, e.g. \"10.10.0.0/16\""),
             ),
+        }
+    }
+
+    let mut geo = Vec::new();
+    for (i, r) in e.regions.iter().enumerate() {
+        match routing::parse_region(r, names.regions, names.geoip) {
+            Ok(k) if !geo.contains(&k) => geo.push(k),
+            Ok(_) => {}
+            Err(msg) => fail(&format!("regions[{i}]"), msg),
         }
     }
 
@@ -563,11 +577,15 @@ fn compile_endpoint(
         weight: e.weight,
         priority: e.priority,
         regions: e.regions.clone(),
+        geo,
         subnets,
         enabled: e.enabled,
         always_serve: e.always_serve,
         min_child_endpoints: e.min_child_endpoints,
         target,
+        // Filled in once every profile is compiled (nested endpoints need their child).
+        answers_a: false,
+        answers_aaaa: false,
     })
 }
 
@@ -602,3 +620,6 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
 
 /// Shared handle to a model.
 pub type SharedModel = Arc<Model>;
+
+#[cfg(test)]
+mod tests;

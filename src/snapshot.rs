@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::drain::Drains;
+use crate::health::HealthView;
 use crate::model::Model;
 use crate::zone::Zone;
 
@@ -79,6 +80,9 @@ pub struct Snapshot {
     pub drains: Arc<Drains>,
     /// The last reload attempt, if any since start.
     pub reload: Option<Arc<ReloadReport>>,
+    /// Probe details for the admin API (last probe, RTT, transitions); not read by the
+    /// DNS path.
+    pub health: Arc<HealthView>,
 }
 
 impl Snapshot {
@@ -109,11 +113,13 @@ impl Snapshot {
                     .collect()
             })
             .collect();
+        let health = Arc::new(HealthView::initial(&model));
         Self {
             model,
             endpoints,
             drains: Arc::default(),
             reload: None,
+            health,
         }
     }
 
@@ -137,7 +143,15 @@ pub type Shared = Arc<ArcSwap<Snapshot>>;
 impl Snapshot {
     /// The last probe of a target, for the status API (`null` when not probed yet).
     pub fn probe_json(&self, target: Option<u32>) -> serde_json::Value {
-        let _ = target;
-        serde_json::Value::Null
+        let last = target.and_then(|t| self.health.targets.get(t as usize)?.last.as_ref());
+        match last {
+            None => serde_json::Value::Null,
+            Some(l) => serde_json::json!({
+                "time": crate::drain::rfc3339(l.at),
+                "ok": l.ok,
+                "rtt_ms": l.rtt.as_secs_f64() * 1000.0,
+                "reason": l.reason.as_deref(),
+            }),
+        }
     }
 }

@@ -145,7 +145,9 @@ fn respond_allocates_nothing_per_query() {
 /// snapshot, answer, count the query.
 #[test]
 fn udp_loop_body_allocates_nothing_per_query() {
-    signpost::metrics::warm_up();
+    // The real Prometheus recorder, as `serve` installs it; counters register on first use
+    // (during the warm-up).
+    let _handle = signpost::metrics::install();
     let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
     let mut scratch = Box::<Scratch>::default();
     let mut out = Vec::with_capacity(4096);

@@ -1,6 +1,6 @@
 //! The UDP receive loop answers bursts of queued datagrams (taken in batches on Linux),
-//! each answer to its own sender, drops oversized datagrams without disturbing the
-//! others, and stops when asked.
+//! each answer to its own sender, answers an oversized datagram in the middle of a burst
+//! with FORMERR without disturbing the others, and stops when asked.
 
 use std::collections::HashSet;
 use std::net::UdpSocket;
@@ -42,8 +42,12 @@ fn answers_bursts_to_each_sender_and_stops() {
         .collect();
     let app = fixture::query("app.bench.example", 1, true, None);
     let stat = fixture::query("static.bench.example", 1, false, None);
-    // An oversized datagram in the middle of the burst gets no answer.
-    let mut huge = fixture::query("static.bench.example", 1, false, None);
+    // An oversized datagram (a question with 5 KB of trailing bytes) in the middle of the
+    // burst: FORMERR.
+    let mut huge = with_id(
+        fixture::query("static.bench.example", 1, false, None),
+        0x0FFF,
+    );
     huge.resize(5000, 0);
     const PER_CLIENT: u16 = 100;
     for id in 0..PER_CLIENT {
@@ -58,18 +62,23 @@ fn answers_bursts_to_each_sender_and_stops() {
     }
     for (c, client) in clients.iter().enumerate() {
         let mut seen = HashSet::new();
+        let mut formerr = false;
         let mut buf = [0u8; 2048];
-        while seen.len() < usize::from(PER_CLIENT) {
-            let n = client.recv(&mut buf).expect("an answer for every query");
+        while seen.len() < usize::from(PER_CLIENT) || (c == 0 && !formerr) {
+            client.recv(&mut buf).expect("an answer for every query");
             let id = u16::from_be_bytes([buf[0], buf[1]]);
+            if c == 0 && id == 0x0FFF {
+                assert_eq!(buf[3] & 0xF, 1, "FORMERR for the oversized datagram");
+                formerr = true;
+                continue;
+            }
             assert_eq!(usize::from(id >> 12), c, "answer sent to the wrong client");
             assert!(seen.insert(id & 0xFFF), "answer {id} twice");
             assert_eq!(buf[3] & 0xF, 0, "rcode");
             assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 1, "one answer record");
-            let _ = n;
         }
     }
-    // Nothing else arrives (the oversized datagram was dropped).
+    // Nothing else arrives.
     clients[0]
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();

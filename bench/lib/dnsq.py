@@ -13,9 +13,9 @@
       OUT (one per answer; "timeout" when none came back within 200 ms).
 
   dnsq.py summarize OUT FAULT_NS ADDR
-      Prints the seconds from FAULT_NS to the last answer in OUT that contains ADDR,
-      "none" when no answer after the fault contained it, and exits 2 when the last
-      answer of the file still contained ADDR (never failed over).
+      Prints the seconds from FAULT_NS to the last answer in OUT that contains ADDR (0
+      when no answer after the fault contained it); prints "never" and exits 2 when the
+      last answer of the file still contained ADDR.
 """
 
 import ipaddress
@@ -165,7 +165,8 @@ def summarize(path, fault_ns, addr):
         print("never")
         sys.exit(2)
     if last_with is None:
-        print("none")
+        # Already gone from every answer after the fault.
+        print("0.000")
         return
     print(f"{(last_with - fault_ns) / 1e9:.3f}")
 

@@ -9,7 +9,6 @@ pub mod status;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -91,8 +90,6 @@ pub struct AdminState {
     pub commands: mpsc::Sender<Command>,
     pub token: Option<String>,
     pub metrics: PrometheusHandle,
-    /// Set once zones are loaded and the first probe round finished.
-    pub ready: Arc<AtomicBool>,
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
@@ -217,7 +214,8 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         }
         (&Method::GET, ["healthz"]) => return text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, ["readyz"]) => {
-            return if state.ready.load(Ordering::Acquire) {
+            // Zones are loaded before the server starts; ready once every target has a result.
+            return if state.snapshot.load().health.first_round_complete {
                 text(StatusCode::OK, "text/plain", "ready\n")
             } else {
                 error(503, "not ready: the first probe round has not finished")

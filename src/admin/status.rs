@@ -1,17 +1,11 @@
 //! The JSON documents of `GET /api/v1/status` and `GET /api/v1/explain`.
 
-use std::net::IpAddr;
-use std::str::FromStr;
-
-use hickory_proto::rr::RecordType;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 use serde_json::{Value, json};
 
 use super::{ApiError, query_pairs};
 use crate::drain::{Drain, rfc3339};
 use crate::model::Answer;
-use crate::policy::{self, Client, Kind};
+use crate::policy::{self, Client};
 use crate::snapshot::Snapshot;
 
 fn drain_json(d: &Drain) -> Value {
@@ -58,6 +52,9 @@ pub fn status_json(snap: &Snapshot) -> Value {
                 "rtt_ms": st.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 "probe": target.map(|t| t.url()),
                 "last_probe": snap.probe_json(e.target),
+                "reason": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).map(|v| v.reason.to_string()),
+                "transitions": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).map_or(0, |v| v.transitions),
+                "since": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).and_then(|v| v.since).map(rfc3339),
                 "drain": drain.map(drain_json),
             }));
         }
@@ -80,20 +77,21 @@ pub fn status_json(snap: &Snapshot) -> Value {
         "sites": sites,
         "drains_active": snap.drains.len(),
         "last_reload": snap.reload.as_deref(),
+        "ready": snap.health.first_round_complete,
     })
 }
 
-/// `GET /api/v1/explain?name=&type=A&client=10.1.2.3`.
+/// `GET /api/v1/explain?name=&type=A&client=10.1.2.3` (or `client=10.20.1.0/24`, an
+/// ECS subnet): the decision trace and the answer DNS gives that client.
 pub fn explain(snap: &Snapshot, query: &str) -> Result<Value, ApiError> {
     let mut name = None;
-    let mut qtype = RecordType::A;
+    let mut qtype = crate::zone::rtype::A;
     let mut client = None;
-    let mut ecs_prefix = None;
     for (k, v) in query_pairs(query) {
         match k.as_str() {
             "name" => name = Some(v),
             "type" => {
-                qtype = RecordType::from_str(&v.to_ascii_uppercase()).map_err(|_| {
+                qtype = policy::trace::qtype_from_str(&v).ok_or_else(|| {
                     ApiError::new(
                         400,
                         format!("type: {v:?} is not a record type, e.g. A or AAAA"),
@@ -101,18 +99,9 @@ pub fn explain(snap: &Snapshot, query: &str) -> Result<Value, ApiError> {
                 })?
             }
             "client" => {
-                let (addr, prefix) = match v.split_once('/') {
-                    Some((a, p)) => (a, Some(p)),
-                    None => (v.as_str(), None),
-                };
-                client = Some(IpAddr::from_str(addr.trim()).map_err(|_| {
-                    ApiError::new(400, format!("client: {v:?} is not an IP address"))
-                })?);
-                if let Some(p) = prefix {
-                    ecs_prefix = Some(p.parse::<u8>().map_err(|_| {
-                        ApiError::new(400, format!("client: bad prefix length in {v:?}"))
-                    })?);
-                }
+                client = Some(
+                    Client::parse(&v).map_err(|e| ApiError::new(400, format!("client: {e}")))?,
+                )
             }
             other => {
                 return Err(ApiError::new(
@@ -130,32 +119,7 @@ pub fn explain(snap: &Snapshot, query: &str) -> Result<Value, ApiError> {
     })?;
     let client =
         client.ok_or_else(|| ApiError::new(400, "client is required, e.g. &client=10.1.2.3"))?;
-    let (pid, profile) = snap
-        .model
-        .profile(&name)
-        .ok_or_else(|| ApiError::new(404, format!("no profile named {name:?}")))?;
-    let c = Client {
-        addr: client,
-        ecs_source_prefix: ecs_prefix,
-    };
-    let mut rng = SmallRng::from_os_rng();
-    let d = policy::decide(snap, pid, u16::from(qtype), &c, &mut rng);
-    let answer: Vec<Value> = d
-        .picks()
-        .iter()
-        .map(|&(p, e)| {
-            let pr = &snap.model.profiles[p as usize];
-            json!({ "profile": pr.name.to_string(), "endpoint": pr.endpoints[e as usize].name,
-                    "records": answer_text(snap, &pr.endpoints[e as usize].answer) })
-        })
-        .collect();
-    Ok(json!({
-        "name": profile.name.to_string(),
-        "type": qtype.to_string(),
-        "client": client.to_string(),
-        "method": format!("{:?}", profile.method).to_lowercase(),
-        "result": match d.kind { Kind::Answer => "answer", Kind::NoData => "nodata", Kind::ServFail => "servfail" },
-        "scope_prefix": d.scope,
-        "answer": answer,
-    }))
+    let trace = policy::trace::explain(snap, name.as_str().into(), qtype, client)
+        .map_err(|e| ApiError::new(404, e.to_string()))?;
+    serde_json::to_value(trace).map_err(|e| ApiError::new(500, e.to_string()))
 }

@@ -370,6 +370,27 @@ fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str, String)) 
     if m.rise == 0 {
         bad(&format!("{at}.rise"), "must be at least 1".into());
     }
+    if let Some(ca) = &m.tls.ca_file
+        && let Err(e) = crate::health::probe::load_roots(ca)
+    {
+        bad(
+            &format!("{at}.tls.ca_file"),
+            format!("{e}; give a PEM file with the CA certificates to trust"),
+        );
+    }
+    for (k, v) in &m.headers {
+        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            bad(
+                &format!("{at}.headers"),
+                format!("{k:?} is not a valid HTTP header name"),
+            );
+        } else if reqwest::header::HeaderValue::from_str(v).is_err() {
+            bad(
+                &format!("{at}.headers.{}", key_part(k)),
+                format!("{v:?} is not a valid HTTP header value"),
+            );
+        }
+    }
     if m.expected_status.len() > 8 {
         bad(&format!("{at}.expected_status"), "at most 8 ranges".into());
     }
@@ -428,28 +449,43 @@ fn table(
     }
 }
 
+/// Reads one table. serde stops at the first bad key, so each bad key is reported, taken
+/// out, and the rest read again: one mistake never hides the next in the same table.
 fn read<T: DeserializeOwned>(
     v: &config::Value,
     at: &str,
     path: &Path,
     problems: &mut Problems,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let loc = if inner == "." || inner.is_empty() {
-                at.to_owned()
-            } else {
-                format!("{at}.{inner}")
-            };
-            problems.push(Problem::new(
-                path,
-                loc,
-                explain_serde(&e.into_inner().to_string()),
-            ));
-            None
-        }
+    let mut v = v.clone();
+    let mut failed = false;
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+            Ok(t) => return (!failed).then_some(t),
+            Err(e) => e,
+        };
+        failed = true;
+        let inner = e.path().to_string();
+        let loc = if inner == "." || inner.is_empty() {
+            at.to_owned()
+        } else {
+            format!("{at}.{inner}")
+        };
+        let key = match e.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        problems.push(Problem::new(
+            path,
+            loc,
+            explain_serde(&e.into_inner().to_string()),
+        ));
+        // Without the bad key (each pass removes one, so this ends).
+        let (Some(key), Ok(mut tbl)) = (key, v.clone().into_table()) else {
+            return None;
+        };
+        tbl.remove(&key)?;
+        v = config::Value::new(None, config::ValueKind::Table(tbl));
     }
 }
 
@@ -536,6 +572,57 @@ x = 1
             "{text}"
         );
         assert!(text.contains("nonsense: unknown section"), "{text}");
+    }
+
+    #[test]
+    fn every_bad_key_of_one_table_is_reported() {
+        let err = load(
+            r#"
+[dns]
+listen = ["127.0.0.1:5300"]
+bogus = 1
+tcp_idle_timeout = "ten seconds"
+udp_sockets = "many"
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 3, "{text}");
+        assert!(text.contains("dns.bogus: unknown field `bogus`"), "{text}");
+        assert!(
+            text.contains("dns.tcp_idle_timeout: invalid duration \"ten seconds\""),
+            "{text}"
+        );
+        assert!(text.contains("dns.udp_sockets: "), "{text}");
+        // The good keys of a table with a bad one are not reported.
+        assert!(!text.contains("dns.listen"), "{text}");
+    }
+
+    #[test]
+    fn monitor_tls_files_and_headers_are_checked() {
+        let err = load(
+            r#"
+[monitors.web]
+protocol = "https"
+headers = { "Bad Header" = "x", "X-Ok" = "line\nbreak" }
+tls = { ca_file = "/nonexistent/ca.pem" }
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 3, "{text}");
+        assert!(
+            text.contains("monitors.web.tls.ca_file: TLS: cannot read ca_file /nonexistent/ca.pem"),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitors.web.headers: \"Bad Header\" is not a valid HTTP header name"),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitors.web.headers.X-Ok: \"line\\nbreak\" is not a valid"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -13,10 +13,10 @@ use std::ptr::null_mut;
 /// Most datagrams taken from the socket by one system call.
 pub const BATCH: usize = 32;
 
-/// Longest query read. A longer datagram arrives flagged `MSG_TRUNC` and is dropped: no
-/// DNS query comes near this size (RFC 1035 questions are at most ~260 bytes; EDNS
-/// options, cookies and TSIG add a few hundred).
-pub const MAX_QUERY: usize = 4096;
+/// Longest datagram read: the largest UDP payload, so an oversized query is read whole and
+/// gets the FORMERR it deserves. The buffers are allocated zeroed (calloc), so only the
+/// pages that large datagrams actually touch become resident.
+pub const MAX_QUERY: usize = 65535;
 
 /// Receive and send buffers, addresses and message headers for one socket.
 pub struct Batch {
@@ -100,8 +100,8 @@ impl Batch {
     }
 
     /// Datagram `i` of the last `recv` (its bytes and the sender's address) and the buffer
-    /// for its answer; `None` when it was longer than [`MAX_QUERY`] or from an unknown
-    /// address family.
+    /// for its answer; `None` when it was cut short (`MSG_TRUNC`, which [`MAX_QUERY`] rules
+    /// out for UDP) or came from an unknown address family.
     pub fn slot(&mut self, i: usize) -> Option<(&[u8], IpAddr, &mut Vec<u8>)> {
         let h = &self.hdrs[i];
         if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {

@@ -10,8 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
-use crate::model::Answer;
-use crate::policy::{self, Client, Kind};
+use crate::policy::{self, Client, Kind, Record};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
 use crate::zone::{Node, RrSet, Zone, rtype};
@@ -110,7 +109,7 @@ pub fn respond(
     if let Some(e) = q.edns
         && e.version > 0
     {
-        w.opt(rcode::BADVERS, None);
+        w.opt(rcode::BADVERS, e.dnssec_ok, None);
         w.finish(q, false, false, rcode::BADVERS);
         outcome.rcode = rcode::BADVERS;
         return outcome;
@@ -153,8 +152,12 @@ pub fn respond(
         w.truncate_records();
         outcome.truncated = true;
     }
-    if q.edns.is_some() {
-        w.opt(rc, ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))));
+    if let Some(e) = q.edns {
+        w.opt(
+            rc,
+            e.dnssec_ok,
+            ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))),
+        );
     }
     w.finish(q, aa, tc, rc);
     outcome.rcode = rc;
@@ -178,7 +181,11 @@ fn resolve<'a>(
         aa: true,
         scope: 0,
     };
+    // The names answered so far: a CNAME back to one of them is a loop, and the answer
+    // stops there with each CNAME once.
+    let mut seen: [&[u8]; MAX_CHASE + 1] = [&[]; MAX_CHASE + 1];
     for step in 0..=MAX_CHASE {
+        seen[step] = name;
         if let Some((cut, node)) = find_cut(zone, name, qtype) {
             if step == 0 {
                 referral(zone, cut, node, w);
@@ -205,7 +212,7 @@ fn resolve<'a>(
         match next {
             Step::Done => return res,
             Step::Chase(target) => {
-                if step == MAX_CHASE {
+                if step == MAX_CHASE || seen[..=step].contains(&target) {
                     break;
                 }
                 match snap.find_zone(target) {
@@ -253,36 +260,24 @@ fn answer_profile<'a>(
         }
         Kind::Answer => {
             let ttl = snap.model.profiles[pid as usize].ttl;
-            let mut left = usize::from(d.max_records);
-            for &(p, e) in d.picks() {
-                let prof = &snap.model.profiles[p as usize];
+            let qtype = if qtype == rtype::ANY { rtype::A } else { qtype };
+            let mut next = Step::Done;
+            d.for_each_record(snap, qtype, |prof, r| {
                 let ttl = ttl.min(prof.ttl);
-                match &prof.endpoints[e as usize].answer {
-                    Answer::Addrs { v4, v6 } => {
-                        if qtype == rtype::AAAA {
-                            for a in v6.iter().take(left) {
-                                w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets());
-                                left -= 1;
-                            }
-                        } else {
-                            for a in v4.iter().take(left) {
-                                w.record(Section::Answer, owner, rtype::A, ttl, &a.octets());
-                                left -= 1;
-                            }
+                match r {
+                    Record::A(a) => w.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
+                    Record::Aaaa(a) => {
+                        w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets())
+                    }
+                    Record::Cname(wire) => {
+                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
+                        if qtype != rtype::CNAME {
+                            next = Step::Chase(wire);
                         }
                     }
-                    Answer::Cname { wire, .. } => {
-                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
-                        return if qtype == rtype::CNAME {
-                            Step::Done
-                        } else {
-                            Step::Chase(wire)
-                        };
-                    }
-                    Answer::Nested(_) => {}
                 }
-            }
-            Step::Done
+            });
+            next
         }
     }
 }
@@ -295,7 +290,10 @@ fn answer_node<'a>(
     qtype: u16,
     w: &mut Writer<'a, '_>,
 ) -> Step<'a> {
+    // RFC 1034 §4.3.2 step 3a: a CNAME is followed unless it is what was asked for, and
+    // ANY asks for it too.
     if qtype != rtype::CNAME
+        && qtype != rtype::ANY
         && let Some(cname) = node.rrset(rtype::CNAME)
     {
         write_set(w, Section::Answer, owner, cname);
@@ -408,4 +406,80 @@ fn wildcard<'a>(zone: &'a Zone, name: &[u8]) -> Option<&'a Node> {
     }
     buf[2..2 + ce.len()].copy_from_slice(ce);
     zone.nodes.get(&buf[..2 + ce.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hickory_proto::op::{Message, Query as HQuery};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+    use crate::config::{Config, Problems};
+
+    /// A snapshot serving `example.com.` with `records` after a fixed SOA and NS.
+    fn snapshot(records: &str) -> Snapshot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("example.com.zone"),
+            format!("$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\nns1 A 192.0.2.1\n{records}"),
+        )
+        .unwrap();
+        let mut problems = Problems::default();
+        let zones = crate::zone::load_dir(dir.path(), &mut problems);
+        assert!(problems.is_empty(), "{problems}");
+        let model = crate::model::compile(&Config::default(), zones, 1).unwrap();
+        Snapshot::initial(Arc::new(model))
+    }
+
+    fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {
+        let mut q = Message::query();
+        q.add_query(HQuery::query(Name::from_ascii(name).unwrap(), rtype));
+        let mut out = Vec::new();
+        let outcome = respond(
+            snap,
+            &q.to_vec().unwrap(),
+            &mut Scratch::default(),
+            "127.0.0.1".parse().unwrap(),
+            Transport::Udp,
+            &mut out,
+        );
+        assert!(outcome.respond);
+        Message::from_vec(&out).unwrap()
+    }
+
+    #[test]
+    fn cname_loop_answers_each_cname_once() {
+        let snap = snapshot("a CNAME b\nb CNAME c\nc CNAME a\n");
+        let m = ask(&snap, "b.example.com.", RecordType::A);
+        let owners: Vec<String> = m.answers.iter().map(|r| r.name.to_string()).collect();
+        assert_eq!(
+            owners,
+            ["b.example.com.", "c.example.com.", "a.example.com."],
+            "{m}"
+        );
+        assert_eq!(u16::from(m.metadata.response_code), rcode::NOERROR);
+    }
+
+    #[test]
+    fn long_cname_chain_stops_after_max_chase() {
+        let mut zone = String::new();
+        for i in 0..20 {
+            zone.push_str(&format!("c{i} CNAME c{}\n", i + 1));
+        }
+        let m = ask(&snapshot(&zone), "c0.example.com.", RecordType::A);
+        assert_eq!(m.answers.len(), MAX_CHASE + 1, "{m}");
+    }
+
+    #[test]
+    fn any_at_a_cname_is_the_cname_alone() {
+        let snap = snapshot("alias CNAME ns1\n");
+        let m = ask(&snap, "alias.example.com.", RecordType::ANY);
+        assert_eq!(m.answers.len(), 1, "{m}");
+        assert_eq!(m.answers[0].record_type(), RecordType::CNAME, "{m}");
+        // Other types are still chased.
+        let m = ask(&snap, "alias.example.com.", RecordType::A);
+        assert_eq!(m.answers.len(), 2, "{m}");
+    }
 }

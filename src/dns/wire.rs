@@ -436,13 +436,15 @@ impl<'a, 'b> Writer<'a, 'b> {
             .map(|n| unsafe { n.assume_init() })
     }
 
-    /// Appends the OPT record of the answer (RFC 6891 §6.1.2), echoing ECS with its scope.
-    pub fn opt(&mut self, rcode: u16, ecs: Option<(ClientSubnet, u8)>) {
+    /// Appends the OPT record of the answer (RFC 6891 §6.1.2): version 0, the upper bits of
+    /// `rcode`, the DO bit copied from the query (RFC 3225 §3), ECS echoed with its scope.
+    pub fn opt(&mut self, rcode: u16, dnssec_ok: bool, ecs: Option<(ClientSubnet, u8)>) {
         self.buf.push(0);
         self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
         self.buf.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
-        let ext = ((rcode >> 4) as u8, 0u8);
-        self.buf.extend_from_slice(&[ext.0, ext.1, 0, 0]);
+        let flags = if dnssec_ok { 0x80 } else { 0 };
+        self.buf
+            .extend_from_slice(&[(rcode >> 4) as u8, 0, flags, 0]);
         match ecs {
             None => self.buf.extend_from_slice(&0u16.to_be_bytes()),
             Some((cs, scope)) => {
@@ -600,5 +602,21 @@ mod tests {
         assert_eq!(&buf[second..second + 2], &[0xC0, 16]);
         assert_eq!(buf[2], 0x85);
         assert_eq!(&buf[6..8], &[0, 1]);
+    }
+
+    #[test]
+    fn opt_carries_extended_rcode_and_copies_do() {
+        let opt = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0];
+        let mut q = Query::default();
+        parse_query(&query(b"\x01a\x00", 1, Some(&opt)), &mut q).unwrap();
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf, &q, true);
+        w.opt(rcode::BADVERS, q.edns.unwrap().dnssec_ok, None);
+        w.finish(&q, false, false, rcode::BADVERS);
+        let at = w.question_end;
+        // root, type OPT, payload 1232, ext-rcode 1 (16 >> 4), version 0, DO, rdlen 0.
+        assert_eq!(&buf[at..], &[0, 0, 41, 0x04, 0xD0, 1, 0, 0x80, 0, 0, 0]);
+        assert_eq!(buf[3] & 0xF, 0, "the low bits of BADVERS are 0");
+        assert_eq!(&buf[10..12], &[0, 1], "ARCOUNT counts the OPT");
     }
 }

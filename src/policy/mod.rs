@@ -1,14 +1,42 @@
 //! Routing decisions: which endpoints of a profile answer a query. Pure functions of the
-//! snapshot, the query, the client and a random source, so every method is table-tested
-//! and benchmarked without sockets.
+//! snapshot, the query type, the client and a random source, so every method is
+//! table-tested and benchmarked without sockets.
+//!
+//! The hot path ([`decide`]) allocates nothing: it returns a fixed-size [`Decision`]
+//! naming the rule that decided (a small `Copy` value). [`decide_traced`] makes the same
+//! decision and also fills a serializable [`Trace`] for the admin API's explain; the
+//! words of the trace are produced only there.
 
-use std::net::IpAddr;
+mod geoip;
+mod location;
+mod methods;
+pub mod trace;
 
+#[cfg(test)]
+mod tests_methods;
+#[cfg(test)]
+mod tests_props;
+#[cfg(test)]
+mod tests_trace;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::IpNet;
 use rand::Rng;
 
-use crate::config::{AllDown, Method};
-use crate::model::{Answer, ProfileDef};
-use crate::snapshot::Snapshot;
+pub use geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
+pub use location::{Location, MAX_REGIONS, refine_scope};
+pub use trace::{
+    AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
+    Trace, explain, explain_with_rng, qtype_from_str,
+};
+
+use crate::config::AllDown;
+use crate::model::{Answer, EndpointDef, MAX_NESTING, Model, ProfileDef};
+use crate::snapshot::{EndpointState, Snapshot, Status};
 use crate::zone::rtype;
 
 /// Where the query comes from, for location-aware methods.
@@ -20,75 +48,194 @@ pub struct Client {
     pub ecs_source_prefix: Option<u8>,
 }
 
+impl Client {
+    /// A client known by its packet source (no ECS).
+    pub fn new(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            ecs_source_prefix: None,
+        }
+    }
+
+    /// `10.1.2.3` (a source address) or `10.20.1.0/24` (an ECS subnet).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.contains('/') {
+            let net: IpNet = text
+                .parse()
+                .map_err(|_| format!("{text:?} is not an address or subnet (10.20.1.0/24)"))?;
+            Ok(Self {
+                addr: net.network(),
+                ecs_source_prefix: Some(net.prefix_len()),
+            })
+        } else {
+            text.parse()
+                .map(Self::new)
+                .map_err(|_| format!("{text:?} is not an IP address"))
+        }
+    }
+}
+
 /// The kind of answer decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Answer with `picks`.
+    /// Answer with the picks.
     Answer,
-    /// No eligible endpoint has data of the asked type (or `all_down = "nodata"`).
+    /// No eligible endpoint has data of the asked type (or `all_down = "nodata"`, or a
+    /// geographic / subnet client matched nothing).
     NoData,
     /// `all_down = "servfail"` and nothing is eligible.
     ServFail,
 }
 
-/// Most endpoints one answer may hold.
+/// The rule that decided: why the answer is what it is. `Copy`, so the hot path can
+/// carry it; [`Trace`] turns it into words.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// The query type is none of A, AAAA, CNAME, ANY.
+    OtherType,
+    /// No endpoint of the profile has records of the query's type.
+    NoRecords,
+    /// weighted: one eligible endpoint in proportion to weight.
+    Weighted,
+    /// priority: the lowest priority number among eligible endpoints, ties weighted.
+    Priority { priority: u32 },
+    /// performance: endpoints within `band` of the `best` latency, weighted. `best` is
+    /// `None` when no eligible endpoint has a latency yet (then all are weighted).
+    /// `row` is the latency table row used, if any.
+    Performance {
+        best: Option<Duration>,
+        band: Duration,
+        row: Option<u16>,
+    },
+    /// multivalue: a random sample of the eligible addresses.
+    Multivalue { eligible: u32 },
+    /// geographic: the client's most specific location held by an eligible endpoint.
+    Geographic { key: GeoKey, prefix: u8 },
+    /// geographic: no endpoint holds any of the client's locations.
+    GeoUnmatched,
+    /// subnet: the longest eligible subnet holding the client.
+    Subnet { net: IpNet },
+    /// subnet: no eligible subnet holds the client; an endpoint without subnets answers.
+    SubnetFallback,
+    /// subnet: no subnet holds the client and there is no endpoint without subnets.
+    SubnetUnmatched,
+    /// Nothing eligible, `all_down` is `nodata` or `servfail`.
+    AllDown,
+    /// Nothing eligible, `all_down = "serve_all"`, and every candidate is Disabled.
+    AllDisabled,
+    /// Nested deeper than `MAX_NESTING` (rejected at load, so never seen).
+    TooDeep,
+}
+
+/// Most records one answer may hold (multivalue's `max_answers` is at most this).
 pub const MAX_PICKS: usize = 32;
 
+/// `Pick::addr` meaning every address of the endpoint of the query's family.
+pub const ALL_ADDRS: u16 = u16::MAX;
+
+/// One endpoint (or one of its addresses) in an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pick {
+    /// The profile whose endpoint answers (the leaf, after nested profiles).
+    pub profile: u32,
+    pub endpoint: u32,
+    /// Index into the endpoint's addresses of the query's family, or [`ALL_ADDRS`].
+    pub addr: u16,
+}
+
 /// One decision. Holds no heap memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Decision {
     pub kind: Kind,
-    /// (profile, endpoint) indices of the chosen endpoints, nested profiles resolved to
-    /// their leaf endpoints; `picks[..len]`.
-    pub picks: [(u32, u32); MAX_PICKS],
-    pub len: usize,
-    /// At most this many address records in the answer (multivalue); `u16::MAX` = all.
-    pub max_records: u16,
+    picks: [Pick; MAX_PICKS],
+    len: u8,
     /// ECS SCOPE PREFIX-LENGTH: the prefix length of the rule that decided (0 when the
     /// answer does not depend on the client).
     pub scope: u8,
+    /// The rule that decided (of the leaf profile, after nested profiles).
+    pub rule: Rule,
+    /// Nothing was eligible and `all_down = "serve_all"` answered anyway.
+    pub all_down: bool,
 }
 
 impl Decision {
-    pub fn new(kind: Kind) -> Self {
+    pub fn new(kind: Kind, rule: Rule) -> Self {
         Self {
             kind,
-            picks: [(0, 0); MAX_PICKS],
+            picks: [Pick::default(); MAX_PICKS],
             len: 0,
-            max_records: u16::MAX,
             scope: 0,
+            rule,
+            all_down: false,
         }
     }
 
-    pub fn picks(&self) -> &[(u32, u32)] {
-        &self.picks[..self.len]
+    fn with_scope(mut self, scope: u8) -> Self {
+        self.scope = scope;
+        self
     }
 
-    fn push(&mut self, p: (u32, u32)) {
-        if self.len < MAX_PICKS {
-            self.picks[self.len] = p;
+    pub fn picks(&self) -> &[Pick] {
+        &self.picks[..usize::from(self.len)]
+    }
+
+    fn push(&mut self, p: Pick) {
+        if usize::from(self.len) < MAX_PICKS {
+            self.picks[usize::from(self.len)] = p;
             self.len += 1;
         }
     }
-}
 
-/// Whether an endpoint can answer `qtype` (CNAME endpoints answer every address type).
-pub fn has_data(snap: &Snapshot, p: &ProfileDef, e: usize, qtype: u16) -> bool {
-    match &p.endpoints[e].answer {
-        Answer::Addrs { v4, v6 } => match qtype {
-            rtype::A => !v4.is_empty(),
-            rtype::AAAA => !v6.is_empty(),
-            _ => false,
-        },
-        Answer::Cname { .. } => matches!(qtype, rtype::A | rtype::AAAA | rtype::CNAME),
-        Answer::Nested(child) => {
-            let c = &snap.model.profiles[*child as usize];
-            (0..c.endpoints.len()).any(|i| has_data(snap, c, i, qtype))
+    /// Calls `f` with each record of the answer in order, with the profile it comes from
+    /// (for its TTL). A CNAME is the only record when present.
+    pub fn for_each_record<'s>(
+        &self,
+        snap: &'s Snapshot,
+        qtype: u16,
+        mut f: impl FnMut(&'s ProfileDef, Record<'s>),
+    ) {
+        if self.kind != Kind::Answer {
+            return;
+        }
+        for pick in self.picks() {
+            let p = &snap.model.profiles[pick.profile as usize];
+            match &p.endpoints[pick.endpoint as usize].answer {
+                Answer::Addrs { v4, v6 } if qtype == rtype::AAAA => {
+                    for (i, a) in v6.iter().enumerate() {
+                        if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
+                            f(p, Record::Aaaa(*a));
+                        }
+                    }
+                }
+                Answer::Addrs { v4, .. } => {
+                    for (i, a) in v4.iter().enumerate() {
+                        if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
+                            f(p, Record::A(*a));
+                        }
+                    }
+                }
+                Answer::Cname { wire, .. } => {
+                    f(p, Record::Cname(wire));
+                    return;
+                }
+                Answer::Nested(_) => {}
+            }
         }
     }
 }
 
-/// Decides the answer for `profile` and `qtype` for `client`.
+/// One record of an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record<'a> {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    /// The target's lowercase wire form (the CNAME RDATA).
+    Cname(&'a [u8]),
+}
+
+/// Decides the answer for `profile` (index into `Model::profiles`) and `qtype` for
+/// `client`. ANY is answered as A (RFC 8482).
 pub fn decide<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
@@ -96,96 +243,225 @@ pub fn decide<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
 ) -> Decision {
-    decide_depth(snap, profile, qtype, client, rng, 0)
+    run(snap, profile, qtype, client, rng, None)
 }
 
-fn decide_depth<R: Rng + ?Sized>(
+/// As [`decide`], and records in `trace` how the decision was made.
+pub fn decide_traced<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
     qtype: u16,
     client: &Client,
     rng: &mut R,
-    depth: usize,
+    trace: &mut Trace,
 ) -> Decision {
-    let _ = client;
-    let p = &snap.model.profiles[profile as usize];
-    let states = &snap.endpoints[profile as usize];
-    if !matches!(qtype, rtype::A | rtype::AAAA | rtype::CNAME | rtype::ANY) {
-        return Decision::new(Kind::NoData);
-    }
-    let qtype = if qtype == rtype::ANY { rtype::A } else { qtype };
-    // Candidates: endpoints that have data of this type and are eligible.
-    let mut eligible = [0u32; 256];
-    let mut n = 0;
-    for (i, st) in states.iter().enumerate() {
-        if st.status.eligible()
-            && st.weight > 0
-            && has_data(snap, p, i, qtype)
-            && n < eligible.len()
-        {
-            eligible[n] = i as u32;
-            n += 1;
-        }
-    }
-    let all_down = n == 0;
-    if all_down {
-        match p.all_down {
-            AllDown::Nodata => return Decision::new(Kind::NoData),
-            AllDown::Servfail => {
-                let any_data = (0..p.endpoints.len()).any(|i| has_data(snap, p, i, qtype));
-                return Decision::new(if any_data {
-                    Kind::ServFail
-                } else {
-                    Kind::NoData
-                });
-            }
-            AllDown::ServeAll => {
-                for (i, st) in states.iter().enumerate() {
-                    if st.status != crate::snapshot::Status::Disabled
-                        && has_data(snap, p, i, qtype)
-                        && n < eligible.len()
-                    {
-                        eligible[n] = i as u32;
-                        n += 1;
-                    }
-                }
-                if n == 0 {
-                    return Decision::new(Kind::NoData);
-                }
-            }
-        }
-    }
-    let cands = &eligible[..n];
-    let mut d = Decision::new(Kind::Answer);
-    // Only weighted exists so far; the other methods land with the routing issue.
-    #[allow(clippy::wildcard_in_or_patterns)]
-    let pick = match p.method {
-        Method::Weighted | _ => weighted(cands, |i| states[i as usize].weight.max(1), rng),
+    run(snap, profile, qtype, client, rng, Some(trace))
+}
+
+fn run<R: Rng + ?Sized>(
+    snap: &Snapshot,
+    profile: u32,
+    qtype: u16,
+    client: &Client,
+    rng: &mut R,
+    mut trace: Option<&mut Trace>,
+) -> Decision {
+    let asked = qtype;
+    let qtype = match qtype {
+        rtype::A | rtype::AAAA | rtype::CNAME => qtype,
+        rtype::ANY => rtype::A,
+        _ => rtype::OPT, // no endpoint has data of another type
     };
-    match &p.endpoints[pick as usize].answer {
-        Answer::Nested(child) if depth < 10 => {
-            let mut c = decide_depth(snap, *child, qtype, client, rng, depth + 1);
-            c.scope = c.scope.max(d.scope);
-            return c;
+    let mut loc = Location::new(client.addr);
+    let mut scope = 0;
+    let mut profile = profile;
+    let mut d = Decision::new(Kind::ServFail, Rule::TooDeep);
+    for depth in 0..=MAX_NESTING {
+        let view = View::new(snap, profile, qtype);
+        d = if qtype == rtype::OPT {
+            Decision::new(Kind::NoData, Rule::OtherType)
+        } else {
+            decide_profile(&view, &mut loc, rng)
+        };
+        scope = scope.max(d.scope);
+        if let Some(t) = trace.as_deref_mut() {
+            trace::record_step(t, &view, &d, depth, &mut loc);
         }
-        _ => d.push((profile, pick)),
+        let nested = match d.picks() {
+            [one] if d.kind == Kind::Answer => match view.endpoint(one.endpoint).answer {
+                Answer::Nested(child) => Some(child),
+                _ => None,
+            },
+            _ => None,
+        };
+        match nested {
+            Some(child) if depth < MAX_NESTING => profile = child,
+            Some(_) => {
+                d = Decision::new(Kind::ServFail, Rule::TooDeep);
+                break;
+            }
+            None => break,
+        }
+    }
+    d.scope = scope;
+    if let Some(t) = trace {
+        trace::finish(t, snap, client, asked, &mut loc, &d);
     }
     d
 }
 
-/// One of `cands`, at random in proportion to `weight`.
-pub fn weighted<R: Rng + ?Sized>(cands: &[u32], weight: impl Fn(u32) -> u32, rng: &mut R) -> u32 {
-    let total: u64 = cands.iter().map(|&i| u64::from(weight(i))).sum();
-    if total == 0 {
-        return cands[0];
-    }
-    let mut x = rng.random_range(0..total);
-    for &i in cands {
-        let w = u64::from(weight(i));
-        if x < w {
-            return i;
+/// One profile, for one query type: endpoints with their effective status.
+pub(crate) struct View<'a> {
+    pub(crate) snap: &'a Snapshot,
+    pub(crate) model: &'a Model,
+    pub(crate) profile: u32,
+    pub(crate) p: &'a ProfileDef,
+    pub(crate) states: &'a [EndpointState],
+    pub(crate) qtype: u16,
+}
+
+/// Which endpoints count as eligible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// CheckingEndpoint, Online, AlwaysServe, with a weight above 0.
+    Strict,
+    /// `all_down = "serve_all"`: everything not Disabled, as if Online.
+    ServeAll,
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn new(snap: &'a Snapshot, profile: u32, qtype: u16) -> Self {
+        Self {
+            snap,
+            model: &snap.model,
+            profile,
+            p: &snap.model.profiles[profile as usize],
+            states: &snap.endpoints[profile as usize],
+            qtype,
         }
-        x -= w;
     }
-    cands[cands.len() - 1]
+
+    pub(crate) fn len(&self) -> usize {
+        self.p.endpoints.len()
+    }
+
+    pub(crate) fn endpoint(&self, e: u32) -> &'a EndpointDef {
+        &self.p.endpoints[e as usize]
+    }
+
+    /// Whether the endpoint has records of the query's type.
+    pub(crate) fn has_data(&self, e: usize) -> bool {
+        let ep = &self.p.endpoints[e];
+        match self.qtype {
+            rtype::A => ep.answers_a,
+            rtype::AAAA => ep.answers_aaaa,
+            rtype::CNAME => match ep.answer {
+                Answer::Cname { .. } => true,
+                Answer::Nested(_) => ep.answers_a || ep.answers_aaaa,
+                Answer::Addrs { .. } => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The endpoint's status; a nested endpoint's follows its child (see
+    /// [`endpoint_status`]).
+    pub(crate) fn status(&self, e: usize) -> Status {
+        endpoint_status(self.snap, self.profile, e, 0)
+    }
+
+    /// The endpoint's weight if it is eligible in `mode`, whatever the query type.
+    pub(crate) fn eligible(&self, e: usize, mode: Mode) -> Option<u32> {
+        let w = self.states[e].weight;
+        match mode {
+            Mode::Strict => (w > 0 && self.status(e).eligible()).then_some(w),
+            Mode::ServeAll => (self.status(e) != Status::Disabled).then_some(w.max(1)),
+        }
+    }
+
+    /// The measured RTT; for a nested endpoint, the best of its child's eligible ones.
+    pub(crate) fn rtt(&self, e: usize) -> Option<Duration> {
+        match self.p.endpoints[e].answer {
+            Answer::Nested(child) => {
+                let c = &self.snap.endpoints[child as usize];
+                c.iter()
+                    .filter(|s| s.status.eligible())
+                    .filter_map(|s| s.rtt)
+                    .min()
+            }
+            _ => self.states[e].rtt,
+        }
+    }
+}
+
+/// The status of endpoint `e` of `profile`. A nested endpoint (unless Disabled or
+/// AlwaysServe) is derived from its child, by the publisher's rule, so that a decision
+/// always agrees with the child's statuses in the same snapshot: Online while the child
+/// has at least `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint
+/// (served) while endpoints still being checked could make up the number; else Degraded.
+pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
+    let own = snap.endpoints[profile as usize][e].status;
+    let ep = &snap.model.profiles[profile as usize].endpoints[e];
+    match ep.answer {
+        Answer::Nested(child) if matches!(own, Status::CheckingEndpoint | Status::Online) => {
+            let (up, checking) = child_counts(snap, child, depth);
+            let min = ep.min_child_endpoints;
+            if up >= min {
+                Status::Online
+            } else if up + checking >= min {
+                Status::CheckingEndpoint
+            } else {
+                Status::Degraded
+            }
+        }
+        _ => own,
+    }
+}
+
+/// How many endpoints of `profile` are Online or AlwaysServe, and how many are
+/// CheckingEndpoint (nested ones by their own child).
+pub(crate) fn child_counts(snap: &Snapshot, profile: u32, depth: usize) -> (u32, u32) {
+    let (mut up, mut checking) = (0, 0);
+    if depth >= MAX_NESTING {
+        return (0, 0);
+    }
+    for e in 0..snap.model.profiles[profile as usize].endpoints.len() {
+        match endpoint_status(snap, profile, e, depth + 1) {
+            Status::Online | Status::AlwaysServe => up += 1,
+            Status::CheckingEndpoint => checking += 1,
+            Status::Degraded | Status::Disabled => {}
+        }
+    }
+    (up, checking)
+}
+
+/// The decision for one profile (a nested pick is resolved by the caller).
+fn decide_profile<R: Rng + ?Sized>(view: &View<'_>, loc: &mut Location, rng: &mut R) -> Decision {
+    if !(0..view.len()).any(|e| view.has_data(e)) {
+        return Decision::new(Kind::NoData, Rule::NoRecords);
+    }
+    match methods::choose(view, Mode::Strict, loc, rng) {
+        Ok(d) => d,
+        Err(methods::Miss::Unmatched { rule, scope } | methods::Miss::Lacks { rule, scope }) => {
+            Decision::new(Kind::NoData, rule).with_scope(scope)
+        }
+        Err(methods::Miss::NoneEligible { scope }) => match view.p.all_down {
+            AllDown::Nodata => Decision::new(Kind::NoData, Rule::AllDown).with_scope(scope),
+            AllDown::Servfail => Decision::new(Kind::ServFail, Rule::AllDown).with_scope(scope),
+            AllDown::ServeAll => match methods::choose(view, Mode::ServeAll, loc, rng) {
+                Ok(mut d) => {
+                    d.all_down = true;
+                    d
+                }
+                Err(methods::Miss::Lacks { rule, scope }) => {
+                    let mut d = Decision::new(Kind::NoData, rule).with_scope(scope);
+                    d.all_down = true;
+                    d
+                }
+                Err(
+                    methods::Miss::NoneEligible { scope } | methods::Miss::Unmatched { scope, .. },
+                ) => Decision::new(Kind::NoData, Rule::AllDisabled).with_scope(scope),
+            },
+        },
+    }
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::{Parser, parse_ttl};
 
 use crate::config::{Problem, Problems};
@@ -374,18 +374,20 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
     if rdata.is_empty() {
         return Err(format!("{rtype} record without data"));
     }
+    let inherited = cx.default_ttl.or(cx.last_ttl);
+    // An SOA with neither its own TTL nor a $TTL before it takes its MINIMUM field (RFC
+    // 2308 §4, as BIND does), and so do the TTL-less records after it; it is known only
+    // once the RDATA is parsed, below.
+    let soa_minimum_ttl = ttl.is_none() && inherited.is_none() && rtype == RecordType::SOA;
     let ttl = match ttl {
         Some(t) => {
             cx.last_ttl = Some(t);
             t
         }
-        None => cx
-            .default_ttl
-            .or(cx.last_ttl)
-            .or_else(|| (rtype == RecordType::SOA).then_some(0))
+        None if soa_minimum_ttl => 0,
+        None => inherited
             .ok_or_else(|| "no TTL: give one on the line or set $TTL before it".to_owned())?,
     };
-    // SOA without an explicit TTL or $TTL: RFC 2308 uses the SOA minimum; patch below.
     let snippet = format!("@ {ttl} IN {rtype} {}\n", rdata.join(" "));
     let parsed = Parser::new(snippet, None, Some(cx.origin.clone()))
         .parse()
@@ -396,6 +398,10 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
         .flat_map(|rs| rs.records_without_rrsigs().cloned().collect::<Vec<_>>())
         .next()
         .ok_or_else(|| format!("bad {rtype} record: nothing parsed"))?;
+    if soa_minimum_ttl && let RData::SOA(soa) = &record.data {
+        record.ttl = soa.minimum;
+        cx.last_ttl = Some(soa.minimum);
+    }
     record.name = owner;
     Ok(record)
 }
@@ -445,6 +451,25 @@ mod tests {
         assert!(text.contains("line 2: bad A record data"), "{text}");
         assert!(text.contains("line 4:"), "{text}");
         assert!(text.contains("line 5: unknown directive $NOPE"), "{text}");
+    }
+
+    #[test]
+    fn soa_without_any_ttl_uses_its_minimum() {
+        // No $TTL and no TTL on the SOA: RFC 2308 §4 / BIND take the SOA MINIMUM, for the
+        // SOA and for later records without a TTL; an explicit TTL still wins after that.
+        let (recs, problems) = read(
+            "@ IN SOA ns1 hostmaster 1 7200 3600 1209600 120\n  NS ns1\nns1 30 A 192.0.2.1\nns2 A 192.0.2.2\n",
+        );
+        assert!(problems.is_empty(), "{problems}");
+        let ttls: Vec<u32> = recs.iter().map(|r| r.record.ttl).collect();
+        assert_eq!(ttls, [120, 120, 30, 30]);
+        // With a $TTL, the SOA takes the $TTL as before.
+        let (recs, problems) = read("$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 120\n");
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(recs[0].record.ttl, 300);
+        // Any other first record without a TTL is still an error.
+        let (_, problems) = read("www A 192.0.2.1\n");
+        assert!(problems.to_string().contains("no TTL"), "{problems}");
     }
 
     #[test]

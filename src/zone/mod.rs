@@ -386,6 +386,16 @@ mod tests {
     }
 
     #[test]
+    fn negative_ttl_is_min_of_soa_ttl_and_minimum() {
+        let z = zone("@ 30 SOA ns1 hostmaster 1 7200 3600 1209600 600\n@ NS ns1\n").unwrap();
+        assert_eq!(z.negative_ttl, 30);
+        // No TTL anywhere: the SOA takes its MINIMUM (RFC 2308 §4), never 0.
+        let z = zone("@ SOA ns1 hostmaster 1 7200 3600 1209600 90\n@ NS ns1\n").unwrap();
+        assert_eq!(z.soa.ttl, 90);
+        assert_eq!(z.negative_ttl, 90);
+    }
+
+    #[test]
     fn rejects_cname_and_other_data_and_missing_soa() {
         let e = zone(&format!("{HEAD}www CNAME ns1\nwww A 192.0.2.9\n")).unwrap_err();
         assert!(e.to_string().contains("CNAME and other data"), "{e}");

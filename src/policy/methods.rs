@@ -1,0 +1,312 @@
+//! The routing methods of DESIGN.md ("Routing methods"), one function each. Each method
+//! first chooses a *tier* among the endpoints eligible in the given mode, whatever the
+//! query type (the priority tier, the latency band, the client's location or subnet), then
+//! picks among the tier's endpoints that have records of the type; a tier without any is
+//! NODATA rather than a reason to answer from a worse tier (an AAAA query must not send
+//! IPv6 clients to the backup site while IPv4 clients go to the primary). Nothing here
+//! allocates: weighted choice is two passes over the endpoints, multivalue a reservoir
+//! sample.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::location::{Location, refine_scope};
+use super::{ALL_ADDRS, Decision, GeoKey, Kind, MAX_PICKS, Mode, Pick, Rule, View};
+use crate::config::Method;
+use crate::model::Answer;
+use crate::zone::rtype;
+
+/// Why a method picked nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Miss {
+    /// Some endpoint could answer this client, but none is eligible: `all_down` decides.
+    NoneEligible { scope: u8 },
+    /// No endpoint answers this client at all (geographic, subnet): NODATA.
+    Unmatched { rule: Rule, scope: u8 },
+    /// `rule` chose eligible endpoints, none with records of the query type: NODATA.
+    Lacks { rule: Rule, scope: u8 },
+}
+
+/// Picks in the tier `in_tier` (weights of its eligible endpoints, whatever the type):
+/// among those with records of the type; else `Lacks` (the tier exists) or `NoneEligible`.
+fn pick_in_tier<R: Rng + ?Sized>(
+    v: &View<'_>,
+    in_tier: impl Fn(usize) -> Option<u32>,
+    rule: Rule,
+    scope: u8,
+    rng: &mut R,
+) -> Result<Decision, Miss> {
+    let with_data = |e: usize| in_tier(e).filter(|_| v.has_data(e));
+    match pick_weighted(v.len(), with_data, rng) {
+        Some(e) => Ok(one(v, e, rule, scope)),
+        None if (0..v.len()).any(|e| in_tier(e).is_some()) => Err(Miss::Lacks { rule, scope }),
+        None => Err(Miss::NoneEligible { scope }),
+    }
+}
+
+pub(super) fn choose<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    loc: &mut Location,
+    rng: &mut R,
+) -> Result<Decision, Miss> {
+    match v.p.method {
+        Method::Weighted => weighted(v, mode, rng),
+        Method::Priority => priority(v, mode, rng),
+        Method::Performance => performance(v, mode, loc, rng),
+        Method::Multivalue => multivalue(v, mode, rng),
+        Method::Geographic => geographic(v, mode, loc, rng),
+        Method::Subnet => subnet(v, mode, loc, rng),
+    }
+}
+
+/// One of the endpoints `weight` gives a weight for, at random in proportion to it.
+pub(crate) fn pick_weighted<R: Rng + ?Sized>(
+    n: usize,
+    weight: impl Fn(usize) -> Option<u32>,
+    rng: &mut R,
+) -> Option<usize> {
+    let total: u64 = (0..n).filter_map(&weight).map(u64::from).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut x = rng.random_range(0..total);
+    let mut last = None;
+    for i in 0..n {
+        if let Some(w) = weight(i) {
+            let w = u64::from(w);
+            if x < w {
+                return Some(i);
+            }
+            x -= w;
+            last = Some(i);
+        }
+    }
+    last
+}
+
+fn one(v: &View<'_>, e: usize, rule: Rule, scope: u8) -> Decision {
+    let mut d = Decision::new(Kind::Answer, rule).with_scope(scope);
+    d.push(Pick {
+        profile: v.profile,
+        endpoint: e as u32,
+        addr: ALL_ADDRS,
+    });
+    d
+}
+
+fn weighted<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
+    pick_in_tier(v, |e| v.eligible(e, mode), Rule::Weighted, 0, rng)
+}
+
+fn priority<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
+    let best = (0..v.len())
+        .filter(|&e| v.eligible(e, mode).is_some())
+        .map(|e| v.endpoint(e as u32).priority)
+        .min()
+        .ok_or(Miss::NoneEligible { scope: 0 })?;
+    let tier = |e: usize| {
+        v.eligible(e, mode)
+            .filter(|_| v.endpoint(e as u32).priority == best)
+    };
+    pick_in_tier(v, tier, Rule::Priority { priority: best }, 0, rng)
+}
+
+fn performance<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    loc: &mut Location,
+    rng: &mut R,
+) -> Result<Decision, Miss> {
+    let (row, scope) = latency_row(v, loc);
+    let latency = |e: usize| match row {
+        Some(r) => v.p.latency[r].latency[e].or_else(|| v.rtt(e)),
+        None => v.rtt(e),
+    };
+    let best = (0..v.len())
+        .filter(|&e| v.eligible(e, mode).is_some())
+        .filter_map(latency)
+        .min();
+    let band = best.map_or(Duration::ZERO, |b| {
+        b.mul_f64(v.p.performance_tolerance)
+            .max(v.p.performance_tolerance_min)
+    });
+    let in_band = |e: usize| {
+        let w = v.eligible(e, mode)?;
+        match best {
+            None => Some(w),
+            Some(b) => latency(e)
+                .filter(|l| *l <= b.saturating_add(band))
+                .map(|_| w),
+        }
+    };
+    let rule = Rule::Performance {
+        best,
+        band,
+        row: row.map(|r| r as u16),
+    };
+    pick_in_tier(v, in_band, rule, scope, rng)
+}
+
+/// performance: the latency table row for the client's most specific location, and the
+/// ECS scope that choice implies (0 without a table).
+pub(crate) fn latency_row(v: &View<'_>, loc: &mut Location) -> (Option<usize>, u8) {
+    if v.p.latency.is_empty() {
+        return (None, 0);
+    }
+    let rows = &v.p.latency;
+    let found = loc.first(&v.model.geo, v.p.uses_geoip, |k| {
+        rows.iter().any(|r| r.key == k)
+    });
+    let decided = match found {
+        Some((GeoKey::Region(_), prefix)) => prefix,
+        _ if v.p.uses_geoip => loc.geoip_prefix(),
+        _ => 0,
+    };
+    let scope = refine_scope(loc.addr, decided, &v.p.client_nets);
+    let row = found.and_then(|(k, _)| rows.iter().position(|r| r.key == k));
+    (row, scope)
+}
+
+fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
+    let k = (v.p.max_answers as usize).clamp(1, MAX_PICKS);
+    let mut d = Decision::new(Kind::Answer, Rule::Multivalue { eligible: 0 });
+    let mut seen: u32 = 0;
+    let mut tier = false;
+    for e in 0..v.len() {
+        if v.eligible(e, mode).is_none() {
+            continue;
+        }
+        tier = true;
+        let count = match &v.endpoint(e as u32).answer {
+            Answer::Addrs { v6, .. } if v.qtype == rtype::AAAA => v6.len(),
+            Answer::Addrs { v4, .. } => v4.len(),
+            _ => 0,
+        };
+        for a in 0..count.min(usize::from(u16::MAX - 1)) {
+            let pick = Pick {
+                profile: v.profile,
+                endpoint: e as u32,
+                addr: a as u16,
+            };
+            // Reservoir sampling (Algorithm R): every address ends up in the sample with
+            // probability k / seen.
+            seen += 1;
+            if usize::from(d.len) < k {
+                d.push(pick);
+            } else {
+                let j = rng.random_range(0..seen) as usize;
+                if j < k {
+                    d.picks[j] = pick;
+                }
+            }
+        }
+    }
+    if seen == 0 {
+        return Err(if tier {
+            Miss::Lacks {
+                rule: Rule::Multivalue { eligible: 0 },
+                scope: 0,
+            }
+        } else {
+            Miss::NoneEligible { scope: 0 }
+        });
+    }
+    // Shuffle the order of the sample (Fisher–Yates).
+    for i in (1..usize::from(d.len)).rev() {
+        let j = rng.random_range(0..=i);
+        d.picks.swap(i, j);
+    }
+    d.rule = Rule::Multivalue { eligible: seen };
+    Ok(d)
+}
+
+fn geographic<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    loc: &mut Location,
+    rng: &mut R,
+) -> Result<Decision, Miss> {
+    let mut skipped = false;
+    let found = loc.first(&v.model.geo, v.p.uses_geoip, |key| {
+        let mut matched = false;
+        for e in 0..v.len() {
+            if v.endpoint(e as u32).geo.contains(&key) {
+                if v.eligible(e, mode).is_some() {
+                    return true;
+                }
+                matched = true;
+            }
+        }
+        // A match that is not eligible falls through to the next most specific one.
+        skipped |= matched;
+        false
+    });
+    let decided = match found {
+        Some((GeoKey::Region(_), prefix)) => prefix,
+        _ if v.p.uses_geoip => loc.geoip_prefix(),
+        _ => 0,
+    };
+    let scope = refine_scope(loc.addr, decided, &v.p.client_nets);
+    let Some((key, prefix)) = found else {
+        return Err(if skipped {
+            Miss::NoneEligible { scope }
+        } else {
+            Miss::Unmatched {
+                rule: Rule::GeoUnmatched,
+                scope,
+            }
+        });
+    };
+    let at_key = |e: usize| {
+        v.eligible(e, mode)
+            .filter(|_| v.endpoint(e as u32).geo.contains(&key))
+    };
+    pick_in_tier(v, at_key, Rule::Geographic { key, prefix }, scope, rng)
+}
+
+fn subnet<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    loc: &mut Location,
+    rng: &mut R,
+) -> Result<Decision, Miss> {
+    let addr = loc.addr;
+    let mut skipped = false;
+    let mut decided = None;
+    for (net, e) in &v.p.subnet_rules {
+        let e = *e as usize;
+        if net.contains(&addr) {
+            if v.eligible(e, mode).is_some() {
+                decided = Some((*net, e));
+                break;
+            }
+            // Not eligible: the next longest prefix decides.
+            skipped = true;
+        }
+    }
+    let prefix = decided.map_or(0, |(net, _)| net.prefix_len());
+    let scope = refine_scope(addr, prefix, &v.p.client_nets);
+    if let Some((net, d)) = decided {
+        let only = |e: usize| v.eligible(e, mode).filter(|_| e == d);
+        return pick_in_tier(v, only, Rule::Subnet { net }, scope, rng);
+    }
+    let fallback = |e: usize| {
+        v.eligible(e, mode)
+            .filter(|_| v.endpoint(e as u32).subnets.is_empty())
+    };
+    match pick_in_tier(v, fallback, Rule::SubnetFallback, scope, rng) {
+        Err(Miss::NoneEligible { .. }) => {}
+        other => return other,
+    }
+    skipped |= (0..v.len()).any(|e| v.endpoint(e as u32).subnets.is_empty());
+    Err(if skipped {
+        Miss::NoneEligible { scope }
+    } else {
+        Miss::Unmatched {
+            rule: Rule::SubnetUnmatched,
+            scope,
+        }
+    })
+}

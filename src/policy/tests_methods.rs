@@ -1,0 +1,590 @@
+//! Table-driven tests: each method × endpoint statuses × `all_down`.
+//!
+//! Every profile has three endpoints a, b, c. A row gives their statuses and the outcome
+//! expected under each `all_down`: the set of endpoints that answer over many decisions
+//! (every one of them must appear, no other may), or NODATA / SERVFAIL every time.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use super::testutil::{load, outcome, pid, set_rtt, set_status};
+use super::{Client, Kind, decide};
+use crate::snapshot::Status;
+use crate::snapshot::Status::{
+    AlwaysServe as ALW, CheckingEndpoint as CHK, Degraded as DEG, Disabled as DIS, Online as ON,
+};
+use crate::zone::rtype;
+
+const REGIONS: &str = r#"
+[geo.regions]
+corp-dublin = ["10.20.1.0/24"]
+corp-emea = ["10.20.0.0/16", "fd00:20::/32"]
+"#;
+
+/// A profile `t.gslb.example.` with endpoints a, b, c; `extra[i]` adds keys to endpoint i.
+fn three(method: &str, all_down: &str, profile_keys: &str, extra: [&str; 3]) -> String {
+    let mut s = format!(
+        "{REGIONS}\n[profiles.\"t.gslb.example\"]\nmethod = \"{method}\"\nall_down = \"{all_down}\"\n{profile_keys}\n"
+    );
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        s += &format!(
+            "[[profiles.\"t.gslb.example\".endpoints]]\nname = \"{name}\"\naddress = \"192.0.2.{}\"\n{}\n",
+            i + 1,
+            extra[i]
+        );
+    }
+    s
+}
+
+struct Row {
+    statuses: [Status; 3],
+    serve_all: &'static str,
+    nodata: &'static str,
+    servfail: &'static str,
+}
+
+const fn row(
+    statuses: [Status; 3],
+    serve_all: &'static str,
+    nodata: &'static str,
+    servfail: &'static str,
+) -> Row {
+    Row {
+        statuses,
+        serve_all,
+        nodata,
+        servfail,
+    }
+}
+
+/// Rows where something is eligible: `all_down` does not matter.
+const fn up(statuses: [Status; 3], want: &'static str) -> Row {
+    row(statuses, want, want, want)
+}
+
+/// Runs `rows` against the method, once per `all_down`, from `client`.
+fn table(
+    method: &str,
+    profile_keys: &str,
+    extra: [&str; 3],
+    rtts: &[Option<u64>],
+    client: &str,
+    rows: &[Row],
+) {
+    for all_down in ["serve_all", "nodata", "servfail"] {
+        let mut snap = load(&three(method, all_down, profile_keys, extra));
+        let p = pid(&snap, "t.gslb.example");
+        set_rtt(&mut snap, p, rtts);
+        let client = Client::parse(client).unwrap();
+        let mut rng = SmallRng::seed_from_u64(7);
+        for r in rows {
+            set_status(&mut snap, p, &r.statuses);
+            let want = match all_down {
+                "serve_all" => r.serve_all,
+                "nodata" => r.nodata,
+                _ => r.servfail,
+            };
+            let mut seen = BTreeSet::new();
+            for _ in 0..300 {
+                let d = decide(&snap, p, rtype::A, &client, &mut rng);
+                if d.kind == Kind::Answer
+                    && d.picks().len() > snap.model.profiles[p as usize].max_answers as usize
+                {
+                    panic!("{method}: more picks than max_answers: {d:?}");
+                }
+                seen.extend(outcome(&snap, &d).split(' ').map(str::to_owned));
+            }
+            let got = seen.into_iter().collect::<Vec<_>>().join(" ");
+            assert_eq!(
+                got, want,
+                "{method}, all_down = {all_down}, statuses {:?}, client {client:?}",
+                r.statuses
+            );
+        }
+    }
+}
+
+#[test]
+fn weighted() {
+    table(
+        "weighted",
+        "",
+        ["weight = 1", "weight = 2", "weight = 3"],
+        &[],
+        "10.20.1.5",
+        &[
+            up([ON, ON, ON], "a b c"),
+            up([DEG, ON, ON], "b c"),
+            up([DIS, DEG, ON], "c"),
+            up([CHK, DEG, DIS], "a"),
+            up([ALW, DEG, DEG], "a"),
+            row([DEG, DEG, DEG], "a b c", "NODATA", "SERVFAIL"),
+            row([DIS, DEG, DEG], "b c", "NODATA", "SERVFAIL"),
+            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
+        ],
+    );
+}
+
+#[test]
+fn priority() {
+    table(
+        "priority",
+        "",
+        ["priority = 1", "priority = 1", "priority = 2"],
+        &[],
+        "10.20.1.5",
+        &[
+            up([ON, ON, ON], "a b"),
+            up([DEG, ON, ON], "b"),
+            up([DEG, DIS, ON], "c"),
+            up([DIS, DEG, CHK], "c"),
+            up([DEG, DEG, ALW], "c"),
+            row([DEG, DEG, DEG], "a b", "NODATA", "SERVFAIL"),
+            row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
+            row([DIS, DIS, DEG], "c", "NODATA", "SERVFAIL"),
+            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
+        ],
+    );
+}
+
+#[test]
+fn performance() {
+    // RTT a 10 ms, b 13 ms, c 40 ms; band max(20 % of best, 5 ms).
+    table(
+        "performance",
+        "",
+        ["", "", ""],
+        &[Some(10), Some(13), Some(40)],
+        "10.20.1.5",
+        &[
+            up([ON, ON, ON], "a b"),
+            up([DEG, ON, ON], "b"),
+            up([DEG, DEG, ON], "c"),
+            up([ON, DIS, ON], "a"),
+            row([DEG, DEG, DEG], "a b", "NODATA", "SERVFAIL"),
+            row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
+            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
+        ],
+    );
+}
+
+#[test]
+fn multivalue() {
+    table(
+        "multivalue",
+        "max_answers = 2",
+        ["addresses = [\"192.0.2.11\"]", "", ""],
+        &[],
+        "10.20.1.5",
+        &[
+            up([ON, ON, ON], "a b c"),
+            up([DEG, ON, ON], "b c"),
+            up([ON, DEG, DIS], "a"),
+            row([DEG, DEG, DEG], "a b c", "NODATA", "SERVFAIL"),
+            row([DIS, DEG, DIS], "b", "NODATA", "SERVFAIL"),
+            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
+        ],
+    );
+}
+
+const GEO_ROWS: &[Row] = &[
+    up([ON, ON, ON], "a"),
+    up([DEG, ON, ON], "b"),
+    up([DIS, DEG, ON], "c"),
+    up([DEG, DEG, CHK], "c"),
+    up([DEG, ALW, DEG], "b"),
+    row([DEG, DEG, DEG], "a", "NODATA", "SERVFAIL"),
+    row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
+    row([DIS, DIS, DEG], "c", "NODATA", "SERVFAIL"),
+    row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
+];
+
+#[test]
+fn geographic() {
+    // The client 10.20.1.5 is in corp-dublin (/24) and corp-emea (/16).
+    let extra = [
+        "regions = [\"corp-dublin\"]",
+        "regions = [\"corp-emea\"]",
+        "regions = [\"WORLD\"]",
+    ];
+    table("geographic", "", extra, &[], "10.20.1.5", GEO_ROWS);
+    table("geographic", "", extra, &[], "10.20.1.0/24", GEO_ROWS);
+    // Outside every region only WORLD matches.
+    table(
+        "geographic",
+        "",
+        extra,
+        &[],
+        "192.168.1.1",
+        &[
+            up([ON, ON, ON], "c"),
+            up([ON, ON, CHK], "c"),
+            row([ON, ON, DEG], "c", "NODATA", "SERVFAIL"),
+            row([ON, ON, DIS], "NODATA", "NODATA", "SERVFAIL"),
+        ],
+    );
+}
+
+#[test]
+fn geographic_unmatched_is_nodata_whatever_all_down_says() {
+    let extra = [
+        "regions = [\"corp-dublin\"]",
+        "regions = [\"corp-emea\"]",
+        "regions = [\"corp-emea\"]",
+    ];
+    let unmatched = [
+        up([ON, ON, ON], "NODATA"),
+        up([DEG, DEG, DEG], "NODATA"),
+        up([DIS, DIS, DIS], "NODATA"),
+    ];
+    table("geographic", "", extra, &[], "192.168.1.1", &unmatched);
+}
+
+#[test]
+fn subnet() {
+    let extra = [
+        "subnets = [\"10.20.1.0/24\"]",
+        "subnets = [\"10.20.0.0/16\", \"10.30.0.0/16\"]",
+        "",
+    ];
+    table("subnet", "", extra, &[], "10.20.1.5", GEO_ROWS);
+    table(
+        "subnet",
+        "",
+        extra,
+        &[],
+        "10.30.9.9",
+        &[
+            up([ON, ON, ON], "b"),
+            up([ON, DEG, ON], "c"),
+            // serve_all: as if every enabled endpoint were Online, so the subnet decides.
+            row([ON, DEG, DEG], "b", "NODATA", "SERVFAIL"),
+        ],
+    );
+    // No fallback endpoint: unmatched clients get NODATA.
+    let extra = [
+        "subnets = [\"10.20.1.0/24\"]",
+        "subnets = [\"10.20.0.0/16\"]",
+        "subnets = [\"10.30.0.0/16\"]",
+    ];
+    table(
+        "subnet",
+        "",
+        extra,
+        &[],
+        "192.168.1.1",
+        &[up([ON, ON, ON], "NODATA"), up([DEG, DEG, DEG], "NODATA")],
+    );
+}
+
+/// Runs one decision of `t.gslb.example.` for `client` and `qtype`.
+fn once(snap: &crate::snapshot::Snapshot, qtype: u16, client: &str) -> super::Decision {
+    let p = pid(snap, "t.gslb.example");
+    let mut rng = SmallRng::seed_from_u64(1);
+    decide(snap, p, qtype, &Client::parse(client).unwrap(), &mut rng)
+}
+
+#[test]
+fn scope_is_the_deciding_rules_prefix() {
+    let geo = load(&three(
+        "geographic",
+        "serve_all",
+        "",
+        [
+            "regions = [\"corp-dublin\"]",
+            "regions = [\"corp-emea\"]",
+            "regions = [\"WORLD\"]",
+        ],
+    ));
+    assert_eq!(once(&geo, rtype::A, "10.20.1.0/24").scope, 24);
+    // 10.20.128.0/17 holds no more specific region: the whole half answers the same.
+    assert_eq!(once(&geo, rtype::A, "10.20.200.0/24").scope, 17);
+    // corp-emea decides for 10.20.9.0, but 10.20.1.0/24 (corp-dublin) sits inside it: the
+    // scope must exclude it (10.20.9 and 10.20.1 share 20 bits).
+    assert_eq!(once(&geo, rtype::A, "10.20.9.0/24").scope, 21);
+    assert_eq!(once(&geo, rtype::A, "fd00:20:1::/48").scope, 32);
+    // WORLD: long enough to exclude 10.20.0.0/16 (11.x shares 7 bits with 10.x).
+    assert_eq!(once(&geo, rtype::A, "11.0.0.0/8").scope, 8);
+    let weighted = load(&three("weighted", "serve_all", "", ["", "", ""]));
+    assert_eq!(once(&weighted, rtype::A, "10.20.1.0/24").scope, 0);
+    let subnet = load(&three(
+        "subnet",
+        "serve_all",
+        "",
+        [
+            "subnets = [\"10.20.1.0/24\"]",
+            "subnets = [\"10.20.0.0/16\"]",
+            "",
+        ],
+    ));
+    assert_eq!(once(&subnet, rtype::A, "10.20.1.0/24").scope, 24);
+    assert_eq!(once(&subnet, rtype::A, "10.20.200.0/24").scope, 17);
+}
+
+#[test]
+fn degraded_region_is_skipped_but_still_scopes_the_answer() {
+    let mut snap = load(&three(
+        "geographic",
+        "serve_all",
+        "",
+        [
+            "regions = [\"corp-dublin\"]",
+            "regions = [\"corp-emea\"]",
+            "regions = [\"WORLD\"]",
+        ],
+    ));
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[DEG, ON, ON]);
+    let d = once(&snap, rtype::A, "10.20.1.0/24");
+    assert_eq!(outcome(&snap, &d), "b");
+    // Answered by corp-emea (/16), but only valid inside the Degraded /24.
+    assert_eq!(d.scope, 24);
+}
+
+#[test]
+fn address_families_and_cname() {
+    let mut snap = load(
+        r#"
+[profiles."t.gslb.example"]
+method = "priority"
+[[profiles."t.gslb.example".endpoints]]
+name = "v6"
+addresses = ["2001:db8::1", "2001:db8::2"]
+[[profiles."t.gslb.example".endpoints]]
+name = "cname"
+target = "ingress.gslb.example."
+priority = 2
+"#,
+    );
+    let aaaa = once(&snap, rtype::AAAA, "10.0.0.1");
+    assert_eq!(outcome(&snap, &aaaa), "v6");
+    let mut records = Vec::new();
+    aaaa.for_each_record(&snap, rtype::AAAA, |_, r| records.push(r));
+    assert_eq!(
+        records,
+        vec![
+            super::Record::Aaaa("2001:db8::1".parse().unwrap()),
+            super::Record::Aaaa("2001:db8::2".parse().unwrap())
+        ]
+    );
+    // Priority 1 is eligible but has no A records: NODATA, not the priority-2 endpoint
+    // (A and AAAA answers come from the same tier).
+    let a = once(&snap, rtype::A, "10.0.0.1");
+    assert_eq!(
+        (a.kind, a.rule),
+        (Kind::NoData, super::Rule::Priority { priority: 1 })
+    );
+    assert_eq!(once(&snap, rtype::CNAME, "10.0.0.1").kind, Kind::NoData);
+    // v6 down: the CNAME endpoint answers A (as a CNAME) and CNAME.
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[DEG, ON]);
+    let a = once(&snap, rtype::A, "10.0.0.1");
+    assert_eq!(outcome(&snap, &a), "cname");
+    let mut records = Vec::new();
+    a.for_each_record(&snap, rtype::A, |_, r| records.push(r));
+    assert!(
+        matches!(records[..], [super::Record::Cname(_)]),
+        "{records:?}"
+    );
+    assert_eq!(
+        outcome(&snap, &once(&snap, rtype::CNAME, "10.0.0.1")),
+        "cname"
+    );
+    assert_eq!(
+        once(&snap, rtype::MX, "10.0.0.1").rule,
+        super::Rule::OtherType
+    );
+}
+
+#[test]
+fn the_chosen_endpoints_decide_the_address_family() {
+    // weighted: the tier is every eligible endpoint; each type picks those that have it.
+    let mut snap = load(
+        r#"
+[profiles."t.gslb.example"]
+method = "weighted"
+[[profiles."t.gslb.example".endpoints]]
+name = "a"
+address = "192.0.2.1"
+[[profiles."t.gslb.example".endpoints]]
+name = "b"
+address = "2001:db8::2"
+[[profiles."t.gslb.example".endpoints]]
+name = "c"
+address = "2001:db8::3"
+"#,
+    );
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[ON, ON, DEG]);
+    let mut rng = SmallRng::seed_from_u64(5);
+    let c = Client::new(IpAddr::from([10, 0, 0, 1]));
+    for _ in 0..50 {
+        let six = decide(&snap, p, rtype::AAAA, &c, &mut rng);
+        assert_eq!(outcome(&snap, &six), "b");
+        let four = decide(&snap, p, rtype::A, &c, &mut rng);
+        assert_eq!(outcome(&snap, &four), "a");
+    }
+    // geographic: the client's region endpoint has no IPv6: AAAA is NODATA, not WORLD's.
+    let snap = load(&format!(
+        "{REGIONS}\n[profiles.\"t.gslb.example\"]\nmethod = \"geographic\"\n\
+         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"emea\"\naddress = \"192.0.2.1\"\nregions = [\"corp-emea\"]\n\
+         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"world\"\naddresses = [\"192.0.2.2\", \"2001:db8::2\"]\nregions = [\"WORLD\"]\n"
+    ));
+    assert_eq!(
+        outcome(&snap, &once(&snap, rtype::A, "10.20.1.0/24")),
+        "emea"
+    );
+    let d = once(&snap, rtype::AAAA, "10.20.1.0/24");
+    assert_eq!((outcome(&snap, &d), d.scope), ("NODATA".into(), 16));
+    assert_eq!(
+        outcome(&snap, &once(&snap, rtype::AAAA, "192.168.0.0/16")),
+        "world"
+    );
+}
+
+#[test]
+fn eligible_endpoints_without_the_type_are_nodata_not_all_down() {
+    let mut snap = load(
+        r#"
+[profiles."t.gslb.example"]
+all_down = "serve_all"
+[[profiles."t.gslb.example".endpoints]]
+name = "v4"
+address = "192.0.2.1"
+[[profiles."t.gslb.example".endpoints]]
+name = "v6"
+address = "2001:db8::1"
+"#,
+    );
+    let p = pid(&snap, "t.gslb.example");
+    set_status(&mut snap, p, &[ON, DEG]);
+    let d = once(&snap, rtype::AAAA, "10.0.0.1");
+    assert_eq!((d.kind, d.all_down), (Kind::NoData, false));
+    // Both down: serve_all answers as if both were Online.
+    set_status(&mut snap, p, &[DEG, DEG]);
+    let d = once(&snap, rtype::AAAA, "10.0.0.1");
+    assert_eq!((outcome(&snap, &d), d.all_down), ("v6".into(), true));
+}
+
+#[test]
+fn a_query_against_ipv6_only_endpoints_is_nodata() {
+    let snap = load(
+        r#"
+[profiles."t.gslb.example"]
+all_down = "servfail"
+[[profiles."t.gslb.example".endpoints]]
+name = "v6"
+address = "2001:db8::1"
+"#,
+    );
+    let d = once(&snap, rtype::A, "10.0.0.1");
+    assert_eq!((d.kind, d.rule), (Kind::NoData, super::Rule::NoRecords));
+}
+
+#[test]
+fn weight_zero_while_draining_is_not_answered() {
+    let mut snap = load(&three("weighted", "serve_all", "", ["", "", ""]));
+    let p = pid(&snap, "t.gslb.example");
+    snap.endpoints[p as usize][0].weight = 0;
+    snap.endpoints[p as usize][1].weight = 0;
+    let mut rng = SmallRng::seed_from_u64(3);
+    let c = Client::new(IpAddr::from([10, 0, 0, 1]));
+    for _ in 0..200 {
+        assert_eq!(
+            outcome(&snap, &decide(&snap, p, rtype::A, &c, &mut rng)),
+            "c"
+        );
+    }
+}
+
+#[test]
+fn performance_without_rtts_weights_all_and_min_band_applies() {
+    let mut snap = load(&three(
+        "performance",
+        "serve_all",
+        "performance_tolerance_min = \"1ms\"\nperformance_tolerance = 0.0",
+        ["", "", ""],
+    ));
+    let p = pid(&snap, "t.gslb.example");
+    let mut rng = SmallRng::seed_from_u64(3);
+    let c = Client::new(IpAddr::from([10, 0, 0, 1]));
+    let mut seen = BTreeSet::new();
+    for _ in 0..200 {
+        seen.insert(outcome(&snap, &decide(&snap, p, rtype::A, &c, &mut rng)));
+    }
+    assert_eq!(
+        seen.len(),
+        3,
+        "no RTT yet: every endpoint is weighted among"
+    );
+    set_rtt(&mut snap, p, &[Some(10), Some(11), Some(12)]);
+    let mut seen = BTreeSet::new();
+    for _ in 0..200 {
+        seen.insert(outcome(&snap, &decide(&snap, p, rtype::A, &c, &mut rng)));
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+}
+
+#[test]
+fn performance_latency_table_overrides_rtt_for_the_clients_region() {
+    let mut snap = load(&three(
+        "performance",
+        "serve_all",
+        "[profiles.\"t.gslb.example\".latency.corp-emea]\nc = \"2ms\"\nb = \"30ms\"",
+        ["", "", ""],
+    ));
+    let p = pid(&snap, "t.gslb.example");
+    set_rtt(&mut snap, p, &[Some(10), Some(20), Some(40)]);
+    let emea = once(&snap, rtype::A, "10.20.1.0/24");
+    assert_eq!(outcome(&snap, &emea), "c");
+    assert_eq!(emea.scope, 16);
+    let elsewhere = once(&snap, rtype::A, "10.99.0.0/24");
+    assert_eq!(outcome(&snap, &elsewhere), "a");
+    // 10.99 and 10.20 share their first 9 bits.
+    assert_eq!(
+        elsewhere.scope, 10,
+        "outside corp-emea, scoped to exclude it"
+    );
+}
+
+#[test]
+fn nested_child_below_min_hands_over() {
+    let toml = r#"
+[profiles."t.gslb.example"]
+method = "priority"
+[[profiles."t.gslb.example".endpoints]]
+name = "eu"
+profile = "eu.gslb.example"
+min_child_endpoints = 2
+[[profiles."t.gslb.example".endpoints]]
+name = "backup"
+address = "192.0.2.9"
+priority = 2
+[profiles."eu.gslb.example"]
+[[profiles."eu.gslb.example".endpoints]]
+name = "dublin"
+address = "192.0.2.21"
+[[profiles."eu.gslb.example".endpoints]]
+name = "paris"
+address = "192.0.2.22"
+"#;
+    let mut snap = load(toml);
+    let eu = pid(&snap, "eu.gslb.example");
+    let d = once(&snap, rtype::A, "10.0.0.1");
+    let got = outcome(&snap, &d);
+    assert!(got == "dublin" || got == "paris", "{got}");
+    assert_eq!(d.picks()[0].profile, eu);
+    set_status(&mut snap, eu, &[ON, DEG]);
+    assert_eq!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    set_status(&mut snap, eu, &[ON, ALW]);
+    assert_ne!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    // Until probed, a CheckingEndpoint child may still make up the minimum: the nested
+    // endpoint is CheckingEndpoint and served (as the publisher shows it).
+    set_status(&mut snap, eu, &[ON, CHK]);
+    assert_ne!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    set_status(&mut snap, eu, &[CHK, DIS]);
+    assert_eq!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+}

@@ -1,0 +1,396 @@
+//! Routing end to end (issue 4, acceptance 2): the real binary on a loopback port,
+//! queried over UDP, with EDNS Client Subnet where the client's location matters.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{RData, RecordType};
+
+const ZONE: &str = "\
+$ORIGIN gslb.example.
+$TTL 300
+@       IN SOA ns1 hostmaster 1 3600 600 86400 60
+        IN NS  ns1
+ns1     IN A   127.0.0.1
+ingress IN A   192.0.2.99
+";
+
+/// A running `signpost serve`, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (at the time of asking).
+fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts the binary with `profiles` (TOML) and zone `gslb.example.`; waits until it
+/// answers. Retries on another port if the chosen one was taken meanwhile.
+fn start(profiles: &str) -> Server {
+    for _attempt in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let config = dir.path().join("signpost.toml");
+        let text = format!(
+            "[dns]\nlisten = [\"{addr}\"]\nudp_sockets = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[zones]\ndir = {:?}\n[state]\ndir = {:?}\n{profiles}",
+            zones.display().to_string(),
+            dir.path().join("state").display().to_string(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("SIGNPOST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start signpost");
+        for _ in 0..100 {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("signpost exited with {status}; retrying on another port");
+                break;
+            }
+            if try_query(addr, &query("gslb.example.", RecordType::SOA, None)).is_some() {
+                return Server {
+                    child,
+                    addr,
+                    _dir: dir,
+                };
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("signpost did not start");
+}
+
+/// A query with EDNS (payload 1232) and, optionally, ECS `addr/prefix`.
+fn query(name: &str, qtype: RecordType, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
+    let mut q = vec![0x4a, 0x11, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&u16::from(qtype).to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    // OPT: root, type 41, payload 1232, ext rcode/version/flags 0.
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    let mut opt = Vec::new();
+    if let Some((addr, prefix)) = ecs {
+        let (family, octets) = match addr {
+            IpAddr::V4(a) => (1u16, a.octets().to_vec()),
+            IpAddr::V6(a) => (2u16, a.octets().to_vec()),
+        };
+        let n = usize::from(prefix).div_ceil(8);
+        opt.extend_from_slice(&8u16.to_be_bytes());
+        opt.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+        opt.extend_from_slice(&family.to_be_bytes());
+        opt.extend_from_slice(&[prefix, 0]);
+        opt.extend_from_slice(&octets[..n]);
+    }
+    q.extend_from_slice(&(opt.len() as u16).to_be_bytes());
+    q.extend_from_slice(&opt);
+    q
+}
+
+fn try_query(addr: SocketAddr, q: &[u8]) -> Option<Message> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .ok()?;
+    sock.send_to(q, addr).ok()?;
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    Message::from_vec(&buf[..n]).ok()
+}
+
+/// What came back, in words.
+#[derive(Debug)]
+struct Answer {
+    rcode: ResponseCode,
+    aa: bool,
+    /// `A 192.0.2.1`, `CNAME ingress.gslb.example.`, in order.
+    records: Vec<String>,
+    /// Types in the authority section.
+    authority: Vec<RecordType>,
+    /// Echoed ECS: address, source prefix, scope prefix.
+    ecs: Option<(IpAddr, u8, u8)>,
+}
+
+fn ask(s: &Server, name: &str, qtype: RecordType, ecs: Option<&str>) -> Answer {
+    let ecs = ecs.map(|e| {
+        let (a, p) = e.split_once('/').unwrap();
+        (a.parse::<IpAddr>().unwrap(), p.parse::<u8>().unwrap())
+    });
+    let q = query(name, qtype, ecs);
+    let m = (0..20)
+        .find_map(|_| try_query(s.addr, &q))
+        .expect("an answer within 20 tries");
+    let records = m
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::A(a) => format!("A {}", a.0),
+            RData::AAAA(a) => format!("AAAA {}", a.0),
+            RData::CNAME(c) => format!("CNAME {}", c.0),
+            other => format!("{} {other}", r.record_type()),
+        })
+        .collect();
+    let ecs = m.edns.as_ref().and_then(|e| {
+        e.options()
+            .options
+            .iter()
+            .find_map(|(code, opt)| match (code, opt) {
+                (EdnsCode::Subnet, EdnsOption::Subnet(cs)) => {
+                    Some((cs.addr(), cs.source_prefix(), cs.scope_prefix()))
+                }
+                _ => None,
+            })
+    });
+    Answer {
+        rcode: m.metadata.response_code,
+        aa: m.metadata.authoritative,
+        records,
+        authority: m.authorities.iter().map(|r| r.record_type()).collect(),
+        ecs,
+    }
+}
+
+fn endpoints(profile: &str, list: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (name, keys) in list {
+        s += &format!("[[profiles.\"{profile}\".endpoints]]\nname = \"{name}\"\n{keys}\n");
+    }
+    s
+}
+
+/// Regions corp-emea and corp-amer, each with an endpoint, and a WORLD endpoint.
+fn regions_config() -> String {
+    format!(
+        "[geo.regions]\ncorp-emea = [\"10.20.0.0/16\"]\ncorp-amer = [\"10.10.0.0/16\"]\n\
+         [profiles.\"app.gslb.example\"]\nmethod = \"geographic\"\n{}",
+        endpoints(
+            "app.gslb.example",
+            &[
+                ("emea", "address = \"192.0.2.1\"\nregions = [\"corp-emea\"]"),
+                ("amer", "address = \"192.0.2.2\"\nregions = [\"corp-amer\"]"),
+                ("world", "address = \"192.0.2.3\"\nregions = [\"WORLD\"]"),
+            ]
+        )
+    )
+}
+
+#[test]
+fn ecs_in_a_configured_region_picks_its_endpoint_and_scope_is_the_regions_prefix() {
+    let s = start(&regions_config());
+    let a = ask(&s, "app.gslb.example.", RecordType::A, Some("10.20.1.0/24"));
+    assert_eq!((a.rcode, a.aa), (ResponseCode::NoError, true));
+    assert_eq!(a.records, ["A 192.0.2.1"]);
+    assert_eq!(a.ecs, Some(("10.20.1.0".parse().unwrap(), 24, 16)));
+    let a = ask(&s, "app.gslb.example.", RecordType::A, Some("10.10.7.0/24"));
+    assert_eq!(a.records, ["A 192.0.2.2"]);
+    assert_eq!(a.ecs, Some(("10.10.7.0".parse().unwrap(), 24, 16)));
+    // 10.16.0.0/12 holds corp-emea but is not in it: WORLD, valid for /14 (what sets it
+    // apart from 10.20.0.0/16), echoed as no more than the source prefix, 12.
+    let a = ask(&s, "app.gslb.example.", RecordType::A, Some("10.16.0.0/12"));
+    assert_eq!(a.records, ["A 192.0.2.3"]);
+    assert_eq!(a.ecs, Some(("10.16.0.0".parse().unwrap(), 12, 12)));
+    // Without ECS the packet source (127.0.0.1) is the client: WORLD, no ECS echoed.
+    let a = ask(&s, "app.gslb.example.", RecordType::A, None);
+    assert_eq!(a.records, ["A 192.0.2.3"]);
+    assert_eq!(a.ecs, None);
+}
+
+#[test]
+fn geoip_country_from_maxminds_test_database() {
+    let mmdb: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/geoip/GeoLite2-Country-Test.mmdb");
+    assert!(mmdb.exists(), "{} is missing", mmdb.display());
+    let s = start(&format!(
+        "[geo]\nmmdb = {:?}\n[profiles.\"app.gslb.example\"]\nmethod = \"geographic\"\n{}",
+        mmdb.display().to_string(),
+        endpoints(
+            "app.gslb.example",
+            &[
+                ("uk", "address = \"192.0.2.1\"\nregions = [\"GB\"]"),
+                ("europe", "address = \"192.0.2.2\"\nregions = [\"EU\"]"),
+                ("world", "address = \"192.0.2.3\"\nregions = [\"WORLD\"]"),
+            ]
+        )
+    ));
+    // MaxMind's test data: 81.2.69.142 is GB (network /31), 89.160.20.112 SE, Europe (/28).
+    let a = ask(
+        &s,
+        "app.gslb.example.",
+        RecordType::A,
+        Some("81.2.69.142/32"),
+    );
+    assert_eq!(a.records, ["A 192.0.2.1"]);
+    assert_eq!(a.ecs.map(|e| e.2), Some(31));
+    let a = ask(
+        &s,
+        "app.gslb.example.",
+        RecordType::A,
+        Some("89.160.20.112/32"),
+    );
+    assert_eq!(a.records, ["A 192.0.2.2"]);
+    assert_eq!(a.ecs.map(|e| e.2), Some(28));
+    let a = ask(
+        &s,
+        "app.gslb.example.",
+        RecordType::A,
+        Some("216.160.83.56/32"),
+    );
+    assert_eq!(a.records, ["A 192.0.2.3"]);
+}
+
+#[test]
+fn multivalue_never_answers_more_than_max_answers() {
+    let mut list: Vec<(String, String)> = (1..=6)
+        .map(|i| (format!("e{i}"), format!("address = \"192.0.2.{i}\"")))
+        .collect();
+    list.push((
+        "off".into(),
+        "address = \"192.0.2.66\"\nenabled = false".into(),
+    ));
+    let list: Vec<(&str, &str)> = list.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let s = start(&format!(
+        "[profiles.\"mv.gslb.example\"]\nmethod = \"multivalue\"\nmax_answers = 3\n{}",
+        endpoints("mv.gslb.example", &list)
+    ));
+    let mut seen = BTreeSet::new();
+    let mut orders = BTreeSet::new();
+    for _ in 0..60 {
+        let a = ask(&s, "mv.gslb.example.", RecordType::A, None);
+        assert_eq!(a.records.len(), 3, "{a:?}");
+        let distinct: BTreeSet<&String> = a.records.iter().collect();
+        assert_eq!(distinct.len(), 3, "duplicates in {a:?}");
+        assert!(
+            !a.records.contains(&"A 192.0.2.66".to_owned()),
+            "a disabled endpoint: {a:?}"
+        );
+        seen.extend(a.records.iter().cloned());
+        orders.insert(a.records.clone());
+    }
+    assert_eq!(seen.len(), 6, "every enabled address is sampled: {seen:?}");
+    assert!(orders.len() > 10, "answers are shuffled: {orders:?}");
+}
+
+#[test]
+fn nested_child_below_min_child_endpoints_hands_over_to_the_next_endpoint() {
+    let child = endpoints(
+        "eu.gslb.example",
+        &[
+            ("dublin", "address = \"192.0.2.21\""),
+            ("paris", "address = \"192.0.2.22\"\nenabled = false"),
+        ],
+    );
+    let parent = |name: &str, min: u32| {
+        format!(
+            "[profiles.\"{name}\"]\nmethod = \"priority\"\n{}",
+            endpoints(
+                name,
+                &[
+                    (
+                        "eu",
+                        &format!("profile = \"eu.gslb.example\"\nmin_child_endpoints = {min}"),
+                    ),
+                    ("backup", "address = \"192.0.2.9\"\npriority = 2"),
+                ]
+            )
+        )
+    };
+    let s = start(&format!(
+        "[profiles.\"eu.gslb.example\"]\n{child}{}{}",
+        parent("strict.gslb.example", 2),
+        parent("lenient.gslb.example", 1)
+    ));
+    // One of eu's two endpoints is disabled: below 2, the next endpoint answers.
+    let a = ask(&s, "strict.gslb.example.", RecordType::A, None);
+    assert_eq!(a.records, ["A 192.0.2.9"]);
+    // With a minimum of 1 the child answers, with its enabled endpoint only.
+    for _ in 0..10 {
+        let a = ask(&s, "lenient.gslb.example.", RecordType::A, None);
+        assert_eq!(a.records, ["A 192.0.2.21"]);
+    }
+}
+
+#[test]
+fn aaaa_only_profile_gives_nodata_to_a() {
+    let s = start(&format!(
+        "[profiles.\"v6.gslb.example\"]\n{}",
+        endpoints(
+            "v6.gslb.example",
+            &[("v6", "addresses = [\"2001:db8::1\", \"2001:db8::2\"]")]
+        )
+    ));
+    let a = ask(&s, "v6.gslb.example.", RecordType::A, None);
+    assert_eq!((a.rcode, a.aa), (ResponseCode::NoError, true));
+    assert!(a.records.is_empty(), "{a:?}");
+    assert_eq!(a.authority, [RecordType::SOA]);
+    let a = ask(&s, "v6.gslb.example.", RecordType::AAAA, None);
+    assert_eq!(a.records, ["AAAA 2001:db8::1", "AAAA 2001:db8::2"]);
+}
+
+#[test]
+fn cname_endpoint_answers_cname_and_in_zone_targets_are_chased() {
+    let s = start(&format!(
+        "[profiles.\"in.gslb.example\"]\n{}[profiles.\"out.gslb.example\"]\n{}",
+        endpoints(
+            "in.gslb.example",
+            &[("c", "target = \"ingress.gslb.example.\"")]
+        ),
+        endpoints(
+            "out.gslb.example",
+            &[("c", "target = \"app.corp.example.\"")]
+        ),
+    ));
+    let a = ask(&s, "in.gslb.example.", RecordType::A, None);
+    assert_eq!(a.records, ["CNAME ingress.gslb.example.", "A 192.0.2.99"]);
+    let a = ask(&s, "out.gslb.example.", RecordType::A, None);
+    assert_eq!(a.records, ["CNAME app.corp.example."]);
+    let a = ask(&s, "out.gslb.example.", RecordType::CNAME, None);
+    assert_eq!(a.records, ["CNAME app.corp.example."]);
+}
+
+/// Issue 4 acceptance 2 as written: `dig +subnet` shows the echoed scope.
+#[cfg(feature = "interop")]
+#[test]
+fn dig_shows_client_subnet_with_the_regions_scope() {
+    let s = start(&regions_config());
+    let out = Command::new("dig")
+        .arg(format!("@{}", s.addr.ip()))
+        .args(["-p", &s.addr.port().to_string()])
+        .args(["app.gslb.example.", "A", "+subnet=10.20.1.0/24"])
+        .args(["+norecurse", "+time=2", "+tries=2"])
+        .output()
+        .expect("run dig (package dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CLIENT-SUBNET: 10.20.1.0/24/16"), "{text}");
+    assert!(text.contains("192.0.2.1"), "{text}");
+    assert!(text.contains("flags: qr aa"), "{text}");
+}
