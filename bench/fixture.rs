@@ -1,6 +1,7 @@
-//! A small served zone with one weighted, monitored profile and a static name, and the
-//! query packets the in-process benches and the allocation test send. Shared by
-//! `bench/query_path.rs` and `tests/no_alloc.rs` (`#[path]`-included).
+//! A small served zone with a weighted and a geographic profile (both monitored) and a
+//! static name, and the query packets the in-process benches and the allocation test
+//! send. Shared by `bench/query_path.rs`, `tests/no_alloc.rs` and `tests/udp_batch.rs`
+//! (`#[path]`-included).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -32,6 +33,10 @@ dir = "ZONES"
 [state]
 dir = "STATE"
 
+[geo.regions]
+corp-emea = ["10.20.0.0/16"]
+corp-amer = ["10.10.0.0/16"]
+
 [monitors.ingress]
 protocol = "http"
 port = 8080
@@ -58,6 +63,26 @@ weight = 30
 name = "e2"
 address = "127.0.0.13"
 weight = 20
+
+[profiles."geo.bench.example"]
+method = "geographic"
+ttl = 30
+monitor = "ingress"
+
+[[profiles."geo.bench.example".endpoints]]
+name = "emea"
+address = "127.0.0.21"
+regions = ["corp-emea"]
+
+[[profiles."geo.bench.example".endpoints]]
+name = "amer"
+address = "127.0.0.22"
+regions = ["corp-amer"]
+
+[[profiles."geo.bench.example".endpoints]]
+name = "rest"
+address = "127.0.0.23"
+regions = ["WORLD"]
 "#;
 
 /// Loads the fixture through the same path `signpost serve` uses.

@@ -27,12 +27,15 @@ fn query_path(c: &mut Criterion) {
             "weighted_a_edns",
             fixture::query("app.bench.example", 1, true, None),
         ),
-        // TODO(issue 6): a geographic profile answered by ECS (client region by subnet,
-        // scope prefix echoed) once the routing methods land on branch `policy`; until
-        // then this is the ECS parse + echo cost on the weighted profile.
         (
             "weighted_a_ecs",
             fixture::query("app.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
+        ),
+        // The client's region comes from the ECS subnet (corp-emea, 10.20.0.0/16); the
+        // answer echoes ECS with scope 16.
+        (
+            "geographic_a_ecs",
+            fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
         ),
         (
             "nxdomain",

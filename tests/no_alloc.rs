@@ -81,6 +81,12 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             1,
         ),
         (
+            "geographic profile, A, EDNS + ECS",
+            fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
+            rcode::NOERROR,
+            1,
+        ),
+        (
             "weighted profile, AAAA (NODATA)",
             fixture::query("app.bench.example", 28, false, None),
             rcode::NOERROR,
@@ -184,4 +190,29 @@ fn counter_sees_allocations() {
         std::hint::black_box(Vec::<u8>::with_capacity(16));
     });
     assert_eq!(n, 1);
+}
+
+/// The geographic case measures what it says: the ECS subnet picks the region's endpoint
+/// and the answer echoes ECS with the region's prefix as its scope.
+#[test]
+fn geographic_case_follows_ecs() {
+    let snap = fixture::snapshot();
+    let mut scratch = Box::<Scratch>::default();
+    let mut out = Vec::new();
+    let packet = fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24)));
+    let o = respond(
+        &snap,
+        &packet,
+        &mut scratch,
+        fixture::SOURCE,
+        Transport::Udp,
+        &mut out,
+    );
+    assert_eq!(o.rcode, rcode::NOERROR);
+    assert!(
+        out.windows(4).any(|w| w == [127, 0, 0, 21]),
+        "the corp-emea endpoint answers"
+    );
+    // The answer ends with the ECS option: family 1, source 24, scope 16, 10.20.1.
+    assert!(out.ends_with(&[0, 1, 24, 16, 10, 20, 1]), "{out:02x?}");
 }
