@@ -1,5 +1,7 @@
 //! The DNS side: wire format, answers, and the UDP and TCP servers.
 
+#[cfg(target_os = "linux")]
+pub mod batch;
 pub mod engine;
 pub mod server;
 pub mod wire;

@@ -59,9 +59,71 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// Serves one UDP socket on the current thread until `stop` is set.
+/// Serves one UDP socket on the current thread until `stop` is set (checked at least
+/// every 200 ms).
 pub fn udp_loop(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    #[cfg(target_os = "linux")]
+    udp_loop_batched(sock, snapshot, stop);
+    #[cfg(not(target_os = "linux"))]
+    udp_loop_single(sock, snapshot, stop);
+}
+
+/// Linux: `recvmmsg`/`sendmmsg`, every queued datagram per system call (see
+/// [`super::batch`]).
+#[cfg(target_os = "linux")]
+fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
+    use std::os::fd::AsRawFd;
+
+    use super::batch::Batch;
+
+    let fd = sock.as_raw_fd();
+    let mut batch = Box::new(Batch::new());
+    let mut q = Box::<Scratch>::default();
+    while !stop.load(Ordering::Relaxed) {
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) {
+                    // ICMP errors from earlier sends surface here; keep going.
+                    debug!(error = %e, "udp receive error");
+                }
+                continue;
+            }
+        };
+        // One snapshot for the whole batch: answers within a batch are consistent.
+        let snap = snapshot.load();
+        for i in 0..n {
+            let Some((packet, peer, out)) = batch.slot(i) else {
+                crate::metrics::count_query(Transport::Udp, 0, None);
+                continue;
+            };
+            let outcome = respond(&snap, packet, &mut q, peer, Transport::Udp, out);
+            crate::metrics::count_query(
+                Transport::Udp,
+                outcome.qtype,
+                outcome.respond.then_some(outcome.rcode),
+            );
+            if outcome.respond {
+                batch.answer(i);
+            }
+        }
+        drop(snap);
+        let (failed, err) = batch.send(fd);
+        if let Some(e) = err {
+            debug!(error = %e, failed, "udp send error");
+        }
+    }
+}
+
+/// One `recvfrom` and one `sendto` per query.
+#[cfg(not(target_os = "linux"))]
+fn udp_loop_single(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     let mut q = Box::<Scratch>::default();

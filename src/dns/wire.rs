@@ -1,6 +1,7 @@
 //! DNS messages on the wire: reading a query in place and writing an answer into a reused
 //! buffer, with name compression. Nothing here allocates per query.
 
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::zone::name::MAX_NAME;
@@ -311,7 +312,9 @@ const MAX_COMPRESS: usize = 48;
 /// at them.
 pub struct Writer<'a, 'b> {
     pub buf: &'b mut Vec<u8>,
-    names: [(u16, &'a [u8]); MAX_COMPRESS],
+    /// Compression targets: (offset, lowercase suffix); `names[..n_names]` are written.
+    /// Left uninitialised beyond that, so starting an answer costs no 1 KiB fill.
+    names: [MaybeUninit<(u16, &'a [u8])>; MAX_COMPRESS],
     n_names: usize,
     counts: [u16; 3],
     /// Length of header + question: where the record sections start.
@@ -335,7 +338,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         buf.extend_from_slice(&[0; 10]);
         let mut w = Writer {
             buf,
-            names: [(0, &[][..]); MAX_COMPRESS],
+            names: [const { MaybeUninit::uninit() }; MAX_COMPRESS],
             n_names: 0,
             counts: [0; 3],
             question_end: HEADER_LEN,
@@ -365,7 +368,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             if off >= 0x3FFF || self.n_names == MAX_COMPRESS {
                 return;
             }
-            self.names[self.n_names] = (off as u16, &lower[at..]);
+            self.names[self.n_names].write((off as u16, &lower[at..]));
             self.n_names += 1;
             at += 1 + lower[at] as usize;
         }
@@ -377,10 +380,8 @@ impl<'a, 'b> Writer<'a, 'b> {
         let mut at = 0usize;
         while at < lower.len() && lower[at] != 0 {
             let suffix = &lower[at..];
-            if let Some(&(off, _)) = self.names[..self.n_names]
-                .iter()
-                .find(|(_, n)| *n == suffix)
-            {
+            let hit = self.known().find(|&(_, n)| n == suffix).map(|(off, _)| off);
+            if let Some(off) = hit {
                 self.buf.extend_from_slice(&lower[..at]);
                 self.buf.extend_from_slice(&(0xC000 | off).to_be_bytes());
                 self.remember_upto(start, lower, at);
@@ -420,10 +421,19 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.buf.truncate(self.question_end);
         self.counts = [0; 3];
         let q = self.question_end;
-        self.n_names = self.names[..self.n_names]
-            .iter()
-            .take_while(|(off, _)| (*off as usize) < q)
+        self.n_names = self
+            .known()
+            .take_while(|&(off, _)| (off as usize) < q)
             .count();
+    }
+
+    /// The compression targets remembered so far.
+    fn known(&self) -> impl Iterator<Item = (u16, &'a [u8])> + '_ {
+        // SAFETY: `remember_upto` writes `names[i]` before `n_names` grows past `i`, and
+        // `n_names` only shrinks otherwise, so `names[..n_names]` are initialised.
+        self.names[..self.n_names]
+            .iter()
+            .map(|n| unsafe { n.assume_init() })
     }
 
     /// Appends the OPT record of the answer (RFC 6891 §6.1.2): version 0, the upper bits of

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# signpost vs gdnsd vs Knot on one machine, one core each (issue 6).
+#
+# Starts three local HTTP ingresses (127.0.0.11-13), then signpost (weighted profile with
+# an http monitor), gdnsd (weighted plugin + http_status, same probe settings) and Knot
+# (static records) on their own loopback ports with the same zone. Every server is pinned
+# to CPU $SERVER_CPU, dnsperf and the ingresses to CPU $CLIENT_CPU. For two names, the
+# weighted "app.bench.example" and the static "static.bench.example", it measures:
+#   (a) maximum QPS over $DURATION s (dnsperf -c 8 -q 500),
+#   (b) server CPU µs per answered query at a fixed $RATE qps (utime+stime of every
+#       thread from /proc/PID/stat, before and after),
+#   (c) average and p99 latency at that fixed rate (dnsperf -v, one line per query).
+# $RUNS alternating rounds (signpost, gdnsd, knot, ...); the table shows medians and the
+# ratios signpost/gdnsd and signpost/Knot.
+#
+# Usage: bench/compare.sh              # DURATION=10 RUNS=3 RATE=30000
+#        QUICK=1 bench/compare.sh      # smoke test: DURATION=2 RUNS=1 RATE=10000
+# Env:   DURATION RUNS RATE SERVER_CPU CLIENT_CPU SIGNPOST_BIN (skip the build)
+#        SERVERS="signpost gdnsd knot" NAMES="app static" KEEP=1 (keep $WORK)
+#        OUT=file.tsv (raw per-run figures)
+# Needs root for the first run (apt-get install dnsperf gdnsd knot).
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+if [ "${QUICK:-0}" = 1 ]; then
+  DURATION=${DURATION:-2}
+  RUNS=${RUNS:-1}
+  RATE=${RATE:-10000}
+fi
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+RATE=${RATE:-30000}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+SERVERS=${SERVERS:-signpost gdnsd knot}
+NAMES=${NAMES:-app static}
+INGRESS_CPUS=$CLIENT_CPU
+
+WORK=$(mktemp -d /tmp/signpost-compare.XXXXXX)
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ensure_packages dnsperf:dnsperf gdnsd:gdnsd knotd:knot taskset:util-linux python3:python3
+build_signpost
+
+INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
+start_ingresses "$CLIENT_CPU"
+log "ingresses on ${INGRESS_ADDRS[*]} port $INGRESS_PORT"
+
+declare -A PORT PID
+for s in $SERVERS; do
+  PORT[$s]=$(free_port 127.0.0.1)
+done
+
+for s in $SERVERS; do
+  case $s in
+    signpost)
+      write_signpost_config "$WORK/signpost" "${PORT[$s]}" 2s 1s 1
+      spawn pid "$WORK/signpost.log" taskset -c "$SERVER_CPU" \
+        "$SIGNPOST_BIN" --log-level warn serve --config "$WORK/signpost/signpost.toml"
+      ;;
+    gdnsd)
+      write_gdnsd_config "$WORK/gdnsd" "${PORT[$s]}" 2 1
+      spawn pid "$WORK/gdnsd.log" taskset -c "$SERVER_CPU" gdnsd -c "$WORK/gdnsd" start
+      ;;
+    knot)
+      write_knot_config "$WORK/knot" "${PORT[$s]}"
+      spawn pid "$WORK/knot.log" taskset -c "$SERVER_CPU" knotd -c "$WORK/knot/knot.conf"
+      ;;
+    *) die "unknown server $s (signpost, gdnsd, knot)" ;;
+  esac
+  PID[$s]=$pid
+done
+for s in $SERVERS; do
+  if ! wait_dns 127.0.0.1 "${PORT[$s]}" app.bench.example 20; then
+    tail -20 "$WORK/$s.log" >&2
+    die "$s did not answer on 127.0.0.1:${PORT[$s]}"
+  fi
+  log "$s (pid ${PID[$s]}) answers on 127.0.0.1:${PORT[$s]}"
+done
+# gdnsd and signpost probe every 2 s; let a few rounds pass so both run in steady state.
+sleep 3
+
+for n in $NAMES; do
+  echo "$n.bench.example A" >"$WORK/q-$n"
+done
+
+RAW=${OUT:-$WORK/raw.tsv}
+printf 'run\tserver\tname\tmetric\tvalue\n' >"$RAW"
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
+
+# dnsperf's summary line value: $1 = file, $2 = label.
+stat_of() {
+  awk -v label="$2" 'index($0, label) { sub(/^.*: */, ""); split($0, a, " "); print a[1]; exit }' "$1"
+}
+
+# The rcode summary of a run, to catch a server answering SERVFAIL / REFUSED fast.
+check_rcodes() {
+  local f=$1 who=$2
+  if ! grep -q 'Response codes: *NOERROR [0-9]* (100.00%)' "$f"; then
+    log "warning: $who: $(grep 'Response codes' "$f" || echo 'no response codes')"
+  fi
+}
+
+TICK=$(getconf CLK_TCK)
+measure() {
+  local run=$1 s=$2 n=$3 port=${PORT[$2]} pid=${PID[$2]} f
+  # (a) maximum QPS.
+  f="$WORK/max-$run-$s-$n.txt"
+  timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" \
+    dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$n" -c 8 -q 500 -t 2 -l "$DURATION" >"$f" 2>&1 ||
+    die "dnsperf failed against $s: $(tail -3 "$f")"
+  check_rcodes "$f" "$s $n max"
+  record "$run" "$s" "$n" max_qps "$(stat_of "$f" 'Queries per second')"
+  record "$run" "$s" "$n" max_lost "$(stat_of "$f" 'Queries lost')"
+
+  # (b) CPU per query and (c) latency, at a fixed rate.
+  f="$WORK/fixed-$run-$s-$n.txt"
+  local before after
+  before=$(cpu_ticks "$pid")
+  timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" \
+    dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$n" -c 8 -q 500 -t 2 -l "$DURATION" \
+    -Q "$RATE" -v >"$f" 2>&1 || die "dnsperf failed against $s: $(tail -3 "$f")"
+  after=$(cpu_ticks "$pid")
+  check_rcodes "$f" "$s $n fixed"
+  local completed
+  completed=$(stat_of "$f" 'Queries completed')
+  record "$run" "$s" "$n" fixed_qps "$(stat_of "$f" 'Queries per second')"
+  local per_query='function f(d) { return q ? d / t * 1e6 / q : 0 }
+    { u = $3 - $1; s = $4 - $2; printf "%.3f %.3f %.3f\n", f(u + s), f(u), f(s) }'
+  local cpu user sys
+  read -r cpu user sys < <(echo "$before $after" | awk -v t="$TICK" -v q="$completed" "$per_query")
+  record "$run" "$s" "$n" cpu_us_per_query "$cpu"
+  record "$run" "$s" "$n" user_us_per_query "$user"
+  record "$run" "$s" "$n" sys_us_per_query "$sys"
+  # One "> NOERROR name A 0.000084" line per answered query: average and p99 in µs.
+  grep '^> ' "$f" | awk '{ print $NF * 1e6 }' | sort -n >"$f.lat"
+  record "$run" "$s" "$n" avg_latency_us \
+    "$(awk '{ s += $1 } END { printf "%.1f", NR ? s / NR : 0 }' "$f.lat")"
+  record "$run" "$s" "$n" p99_latency_us \
+    "$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f", NR ? a[i] : 0 }' "$f.lat")"
+  rm -f "$f.lat"
+}
+
+log "measuring: DURATION=${DURATION}s RUNS=$RUNS RATE=${RATE}qps servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU"
+for run in $(seq 1 "$RUNS"); do
+  for s in $SERVERS; do
+    for n in $NAMES; do
+      kill -0 "${PID[$s]}" 2>/dev/null || die "$s exited; see its log"
+      log "run $run/$RUNS: $s $n"
+      measure "$run" "$s" "$n"
+    done
+  done
+done
+
+echo
+echo "signpost vs gdnsd vs Knot — $(date -u +%Y-%m-%dT%H:%MZ) — $(machine_line)"
+echo "DURATION=${DURATION}s RUNS=$RUNS RATE=$RATE; medians of $RUNS run(s); servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU"
+echo "app = weighted profile (signpost), weighted+http_status (gdnsd), static A (Knot); static = a static A record everywhere"
+python3 - "$RAW" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+vals = {}
+for r in rows:
+    vals.setdefault((r["server"], r["name"], r["metric"]), []).append(float(r["value"]))
+servers = [s for s in ("signpost", "gdnsd", "knot") if any(k[0] == s for k in vals)]
+names = [n for n in ("app", "static") if any(k[1] == n for k in vals)]
+metrics = [
+    ("max_qps", "max QPS", "{:.0f}"),
+    ("cpu_us_per_query", "CPU µs/query @fixed", "{:.2f}"),
+    ("user_us_per_query", "  of which user", "{:.2f}"),
+    ("sys_us_per_query", "  of which system", "{:.2f}"),
+    ("avg_latency_us", "avg latency µs", "{:.1f}"),
+    ("p99_latency_us", "p99 latency µs", "{:.1f}"),
+    ("max_lost", "lost (max run)", "{:.0f}"),
+]
+def med(s, n, m):
+    v = vals.get((s, n, m))
+    return statistics.median(v) if v else None
+hdr = ["name", "metric"] + servers
+if "signpost" in servers:
+    hdr += ["sp/" + s for s in servers if s != "signpost"]
+table = [hdr]
+for n in names:
+    for key, label, fmt in metrics:
+        row = [n, label]
+        for s in servers:
+            v = med(s, n, key)
+            row.append("-" if v is None else fmt.format(v))
+        if "signpost" in servers:
+            a = med("signpost", n, key)
+            for s in servers:
+                if s == "signpost":
+                    continue
+                b = med(s, n, key)
+                row.append("-" if key == "max_lost" or not a or not b else f"{a / b:.2f}")
+        table.append(row)
+widths = [max(len(r[i]) for r in table) for i in range(len(hdr))]
+for r in table:
+    print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+print()
+print("targets: app CPU/query sp/gdnsd <= 1.00, app max QPS sp/gdnsd >= 1.00, static CPU/query sp/knot <= 1.10")
+EOF
+[ -n "${OUT:-}" ] && echo "raw figures: $OUT"
+exit 0

@@ -1,0 +1,345 @@
+# Shared pieces of the benchmark scripts (sourced, not run). Everything here talks to
+# loopback addresses only, and every process started is recorded in STARTED_PIDS so the
+# caller's EXIT trap ends it.
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+LIB="$BENCH_DIR/lib"
+STARTED_PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Ends every process this script started (TERM, then KILL after a grace period), and
+# removes the work directory unless KEEP=1.
+cleanup() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    local alive=0
+    for pid in "${STARTED_PIDS[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
+    if [ "${KEEP:-0}" = 1 ]; then
+      log "kept $WORK"
+    else
+      rm -rf "$WORK"
+    fi
+  fi
+}
+
+# Starts "$@" in the background (its output to $LOGFILE), records its PID in STARTED_PIDS
+# and in the variable named by $1.
+spawn() {
+  local var=$1 logfile=$2
+  shift 2
+  "$@" >"$logfile" 2>&1 &
+  local spawned=$!
+  STARTED_PIDS+=("$spawned")
+  printf -v "$var" '%s' "$spawned"
+}
+
+# Installs the Debian packages that provide the named commands, when missing. Package
+# maintainer scripts are kept from starting daemons (policy-rc.d answering 101), and any
+# gdnsd/knotd that appeared during the install anyway is stopped and disabled, so nothing
+# is left answering on port 53.
+ensure_packages() {
+  local -a need=()
+  local cmd pkg
+  for pair in "$@"; do
+    cmd=${pair%%:*}
+    pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  [ ${#need[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "missing packages ${need[*]}; run as root or install them with apt-get"
+  log "installing ${need[*]}"
+  local before_daemons
+  before_daemons=$(pgrep -x 'gdnsd|knotd' || true)
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# signpost bench: no daemon starts during package installs\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+        --no-install-recommends "${need[@]}"
+  } >"${WORK:-/tmp}/apt.log" 2>&1 || rc=$?
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ "$rc" != 0 ]; then
+    tail -20 "${WORK:-/tmp}/apt.log" >&2
+    die "apt-get install ${need[*]} failed"
+  fi
+  local svc pid
+  for svc in gdnsd knot; do
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      systemctl stop "$svc" >/dev/null 2>&1 || true
+      systemctl disable "$svc" >/dev/null 2>&1 || true
+    fi
+  done
+  for pid in $(pgrep -x 'gdnsd|knotd' || true); do
+    if ! grep -qx "$pid" <<<"$before_daemons"; then
+      log "stopping daemon $pid started by the package install"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+# Builds signpost in release mode (unless SIGNPOST_BIN is given) and sets SIGNPOST_BIN.
+build_signpost() {
+  if [ -n "${SIGNPOST_BIN:-}" ]; then
+    [ -x "$SIGNPOST_BIN" ] || die "SIGNPOST_BIN=$SIGNPOST_BIN is not executable"
+    return
+  fi
+  log "building signpost (release)"
+  (cd "$ROOT" && cargo build --release --locked --bin signpost -q) || die "cargo build failed"
+  local target_dir
+  target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  SIGNPOST_BIN="$target_dir/release/signpost"
+  [ -x "$SIGNPOST_BIN" ] || die "no binary at $SIGNPOST_BIN"
+}
+
+# Prints one TCP+UDP port that is free on every given loopback address.
+free_port() {
+  python3 - "$@" <<'EOF'
+import socket, sys, random
+addrs = sys.argv[1:] or ["127.0.0.1"]
+for _ in range(200):
+    port = random.randrange(20000, 60000)
+    socks = []
+    try:
+        for a in addrs:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                s = socket.socket(socket.AF_INET, kind)
+                socks.append(s)
+                s.bind((a, port))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(port)
+    sys.exit(0)
+sys.exit("no free port")
+EOF
+}
+
+# Ingress addresses: one per endpoint, each its own loopback address so gdnsd's
+# http_status (one port per service type) probes them all the same way.
+INGRESS_ADDRS=(127.0.0.11 127.0.0.12 127.0.0.13)
+INGRESS_WEIGHTS=(50 30 20)
+
+# Starts one ingress per address on $INGRESS_PORT, pinned to $1 (CPU list).
+# INGRESS_PIDS[i] and the mode files $WORK/ingress/<addr>.mode are set.
+start_ingresses() {
+  local cpus=$1 i addr pid
+  mkdir -p "$WORK/ingress"
+  INGRESS_PIDS=()
+  for i in "${!INGRESS_ADDRS[@]}"; do
+    addr=${INGRESS_ADDRS[$i]}
+    echo ok >"$WORK/ingress/$addr.mode"
+    spawn pid "$WORK/ingress/$addr.log" taskset -c "$cpus" \
+      python3 "$LIB/ingress.py" "$addr" "$INGRESS_PORT" "$WORK/ingress/$addr.mode"
+    INGRESS_PIDS+=("$pid")
+  done
+  for addr in "${INGRESS_ADDRS[@]}"; do
+    wait_http "$addr" "$INGRESS_PORT" || die "ingress $addr:$INGRESS_PORT did not start"
+  done
+}
+
+# Restarts ingress $1 (index) after it was ended.
+restart_ingress() {
+  local i=$1 addr=${INGRESS_ADDRS[$1]} pid
+  spawn pid "$WORK/ingress/$addr.log" taskset -c "${INGRESS_CPUS:-1}" \
+    python3 "$LIB/ingress.py" "$addr" "$INGRESS_PORT" "$WORK/ingress/$addr.mode"
+  INGRESS_PIDS[$i]=$pid
+  wait_http "$addr" "$INGRESS_PORT" || die "ingress $addr did not restart"
+}
+
+wait_http() {
+  python3 - "$1" "$2" <<'EOF'
+import sys, time, urllib.request
+url = f"http://{sys.argv[1]}:{sys.argv[2]}/"
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    try:
+        urllib.request.urlopen(url, timeout=1).read()
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+}
+
+# The zone every server serves, in RFC 1035 form. $1 = what stands at "app": a profile
+# (nothing: signpost), "DYNA" (gdnsd), or "A" (a static A record: Knot).
+write_zone() {
+  local file=$1 app=$2
+  cat >"$file" <<EOF
+\$ORIGIN bench.example.
+\$TTL 300
+@    60 IN SOA  ns1.bench.example. hostmaster.bench.example. 1 3600 600 1209600 60
+        IN NS   ns1
+        IN NS   ns2
+ns1     IN A    127.0.0.1
+ns2     IN A    127.0.0.2
+static  IN A    192.0.2.1
+EOF
+  case $app in
+    DYNA) echo "app 30 DYNA weighted!app" >>"$file" ;;
+    A) echo "app 30 IN A ${INGRESS_ADDRS[0]}" >>"$file" ;;
+    none) ;;
+  esac
+}
+
+# signpost's config: the weighted profile with an http monitor on the ingresses.
+# $1 = dir, $2 = DNS port, $3 = monitor interval, $4 = timeout, $5 = udp_sockets.
+write_signpost_config() {
+  local dir=$1 port=$2 interval=$3 timeout=$4 sockets=$5 i
+  mkdir -p "$dir/zones" "$dir/state"
+  write_zone "$dir/zones/bench.example.zone" none
+  cat >"$dir/signpost.toml" <<EOF
+[dns]
+listen = ["127.0.0.1:$port"]
+udp_sockets = $sockets
+
+[admin]
+listen = "127.0.0.1:$(free_port 127.0.0.1)"
+
+[zones]
+dir = "$dir/zones"
+
+[state]
+dir = "$dir/state"
+
+[monitors.ingress]
+protocol = "http"
+port = $INGRESS_PORT
+path = "/"
+interval = "$interval"
+timeout = "$timeout"
+tolerated_failures = 1      # down after 2 consecutive failures (gdnsd: down_thresh = 2)
+rise = 2
+
+[profiles."app.bench.example"]
+method = "weighted"
+ttl = 30
+monitor = "ingress"
+all_down = "serve_all"
+EOF
+  for i in "${!INGRESS_ADDRS[@]}"; do
+    cat >>"$dir/signpost.toml" <<EOF
+
+[[profiles."app.bench.example".endpoints]]
+name = "e$i"
+address = "${INGRESS_ADDRS[$i]}"
+weight = ${INGRESS_WEIGHTS[$i]}
+EOF
+  done
+}
+
+# gdnsd's config: weighted plugin, http_status monitor with the same probe settings.
+# $1 = dir, $2 = DNS port, $3 = interval (integer seconds, >= 1), $4 = timeout (seconds).
+write_gdnsd_config() {
+  local dir=$1 port=$2 interval=$3 timeout=$4 i
+  mkdir -p "$dir/zones" "$dir/run" "$dir/state"
+  write_zone "$dir/zones/bench.example" DYNA
+  {
+    cat <<EOF
+options => {
+  listen => [ 127.0.0.1:$port ]
+  udp_threads => 1
+  tcp_threads => 1
+  run_dir => "$dir/run"
+  state_dir => "$dir/state"
+}
+service_types => {
+  ingress => {
+    plugin => http_status
+    port => $INGRESS_PORT
+    url_path => "/"
+    interval => $interval
+    timeout => $timeout
+    down_thresh => 2  # down after 2 failures ...
+    ok_thresh => 1    # ... in a row (one success resets the count)
+    up_thresh => 2    # signpost: rise = 2
+  }
+}
+plugins => {
+  weighted => {
+    app => {
+      service_types => ingress
+      up_thresh => 0.01  # serve what is up; signpost: all_down = serve_all
+EOF
+    for i in "${!INGRESS_ADDRS[@]}"; do
+      echo "      e$i = [ ${INGRESS_ADDRS[$i]}, ${INGRESS_WEIGHTS[$i]} ]"
+    done
+    cat <<EOF
+    }
+  }
+}
+EOF
+  } >"$dir/config"
+}
+
+# Knot's config: the same zone with a static A record at "app".
+write_knot_config() {
+  local dir=$1 port=$2
+  mkdir -p "$dir/zones" "$dir/run" "$dir/db"
+  write_zone "$dir/zones/bench.example.zone" A
+  cat >"$dir/knot.conf" <<EOF
+server:
+    rundir: "$dir/run"
+    listen: 127.0.0.1@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: "$dir/db"
+template:
+  - id: default
+    storage: "$dir/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: bench.example.
+EOF
+}
+
+# Waits until $2:$3 answers A for $4 (NOERROR with an address), up to $5 seconds.
+wait_dns() {
+  python3 "$LIB/dnsq.py" wait "$1" "$2" "$3" "${4:-10}"
+}
+
+# utime and stime of every thread of process $1, in clock ticks: "user system".
+cpu_ticks() {
+  awk '{ print $14, $15 }' "/proc/$1/stat"
+}
+
+# VmRSS of process $1 in KiB.
+rss_kib() {
+  awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+machine_line() {
+  printf '%s cores, %s, kernel %s' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$(uname -r)"
+}

@@ -1,0 +1,218 @@
+//! The query path allocates nothing per query in steady state (DESIGN.md, "Performance
+//! principles"): a counting global allocator sees zero allocations while `respond()`
+//! answers thousands of queries after a warm-up, on the profile path and for a static
+//! name.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use signpost::dns::engine::{Scratch, Transport, respond};
+use signpost::dns::wire::rcode;
+
+#[path = "../bench/fixture.rs"]
+mod fixture;
+
+/// Counts allocations made by the current thread while counting is on; other test
+/// threads (and the harness) are not counted.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    // `try_with`: the thread-locals may be gone while a thread exits.
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn allocations(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|a| a.get())
+}
+
+const WARM_UP: usize = 100;
+const QUERIES: usize = 10_000;
+
+fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
+    // (what, packet, expected rcode, expected answer count)
+    vec![
+        (
+            "weighted profile, A",
+            fixture::query("app.bench.example", 1, false, None),
+            rcode::NOERROR,
+            1,
+        ),
+        (
+            "weighted profile, A, EDNS + ECS",
+            fixture::query("app.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
+            rcode::NOERROR,
+            1,
+        ),
+        (
+            "geographic profile, A, EDNS + ECS",
+            fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
+            rcode::NOERROR,
+            1,
+        ),
+        (
+            "weighted profile, AAAA (NODATA)",
+            fixture::query("app.bench.example", 28, false, None),
+            rcode::NOERROR,
+            0,
+        ),
+        (
+            "static name, A",
+            fixture::query("static.bench.example", 1, false, None),
+            rcode::NOERROR,
+            1,
+        ),
+        (
+            "NXDOMAIN",
+            fixture::query("nope.bench.example", 1, false, None),
+            rcode::NXDOMAIN,
+            0,
+        ),
+    ]
+}
+
+#[test]
+fn respond_allocates_nothing_per_query() {
+    let snap = fixture::snapshot();
+    let mut scratch = Box::<Scratch>::default();
+    let mut out = Vec::with_capacity(4096);
+    for (what, packet, want_rcode, want_answers) in cases() {
+        for _ in 0..WARM_UP {
+            let o = respond(
+                &snap,
+                &packet,
+                &mut scratch,
+                fixture::SOURCE,
+                Transport::Udp,
+                &mut out,
+            );
+            assert!(o.respond, "{what}: no answer");
+            assert_eq!(o.rcode, want_rcode, "{what}: rcode");
+            assert_eq!(
+                u16::from_be_bytes([out[6], out[7]]),
+                want_answers,
+                "{what}: ANCOUNT"
+            );
+        }
+        let n = allocations(|| {
+            for _ in 0..QUERIES {
+                let o = respond(
+                    &snap,
+                    &packet,
+                    &mut scratch,
+                    fixture::SOURCE,
+                    Transport::Udp,
+                    &mut out,
+                );
+                assert!(o.respond);
+            }
+        });
+        assert_eq!(n, 0, "{what}: {n} allocations in {QUERIES} queries");
+    }
+}
+
+/// What the UDP receive loop does per datagram besides the syscalls: load the published
+/// snapshot, answer, count the query.
+#[test]
+fn udp_loop_body_allocates_nothing_per_query() {
+    // The real Prometheus recorder, as `serve` installs it; counters register on first use
+    // (during the warm-up).
+    let _handle = signpost::metrics::install();
+    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
+    let mut scratch = Box::<Scratch>::default();
+    let mut out = Vec::with_capacity(4096);
+    let mut one = |packet: &[u8]| {
+        let snap = shared.load();
+        let o = respond(
+            &snap,
+            packet,
+            &mut scratch,
+            fixture::SOURCE,
+            Transport::Udp,
+            &mut out,
+        );
+        drop(snap);
+        signpost::metrics::count_query(Transport::Udp, o.qtype, o.respond.then_some(o.rcode));
+    };
+    for (what, packet, _, _) in cases() {
+        for _ in 0..WARM_UP {
+            one(&packet);
+        }
+        let n = allocations(|| {
+            for _ in 0..QUERIES {
+                one(&packet);
+            }
+        });
+        assert_eq!(n, 0, "{what}: {n} allocations in {QUERIES} queries");
+    }
+}
+
+/// The zero above means something: the counter does see this thread's allocations.
+#[test]
+fn counter_sees_allocations() {
+    let n = allocations(|| {
+        std::hint::black_box(Vec::<u8>::with_capacity(16));
+    });
+    assert_eq!(n, 1);
+}
+
+/// The geographic case measures what it says: the ECS subnet picks the region's endpoint
+/// and the answer echoes ECS with the region's prefix as its scope.
+#[test]
+fn geographic_case_follows_ecs() {
+    let snap = fixture::snapshot();
+    let mut scratch = Box::<Scratch>::default();
+    let mut out = Vec::new();
+    let packet = fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24)));
+    let o = respond(
+        &snap,
+        &packet,
+        &mut scratch,
+        fixture::SOURCE,
+        Transport::Udp,
+        &mut out,
+    );
+    assert_eq!(o.rcode, rcode::NOERROR);
+    assert!(
+        out.windows(4).any(|w| w == [127, 0, 0, 21]),
+        "the corp-emea endpoint answers"
+    );
+    // The answer ends with the ECS option: family 1, source 24, scope 16, 10.20.1.
+    assert!(out.ends_with(&[0, 1, 24, 16, 10, 20, 1]), "{out:02x?}");
+}

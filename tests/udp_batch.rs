@@ -1,0 +1,94 @@
+//! The UDP receive loop answers bursts of queued datagrams (taken in batches on Linux),
+//! each answer to its own sender, answers an oversized datagram in the middle of a burst
+//! with FORMERR without disturbing the others, and stops when asked.
+
+use std::collections::HashSet;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use signpost::dns::server::{bind_udp, udp_loop};
+
+#[path = "../bench/fixture.rs"]
+mod fixture;
+
+fn with_id(mut packet: Vec<u8>, id: u16) -> Vec<u8> {
+    packet[..2].copy_from_slice(&id.to_be_bytes());
+    packet
+}
+
+#[test]
+fn answers_bursts_to_each_sender_and_stops() {
+    let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let server = sock.local_addr().unwrap();
+    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || udp_loop(sock, shared, stop))
+    };
+
+    let clients: Vec<UdpSocket> = (0..2)
+        .map(|_| {
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c
+        })
+        .collect();
+    let app = fixture::query("app.bench.example", 1, true, None);
+    let stat = fixture::query("static.bench.example", 1, false, None);
+    // An oversized datagram (a question with 5 KB of trailing bytes) in the middle of the
+    // burst: FORMERR.
+    let mut huge = with_id(
+        fixture::query("static.bench.example", 1, false, None),
+        0x0FFF,
+    );
+    huge.resize(5000, 0);
+    const PER_CLIENT: u16 = 100;
+    for id in 0..PER_CLIENT {
+        for (c, client) in clients.iter().enumerate() {
+            let base = if id % 2 == 0 { &app } else { &stat };
+            let qid = (c as u16) << 12 | id;
+            client.send_to(&with_id(base.clone(), qid), server).unwrap();
+        }
+        if id == PER_CLIENT / 2 {
+            clients[0].send_to(&huge, server).unwrap();
+        }
+    }
+    for (c, client) in clients.iter().enumerate() {
+        let mut seen = HashSet::new();
+        let mut formerr = false;
+        let mut buf = [0u8; 2048];
+        while seen.len() < usize::from(PER_CLIENT) || (c == 0 && !formerr) {
+            client.recv(&mut buf).expect("an answer for every query");
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            if c == 0 && id == 0x0FFF {
+                assert_eq!(buf[3] & 0xF, 1, "FORMERR for the oversized datagram");
+                formerr = true;
+                continue;
+            }
+            assert_eq!(usize::from(id >> 12), c, "answer sent to the wrong client");
+            assert!(seen.insert(id & 0xFFF), "answer {id} twice");
+            assert_eq!(buf[3] & 0xF, 0, "rcode");
+            assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 1, "one answer record");
+        }
+    }
+    // Nothing else arrives.
+    clients[0]
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(clients[0].recv(&mut [0u8; 512]).is_err());
+
+    let asked = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "loop did not stop"
+    );
+}
