@@ -144,6 +144,7 @@ fn setup(method: &str, n: usize) -> (Snapshot, u32, Client) {
             ));
         }
     }
+    signpost::policy::derive_nested_statuses(&mut snap);
     let p = snap.model.profile("t.gslb.example").unwrap().0;
     (snap, p, Client::parse(&client).unwrap())
 }

@@ -19,7 +19,7 @@ use crate::config::{
     AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
     key_part, parse_status_range,
 };
-use crate::policy::GeoKey;
+use crate::policy::{GeoKey, NetSet, PrefixTable};
 use crate::zone::Zone;
 use crate::zone::name::{lower_wire, parent};
 
@@ -93,10 +93,14 @@ pub struct ProfileDef {
     pub endpoints: Vec<EndpointDef>,
     /// subnet: every endpoint subnet with its endpoint index, longest prefix first.
     pub subnet_rules: Vec<(IpNet, u32)>,
+    /// subnet: `subnet_rules` for longest-prefix lookups.
+    pub subnet_table: PrefixTable,
+    /// geographic: the endpoints (indices) holding each region, country, continent, WORLD.
+    pub geo_index: FxHashMap<GeoKey, Box<[u32]>>,
     /// Every subnet the answer depends on (region subnets for geographic and the latency
     /// table, endpoint subnets for subnet); empty when the answer ignores the client. The
     /// ECS scope is computed against these.
-    pub client_nets: Vec<IpNet>,
+    pub client_nets: NetSet,
     /// Whether a country or continent decides (so the MaxMind DB is consulted).
     pub uses_geoip: bool,
 }
@@ -329,7 +333,9 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             latency,
             endpoints,
             subnet_rules: Vec::new(),
-            client_nets: Vec::new(),
+            subnet_table: PrefixTable::default(),
+            geo_index: FxHashMap::default(),
+            client_nets: NetSet::default(),
             uses_geoip: false,
         });
         origins.push(origin);

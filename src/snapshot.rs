@@ -114,13 +114,15 @@ impl Snapshot {
             })
             .collect();
         let health = Arc::new(HealthView::initial(&model));
-        Self {
+        let mut snap = Self {
             model,
             endpoints,
             drains: Arc::default(),
             reload: None,
             health,
-        }
+        };
+        crate::policy::derive_nested_statuses(&mut snap);
+        snap
     }
 
     pub fn generation(&self) -> u64 {

@@ -12,7 +12,9 @@ use ipnet::IpNet;
 
 use super::{Answer, EndpointDef, MAX_NESTING, ProfileDef};
 use crate::config::{GeoSpec, Method, ProfileSpec, key_part};
-use crate::policy::{GeoIp, GeoKey, is_reserved_name};
+use rustc_hash::FxHashMap;
+
+use crate::policy::{GeoIp, GeoKey, NetSet, PrefixTable, is_reserved_name};
 
 /// performance: one row of `[profiles.X.latency]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,8 @@ pub struct Geo {
     pub region_names: Vec<String>,
     /// Every region subnet with its region's index, longest prefix first.
     pub nets: Vec<(IpNet, u32)>,
+    /// `nets` for longest-prefix lookups.
+    pub table: PrefixTable,
     /// Country and continent by address (`geo.mmdb`), loaded at compile time.
     pub mmdb: Option<GeoIp>,
 }
@@ -99,6 +103,7 @@ pub(super) fn compile_geo(spec: &GeoSpec, bad: &mut impl FnMut(String, String)) 
     });
     Geo {
         region_names,
+        table: PrefixTable::new(nets.iter().copied()),
         nets,
         mmdb,
     }
@@ -378,12 +383,22 @@ pub(super) fn finish_profiles(profiles: &mut [ProfileDef], geo: &Geo, nesting_ok
         p.uses_geoip = keys
             .iter()
             .any(|k| matches!(k, GeoKey::Country(_) | GeoKey::Continent(_)));
-        p.client_nets = geo
+        let nets: Vec<IpNet> = geo
             .nets
             .iter()
             .filter(|(_, id)| regions.contains(id))
             .map(|(n, _)| *n)
             .collect();
+        p.client_nets = NetSet::new(&nets);
+        if p.method == Method::Geographic {
+            let mut index: FxHashMap<GeoKey, Vec<u32>> = FxHashMap::default();
+            for (i, e) in p.endpoints.iter().enumerate() {
+                for k in &e.geo {
+                    index.entry(*k).or_default().push(i as u32);
+                }
+            }
+            p.geo_index = index.into_iter().map(|(k, v)| (k, v.into())).collect();
+        }
         if p.method == Method::Subnet {
             let mut rules: Vec<(IpNet, u32)> = Vec::new();
             for (i, e) in p.endpoints.iter().enumerate() {
@@ -394,7 +409,9 @@ pub(super) fn finish_profiles(profiles: &mut [ProfileDef], geo: &Geo, nesting_ok
                 }
             }
             rules.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
-            p.client_nets = rules.iter().map(|(n, _)| *n).collect();
+            let nets: Vec<IpNet> = rules.iter().map(|(n, _)| *n).collect();
+            p.client_nets = NetSet::new(&nets);
+            p.subnet_table = PrefixTable::new(rules.iter().copied());
             p.subnet_rules = rules;
         }
     }

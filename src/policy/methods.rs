@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use rand::Rng;
 
-use super::location::{Location, refine_scope};
+use super::location::Location;
 use super::{ALL_ADDRS, Decision, GeoKey, Kind, MAX_PICKS, Mode, Pick, Rule, View};
 use crate::config::Method;
 use crate::model::Answer;
@@ -28,19 +29,21 @@ pub(super) enum Miss {
     Lacks { rule: Rule, scope: u8 },
 }
 
-/// Picks in the tier `in_tier` (weights of its eligible endpoints, whatever the type):
-/// among those with records of the type; else `Lacks` (the tier exists) or `NoneEligible`.
+/// Picks in the tier `in_tier` (weights of its eligible endpoints among `cands`, whatever
+/// the type): among those with records of the type; else `Lacks` (the tier exists) or
+/// `NoneEligible`.
 fn pick_in_tier<R: Rng + ?Sized>(
     v: &View<'_>,
+    cands: impl Iterator<Item = usize> + Clone,
     in_tier: impl Fn(usize) -> Option<u32>,
     rule: Rule,
     scope: u8,
     rng: &mut R,
 ) -> Result<Decision, Miss> {
     let with_data = |e: usize| in_tier(e).filter(|_| v.has_data(e));
-    match pick_weighted(v.len(), with_data, rng) {
+    match pick_weighted(cands.clone(), with_data, rng) {
         Some(e) => Ok(one(v, e, rule, scope)),
-        None if (0..v.len()).any(|e| in_tier(e).is_some()) => Err(Miss::Lacks { rule, scope }),
+        None if cands.into_iter().any(|e| in_tier(e).is_some()) => Err(Miss::Lacks { rule, scope }),
         None => Err(Miss::NoneEligible { scope }),
     }
 }
@@ -61,19 +64,19 @@ pub(super) fn choose<R: Rng + ?Sized>(
     }
 }
 
-/// One of the endpoints `weight` gives a weight for, at random in proportion to it.
+/// One of the candidates `weight` gives a weight for, at random in proportion to it.
 pub(crate) fn pick_weighted<R: Rng + ?Sized>(
-    n: usize,
+    cands: impl Iterator<Item = usize> + Clone,
     weight: impl Fn(usize) -> Option<u32>,
     rng: &mut R,
 ) -> Option<usize> {
-    let total: u64 = (0..n).filter_map(&weight).map(u64::from).sum();
+    let total: u64 = cands.clone().filter_map(&weight).map(u64::from).sum();
     if total == 0 {
         return None;
     }
     let mut x = rng.random_range(0..total);
     let mut last = None;
-    for i in 0..n {
+    for i in cands {
         if let Some(w) = weight(i) {
             let w = u64::from(w);
             if x < w {
@@ -97,7 +100,14 @@ fn one(v: &View<'_>, e: usize, rule: Rule, scope: u8) -> Decision {
 }
 
 fn weighted<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
-    pick_in_tier(v, |e| v.eligible(e, mode), Rule::Weighted, 0, rng)
+    pick_in_tier(
+        v,
+        0..v.len(),
+        |e| v.eligible(e, mode),
+        Rule::Weighted,
+        0,
+        rng,
+    )
 }
 
 fn priority<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
@@ -110,7 +120,14 @@ fn priority<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<De
         v.eligible(e, mode)
             .filter(|_| v.endpoint(e as u32).priority == best)
     };
-    pick_in_tier(v, tier, Rule::Priority { priority: best }, 0, rng)
+    pick_in_tier(
+        v,
+        0..v.len(),
+        tier,
+        Rule::Priority { priority: best },
+        0,
+        rng,
+    )
 }
 
 fn performance<R: Rng + ?Sized>(
@@ -146,7 +163,7 @@ fn performance<R: Rng + ?Sized>(
         band,
         row: row.map(|r| r as u16),
     };
-    pick_in_tier(v, in_band, rule, scope, rng)
+    pick_in_tier(v, 0..v.len(), in_band, rule, scope, rng)
 }
 
 /// performance: the latency table row for the client's most specific location, and the
@@ -164,7 +181,7 @@ pub(crate) fn latency_row(v: &View<'_>, loc: &mut Location) -> (Option<usize>, u
         _ if v.p.uses_geoip => loc.geoip_prefix(),
         _ => 0,
     };
-    let scope = refine_scope(loc.addr, decided, &v.p.client_nets);
+    let scope = v.p.client_nets.scope(loc.addr, decided);
     let row = found.and_then(|(k, _)| rows.iter().position(|r| r.key == k));
     (row, scope)
 }
@@ -228,19 +245,15 @@ fn geographic<R: Rng + ?Sized>(
     loc: &mut Location,
     rng: &mut R,
 ) -> Result<Decision, Miss> {
+    let at = |key: &GeoKey| v.p.geo_index.get(key).map_or(&[][..], |l| &l[..]);
     let mut skipped = false;
     let found = loc.first(&v.model.geo, v.p.uses_geoip, |key| {
-        let mut matched = false;
-        for e in 0..v.len() {
-            if v.endpoint(e as u32).geo.contains(&key) {
-                if v.eligible(e, mode).is_some() {
-                    return true;
-                }
-                matched = true;
-            }
+        let held = at(&key);
+        if held.iter().any(|&e| v.eligible(e as usize, mode).is_some()) {
+            return true;
         }
         // A match that is not eligible falls through to the next most specific one.
-        skipped |= matched;
+        skipped |= !held.is_empty();
         false
     });
     let decided = match found {
@@ -248,7 +261,7 @@ fn geographic<R: Rng + ?Sized>(
         _ if v.p.uses_geoip => loc.geoip_prefix(),
         _ => 0,
     };
-    let scope = refine_scope(loc.addr, decided, &v.p.client_nets);
+    let scope = v.p.client_nets.scope(loc.addr, decided);
     let Some((key, prefix)) = found else {
         return Err(if skipped {
             Miss::NoneEligible { scope }
@@ -259,11 +272,9 @@ fn geographic<R: Rng + ?Sized>(
             }
         });
     };
-    let at_key = |e: usize| {
-        v.eligible(e, mode)
-            .filter(|_| v.endpoint(e as u32).geo.contains(&key))
-    };
-    pick_in_tier(v, at_key, Rule::Geographic { key, prefix }, scope, rng)
+    let held = at(&key).iter().map(|&e| e as usize);
+    let rule = Rule::Geographic { key, prefix };
+    pick_in_tier(v, held, |e| v.eligible(e, mode), rule, scope, rng)
 }
 
 fn subnet<R: Rng + ?Sized>(
@@ -275,28 +286,28 @@ fn subnet<R: Rng + ?Sized>(
     let addr = loc.addr;
     let mut skipped = false;
     let mut decided = None;
-    for (net, e) in &v.p.subnet_rules {
-        let e = *e as usize;
-        if net.contains(&addr) {
-            if v.eligible(e, mode).is_some() {
-                decided = Some((*net, e));
-                break;
-            }
-            // Not eligible: the next longest prefix decides.
-            skipped = true;
+    v.p.subnet_table.matches(addr, |e, prefix| {
+        if v.eligible(e as usize, mode).is_some() {
+            decided = Some((e as usize, prefix));
+            return true;
         }
-    }
-    let prefix = decided.map_or(0, |(net, _)| net.prefix_len());
-    let scope = refine_scope(addr, prefix, &v.p.client_nets);
-    if let Some((net, d)) = decided {
-        let only = |e: usize| v.eligible(e, mode).filter(|_| e == d);
-        return pick_in_tier(v, only, Rule::Subnet { net }, scope, rng);
+        // Not eligible: the next longest prefix decides.
+        skipped = true;
+        false
+    });
+    let scope =
+        v.p.client_nets
+            .scope(addr, decided.map_or(0, |(_, prefix)| prefix));
+    if let Some((d, prefix)) = decided {
+        let net = IpNet::new(addr, prefix).map_or_else(|_| IpNet::from(addr), |n| n.trunc());
+        let only = |e: usize| v.eligible(e, mode);
+        return pick_in_tier(v, [d].into_iter(), only, Rule::Subnet { net }, scope, rng);
     }
     let fallback = |e: usize| {
         v.eligible(e, mode)
             .filter(|_| v.endpoint(e as u32).subnets.is_empty())
     };
-    match pick_in_tier(v, fallback, Rule::SubnetFallback, scope, rng) {
+    match pick_in_tier(v, 0..v.len(), fallback, Rule::SubnetFallback, scope, rng) {
         Err(Miss::NoneEligible { .. }) => {}
         other => return other,
     }

@@ -10,6 +10,7 @@
 mod geoip;
 mod location;
 mod methods;
+mod prefix;
 pub mod trace;
 
 #[cfg(test)]
@@ -28,7 +29,8 @@ use ipnet::IpNet;
 use rand::Rng;
 
 pub use geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
-pub use location::{Location, MAX_REGIONS, refine_scope};
+pub use location::{Location, MAX_REGIONS};
+pub use prefix::{NetSet, PrefixTable};
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
     Trace, explain, explain_with_rng, qtype_from_str,
@@ -364,10 +366,11 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The endpoint's status; a nested endpoint's follows its child (see
-    /// [`endpoint_status`]).
+    /// The endpoint's status as the snapshot holds it. A nested endpoint's was derived
+    /// from its child by the snapshot's writer ([`derive_nested_statuses`], the
+    /// publisher), so the query path does not recount children.
     pub(crate) fn status(&self, e: usize) -> Status {
-        endpoint_status(self.snap, self.profile, e, 0)
+        self.states[e].status
     }
 
     /// The endpoint's weight if it is eligible in `mode`, whatever the query type.
@@ -394,16 +397,15 @@ impl<'a> View<'a> {
     }
 }
 
-/// The status of endpoint `e` of `profile`. A nested endpoint (unless Disabled or
-/// AlwaysServe) is derived from its child, by the publisher's rule, so that a decision
-/// always agrees with the child's statuses in the same snapshot: Online while the child
-/// has at least `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint
-/// (served) while endpoints still being checked could make up the number; else Degraded.
+/// The status of endpoint `e` of `profile`, derived afresh for a nested endpoint (unless
+/// Disabled or AlwaysServe) by the publisher's rule: Online while the child has at least
+/// `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint (served) while
+/// endpoints still being checked could make up the number; else Degraded.
 pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
     let own = snap.endpoints[profile as usize][e].status;
     let ep = &snap.model.profiles[profile as usize].endpoints[e];
     match ep.answer {
-        Answer::Nested(child) if matches!(own, Status::CheckingEndpoint | Status::Online) => {
+        Answer::Nested(child) if !matches!(own, Status::Disabled | Status::AlwaysServe) => {
             let (up, checking) = child_counts(snap, child, depth);
             let min = ep.min_child_endpoints;
             if up >= min {
@@ -415,6 +417,22 @@ pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) ->
             }
         }
         _ => own,
+    }
+}
+
+/// Sets every nested endpoint's status from its child's statuses ([`endpoint_status`]).
+/// For writers of snapshots other than the publisher (the initial snapshot, tests).
+pub fn derive_nested_statuses(snap: &mut Snapshot) {
+    let mut derived = Vec::new();
+    for (pi, p) in snap.model.profiles.iter().enumerate() {
+        for (e, ep) in p.endpoints.iter().enumerate() {
+            if matches!(ep.answer, Answer::Nested(_)) {
+                derived.push((pi, e, endpoint_status(snap, pi as u32, e, 0)));
+            }
+        }
+    }
+    for (pi, e, status) in derived {
+        snap.endpoints[pi][e].status = status;
     }
 }
 

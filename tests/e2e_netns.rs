@@ -1,0 +1,1458 @@
+//! End to end through corporate DNS: a corporate resolver (BIND, or Unbound) follows the
+//! delegation of `gslb.corp.example` to two signpost instances, one per site, and a client
+//! resolves the app name through it and fetches the app over HTTP while sites fail.
+//!
+//! Every host is a network namespace this test creates (names `spe2e-<pid>-<n>-<role>`,
+//! deleted on drop, even on panic). Every address is inside 198.18.0.0/15 (RFC 2544's
+//! benchmark range) and exists only inside those namespaces:
+//!
+//! ```text
+//!   client   eth0 198.18.1.10   dig, curl (its resolv.conf names 198.18.1.1)
+//!      │
+//!   corp     to-client 198.18.1.1   the corporate resolver: BIND, or Unbound
+//!            lo        198.18.0.53  BIND, authoritative for corp.example (+ a private root)
+//!            routes between its three links
+//!      ├── to-a 198.18.10.1 ── site-a  eth0 198.18.10.53  signpost :53, admin :8053
+//!      │                                    198.18.10.80  ingress :80 ("site-a")
+//!      └── to-b 198.18.20.1 ── site-b  eth0 198.18.20.53  signpost :53, admin :8053
+//!                                           198.18.20.80  ingress :80 ("site-b")
+//! ```
+//!
+//! corp.example delegates gslb.corp.example to ns-a (198.18.10.53) and ns-b (198.18.20.53)
+//! with glue. Both signposts run the same config: `app.gslb.corp.example`, weighted 3:1
+//! over the two ingresses, an http monitor every 1 s, TTL 5 s.
+//!
+//! Needs root (namespaces, veths, port 53) and Debian's bind9, bind9-dnsutils, unbound,
+//! iproute2 and curl. When not root the tests fail saying so, unless `SIGNPOST_SKIP_NETNS=1`.
+//! The measured failover times are written to stderr (not captured) as `e2e-failover:` lines.
+#![cfg(target_os = "linux")]
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Once, OnceLock, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const APP: &str = "app.gslb.corp.example";
+const ZONE: &str = "gslb.corp.example";
+/// The corporate resolver, as the client sees it.
+const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
+/// BIND's authoritative address (on corp's loopback): corp.example and the private root.
+const CORP_AUTH: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 53);
+const TOKEN: &str = "e2e-operator-token";
+
+// The settings under test; docs/deploy.md records the failover times measured with them.
+const TTL: Duration = Duration::from_secs(5);
+const INTERVAL: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+const TOLERATED_FAILURES: u32 = 1;
+const RISE: u32 = 1;
+const WEIGHT_A: u32 = 3;
+const WEIGHT_B: u32 = 1;
+
+/// Worst-case detection: `interval × (tolerated_failures + 1) + timeout`.
+fn detection_worst() -> Duration {
+    INTERVAL * (TOLERATED_FAILURES + 1) + PROBE_TIMEOUT
+}
+
+/// Room for a loaded 2-core machine (process start-up, poll granularity) on top of the
+/// formula, in the assertions on measured times.
+const LOAD_SLACK: Duration = Duration::from_secs(6);
+/// How long the client must see only the expected site before a failover counts as done:
+/// longer than the TTL, so a stale cached answer or a lagging instance would show.
+const SETTLE: Duration = Duration::from_secs(8);
+/// What a lost name server may add for the client when a whole site is cut off: the
+/// resolver's retries against it, up to one retry of the client's stub resolver (4 s).
+const DEAD_NS: Duration = Duration::from_secs(4);
+/// Pause between two polls of the client.
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Site {
+    A,
+    B,
+}
+
+impl Site {
+    const ALL: [Site; 2] = [Site::A, Site::B];
+
+    fn name(self) -> &'static str {
+        match self {
+            Site::A => "site-a",
+            Site::B => "site-b",
+        }
+    }
+
+    fn octet(self) -> u8 {
+        match self {
+            Site::A => 10,
+            Site::B => 20,
+        }
+    }
+
+    fn gateway(self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.octet(), 1)
+    }
+
+    /// The site's signpost (DNS on :53, admin API on :8053).
+    fn ns(self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.octet(), 53)
+    }
+
+    /// The site's ingress: the answer for the app name.
+    fn ingress(self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.octet(), 80)
+    }
+
+    fn admin_url(self) -> String {
+        format!("http://{}:8053", self.ns())
+    }
+
+    fn of_ingress(addr: Ipv4Addr) -> Option<Site> {
+        Site::ALL.into_iter().find(|s| s.ingress() == addr)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resolver {
+    Bind,
+    Unbound,
+}
+
+impl Resolver {
+    fn name(self) -> &'static str {
+        match self {
+            Resolver::Bind => "bind",
+            Resolver::Unbound => "unbound",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Preflight: root, tools, leftovers of killed runs.
+
+struct Tools {
+    ip: PathBuf,
+    named: PathBuf,
+    rndc: PathBuf,
+    dig: PathBuf,
+    curl: PathBuf,
+    unbound: PathBuf,
+    unbound_control: PathBuf,
+}
+
+fn find_tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let dirs = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
+    for dir in dirs.filter(|d| !d.is_empty()) {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{name}` not found: install the Debian package {package} (apt-get install {package})")
+}
+
+fn tools() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
+    TOOLS.get_or_init(|| Tools {
+        ip: find_tool("ip", "iproute2"),
+        named: find_tool("named", "bind9"),
+        rndc: find_tool("rndc", "bind9"),
+        dig: find_tool("dig", "bind9-dnsutils"),
+        curl: find_tool("curl", "curl"),
+        unbound: find_tool("unbound", "unbound"),
+        unbound_control: find_tool("unbound-control", "unbound"),
+    })
+}
+
+/// Whether to run: false only when `SIGNPOST_SKIP_NETNS=1`. Panics when not root.
+fn preflight() -> bool {
+    if std::env::var("SIGNPOST_SKIP_NETNS").is_ok_and(|v| v == "1") {
+        eprintln!("SIGNPOST_SKIP_NETNS=1: skipping the network-namespace end-to-end test");
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "the end-to-end test needs root (ip netns, veth pairs, DNS on port 53), but runs as \
+         uid {euid}; run it as root, or set SIGNPOST_SKIP_NETNS=1 to skip it explicitly"
+    );
+    tools();
+    static REAP: Once = Once::new();
+    REAP.call_once(reap_stale_namespaces);
+    true
+}
+
+/// Deletes namespaces left by runs of this test that were killed before their cleanup ran
+/// (`spe2e-<pid>-…` whose pid is gone), with whatever still runs inside them.
+fn reap_stale_namespaces() {
+    let Ok(out) = run_bounded(
+        Command::new(&tools().ip).args(["netns", "list"]),
+        Duration::from_secs(10),
+    ) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines().take(1000) {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("spe2e-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        eprintln!("removing network namespace {name} left by an earlier run (pid {pid})");
+        delete_namespace(name);
+    }
+}
+
+fn delete_namespace(name: &str) {
+    if let Ok(out) = run_bounded(
+        Command::new(&tools().ip).args(["netns", "pids", name]),
+        Duration::from_secs(10),
+    ) {
+        for pid in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .take(100)
+        {
+            // SAFETY: kill has no memory-safety preconditions; these pids run inside a
+            // namespace this test created.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let _ = run_bounded(
+        Command::new(&tools().ip).args(["netns", "del", name]),
+        Duration::from_secs(10),
+    );
+    let _ = fs::remove_dir_all(Path::new("/etc/netns").join(name));
+}
+
+// ---------------------------------------------------------------------------------------
+// Small process helpers: every command runs with a time limit.
+
+/// Runs a command to completion within `limit` (killed after it), capturing its output.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{cmd:?} did not finish within {limit:?}; killed"));
+            }
+            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// Runs `ip` with whitespace-separated arguments, panicking with ip's message on failure.
+fn ip(args: &str) {
+    let out = run_bounded(
+        Command::new(&tools().ip).args(args.split_whitespace()),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Moves the calling thread into a network namespace created by `ip netns add`.
+fn enter_netns(name: &str) -> io::Result<()> {
+    let f = File::open(Path::new("/run/netns").join(name))?;
+    // SAFETY: setns on a valid namespace fd; it changes only this thread's network namespace.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The app: a tiny HTTP server answering `200 <site>`, its socket created in a namespace.
+
+struct Ingress {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ingress {
+    fn start(netns: &str, addr: SocketAddrV4, body: &str) -> Ingress {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let (ns, body, flag) = (netns.to_owned(), format!("{body}\n"), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let bound = enter_netns(&ns)
+                .and_then(|()| TcpListener::bind(addr))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l));
+            let listener = match bound {
+                Ok(l) => {
+                    let _ = tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => serve_http(conn, &body),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("ingress {addr} in {netns}: {e}"),
+            Err(_) => panic!("ingress {addr} in {netns} did not start"),
+        }
+        Ingress {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ingress {
+    /// Closes the listening socket: new connections are refused from here on.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_http(mut conn: TcpStream, body: &str) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while req.len() < 8192 && !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(resp.as_bytes());
+}
+
+// ---------------------------------------------------------------------------------------
+// DNS answers as the client sees them.
+
+#[derive(Clone, Debug)]
+struct Reply {
+    /// NOERROR, SERVFAIL, …, or TIMEOUT when dig got no answer.
+    status: String,
+    /// (TTL, address) of each A record in the answer section.
+    answers: Vec<(u32, Ipv4Addr)>,
+}
+
+impl Reply {
+    fn parse(out: &Output) -> Reply {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let status = text
+            .split("status: ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| "TIMEOUT".to_owned());
+        let answers = text
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                match f.as_slice() {
+                    [_, ttl, "IN", "A", addr] => Some((ttl.parse().ok()?, addr.parse().ok()?)),
+                    _ => None,
+                }
+            })
+            .collect();
+        Reply { status, answers }
+    }
+
+    /// The site whose ingress is the whole answer, if it is exactly one of them.
+    fn only_site(&self) -> Option<Site> {
+        match (self.status.as_str(), self.answers.as_slice()) {
+            ("NOERROR", [(_, addr)]) => Site::of_ingress(*addr),
+            _ => None,
+        }
+    }
+
+    fn brief(&self) -> String {
+        match self.only_site() {
+            Some(s) => s.name().to_owned(),
+            None => format!("{} {:?}", self.status, self.answers),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The lab: namespaces, links, BIND/Unbound, two signposts, two ingresses.
+
+struct Proc {
+    label: String,
+    child: Child,
+    log: PathBuf,
+}
+
+struct Lab {
+    resolver: Resolver,
+    prefix: String,
+    namespaces: Vec<String>,
+    dir: tempfile::TempDir,
+    procs: Vec<Proc>,
+    ingress: Vec<(Site, Ingress)>,
+}
+
+impl Lab {
+    /// Builds the network and starts everything; `None` when skipped explicitly.
+    fn start(resolver: Resolver) -> Option<Lab> {
+        if !preflight() {
+            return None;
+        }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut lab = Lab {
+            resolver,
+            prefix: format!("spe2e-{}-{n}", std::process::id()),
+            namespaces: Vec::new(),
+            dir: tempfile::Builder::new()
+                .prefix("signpost-e2e-")
+                .tempdir()
+                .expect("temp dir"),
+            procs: Vec::new(),
+            ingress: Vec::new(),
+        };
+        lab.build_network();
+        lab.write_configs();
+        for site in Site::ALL {
+            lab.start_ingress(site);
+            lab.start_signpost(site);
+        }
+        lab.start_resolver();
+        for site in Site::ALL {
+            lab.wait_for("signpost", || {
+                let r = lab.dig_direct(site, ZONE, "SOA");
+                (r.status == "NOERROR").then_some(()).ok_or(r.brief())
+            });
+        }
+        lab.wait_for("the corporate resolver", || {
+            let r = lab.resolve_name(&format!("ns-a.{ZONE}"));
+            (r.status == "NOERROR" && !r.answers.is_empty())
+                .then_some(())
+                .ok_or(r.brief())
+        });
+        Some(lab)
+    }
+
+    fn netns(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    fn build_network(&mut self) {
+        for role in ["corp", "client", Site::A.name(), Site::B.name()] {
+            let ns = self.netns(role);
+            ip(&format!("netns add {ns}"));
+            self.namespaces.push(ns.clone());
+            ip(&format!("-n {ns} link set lo up"));
+        }
+        let corp = self.netns("corp");
+        let client = self.netns("client");
+        // Each veth pair is created straight between two namespaces: nothing in the host's.
+        ip(&format!(
+            "-n {corp} link add to-client type veth peer name eth0 netns {client}"
+        ));
+        ip(&format!("-n {corp} addr add {RESOLVER}/24 dev to-client"));
+        ip(&format!("-n {corp} link set to-client up"));
+        ip(&format!("-n {corp} addr add {CORP_AUTH}/32 dev lo"));
+        ip(&format!("-n {client} addr add {CLIENT}/24 dev eth0"));
+        ip(&format!("-n {client} link set eth0 up"));
+        ip(&format!("-n {client} route add default via {RESOLVER}"));
+        for site in Site::ALL {
+            let ns = self.netns(site.name());
+            let (dev, gw) = (format!("to-{}", &site.name()[5..]), site.gateway());
+            ip(&format!(
+                "-n {corp} link add {dev} type veth peer name eth0 netns {ns}"
+            ));
+            ip(&format!("-n {corp} addr add {gw}/24 dev {dev}"));
+            ip(&format!("-n {corp} link set {dev} up"));
+            for addr in [site.ns(), site.ingress()] {
+                ip(&format!("-n {ns} addr add {addr}/24 dev eth0"));
+            }
+            ip(&format!("-n {ns} link set eth0 up"));
+            ip(&format!("-n {ns} route add default via {gw}"));
+        }
+        // corp routes between the client and the sites.
+        let out = run_bounded(
+            Command::new(&tools().ip).args([
+                "netns",
+                "exec",
+                &corp,
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv4/ip_forward",
+            ]),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "cannot enable forwarding in {corp}");
+        // The client's stub resolver (curl, getaddrinfo) asks the corporate resolver;
+        // `ip netns exec` bind-mounts this file over /etc/resolv.conf.
+        let etc = Path::new("/etc/netns").join(&client);
+        fs::create_dir_all(&etc).expect("/etc/netns/<client>");
+        fs::write(
+            etc.join("resolv.conf"),
+            format!("nameserver {RESOLVER}\noptions timeout:4 attempts:2\n"),
+        )
+        .expect("client resolv.conf");
+    }
+
+    fn write_configs(&self) {
+        let d = self.dir.path().display().to_string();
+        fs::create_dir_all(self.path("zones")).expect("zones dir");
+        for site in Site::ALL {
+            fs::create_dir_all(self.path(&format!("state-{}", site.name()))).expect("state dir");
+        }
+        fs::write(self.path("admin.token"), format!("{TOKEN}\n")).expect("token");
+        // The delegated zone, served by both instances.
+        fs::write(
+            self.path(&format!("zones/{ZONE}.zone")),
+            format!(
+                "$ORIGIN {ZONE}.\n$TTL 300\n\
+                 @    IN SOA ns-a hostmaster.corp.example. 1 3600 600 86400 5\n\
+                 \x20    IN NS  ns-a\n\
+                 \x20    IN NS  ns-b\n\
+                 ns-a IN A   {}\n\
+                 ns-b IN A   {}\n",
+                Site::A.ns(),
+                Site::B.ns()
+            ),
+        )
+        .expect("zone");
+        // One config for both instances; each overrides its addresses and state dir through
+        // the environment (SIGNPOST__DNS__LISTEN, …) as a container deployment would.
+        let mut conf = format!(
+            "[dns]\nlisten = [\"127.0.0.1:5300\"]\nudp_sockets = 1\n\n\
+             [admin]\nlisten = \"127.0.0.1:8053\"\ntoken_file = \"{d}/admin.token\"\n\n\
+             [zones]\ndir = \"{d}/zones\"\n\n[state]\ndir = \"{d}/state\"\n\n\
+             [monitors.ingress]\nprotocol = \"http\"\nport = 80\npath = \"/\"\n\
+             interval = \"{}\"\ntimeout = \"{}\"\ntolerated_failures = {TOLERATED_FAILURES}\n\
+             rise = {RISE}\n\n\
+             [[sites]]\nname = \"site-a\"\n[[sites]]\nname = \"site-b\"\n\n\
+             [profiles.\"{APP}\"]\nmethod = \"weighted\"\nttl = {}\nmonitor = \"ingress\"\n",
+            humantime::format_duration(INTERVAL),
+            humantime::format_duration(PROBE_TIMEOUT),
+            TTL.as_secs()
+        );
+        for (site, weight) in [(Site::A, WEIGHT_A), (Site::B, WEIGHT_B)] {
+            conf.push_str(&format!(
+                "\n[[profiles.\"{APP}\".endpoints]]\nname = \"{0}\"\nsite = \"{0}\"\n\
+                 address = \"{1}\"\nweight = {weight}\n",
+                site.name(),
+                site.ingress()
+            ));
+        }
+        fs::write(self.path("signpost.toml"), conf).expect("signpost.toml");
+
+        // BIND: a private root (so nothing is ever asked outside these namespaces) and
+        // corp.example with the delegation of gslb.corp.example, NS + glue.
+        fs::write(
+            self.path("root.zone"),
+            format!(
+                "$TTL 3600\n\
+                 .                IN SOA ns.corp.example. hostmaster.corp.example. 1 3600 600 86400 60\n\
+                 .                IN NS  ns.corp.example.\n\
+                 corp.example.    IN NS  ns.corp.example.\n\
+                 ns.corp.example. IN A   {CORP_AUTH}\n"
+            ),
+        )
+        .expect("root zone");
+        fs::write(
+            self.path("corp.example.zone"),
+            format!(
+                "$ORIGIN corp.example.\n$TTL 3600\n\
+                 @         IN SOA ns hostmaster 1 3600 600 86400 60\n\
+                 \x20         IN NS  ns\n\
+                 ns        IN A   {CORP_AUTH}\n\
+                 ; the delegation to one signpost per site, with glue\n\
+                 gslb      IN NS  ns-a.gslb\n\
+                 gslb      IN NS  ns-b.gslb\n\
+                 ns-a.gslb IN A   {}\n\
+                 ns-b.gslb IN A   {}\n",
+                Site::A.ns(),
+                Site::B.ns()
+            ),
+        )
+        .expect("corp.example zone");
+        let (listen, recursion) = match self.resolver {
+            Resolver::Bind => (
+                format!("{CORP_AUTH}; {RESOLVER};"),
+                "recursion yes;\n    allow-recursion { 198.18.1.0/24; };".to_owned(),
+            ),
+            Resolver::Unbound => (format!("{CORP_AUTH};"), "recursion no;".to_owned()),
+        };
+        let secret = "c2lnbnBvc3QtZTJlLXRlc3Qtcm5kYy1rZXktb25seQ==";
+        fs::write(
+            self.path("named.conf"),
+            format!(
+                "options {{\n    directory \"{d}\";\n    pid-file \"{d}/named.pid\";\n\
+                 \x20   session-keyfile \"{d}/session.key\";\n\
+                 \x20   managed-keys-directory \"{d}\";\n\
+                 \x20   listen-on port 53 {{ {listen} }};\n    listen-on-v6 {{ none; }};\n\
+                 \x20   {recursion}\n    forwarders {{ }};\n    dnssec-validation no;\n\
+                 \x20   stale-answer-enable no;\n    stale-cache-enable no;\n\
+                 \x20   notify no;\n}};\n\
+                 key \"e2e\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n\
+                 controls {{ inet 127.0.0.1 port 953 allow {{ 127.0.0.1; }} keys {{ \"e2e\"; }}; }};\n\
+                 zone \".\" {{ type primary; file \"{d}/root.zone\"; }};\n\
+                 zone \"corp.example\" {{ type primary; file \"{d}/corp.example.zone\"; }};\n"
+            ),
+        )
+        .expect("named.conf");
+        fs::write(
+            self.path("rndc.conf"),
+            format!(
+                "key \"e2e\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n\
+                 options {{ default-key \"e2e\"; default-server 127.0.0.1; default-port 953; }};\n"
+            ),
+        )
+        .expect("rndc.conf");
+
+        // Unbound: stub zones for corp.example (BIND) and gslb.corp.example (both
+        // signposts); the root hints point at the private root only.
+        fs::write(
+            self.path("root.hints"),
+            format!(
+                ".                3600000 IN NS ns.corp.example.\n\
+                 ns.corp.example. 3600000 IN A  {CORP_AUTH}\n"
+            ),
+        )
+        .expect("root hints");
+        fs::write(
+            self.path("unbound.conf"),
+            format!(
+                "server:\n    interface: {RESOLVER}\n    port: 53\n    do-ip6: no\n\
+                 \x20   access-control: 0.0.0.0/0 refuse\n    access-control: 198.18.1.0/24 allow\n\
+                 \x20   username: \"\"\n    chroot: \"\"\n    directory: \"{d}\"\n\
+                 \x20   pidfile: \"{d}/unbound.pid\"\n    use-syslog: no\n    logfile: \"\"\n\
+                 \x20   verbosity: 1\n    num-threads: 1\n    module-config: \"iterator\"\n\
+                 \x20   root-hints: \"{d}/root.hints\"\n    serve-expired: no\n    prefetch: no\n\
+                 stub-zone:\n    name: \"corp.example\"\n    stub-addr: {CORP_AUTH}\n\
+                 stub-zone:\n    name: \"{ZONE}\"\n    stub-addr: {}\n    stub-addr: {}\n\
+                 remote-control:\n    control-enable: yes\n\
+                 \x20   control-interface: \"{d}/unbound.ctl\"\n    control-use-cert: no\n",
+                Site::A.ns(),
+                Site::B.ns()
+            ),
+        )
+        .expect("unbound.conf");
+    }
+
+    /// Starts a long-running process inside a namespace, its output in `<label>.log`.
+    fn spawn(
+        &mut self,
+        label: &str,
+        role: &str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) {
+        let log = self.path(&format!("{label}.log"));
+        let out = File::create(&log).expect("log file");
+        let mut cmd = Command::new(&tools().ip);
+        cmd.args(["netns", "exec", &self.netns(role)])
+            .arg(program)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // SAFETY: prctl is async-signal-safe. The process (ip execs into the program) gets
+        // SIGTERM if the test thread dies without running Drop.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
+        self.procs.push(Proc {
+            label: label.to_owned(),
+            child,
+            log,
+        });
+    }
+
+    fn start_signpost(&mut self, site: Site) {
+        let config = self.path("signpost.toml").display().to_string();
+        let state = self
+            .path(&format!("state-{}", site.name()))
+            .display()
+            .to_string();
+        let env = [
+            ("SIGNPOST__DNS__LISTEN", format!("{}:53", site.ns())),
+            ("SIGNPOST__ADMIN__LISTEN", format!("{}:8053", site.ns())),
+            ("SIGNPOST__STATE__DIR", state),
+            ("SIGNPOST_LOG", "info".to_owned()),
+        ];
+        self.spawn(
+            &format!("signpost-{}", site.name()),
+            site.name(),
+            Path::new(env!("CARGO_BIN_EXE_signpost")),
+            &["serve", "--config", &config],
+            &env,
+        );
+    }
+
+    fn start_resolver(&mut self) {
+        let named_conf = self.path("named.conf").display().to_string();
+        self.spawn(
+            "named",
+            "corp",
+            &tools().named,
+            &["-g", "-4", "-n", "1", "-c", &named_conf],
+            &[],
+        );
+        if self.resolver == Resolver::Unbound {
+            self.wait_for("BIND (authoritative for corp.example)", || {
+                let r = self.dig("corp", CORP_AUTH, "corp.example", "SOA", &["+norec"]);
+                (r.status == "NOERROR").then_some(()).ok_or(r.brief())
+            });
+            let conf = self.path("unbound.conf").display().to_string();
+            self.spawn(
+                "unbound",
+                "corp",
+                &tools().unbound,
+                &["-d", "-c", &conf],
+                &[],
+            );
+        }
+    }
+
+    /// Polls `ready` until it succeeds, for at most 20 s; fails early if a process died.
+    fn wait_for(&self, what: &str, mut ready: impl FnMut() -> Result<(), String>) {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < Duration::from_secs(20) {
+            match ready() {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            self.assert_running();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{what} not ready within 20 s; last: {last}");
+    }
+
+    fn assert_running(&self) {
+        for p in &self.procs {
+            // try_wait needs &mut; a zero-signal kill tells whether the pid still exists.
+            // SAFETY: signal 0 only checks for existence.
+            let alive = unsafe { libc::kill(p.child.id() as i32, 0) } == 0
+                && !fs::read_to_string(format!("/proc/{}/stat", p.child.id()))
+                    .unwrap_or_default()
+                    .contains(") Z ");
+            assert!(alive, "{} exited; its log follows", p.label);
+        }
+    }
+
+    // -- what the client and the operator do ----------------------------------------------
+
+    /// `dig` from a namespace.
+    fn dig(&self, role: &str, server: Ipv4Addr, name: &str, qtype: &str, extra: &[&str]) -> Reply {
+        let mut cmd = Command::new(&tools().ip);
+        cmd.args(["netns", "exec", &self.netns(role)])
+            .arg(&tools().dig)
+            .arg(format!("@{server}"))
+            .args([
+                name,
+                qtype,
+                "+noall",
+                "+comments",
+                "+answer",
+                "+tries=1",
+                "+timeout=4",
+            ])
+            .args(extra);
+        match run_bounded(&mut cmd, Duration::from_secs(15)) {
+            Ok(out) => Reply::parse(&out),
+            Err(e) => Reply {
+                status: format!("TIMEOUT ({e})"),
+                answers: Vec::new(),
+            },
+        }
+    }
+
+    /// Asks one signpost directly from the client, without recursion.
+    fn dig_direct(&self, site: Site, name: &str, qtype: &str) -> Reply {
+        self.dig("client", site.ns(), name, qtype, &["+norec"])
+    }
+
+    /// The client resolves a name through the corporate resolver; like a stub resolver it
+    /// asks again once after 4 s without an answer.
+    fn resolve_name(&self, name: &str) -> Reply {
+        self.dig("client", RESOLVER, name, "A", &["+tries=2"])
+    }
+
+    fn resolve(&self) -> Reply {
+        self.resolve_name(APP)
+    }
+
+    /// How many of `n` queries (+norec, straight to `site`'s signpost) answered each site.
+    fn direct_counts(&self, site: Site, n: usize) -> [usize; 2] {
+        let batch = self.path(&format!("batch-{}-{n}", site.name()));
+        let line = format!("@{} {APP} A +norec +short +tries=2 +timeout=2\n", site.ns());
+        fs::write(&batch, line.repeat(n)).expect("dig batch");
+        let out = run_bounded(
+            Command::new(&tools().ip)
+                .args(["netns", "exec", &self.netns("client")])
+                .arg(&tools().dig)
+                .arg("-f")
+                .arg(&batch),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut counts = [0; 2];
+        for addr in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse::<Ipv4Addr>().ok())
+        {
+            match Site::of_ingress(addr) {
+                Some(Site::A) => counts[0] += 1,
+                Some(Site::B) => counts[1] += 1,
+                None => panic!("{} answered {addr}, not an ingress", site.name()),
+            }
+        }
+        counts
+    }
+
+    /// Drops the app name from the resolver's cache, so the next query reaches signpost.
+    fn flush_resolver(&self) {
+        let corp = self.netns("corp");
+        let mut cmd = Command::new(&tools().ip);
+        cmd.args(["netns", "exec", &corp]);
+        match self.resolver {
+            Resolver::Bind => cmd
+                .arg(&tools().rndc)
+                .arg("-c")
+                .arg(self.path("rndc.conf"))
+                .args(["flushname", APP]),
+            Resolver::Unbound => cmd
+                .arg(&tools().unbound_control)
+                .arg("-c")
+                .arg(self.path("unbound.conf"))
+                .args(["flush", APP]),
+        };
+        let out = run_bounded(&mut cmd, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "flushing the resolver's cache: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
+    /// Flushes and resolves until the resolver holds `site` in its cache (the answer a
+    /// client gets for the next TTL), so a failover is measured from a cached `site`.
+    fn prime_cache(&self, site: Site) {
+        for _ in 0..40 {
+            self.flush_resolver();
+            if self.resolve().only_site() == Some(site) {
+                return;
+            }
+        }
+        panic!(
+            "the resolver never answered {} in 40 fresh resolutions",
+            site.name()
+        );
+    }
+
+    /// Polls the signposts at `instances` directly until none answers `gone` any more (20
+    /// queries each, so a weighted draw cannot hide it); returns when the last one stopped.
+    fn detection(&self, instances: &[Site], gone: Site, t0: Instant, limit: Duration) -> Duration {
+        let mut pending: Vec<Site> = instances.to_vec();
+        while t0.elapsed() < limit {
+            let now = t0.elapsed();
+            pending.retain(|&ns| {
+                let counts = self.direct_counts(ns, 20);
+                let answered = counts[0] + counts[1];
+                let still = if gone == Site::A {
+                    counts[0]
+                } else {
+                    counts[1]
+                };
+                answered < 15 || still > 0
+            });
+            if pending.is_empty() {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{pending:?} still answer {} after {limit:?}", gone.name());
+    }
+
+    /// The client fetches the app by name (its stub resolver asks the corporate resolver).
+    fn fetch(&self) -> Result<String, String> {
+        let out = run_bounded(
+            Command::new(&tools().ip)
+                .args(["netns", "exec", &self.netns("client")])
+                .arg(&tools().curl)
+                .args(["-4", "-sS", "--noproxy", "*", "--max-time", "10"])
+                .arg(format!("http://{APP}/")),
+            Duration::from_secs(15),
+        )?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// Runs the signpost CLI inside `site`'s namespace against that site's admin API.
+    fn cli(&self, site: Site, args: &[&str]) -> Result<String, String> {
+        let admin = site.admin_url();
+        let token = self.path("admin.token").display().to_string();
+        let out = run_bounded(
+            Command::new(&tools().ip)
+                .args(["netns", "exec", &self.netns(site.name())])
+                .arg(env!("CARGO_BIN_EXE_signpost"))
+                .args(args)
+                .args(["--admin", &admin, "--token-file", &token])
+                .env("NO_COLOR", "1"),
+            Duration::from_secs(40),
+        )?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    // -- failures --------------------------------------------------------------------------
+
+    /// Starts (or restarts) `site`'s app.
+    fn start_ingress(&mut self, site: Site) {
+        let ingress = Ingress::start(
+            &self.netns(site.name()),
+            SocketAddrV4::new(site.ingress(), 80),
+            site.name(),
+        );
+        self.ingress.push((site, ingress));
+    }
+
+    /// Stops `site`'s app: its port refuses connections from now on.
+    fn stop_ingress(&mut self, site: Site) {
+        self.ingress.retain(|(s, _)| *s != site);
+    }
+
+    /// Takes `site`'s only link down, inside its namespace: its ingress and its signpost
+    /// are unreachable from everywhere else.
+    fn cut_off(&self, site: Site) {
+        ip(&format!(
+            "-n {} link set eth0 down",
+            self.netns(site.name())
+        ));
+    }
+
+    /// Polls the client until, for `SETTLE`, every answer through the resolver is `site`
+    /// alone and every fetch of the app reaches `site`. Measures from `t0` to the first poll
+    /// of that final run, and the slowest lookup on the way; panics after `limit`.
+    fn wait_until_only(&self, site: Site, t0: Instant, limit: Duration) -> Failover {
+        let mut streak: Option<Instant> = None;
+        let mut history: Vec<String> = Vec::new();
+        let mut others: Vec<Run> = Vec::new();
+        let mut slowest = Duration::ZERO;
+        while t0.elapsed() < limit {
+            let now = Instant::now();
+            let reply = self.resolve();
+            slowest = slowest.max(now.elapsed());
+            let outcome = if reply.only_site() != Some(site) {
+                let kind = match reply.only_site() {
+                    Some(s) => s.name().to_owned(),
+                    None => reply.status.split(' ').next().unwrap_or("?").to_owned(),
+                };
+                Err((kind, reply.brief()))
+            } else {
+                match self.fetch() {
+                    Ok(body) if body == site.name() => Ok(()),
+                    Ok(body) => Err(("fetch-other".to_owned(), format!("fetch got {body:?}"))),
+                    Err(e) => Err(("fetch-failed".to_owned(), format!("fetch failed: {e}"))),
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    let since = *streak.get_or_insert(now);
+                    if since.elapsed() >= SETTLE {
+                        return Failover {
+                            took: since - t0,
+                            others,
+                            slowest,
+                        };
+                    }
+                }
+                Err((kind, detail)) => {
+                    streak = None;
+                    history.push(format!("{:>6.2}s {detail}", (now - t0).as_secs_f64()));
+                    let at = (now - t0).as_secs_f64();
+                    match others.last_mut() {
+                        Some(run) if run.kind == kind => {
+                            run.count += 1;
+                            run.last = at;
+                        }
+                        _ => others.push(Run {
+                            kind,
+                            count: 1,
+                            first: at,
+                            last: at,
+                        }),
+                    }
+                }
+            }
+            std::thread::sleep(POLL);
+        }
+        let tail = history[history.len().saturating_sub(15)..].join("\n  ");
+        panic!(
+            "the client did not settle on {} alone within {limit:?}; last other outcomes:\n  {tail}",
+            site.name()
+        );
+    }
+
+    /// Polls (flushing the resolver's cache each time) until the client has seen both sites.
+    fn wait_until_both(&self, limit: Duration) {
+        let start = Instant::now();
+        let mut seen = [false; 2];
+        while start.elapsed() < limit {
+            self.flush_resolver();
+            match self.resolve().only_site() {
+                Some(Site::A) => seen[0] = true,
+                Some(Site::B) => seen[1] = true,
+                None => {}
+            }
+            if seen == [true, true] {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        panic!("the client did not see both sites again within {limit:?} (seen {seen:?})");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.ingress.clear();
+        for p in &self.procs {
+            // SAFETY: SIGTERM to a child this lab started.
+            unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in &mut self.procs {
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(p.child.try_wait(), Ok(None)) {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            for p in &self.procs {
+                let log = fs::read_to_string(&p.log).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                eprintln!(
+                    "---- {} (last lines of {}) ----\n{}",
+                    p.label,
+                    p.log.display(),
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                );
+            }
+        }
+        for ns in &self.namespaces {
+            delete_namespace(ns);
+        }
+    }
+}
+
+/// A measured failover: when the client settled on the surviving site, and what else it
+/// saw before, in order.
+struct Failover {
+    took: Duration,
+    others: Vec<Run>,
+    /// The longest the client waited for one lookup through the resolver (a dead name
+    /// server costs the resolver retries; the client may retry too).
+    slowest: Duration,
+}
+
+/// Consecutive polls with the same unwanted outcome: the other site, SERVFAIL, TIMEOUT
+/// (no answer within dig's 4 s), a failed fetch; seconds after the failure.
+struct Run {
+    kind: String,
+    count: usize,
+    first: f64,
+    last: f64,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.count == 1 {
+            write!(f, "{} at {:.1} s", self.kind, self.first)
+        } else {
+            write!(
+                f,
+                "{} ×{} ({:.1}–{:.1} s)",
+                self.kind, self.count, self.first, self.last
+            )
+        }
+    }
+}
+
+/// Writes a measured failover to stderr, past the test harness's capture.
+fn report(
+    scenario: &str,
+    resolver: Resolver,
+    event: &str,
+    detected: Duration,
+    f: &Failover,
+    formula: Duration,
+) {
+    let others: Vec<String> = f.others.iter().map(Run::to_string).collect();
+    let _ = writeln!(
+        io::stderr(),
+        "e2e-failover: scenario {scenario} ({event}) via {}: signpost stopped answering \
+         site-a after {:.1} s; the client resolves and fetches only site-b after {:.1} s \
+         (formula {:.1} s; interval {}, timeout {}, tolerated_failures {TOLERATED_FAILURES}, \
+         rise {RISE}, ttl {} s; site-a cached at the failure); slowest lookup {:.1} s; \
+         before that the client got: {}",
+        resolver.name(),
+        detected.as_secs_f64(),
+        f.took.as_secs_f64(),
+        formula.as_secs_f64(),
+        humantime::format_duration(INTERVAL),
+        humantime::format_duration(PROBE_TIMEOUT),
+        TTL.as_secs(),
+        f.slowest.as_secs_f64(),
+        if others.is_empty() {
+            "nothing else".to_owned()
+        } else {
+            others.join(", ")
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios.
+
+/// Measures a failover away from site-a that started at `t0`: when the signposts at
+/// `instances` stopped answering site-a (polled directly), and when the client settled on
+/// site-b (through the resolver), polled side by side.
+fn measure_failover(
+    lab: &Lab,
+    instances: &[Site],
+    t0: Instant,
+    limit: Duration,
+) -> (Duration, Failover) {
+    std::thread::scope(|s| {
+        let detected = s.spawn(|| lab.detection(instances, Site::A, t0, limit));
+        let f = lab.wait_until_only(Site::B, t0, limit);
+        (detected.join().expect("detection poll"), f)
+    })
+}
+
+/// (1) Both sites up: each signpost answers by weight, and the resolver hands the client
+/// an answer it caches for the TTL; fresh answers come in the same proportion.
+fn both_sites_answer_by_weight(resolver: Resolver) {
+    let Some(lab) = Lab::start(resolver) else {
+        return;
+    };
+    let n = 200;
+    let expected = f64::from(WEIGHT_A) / f64::from(WEIGHT_A + WEIGHT_B);
+    for site in Site::ALL {
+        let [a, b] = lab.direct_counts(site, n);
+        eprintln!("{} direct: site-a {a}, site-b {b} of {n}", site.name());
+        assert_eq!(a + b, n, "{}: every query answers one ingress", site.name());
+        let share = a as f64 / n as f64;
+        // 200 draws at p = 0.75: one standard deviation is 0.031; this is ±4.9 of them.
+        assert!(
+            (share - expected).abs() < 0.15,
+            "{}: site-a got {share:.2} of the answers, expected {expected:.2}",
+            site.name()
+        );
+    }
+
+    // The resolver caches the answer for its TTL: repeated queries get the same one.
+    lab.flush_resolver();
+    let first = lab.resolve();
+    let site = first
+        .only_site()
+        .unwrap_or_else(|| panic!("through {}: {}", resolver.name(), first.brief()));
+    for _ in 0..5 {
+        let r = lab.resolve();
+        assert_eq!(
+            r.only_site(),
+            Some(site),
+            "cached answer changed: {}",
+            r.brief()
+        );
+        assert!(
+            r.answers[0].0 <= TTL.as_secs() as u32,
+            "TTL above the profile's: {r:?}"
+        );
+    }
+
+    // With the cache flushed each time, the resolver's answers follow the weights too.
+    let mut counts = [0usize; 2];
+    for _ in 0..40 {
+        lab.flush_resolver();
+        match lab.resolve().only_site() {
+            Some(Site::A) => counts[0] += 1,
+            Some(Site::B) => counts[1] += 1,
+            None => {}
+        }
+    }
+    eprintln!(
+        "through {}: site-a {}, site-b {}",
+        resolver.name(),
+        counts[0],
+        counts[1]
+    );
+    assert_eq!(
+        counts[0] + counts[1],
+        40,
+        "every resolution answers one ingress"
+    );
+    assert!(
+        counts[1] >= 1 && counts[0] > counts[1],
+        "expected both sites, site-a about 3× as often: {counts:?}"
+    );
+
+    let body = lab.fetch().expect("the client fetches the app");
+    assert!(
+        body == "site-a" || body == "site-b",
+        "app answered {body:?}"
+    );
+}
+
+/// (2) site-a's app stops: both signposts see its probes fail and answer site-b only;
+/// within detection + TTL the client resolves and fetches site-b only. When the app
+/// comes back, site-a is answered again.
+fn ingress_down_fails_over(resolver: Resolver) {
+    let Some(mut lab) = Lab::start(resolver) else {
+        return;
+    };
+    lab.prime_cache(Site::A);
+    let t0 = Instant::now();
+    lab.stop_ingress(Site::A);
+    let formula = detection_worst() + TTL;
+    let limit = formula + LOAD_SLACK + SETTLE + Duration::from_secs(30);
+    let (detected, f) = measure_failover(&lab, &Site::ALL, t0, limit);
+    report(
+        "2",
+        resolver,
+        "site-a's ingress stopped",
+        detected,
+        &f,
+        formula,
+    );
+    assert!(
+        detected <= detection_worst() + LOAD_SLACK,
+        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
+        detection_worst()
+    );
+    assert!(
+        f.took <= formula + LOAD_SLACK,
+        "failover took {:?}, more than detection + TTL ({formula:?}) + {LOAD_SLACK:?}",
+        f.took
+    );
+
+    // The app comes back: after `rise` good probes both sites are answered again.
+    lab.start_ingress(Site::A);
+    lab.wait_until_both(detection_worst() + TTL + LOAD_SLACK);
+}
+
+/// (3) site-a is cut off (link down): its ingress and its signpost are unreachable. The
+/// resolver gets no answer from ns-a and moves to ns-b, whose probes of site-a fail.
+fn site_cut_off_fails_over(resolver: Resolver) {
+    let Some(lab) = Lab::start(resolver) else {
+        return;
+    };
+    lab.prime_cache(Site::A);
+    let t0 = Instant::now();
+    lab.cut_off(Site::A);
+    // Plus the resolver's time on the dead server: query timeouts before it retries the
+    // other NS, usually well under a second for a server that used to answer fast.
+    let formula = detection_worst() + TTL + DEAD_NS;
+    let limit = formula + LOAD_SLACK + SETTLE + Duration::from_secs(40);
+    let (detected, f) = measure_failover(&lab, &[Site::B], t0, limit);
+    report("3", resolver, "site-a cut off", detected, &f, formula);
+    let dead = lab.dig_direct(Site::A, ZONE, "SOA");
+    assert!(
+        dead.status.starts_with("TIMEOUT"),
+        "site-a's signpost should be unreachable, got {}",
+        dead.brief()
+    );
+    assert!(
+        detected <= detection_worst() + LOAD_SLACK,
+        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
+        detection_worst()
+    );
+    assert!(
+        f.took <= formula + LOAD_SLACK,
+        "failover took {:?}, more than {formula:?} + {LOAD_SLACK:?}",
+        f.took
+    );
+}
+
+/// (4) The operator drains site-b on both instances with the CLI; clients get site-a.
+/// Undraining brings site-b back.
+fn drain_with_cli(resolver: Resolver) {
+    let Some(lab) = Lab::start(resolver) else {
+        return;
+    };
+    for site in Site::ALL {
+        lab.wait_for("the admin API", || lab.cli(site, &["status"]).map(|_| ()));
+    }
+    lab.prime_cache(Site::B);
+    let t0 = Instant::now();
+    for site in Site::ALL {
+        let out = lab
+            .cli(
+                site,
+                &[
+                    "drain",
+                    "--site",
+                    "site-b",
+                    "--reason",
+                    "e2e: maintenance of site-b",
+                ],
+            )
+            .unwrap_or_else(|e| panic!("drain on {}: {e}", site.name()));
+        eprintln!("drain on {}: {}", site.name(), out.trim());
+    }
+    let took = lab
+        .wait_until_only(
+            Site::A,
+            t0,
+            TTL + SETTLE + LOAD_SLACK + Duration::from_secs(20),
+        )
+        .took;
+    let _ = writeln!(
+        io::stderr(),
+        "e2e-drain: via {}: after `signpost drain --site site-b` on both instances the client \
+         resolves and fetches only site-a after {:.1} s (ttl {} s; site-b cached at the drain)",
+        resolver.name(),
+        took.as_secs_f64(),
+        TTL.as_secs()
+    );
+    assert!(
+        took <= TTL + LOAD_SLACK,
+        "drain took {took:?}, more than the TTL"
+    );
+    for site in Site::ALL {
+        let status = lab.cli(site, &["status", "--json"]).expect("status");
+        assert!(
+            status.contains("e2e: maintenance of site-b"),
+            "{}'s status does not show the drain:\n{status}",
+            site.name()
+        );
+        lab.cli(site, &["undrain", "--site", "site-b"])
+            .unwrap_or_else(|e| panic!("undrain on {}: {e}", site.name()));
+    }
+    lab.wait_until_both(Duration::from_secs(20));
+}
+
+#[test]
+fn bind_both_sites_answer_by_weight() {
+    both_sites_answer_by_weight(Resolver::Bind);
+}
+
+#[test]
+fn bind_ingress_down_fails_over() {
+    ingress_down_fails_over(Resolver::Bind);
+}
+
+#[test]
+fn bind_site_cut_off_fails_over() {
+    site_cut_off_fails_over(Resolver::Bind);
+}
+
+#[test]
+fn bind_drain_site_b_with_cli() {
+    drain_with_cli(Resolver::Bind);
+}
+
+#[test]
+fn unbound_drain_site_b_with_cli() {
+    drain_with_cli(Resolver::Unbound);
+}
+
+#[test]
+fn unbound_both_sites_answer_by_weight() {
+    both_sites_answer_by_weight(Resolver::Unbound);
+}
+
+#[test]
+fn unbound_ingress_down_fails_over() {
+    ingress_down_fails_over(Resolver::Unbound);
+}
+
+#[test]
+fn unbound_site_cut_off_fails_over() {
+    site_cut_off_fails_over(Resolver::Unbound);
+}
