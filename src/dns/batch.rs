@@ -48,7 +48,7 @@ impl Batch {
                 zeroed::<libc::mmsghdr>(),
             )
         };
-        Self {
+        let mut b = Self {
             bufs: vec![[0u8; MAX_QUERY]; BATCH].into_boxed_slice(),
             addrs: vec![storage; BATCH].into_boxed_slice(),
             iov: vec![iov; BATCH].into_boxed_slice(),
@@ -58,31 +58,37 @@ impl Batch {
             out_hdrs: vec![hdr; BATCH].into_boxed_slice(),
             answer: [false; BATCH],
             received: 0,
+        };
+        // The receive headers point into the boxes above, whose contents never move.
+        for i in 0..BATCH {
+            b.iov[i] = libc::iovec {
+                iov_base: b.bufs[i].as_mut_ptr().cast(),
+                iov_len: MAX_QUERY,
+            };
+            let h = &mut b.hdrs[i].msg_hdr;
+            h.msg_name = (&raw mut b.addrs[i]).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &raw mut b.iov[i];
+            h.msg_iovlen = 1;
         }
+        b
     }
 
     /// Waits for at least one datagram (bounded by the socket's receive timeout), then
     /// takes every one already queued, up to [`BATCH`]. Returns how many were taken.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for i in 0..BATCH {
-            self.iov[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr().cast(),
-                iov_len: MAX_QUERY,
-            };
-            // SAFETY: all-zero is a valid msghdr; the fields set point into `self`.
-            let mut h: libc::msghdr = unsafe { zeroed() };
-            h.msg_name = (&raw mut self.addrs[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &raw mut self.iov[i];
-            h.msg_iovlen = 1;
-            self.hdrs[i] = libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            };
+        // The kernel wrote back only into the headers of the datagrams it delivered last
+        // time; reset those.
+        for i in 0..self.received {
+            let h = &mut self.hdrs[i];
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
             self.answer[i] = false;
         }
         self.received = 0;
-        // SAFETY: `hdrs` holds BATCH initialised headers whose buffers live in `self`.
+        // SAFETY: `hdrs` holds BATCH initialised headers whose buffers live in `self`'s
+        // boxes.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
