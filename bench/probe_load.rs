@@ -6,7 +6,9 @@
 //! the signpost process's CPU time (utime + stime from /proc/PID/stat) and memory (VmRSS,
 //! VmHWM from /proc/PID/status) over PROBE_LOAD_SECONDS (default 20). The servers' own CPU
 //! is not counted: they run in this process. PROBE_LOAD_PROTOCOL=https probes over TLS
-//! with a CA made for the run (a full handshake per probe).
+//! with a CA made for the run. PROBE_LOAD_REUSE=false sets `reuse_connection = false` (a new
+//! connection, and for HTTPS a full handshake, per probe); by default probes reuse
+//! kept-alive connections as the server does.
 //!
 //!     cargo bench --bench probe_load
 //!     PROBE_LOAD_ENDPOINTS=10000 PROBE_LOAD_PROTOCOL=https cargo bench --bench probe_load
@@ -60,6 +62,7 @@ fn main() {
     let seconds = env("PROBE_LOAD_SECONDS", 20);
     let protocol = std::env::var("PROBE_LOAD_PROTOCOL").unwrap_or_else(|_| "http".into());
     let https = protocol == "https";
+    let reuse = std::env::var("PROBE_LOAD_REUSE").map_or(true, |v| v != "false");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -80,9 +83,10 @@ fn main() {
             });
         }
         let mut cfg = format!(
-            "[monitors.ingress]\nprotocol = \"{}\"\nport = {}\nhost = \"app.corp.example\"\ninterval = \"1s\"\ntimeout = \"2s\"\ntolerated_failures = 1\nrise = 1\ntls = {{ ca_file = {:?} }}\n",
+            "[monitors.ingress]\nprotocol = \"{}\"\nport = {}\nhost = \"app.corp.example\"\ninterval = \"1s\"\ntimeout = \"2s\"\ntolerated_failures = 1\nrise = 1\nreuse_connection = {}\ntls = {{ ca_file = {:?} }}\n",
             protocol,
             servers[0].addr.port(),
+            reuse,
             ca_file.display().to_string(),
         );
         // 100 endpoints per profile.
@@ -119,7 +123,7 @@ fn main() {
         let probes_per_s = (hits1 - hits0) as f64 / window;
         let cpu_share = (cpu1 - cpu0) / window;
         let degraded = sp.log_lines("→ Degraded").len();
-        println!("probe load: {endpoints} endpoints ({endpoints} targets) over {servers_n} local {} servers, interval 1s",
+        println!("probe load: {endpoints} endpoints ({endpoints} targets) over {servers_n} local {} servers, interval 1s, reuse_connection = {reuse}",
             protocol.to_uppercase());
         println!("  window            {window:.1} s");
         println!("  probes/s          {probes_per_s:.0}");

@@ -213,7 +213,20 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let publisher_task = tokio::spawn(publisher.run(events_rx));
     let prober = Arc::new(Prober::new());
     let options = SchedulerOptions::for_open_files(raise_open_files_limit());
-    let scheduler = Scheduler::start(model.clone(), prober.clone(), events.clone(), options);
+    let probe_rt = match crate::health::scheduler::probe_runtime() {
+        Ok(h) => h,
+        Err(e) => {
+            error!("cannot start the probe thread: {e}");
+            return 1;
+        }
+    };
+    let scheduler = Scheduler::start_on(
+        &probe_rt,
+        model.clone(),
+        prober.clone(),
+        events.clone(),
+        options,
+    );
     let endpoints: usize = model.profiles.iter().map(|p| p.endpoints.len()).sum();
     info!(
         targets = scheduler.targets(),
@@ -230,6 +243,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         prober,
         scheduler: Some(scheduler),
         scheduler_options: options,
+        probe_rt,
         shared: shared.clone(),
     };
     let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone()));
@@ -296,6 +310,7 @@ struct Controller {
     prober: Arc<Prober>,
     scheduler: Option<Scheduler>,
     scheduler_options: SchedulerOptions,
+    probe_rt: tokio::runtime::Handle,
     shared: Shared,
 }
 
@@ -397,7 +412,8 @@ impl Controller {
                 if let Some(old) = self.scheduler.take() {
                     old.stop();
                 }
-                self.scheduler = Some(Scheduler::start(
+                self.scheduler = Some(Scheduler::start_on(
+                    &self.probe_rt,
                     model,
                     self.prober.clone(),
                     self.events.clone(),

@@ -161,6 +161,8 @@ pub struct ProbeTarget {
     pub tolerated_failures: u32,
     pub rise: u32,
     pub tls: TlsSpec,
+    /// HTTP(S): probe over a kept-alive connection when one is open (`reuse_connection`).
+    pub reuse_connection: bool,
 }
 
 impl ProbeTarget {
@@ -567,6 +569,7 @@ fn compile_endpoint(
                 tolerated_failures: m.tolerated_failures,
                 rise: m.rise.max(1),
                 tls: m.tls.clone(),
+                reuse_connection: m.reuse_connection && m.protocol != Protocol::Tcp,
             };
             let idx = *target_index.entry(t.clone()).or_insert_with(|| {
                 targets.push(t);
@@ -613,7 +616,8 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
         timeout,
         tolerated_failures,
         rise,
-        tls
+        tls,
+        reuse_connection
     );
     if o.port.is_some() {
         m.port = o.port;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use signpost::config::{Protocol, TlsSpec};
-use signpost::health::{ProbeOutcome, Prober, TargetHealth};
+use signpost::health::{ProbeOutcome, Prober, ProberOptions, TargetHealth};
 use signpost::model::ProbeTarget;
 use signpost::snapshot::Status;
 use support::{HttpServer, Reply, TestCa, always, closed_port};
@@ -28,6 +28,7 @@ fn target(addr: SocketAddr, protocol: Protocol) -> ProbeTarget {
         tolerated_failures: 2,
         rise: 1,
         tls: TlsSpec::default(),
+        reuse_connection: true,
     }
 }
 
@@ -71,7 +72,12 @@ async fn http_200_is_online() {
         (reqs[0].method.as_str(), reqs[0].path.as_str()),
         ("GET", "/health")
     );
-    assert_eq!(reqs[0].header("connection"), Some("close"));
+    assert_eq!(reqs[0].header("connection"), None, "kept alive");
+    assert_eq!(
+        server.connections(),
+        1,
+        "the second probe reused the connection"
+    );
     assert!(
         reqs[0]
             .header("user-agent")
@@ -156,7 +162,10 @@ async fn hung_server_fails_at_timeout() {
     t.timeout = Duration::from_millis(800);
     let o = fails_at_timeout(&t).await;
     assert_eq!(reason(&o), "timeout after 800ms (no response)");
-    assert_eq!(server.hits(), 1, "the request reached the server");
+    // The request reached the server; at half the timeout a second one went over a new
+    // connection, in case only the kept-alive one was stuck.
+    assert_eq!(server.hits(), 2);
+    assert_eq!(server.connections(), 2);
 }
 
 #[tokio::test]
@@ -211,6 +220,102 @@ async fn closed_without_an_answer() {
     let o = once(&target(server.addr, Protocol::Http)).await;
     assert!(!o.ok);
     assert_eq!(reason(&o), "connection closed before message completed");
+    assert_eq!(server.hits(), 2, "tried again on a new connection");
+}
+
+#[tokio::test]
+async fn without_reuse_every_probe_opens_a_connection_and_asks_to_close_it() {
+    let server = HttpServer::start(always(Reply::Status(200, "ok"))).await;
+    let mut t = target(server.addr, Protocol::Http);
+    t.reuse_connection = false;
+    let results = run(&Prober::new(), &t, 3).await;
+    assert!(results.iter().all(|(_, o)| o.ok), "{results:?}");
+    assert_eq!(server.connections(), 3);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.header("connection") == Some("close"))
+    );
+}
+
+/// Answers the `n`th request (from 0) with `replies[n]`, and 200 after them.
+fn script(replies: Vec<Reply>) -> support::Handler {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    Arc::new(move |_: &support::Request| {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        replies.get(n).cloned().unwrap_or(Reply::Status(200, "ok"))
+    })
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_under_a_probe_is_retried_on_a_new_one() {
+    // Request 2 arrives on the kept-alive connection and the server drops it unanswered,
+    // as a restarting ingress or an idle-timeout race would: the probe must not fail for
+    // that, and must not pass without a real answer either.
+    let server = HttpServer::start(script(vec![Reply::Status(200, "ok"), Reply::Close])).await;
+    let t = target(server.addr, Protocol::Http);
+    let prober = Prober::new();
+    assert!(prober.probe(&t).await.ok);
+    let o = prober.probe(&t).await;
+    assert!(o.ok, "{o:?}");
+    assert_eq!(server.hits(), 3, "the dropped request, then a new one");
+    assert_eq!(server.connections(), 2);
+    let new = &server.requests()[2];
+    assert_eq!(new.header("connection"), Some("close"));
+}
+
+#[tokio::test]
+async fn a_killed_server_fails_the_next_probe_despite_a_kept_connection() {
+    let mut server = HttpServer::start(always(Reply::Status(200, "ok"))).await;
+    let t = target(server.addr, Protocol::Http);
+    let prober = Prober::new();
+    assert!(prober.probe(&t).await.ok);
+    server.stop();
+    let o = prober.probe(&t).await;
+    assert!(!o.ok);
+    assert_eq!(reason(&o), "connection refused");
+    // It listens again: the next probe opens a new connection and passes.
+    server.restart().await;
+    assert!(prober.probe(&t).await.ok);
+}
+
+#[tokio::test]
+async fn a_stuck_kept_alive_connection_is_raced_by_a_new_one_at_half_the_timeout() {
+    let server = HttpServer::start(script(vec![Reply::Status(200, "ok"), Reply::Hang])).await;
+    let t = target(server.addr, Protocol::Http); // timeout 1 s
+    let prober = Prober::new();
+    assert!(prober.probe(&t).await.ok);
+    let o = prober.probe(&t).await;
+    assert!(o.ok, "{o:?}");
+    assert!(
+        o.rtt >= t.timeout / 2 && o.rtt < t.timeout,
+        "answered on the new connection after {:?}",
+        o.rtt
+    );
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn kept_alive_connections_are_replaced_after_the_maximum_age() {
+    let server = HttpServer::start(always(Reply::Status(200, "ok"))).await;
+    let t = target(server.addr, Protocol::Http);
+    let prober = Prober::with_options(ProberOptions {
+        max_connection_age: Duration::from_millis(300),
+    });
+    for _ in 0..3 {
+        assert!(prober.probe(&t).await.ok);
+    }
+    assert_eq!(server.connections(), 1);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    for _ in 0..3 {
+        assert!(prober.probe(&t).await.ok);
+    }
+    assert_eq!(
+        server.connections(),
+        2,
+        "a new connection once the first was too old"
+    );
 }
 
 #[tokio::test]

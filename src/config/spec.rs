@@ -172,6 +172,13 @@ pub struct MonitorSpec {
     pub rise: u32,
     #[serde(default)]
     pub tls: TlsSpec,
+    /// http/https: send probes over an idle connection left open by an earlier probe of
+    /// the same address, port, host and TLS settings (HTTP keep-alive) instead of opening
+    /// a new one each time. A connection is kept for at most a minute, and a probe whose
+    /// reused connection fails is tried once more on a new one. `false`: every probe opens
+    /// a new connection and sends `Connection: close`.
+    #[serde(default = "default_reuse_connection")]
+    pub reuse_connection: bool,
 }
 
 impl Default for MonitorSpec {
@@ -189,6 +196,7 @@ impl Default for MonitorSpec {
             tolerated_failures: default_tolerated_failures(),
             rise: default_rise(),
             tls: TlsSpec::default(),
+            reuse_connection: default_reuse_connection(),
         }
     }
 }
@@ -211,6 +219,9 @@ fn default_tolerated_failures() -> u32 {
 fn default_rise() -> u32 {
     2
 }
+fn default_reuse_connection() -> bool {
+    true
+}
 
 /// `monitor = { ... }` inside an endpoint: any monitor key, overriding the profile's monitor.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -228,6 +239,7 @@ pub struct MonitorOverride {
     pub tolerated_failures: Option<u32>,
     pub rise: Option<u32>,
     pub tls: Option<TlsSpec>,
+    pub reuse_connection: Option<bool>,
 }
 
 /// `[[sites]]`

@@ -22,7 +22,7 @@ use crate::model::Model;
 use crate::snapshot::Status;
 
 pub use hysteresis::{Ewma, Hysteresis, TargetHealth};
-pub use probe::{Check, ProbeOutcome, Prober};
+pub use probe::{Check, ProbeOutcome, Prober, ProberOptions};
 pub use scheduler::{ProbeResult, Scheduler, SchedulerOptions};
 
 /// The last probe of a target, as shown by the status API.

@@ -1,13 +1,26 @@
 //! Is a target alive right now? One HTTP, HTTPS or TCP check.
 //!
 //! HTTP(S) goes through reqwest on rustls (ring), HTTP/1.1 only, with no system proxy and
-//! no redirects followed (a 3xx is judged against `expected_status` like any status). Each
-//! probe opens a new connection and sends `Connection: close`: a probe must show that a new
-//! client can connect, which a pooled connection would hide. The connection goes to the
-//! target's address and port; the Host header and TLS SNI (and the name the certificate is
-//! checked against) come from `host` when it is set. `timeout` bounds the whole probe —
-//! connect, TLS, response headers and body — so a peer that accepts and never answers, or
-//! trickles bytes, fails at `timeout`.
+//! no redirects followed (a 3xx is judged against `expected_status` like any status). The
+//! connection goes to the target's address and port; the Host header and TLS SNI (and the
+//! name the certificate is checked against) come from `host` when it is set. `timeout`
+//! bounds the whole probe — connect, TLS, response headers and body — so a peer that
+//! accepts and never answers, or trickles bytes, fails at `timeout`.
+//!
+//! Connections: with `reuse_connection` (the default) a probe goes over an idle connection
+//! that an earlier probe to the same address, port, host and TLS settings left open, so a
+//! steady probe costs one request, not a TCP (and TLS) handshake. So that this never
+//! hides an ingress that stopped taking new clients for long, or fails a healthy one:
+//! - no connection is used for more than [`ProberOptions::max_connection_age`] (a minute):
+//!   after that, probes open new ones;
+//! - a probe whose reused connection fails before a response (closed or reset by the
+//!   peer) is sent again at once on a new connection, and only that result counts;
+//! - a probe whose reused connection has not answered after half the `timeout` also tries
+//!   a new connection; whichever answers first counts, and it fails only when neither
+//!   answers in `timeout`.
+//!
+//! With `reuse_connection = false` every probe opens a new connection and sends
+//! `Connection: close`.
 //!
 //! TLS: by default the system's trust store; `ca_file` trusts only the certificates in that
 //! PEM file; `insecure_skip_verify` accepts any certificate (the handshake signature is
@@ -66,12 +79,34 @@ pub trait Check: Send + Sync + 'static {
     ) -> impl Future<Output = ProbeOutcome> + Send;
 }
 
+/// How the prober treats connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProberOptions {
+    /// A kept-alive connection is used for probes for at most this long (then it is
+    /// closed once idle, and probes open a new one). Default 60 s.
+    pub max_connection_age: Duration,
+}
+
+impl Default for ProberOptions {
+    fn default() -> Self {
+        Self {
+            max_connection_age: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Idle kept-alive connections held per address, port and host.
+const MAX_IDLE_PER_HOST: usize = 32;
+
 /// Runs probes. Holds one HTTP client per distinct TLS setup and `host` (clients are built
 /// on first use and kept for the prober's life), so rustls configurations and trust stores
-/// are loaded once.
+/// are loaded once; clients that keep connections alive are replaced every
+/// `max_connection_age`, which closes their connections.
 #[derive(Default)]
 pub struct Prober {
+    options: ProberOptions,
     clients: Mutex<HashMap<ClientKey, Result<reqwest::Client, String>>>,
+    pools: Mutex<HashMap<ClientKey, Result<Arc<Pool>, String>>>,
     tls: Mutex<HashMap<TlsSpec, Result<rustls::ClientConfig, String>>>,
 }
 
@@ -83,6 +118,41 @@ struct ClientKey {
     pinned: Option<(String, SocketAddr)>,
 }
 
+/// A client that keeps connections alive, rebuilt when it is older than the maximum
+/// connection age: the old one's idle connections close when the last probe using it ends.
+#[derive(Debug)]
+pub struct Pool {
+    key: ClientKey,
+    tls: rustls::ClientConfig,
+    max_age: Duration,
+    current: Mutex<(reqwest::Client, Instant)>,
+}
+
+impl Pool {
+    fn new(key: ClientKey, tls: rustls::ClientConfig, max_age: Duration) -> Result<Self, String> {
+        let client = build_client(&key, tls.clone(), Some(max_age))?;
+        Ok(Self {
+            key,
+            tls,
+            max_age,
+            current: Mutex::new((client, Instant::now())),
+        })
+    }
+
+    /// The client to probe with now.
+    fn client(&self) -> reqwest::Client {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.1.elapsed() >= self.max_age {
+            // Building the same client again cannot fail where it succeeded before; if it
+            // somehow does, keep the old one rather than fail probes.
+            if let Ok(fresh) = build_client(&self.key, self.tls.clone(), Some(self.max_age)) {
+                *current = (fresh, Instant::now());
+            }
+        }
+        current.0.clone()
+    }
+}
+
 /// An HTTP(S) probe ready to send; `Err` holds why it cannot be (a bad header, an
 /// unreadable `ca_file`), reported as the failure reason of every probe.
 pub type PreparedHttp = Result<HttpProbe, String>;
@@ -90,9 +160,15 @@ pub type PreparedHttp = Result<HttpProbe, String>;
 /// The parts of an HTTP(S) probe that stay the same from probe to probe.
 #[derive(Clone, Debug)]
 pub struct HttpProbe {
-    client: reqwest::Client,
+    /// Opens a new connection for every request.
+    fresh: reqwest::Client,
+    /// Keeps connections alive (`reuse_connection`).
+    pool: Option<Arc<Pool>>,
     url: reqwest::Url,
+    /// For a kept-alive connection.
     headers: HeaderMap,
+    /// For a new connection: the same plus `Connection: close`.
+    close_headers: HeaderMap,
 }
 
 impl Check for Prober {
@@ -119,6 +195,13 @@ impl Prober {
         Self::default()
     }
 
+    pub fn with_options(options: ProberOptions) -> Self {
+        Self {
+            options,
+            ..Self::default()
+        }
+    }
+
     /// Probes `target` once; never takes longer than its `timeout` (plus scheduling). The
     /// scheduler prepares each target once instead ([`Check`]).
     pub async fn probe(&self, target: &ProbeTarget) -> ProbeOutcome {
@@ -132,57 +215,96 @@ impl Prober {
             return None;
         }
         Some((|| {
+            let key = client_key(t);
+            let headers = headers(t)?;
+            let mut close_headers = headers.clone();
+            close_headers.insert(CONNECTION, HeaderValue::from_static("close"));
             Ok(HttpProbe {
-                client: self.client(t)?,
+                fresh: self.client(&key)?,
+                pool: if t.reuse_connection {
+                    Some(self.pool(&key)?)
+                } else {
+                    None
+                },
                 url: url(t)?,
-                headers: headers(t)?,
+                headers,
+                close_headers,
             })
         })())
     }
 
-    fn client(&self, t: &ProbeTarget) -> Result<reqwest::Client, String> {
-        let key = ClientKey {
-            tls: if t.protocol == Protocol::Https {
-                t.tls.clone()
-            } else {
-                TlsSpec::default()
-            },
-            pinned: t
-                .host
-                .as_ref()
-                .map(|h| (h.to_ascii_lowercase(), SocketAddr::new(t.addr, t.port))),
-        };
+    fn tls(&self, spec: &TlsSpec) -> Result<rustls::ClientConfig, String> {
+        let mut cache = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(spec.clone())
+            .or_insert_with(|| tls_config(spec))
+            .clone()
+    }
+
+    fn client(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = clients.get(&key) {
+        if let Some(c) = clients.get(key) {
             return c.clone();
         }
-        let built = self.build_client(&key);
-        clients.insert(key, built.clone());
+        let built = self
+            .tls(&key.tls)
+            .and_then(|tls| build_client(key, tls, None));
+        clients.insert(key.clone(), built.clone());
         built
     }
 
-    fn build_client(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
-        let tls = {
-            let mut cache = self.tls.lock().unwrap_or_else(|e| e.into_inner());
-            cache
-                .entry(key.tls.clone())
-                .or_insert_with(|| tls_config(&key.tls))
-                .clone()?
-        };
-        let mut b = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .http1_only()
-            .pool_max_idle_per_host(0)
-            .tcp_nodelay(true)
-            .user_agent(USER_AGENT)
-            .tls_backend_preconfigured(tls);
-        if let Some((host, addr)) = &key.pinned {
-            b = b.resolve(host, *addr);
+    fn pool(&self, key: &ClientKey) -> Result<Arc<Pool>, String> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pools.get(key) {
+            return p.clone();
         }
-        b.build()
-            .map_err(|e| format!("cannot set up the HTTP client: {}", describe(&e)))
+        let built = self.tls(&key.tls).and_then(|tls| {
+            Pool::new(key.clone(), tls, self.options.max_connection_age).map(Arc::new)
+        });
+        pools.insert(key.clone(), built.clone());
+        built
     }
+}
+
+fn client_key(t: &ProbeTarget) -> ClientKey {
+    ClientKey {
+        tls: if t.protocol == Protocol::Https {
+            t.tls.clone()
+        } else {
+            TlsSpec::default()
+        },
+        pinned: t
+            .host
+            .as_ref()
+            .map(|h| (h.to_ascii_lowercase(), SocketAddr::new(t.addr, t.port))),
+    }
+}
+
+/// A client for `key`: one that opens a new connection per request, or (`keep_alive`
+/// = the maximum connection age) one that keeps idle connections for reuse.
+fn build_client(
+    key: &ClientKey,
+    tls: rustls::ClientConfig,
+    keep_alive: Option<Duration>,
+) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .http1_only()
+        .tcp_nodelay(true)
+        .user_agent(USER_AGENT)
+        .tls_backend_preconfigured(tls);
+    b = match keep_alive {
+        None => b.pool_max_idle_per_host(0),
+        Some(age) => b
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(age),
+    };
+    if let Some((host, addr)) = &key.pinned {
+        b = b.resolve(host, *addr);
+    }
+    b.build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", describe(&e)))
 }
 
 /// One probe of `target` (`http` is its prepared request, `None` for tcp), bounded by its
@@ -222,8 +344,10 @@ async fn run(target: &ProbeTarget, http: Option<&PreparedHttp>) -> ProbeOutcome 
 }
 
 async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<(), String> {
-    let request = p.client.get(p.url.clone()).headers(p.headers.clone());
-    let mut resp = request.send().await.map_err(|e| describe(&e))?;
+    let mut resp = match &p.pool {
+        None => send(&p.fresh, &p.url, &p.close_headers).await?,
+        Some(pool) => reused_or_new(t, p, &pool.client()).await?,
+    };
     phase.store(PHASE_BODY, Ordering::Relaxed);
     let status = resp.status().as_u16();
     if !status_expected(&t.expected_status, status) {
@@ -254,6 +378,55 @@ async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<
         return Err(format!("body does not contain {needle:?}{scope}"));
     }
     Ok(())
+}
+
+async fn send(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+) -> Result<reqwest::Response, String> {
+    client
+        .get(url.clone())
+        .headers(headers.clone())
+        .send()
+        .await
+        .map_err(|e| describe(&e))
+}
+
+/// The response to a request over a kept-alive connection of `pooled` (or a new one when
+/// none is idle), falling back to a new connection when that fails before a response, or
+/// racing one against it when it is silent for half the timeout (see the module docs).
+async fn reused_or_new(
+    t: &ProbeTarget,
+    p: &HttpProbe,
+    pooled: &reqwest::Client,
+) -> Result<reqwest::Response, String> {
+    let reused = send(pooled, &p.url, &p.headers);
+    tokio::pin!(reused);
+    let hedge = tokio::time::sleep(t.timeout / 2);
+    tokio::pin!(hedge);
+    tokio::select! {
+        biased;
+        r = &mut reused => {
+            return match r {
+                Ok(resp) => Ok(resp),
+                Err(_) => send(&p.fresh, &p.url, &p.close_headers).await,
+            };
+        }
+        _ = &mut hedge => {}
+    }
+    let new = send(&p.fresh, &p.url, &p.close_headers);
+    tokio::pin!(new);
+    tokio::select! {
+        r = &mut reused => match r {
+            Ok(resp) => Ok(resp),
+            Err(_) => new.await,
+        },
+        r = &mut new => match r {
+            Ok(resp) => Ok(resp),
+            Err(e) => reused.await.map_err(|_| e),
+        },
+    }
 }
 
 async fn tcp(t: &ProbeTarget) -> Result<(), String> {
@@ -290,7 +463,6 @@ fn headers(t: &ProbeTarget) -> Result<HeaderMap, String> {
             .map_err(|_| format!("host {h:?} is not a valid Host header"))?;
         map.insert(HOST, v);
     }
-    map.insert(CONNECTION, HeaderValue::from_static("close"));
     for (k, v) in &t.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("header name {k:?} is not valid"))?;
@@ -506,6 +678,7 @@ mod tests {
             tolerated_failures: 0,
             rise: 1,
             tls: TlsSpec::default(),
+            reuse_connection: true,
         }
     }
 
@@ -529,7 +702,7 @@ mod tests {
         let h = headers(&t).unwrap();
         assert_eq!(h[HOST], "app.corp.example");
         assert_eq!(h["x-probe"], "1");
-        assert_eq!(h[CONNECTION], "close");
+        assert!(h.get(CONNECTION).is_none(), "set per connection kind");
         let mut t = target(Protocol::Http, None, "/");
         t.headers = vec![("Bad Name".into(), "x".into())];
         assert!(headers(&t).unwrap_err().contains("\"Bad Name\""));

@@ -9,10 +9,12 @@
 //! scheduler belongs to one config generation and stops when dropped (or on [`Scheduler::stop`]),
 //! so a reload starts a new one.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -60,6 +62,77 @@ impl SchedulerOptions {
     }
 }
 
+/// Results on their way to the publisher. A result that can change a status is sent at
+/// once; a success that only confirms one (the steady state of a healthy target) waits up
+/// to [`BATCH_DELAY`] to go with others, so that thousands of probes a second wake the
+/// publisher a few times a second, not thousands. One task sends them all, in order, so
+/// a target's results never overtake each other.
+#[derive(Default)]
+struct Outbox {
+    pending: Mutex<Vec<ProbeResult>>,
+    urgent: Notify,
+    closed: AtomicBool,
+}
+
+/// How long a routine success may wait before it reaches the publisher.
+pub const BATCH_DELAY: Duration = Duration::from_millis(100);
+
+impl Outbox {
+    /// Queues `result`; `false` once the publisher is gone.
+    fn put(&self, result: ProbeResult, urgent: bool) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(result);
+        if urgent {
+            self.urgent.notify_one();
+        }
+        true
+    }
+
+    /// Sends queued results to `results` at once when one is urgent, else every
+    /// [`BATCH_DELAY`].
+    async fn forward<T: From<ProbeResult>>(self: Arc<Self>, results: mpsc::Sender<T>) {
+        let mut tick = tokio::time::interval(BATCH_DELAY);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut batch = Vec::new();
+        loop {
+            tokio::select! {
+                _ = self.urgent.notified() => {}
+                _ = tick.tick() => {}
+            }
+            std::mem::swap(
+                &mut batch,
+                &mut self.pending.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            for r in batch.drain(..) {
+                if results.send(r.into()).await.is_err() {
+                    self.closed.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Starts the runtime that probes run on: one thread of its own ("signpost-probe") with a
+/// single-threaded scheduler, so probing never competes with the DNS threads for more
+/// than one core and pays for no work stealing between threads. It lives as long as the
+/// process.
+pub fn probe_runtime() -> std::io::Result<Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("signpost-probe".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
+}
+
 /// The probing of one config generation. Dropping it stops every probe.
 pub struct Scheduler {
     tasks: JoinSet<()>,
@@ -67,8 +140,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts probing every target of `model`; results go to `results`. Must be called
-    /// inside a tokio runtime.
+    /// Starts probing every target of `model` on the current runtime; results go to
+    /// `results`. Must be called inside a tokio runtime.
     pub fn start<C, T>(
         model: Arc<Model>,
         checker: Arc<C>,
@@ -79,41 +152,72 @@ impl Scheduler {
         C: Check,
         T: From<ProbeResult> + Send + 'static,
     {
+        Self::start_on(&Handle::current(), model, checker, results, options)
+    }
+
+    /// Starts probing every target of `model` on the runtime of `handle` (the server uses
+    /// [`probe_runtime`]); results go to `results`.
+    pub fn start_on<C, T>(
+        handle: &Handle,
+        model: Arc<Model>,
+        checker: Arc<C>,
+        results: mpsc::Sender<T>,
+        options: SchedulerOptions,
+    ) -> Self
+    where
+        C: Check,
+        T: From<ProbeResult> + Send + 'static,
+    {
         let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        let outbox = Arc::new(Outbox::default());
         let mut tasks = JoinSet::new();
+        tasks.spawn_on(outbox.clone().forward(results), handle);
         let start = Instant::now();
         for (i, target) in model.targets.iter().enumerate() {
             let first = start + first_offset(i, target.interval);
             let interval = target.interval;
-            let (model, checker, results, permits) = (
+            let (model, checker, outbox, permits) = (
                 model.clone(),
                 checker.clone(),
-                results.clone(),
+                outbox.clone(),
                 permits.clone(),
             );
-            tasks.spawn(async move {
-                let prepared = checker.prepare(&model.targets[i]);
-                let mut tick = tokio::time::interval_at(first, interval);
-                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Ok(permit) = permits.acquire().await else {
-                        return;
-                    };
-                    let at = SystemTime::now();
-                    let outcome = checker.check(&model.targets[i], &prepared).await;
-                    drop(permit);
-                    let result = ProbeResult {
-                        generation: model.generation,
-                        target: i as u32,
-                        at,
-                        outcome,
-                    };
-                    if results.send(result.into()).await.is_err() {
-                        return; // the publisher is gone
+            tasks.spawn_on(
+                async move {
+                    let target = &model.targets[i];
+                    let prepared = checker.prepare(target);
+                    let mut tick = tokio::time::interval_at(first, interval);
+                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    let mut successes: u32 = 0;
+                    loop {
+                        tick.tick().await;
+                        let Ok(permit) = permits.acquire().await else {
+                            return;
+                        };
+                        let at = SystemTime::now();
+                        let outcome = checker.check(target, &prepared).await;
+                        drop(permit);
+                        successes = if outcome.ok {
+                            successes.saturating_add(1)
+                        } else {
+                            0
+                        };
+                        // Only a failure, or one of the first `rise` successes after one
+                        // (or after the start), can change a status.
+                        let urgent = successes <= target.rise;
+                        let result = ProbeResult {
+                            generation: model.generation,
+                            target: i as u32,
+                            at,
+                            outcome,
+                        };
+                        if !outbox.put(result, urgent) {
+                            return; // the publisher is gone
+                        }
                     }
-                }
-            });
+                },
+                handle,
+            );
         }
         Self {
             tasks,
@@ -148,8 +252,6 @@ pub fn first_offset(index: usize, interval: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
     use crate::config::{Protocol, TlsSpec};
     use crate::model::ProbeTarget;
@@ -215,6 +317,7 @@ mod tests {
                 tolerated_failures: 0,
                 rise: 1,
                 tls: TlsSpec::default(),
+                reuse_connection: false,
             })
             .collect();
         let mut m = Model::default();
@@ -270,6 +373,57 @@ mod tests {
             got += 1;
         }
         assert!(got >= 10, "{got} results");
+    }
+
+    /// A check that answers from a script: `ok` for each probe in turn, after 10 ms.
+    struct Script(Mutex<std::collections::VecDeque<bool>>);
+
+    impl Check for Script {
+        type Prepared = ();
+
+        fn prepare(&self, _: &ProbeTarget) {}
+
+        async fn check(&self, _: &ProbeTarget, _: &()) -> ProbeOutcome {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let ok = self.0.lock().unwrap().pop_front().unwrap_or(true);
+            ProbeOutcome {
+                ok,
+                rtt: Duration::from_millis(10),
+                reason: None,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn results_that_can_change_a_status_go_at_once_routine_ones_in_batches() {
+        // rise = 1: the first success and every failure are urgent; a success after a
+        // success is routine.
+        let script = Arc::new(Script(Mutex::new([true, true, false, true].into())));
+        let (tx, mut rx) = mpsc::channel::<ProbeResult>(64);
+        let start = Instant::now();
+        let sched = Scheduler::start(model(&[(1, 1000)]), script, tx, SchedulerOptions::default());
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let r = rx.recv().await.unwrap();
+            got.push((r.outcome.ok, start.elapsed()));
+        }
+        drop(sched);
+        let ms = |d: Duration| d.as_millis() as u64;
+        // Probes end at 10, 1010, 2010 and 3010 ms.
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            [true, true, false, true]
+        );
+        assert!(ms(got[0].1) <= 11, "first success: {got:?}");
+        assert!(
+            (1011..=1010 + BATCH_DELAY.as_millis() as u64).contains(&ms(got[1].1)),
+            "routine success waits for the batch: {got:?}"
+        );
+        assert!(ms(got[2].1) <= 2011, "failure: {got:?}");
+        assert!(
+            ms(got[3].1) <= 3011,
+            "first success after a failure: {got:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

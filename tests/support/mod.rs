@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,13 +58,14 @@ pub fn always(reply: Reply) -> Handler {
     Arc::new(move |_| reply.clone())
 }
 
-/// An HTTP/1.1 server on 127.0.0.1 (one request per connection). Stopping it closes the
+/// An HTTP/1.1 server on 127.0.0.1 (keep-alive unless the client asks to close). Stopping it closes the
 /// listener and every open connection, like a killed process.
 pub struct HttpServer {
     pub addr: SocketAddr,
     handler: Arc<Mutex<Handler>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     requests: Arc<Mutex<Vec<Request>>>,
+    connections: Arc<AtomicUsize>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -86,6 +88,7 @@ impl HttpServer {
             handler: Arc::new(Mutex::new(handler)),
             tls,
             requests: Arc::default(),
+            connections: Arc::default(),
             task: None,
         };
         s.listen().await;
@@ -97,10 +100,11 @@ impl HttpServer {
             .await
             .expect("bind test server");
         self.addr = listener.local_addr().unwrap();
-        let (handler, tls, requests) = (
+        let (handler, tls, requests, connections) = (
             self.handler.clone(),
             self.tls.clone(),
             self.requests.clone(),
+            self.connections.clone(),
         );
         self.task = Some(tokio::spawn(async move {
             // Connections live in this set: aborting the accept task drops them all.
@@ -109,6 +113,7 @@ impl HttpServer {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        connections.fetch_add(1, Ordering::Relaxed);
                         let (handler, tls, requests) = (handler.clone(), tls.clone(), requests.clone());
                         conns.spawn(async move {
                             match tls {
@@ -153,6 +158,11 @@ impl HttpServer {
     pub fn hits(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for HttpServer {
@@ -161,6 +171,8 @@ impl Drop for HttpServer {
     }
 }
 
+/// Serves requests on one connection: HTTP/1.1 keep-alive for plain answers unless the
+/// client sent `Connection: close`; every other reply ends the connection.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     sni: Option<String>,
@@ -169,84 +181,99 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf[0] == 0x16 {
-            // A TLS ClientHello on a plain port: answer as web servers do.
-            let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-                .await;
-            return;
-        }
-        if buf.len() > 16 * 1024 {
-            return;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let req = Request {
-        method: first.next().unwrap_or_default().to_owned(),
-        path: first.next().unwrap_or_default().to_owned(),
-        headers: lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect(),
-        sni,
-    };
-    let reply = (handler.lock().unwrap().clone())(&req);
-    requests.lock().unwrap().push(req);
-    let head = |status: u16, len: usize, extra: &str| {
-        format!(
-            "HTTP/1.1 {status} {}\r\nContent-Length: {len}\r\nConnection: close\r\n{extra}\r\n",
-            reason(status)
-        )
-    };
-    match reply {
-        Reply::Status(status, body) => {
-            let _ = stream
-                .write_all(head(status, body.len(), "").as_bytes())
-                .await;
-            let _ = stream.write_all(body.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        }
-        Reply::Redirect(status, location) => {
-            let extra = format!("Location: {location}\r\n");
-            let _ = stream.write_all(head(status, 0, &extra).as_bytes()).await;
-            let _ = stream.shutdown().await;
-        }
-        Reply::Close => {}
-        Reply::Hang => {
-            // Keep the connection open until the client gives up.
-            while let Ok(n) = stream.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
             }
-        }
-        Reply::Trickle { len, every } => {
-            if stream
-                .write_all(head(200, len, "").as_bytes())
-                .await
-                .is_err()
-            {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf[0] == 0x16 {
+                // A TLS ClientHello on a plain port: answer as web servers do.
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    .await;
                 return;
             }
-            let _ = stream.flush().await;
-            for _ in 0..len {
-                tokio::time::sleep(every).await;
-                if stream.write_all(b"o").await.is_err() || stream.flush().await.is_err() {
+            if buf.len() > 16 * 1024 {
+                return;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        // Probes send no request body: the next request starts right after this head.
+        buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or_default().split(' ');
+        let req = Request {
+            method: first.next().unwrap_or_default().to_owned(),
+            path: first.next().unwrap_or_default().to_owned(),
+            headers: lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect(),
+            sni: sni.clone(),
+        };
+        let keep_alive = !req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let reply = (handler.lock().unwrap().clone())(&req);
+        requests.lock().unwrap().push(req);
+        let head = |status: u16, len: usize, extra: &str, close: bool| {
+            format!(
+                "HTTP/1.1 {status} {}\r\nContent-Length: {len}\r\n{}{extra}\r\n",
+                reason(status),
+                if close { "Connection: close\r\n" } else { "" },
+            )
+        };
+        match reply {
+            Reply::Status(status, body) => {
+                let mut out = head(status, body.len(), "", !keep_alive).into_bytes();
+                out.extend_from_slice(body.as_bytes());
+                if stream.write_all(&out).await.is_err() {
                     return;
                 }
+                if keep_alive {
+                    continue;
+                }
+                let _ = stream.shutdown().await;
             }
-            let _ = stream.shutdown().await;
+            Reply::Redirect(status, location) => {
+                let extra = format!("Location: {location}\r\n");
+                let _ = stream
+                    .write_all(head(status, 0, &extra, true).as_bytes())
+                    .await;
+                let _ = stream.shutdown().await;
+            }
+            Reply::Close => {}
+            Reply::Hang => {
+                // Keep the connection open until the client gives up.
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            Reply::Trickle { len, every } => {
+                if stream
+                    .write_all(head(200, len, "", true).as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = stream.flush().await;
+                for _ in 0..len {
+                    tokio::time::sleep(every).await;
+                    if stream.write_all(b"o").await.is_err() || stream.flush().await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.shutdown().await;
+            }
         }
+        return;
     }
 }
 
