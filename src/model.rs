@@ -521,6 +521,20 @@ fn compile_endpoint(
     let mut target = None;
     if probed && let Some(m) = monitor {
         let m = apply_override(m, e.monitor.as_ref());
+        if let Some(o) = &e.monitor {
+            // The keys this endpoint sets, checked as the monitor's are; problems of the
+            // profile's monitor itself are reported once, at the monitor.
+            let set = o.keys_set();
+            crate::config::check_monitor(&m, "monitor", &mut |key: &str, msg: String| {
+                let field = key["monitor.".len()..]
+                    .split(['.', '['])
+                    .next()
+                    .unwrap_or_default();
+                if set.contains(&field) || (field == "port" && set.contains(&"protocol")) {
+                    fail(key, msg);
+                }
+            });
+        }
         let addr = match (&e.probe_address, &answer) {
             (Some(p), _) => match p.trim().parse::<IpAddr>() {
                 Ok(a) => Some(a),

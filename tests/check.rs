@@ -97,6 +97,41 @@ fn check_reports_two_bad_keys_of_the_same_table() {
 }
 
 #[test]
+fn check_reports_bad_per_endpoint_monitor_overrides_once_each() {
+    // One endpoint overrides the CA file with a missing one, a header with a bad name and
+    // the timeout with 0s. Each problem is named where it is; the endpoint that only
+    // inherits the monitor has none.
+    let profiles = "\n[[sites]]\nname = \"hub-a\"\n\n\
+        [monitors.web]\ntimeout = \"2s\"\n\n\
+        [profiles.\"app.gslb.example\"]\nmonitor = \"web\"\n\
+        [[profiles.\"app.gslb.example\".endpoints]]\nname = \"a\"\nsite = \"hub-a\"\naddress = \"192.0.2.10\"\n\
+        monitor = { protocol = \"https\", timeout = \"0s\", tls = { ca_file = \"/nonexistent/ca.pem\" }, headers = { \"Bad Name\" = \"x\" } }\n\
+        [[profiles.\"app.gslb.example\".endpoints]]\nname = \"b\"\nsite = \"hub-a\"\naddress = \"192.0.2.11\"\n";
+    let dir = setup(&(config(common::free_port(), "", "") + profiles), GOOD_ZONE);
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    let at = "profiles.\"app.gslb.example\".endpoints[0].monitor";
+    assert!(
+        out.contains(&format!(
+            "{at}.tls.ca_file: TLS: cannot read ca_file /nonexistent/ca.pem"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{at}.headers: \"Bad Name\" is not a valid HTTP header name"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{at}.timeout: must be longer than 0s")),
+        "{out}"
+    );
+    assert!(!out.contains("endpoints[1]"), "{out}");
+    assert!(out.contains("3 error(s)"), "{out}");
+}
+
+#[test]
 fn check_accepts_a_good_config() {
     let dir = setup(&config(common::free_port(), "", ""), GOOD_ZONE);
     let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
@@ -337,6 +372,7 @@ timeout = "5s"
 tolerated_failures = 3
 rise = 2
 tls = { insecure_skip_verify = false }
+reuse_connection = true
 
 [[sites]]
 name = "hub-seattle"

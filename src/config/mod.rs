@@ -351,7 +351,9 @@ impl Config {
     }
 }
 
-fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str, String)) {
+/// Checks one monitor (a named one, or a profile's merged with an endpoint's overrides);
+/// each problem goes to `bad` with its key below `at`.
+pub(crate) fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str, String)) {
     if m.timeout.0.is_zero() {
         bad(&format!("{at}.timeout"), "must be longer than 0s".into());
     }

@@ -242,6 +242,32 @@ pub struct MonitorOverride {
     pub reuse_connection: Option<bool>,
 }
 
+impl MonitorOverride {
+    /// The names of the keys this override sets.
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if self.$f.is_some() { keys.push(stringify!($f)); } )* };
+        }
+        set!(
+            protocol,
+            port,
+            path,
+            host,
+            headers,
+            expected_status,
+            body_contains,
+            interval,
+            timeout,
+            tolerated_failures,
+            rise,
+            tls,
+            reuse_connection
+        );
+        keys
+    }
+}
+
 /// `[[sites]]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
