@@ -104,6 +104,16 @@ impl Drains {
         self.sites.len() + self.endpoints.len()
     }
 
+    /// The stored key of an endpoint drain for `profile`/`endpoint`, matching the profile
+    /// name as DNS does (case, trailing dot), for drains whose profile may be gone.
+    pub fn find_endpoint_key(&self, profile: &str, endpoint: &str) -> Option<String> {
+        let want = crate::model::normalize_name(profile);
+        self.endpoints.keys().find_map(|k| {
+            let (p, e) = k.rsplit_once('/')?;
+            (e == endpoint && crate::model::normalize_name(p) == want).then(|| k.clone())
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

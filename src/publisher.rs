@@ -302,6 +302,27 @@ impl Publisher {
         drain: Option<Drain>,
     ) -> Result<serde_json::Value, ApiError> {
         let key = match target {
+            // Undraining what an older config had (the drain outlived its site or
+            // endpoint) is allowed, so that it does not linger until the name comes back.
+            DrainTarget::Site(site)
+                if drain.is_none()
+                    && !self.model.sites.iter().any(|s| s == site)
+                    && self.drains.sites.contains_key(site) =>
+            {
+                site.clone()
+            }
+            DrainTarget::Endpoint { profile, endpoint }
+                if drain.is_none()
+                    && !self
+                        .model
+                        .profile(profile)
+                        .is_some_and(|(_, p)| p.endpoints.iter().any(|e| &e.name == endpoint))
+                    && self.drains.find_endpoint_key(profile, endpoint).is_some() =>
+            {
+                self.drains
+                    .find_endpoint_key(profile, endpoint)
+                    .unwrap_or_default()
+            }
             DrainTarget::Site(site) => {
                 if !self.model.sites.iter().any(|s| s == site) {
                     return Err(ApiError::new(

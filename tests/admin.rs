@@ -1045,3 +1045,89 @@ fn explain_for_a_client_in_a_region_matches_the_dns_answer_via_ecs() {
         assert!(cli.stdout.contains(&format!("A {want}")), "{}", cli.text());
     }
 }
+
+#[test]
+fn drains_that_outlive_their_site_or_endpoint_are_shown_and_can_be_cleared() {
+    let sp = Signpost::start(&setup(""));
+    for args in [
+        &["drain", "--site", "hub-b", "--reason", "decommissioning"][..],
+        &[
+            "drain",
+            "--endpoint",
+            "api.gslb.example/api-a",
+            "--reason",
+            "old api",
+        ],
+    ] {
+        let ran = sp.cli(args);
+        assert_eq!(ran.code, Some(0), "{}", ran.text());
+    }
+    // A config without hub-b and without the api profile.
+    let cfg = std::fs::read_to_string(sp.config_path()).unwrap();
+    let base = &cfg[..cfg.find("[[sites]]").unwrap()];
+    std::fs::write(
+        sp.config_path(),
+        format!(
+            "{base}[[sites]]\nname = \"hub-a\"\n\n[profiles.\"app.gslb.example\"]\nttl = 5\n\
+             [[profiles.\"app.gslb.example\".endpoints]]\nname = \"app-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.1\"\n"
+        ),
+    )
+    .unwrap();
+    let r = sp.api("POST", "/api/v1/reload", "", true);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let st = sp.status();
+    assert_eq!(st["drains_active"], 2, "{st:#}");
+    let stale = st["stale_drains"].as_array().unwrap();
+    assert_eq!(stale.len(), 2, "{st:#}");
+    assert!(
+        stale
+            .iter()
+            .any(|d| d["site"] == "hub-b" && d["drain"]["reason"] == "decommissioning"),
+        "{st:#}"
+    );
+    assert!(
+        stale
+            .iter()
+            .any(|d| d["profile"] == "api.gslb.example" && d["endpoint"] == "api-a"),
+        "{st:#}"
+    );
+    let table = sp.cli(&["status"]);
+    assert!(
+        table.stdout.contains(
+            "stale drain: site hub-b is not in the config (decommissioning); it applies again if it comes back; clear it with: signpost undrain --site hub-b"
+        ),
+        "{}",
+        table.text()
+    );
+
+    // Draining a name the config lacks is still an error; undraining a stale drain is not.
+    let ran = sp.cli(&["drain", "--site", "hub-b"]);
+    assert_ne!(ran.code, Some(0), "{}", ran.text());
+    assert!(
+        ran.text().contains("no site named \"hub-b\""),
+        "{}",
+        ran.text()
+    );
+    let ran = sp.cli(&["undrain", "--site", "hub-zzz"]);
+    assert_ne!(ran.code, Some(0), "{}", ran.text());
+    for (args, said) in [
+        (&["undrain", "--site", "hub-b"][..], "site hub-b undrained"),
+        (
+            &["undrain", "--endpoint", "API.gslb.example./api-a"],
+            "undrained",
+        ),
+    ] {
+        let ran = sp.cli(args);
+        assert_eq!(ran.code, Some(0), "{}", ran.text());
+        assert!(ran.text().contains(said), "{}", ran.text());
+    }
+    let st = sp.status();
+    assert_eq!(st["drains_active"], 0, "{st:#}");
+    assert_eq!(st["stale_drains"], serde_json::json!([]), "{st:#}");
+    let state = std::fs::read_to_string(sp.dir.path().join("state/drains.json")).unwrap();
+    assert!(
+        !state.contains("hub-b") && !state.contains("api-a"),
+        "{state}"
+    );
+}

@@ -200,6 +200,22 @@ pub fn status_table(v: &Value) -> String {
     if !sites.is_empty() {
         out.push_str(&format!("\nsites: {}\n", sites.join(", ")));
     }
+    for d in v["stale_drains"].as_array().into_iter().flatten() {
+        let reason = d["drain"]["reason"].as_str().unwrap_or("");
+        let (what, undrain) = match d["site"].as_str() {
+            Some(site) => (format!("site {site}"), format!("--site {site}")),
+            None => {
+                let (p, e) = (
+                    d["profile"].as_str().unwrap_or(""),
+                    d["endpoint"].as_str().unwrap_or(""),
+                );
+                (format!("endpoint {p}/{e}"), format!("--endpoint {p}/{e}"))
+            }
+        };
+        out.push_str(&format!(
+            "stale drain: {what} is not in the config ({reason}); it applies again if it comes back; clear it with: signpost undrain {undrain}\n"
+        ));
+    }
     out.push_str(&format!("generation: {}\n", v["generation"]));
     if let Some(r) = v["last_reload"].as_object()
         && r.get("ok").and_then(Value::as_bool) == Some(false)
@@ -252,5 +268,27 @@ mod tests {
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
         assert!(t.ends_with("generation: 3\n"), "{t}");
+    }
+
+    #[test]
+    fn status_table_names_stale_drains_and_how_to_clear_them() {
+        let v = json!({
+            "generation": 4,
+            "profiles": [],
+            "sites": [],
+            "stale_drains": [
+                { "site": "hub-old", "drain": { "reason": "decommissioned" } },
+                { "profile": "app.gslb.example", "endpoint": "gone", "drain": { "reason": "x" } },
+            ],
+        });
+        let t = status_table(&v);
+        assert!(
+            t.contains("stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old"),
+            "{t}"
+        );
+        assert!(
+            t.contains("clear it with: signpost undrain --endpoint app.gslb.example/gone"),
+            "{t}"
+        );
     }
 }

@@ -70,12 +70,31 @@ pub fn status_json(snap: &Snapshot) -> Value {
         .iter()
         .map(|s| json!({ "name": s, "drain": snap.drains.sites.get(s).map(drain_json) }))
         .collect();
+    // Drains that name a site or endpoint the current config does not have: they apply
+    // again if the name comes back, until undrained.
+    let mut stale = Vec::new();
+    for (site, d) in &snap.drains.sites {
+        if !m.sites.contains(site) {
+            stale.push(json!({ "site": site, "drain": drain_json(d) }));
+        }
+    }
+    for (key, d) in &snap.drains.endpoints {
+        let known = key.rsplit_once('/').is_some_and(|(p, e)| {
+            m.profile(p)
+                .is_some_and(|(_, p)| p.endpoints.iter().any(|x| x.name == e))
+        });
+        if !known {
+            let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+            stale.push(json!({ "profile": profile, "endpoint": endpoint, "drain": drain_json(d) }));
+        }
+    }
     json!({
         "generation": m.generation,
         "zones": m.zones.iter().map(|z| z.origin.to_string()).collect::<Vec<_>>(),
         "profiles": profiles,
         "sites": sites,
         "drains_active": snap.drains.len(),
+        "stale_drains": stale,
         "last_reload": snap.reload.as_deref(),
         "ready": snap.health.first_round_complete,
     })
