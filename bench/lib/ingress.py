@@ -4,6 +4,8 @@
 Usage: ingress.py ADDR PORT [MODE_FILE]
 
 Answers every GET with 200 "ok", or with 503 while MODE_FILE exists and holds "503".
+Speaks HTTP/1.1 with keep-alive, as real ingresses do, so signpost's probes reuse their
+connections here as they would in production.
 A hung ingress is made by stopping this process (SIGSTOP): the kernel still completes
 the TCP handshake but nothing answers. Connection refused is made by ending it.
 Listens on loopback only; exits when its parent script kills it.
@@ -17,7 +19,7 @@ import sys
 
 class Handler(http.server.BaseHTTPRequestHandler):
     mode_file = None
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         status = 200
