@@ -113,6 +113,22 @@ build_signpost() {
   [ -x "$SIGNPOST_BIN" ] || die "no binary at $SIGNPOST_BIN"
 }
 
+# Builds the dnsblast load client (bench/dnsblast.rs, a cargo example) in release mode
+# unless DNSBLAST_BIN is given, and sets DNSBLAST_BIN.
+build_dnsblast() {
+  if [ -n "${DNSBLAST_BIN:-}" ]; then
+    [ -x "$DNSBLAST_BIN" ] || die "DNSBLAST_BIN=$DNSBLAST_BIN is not executable"
+    return
+  fi
+  log "building dnsblast (release)"
+  (cd "$ROOT" && cargo build --release --locked --example dnsblast -q) || die "cargo build failed"
+  local target_dir
+  target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  DNSBLAST_BIN="$target_dir/release/examples/dnsblast"
+  [ -x "$DNSBLAST_BIN" ] || die "no binary at $DNSBLAST_BIN"
+}
+
 # Prints one TCP+UDP port that is free on every given loopback address.
 free_port() {
   python3 - "$@" <<'EOF'
