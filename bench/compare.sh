@@ -236,7 +236,8 @@ else
   echo "max QPS: dnsperf -c 8 -q 500; fixed rate: dnsperf -Q $RATE"
 fi
 echo "server CPU % = its CPU time / wall time in the max-QPS run (100 = its core full: the server is the limit)"
-echo "client busy % = dnsblast's time not spent polling empty sockets (it busy-polls, so its CPU % is ~100)"
+[ "$MAXQPS_CLIENT" = dnsblast ] &&
+  echo "client busy % = dnsblast's time not spent polling empty sockets (it busy-polls, so its CPU % is ~100)"
 echo "app = weighted profile (signpost), weighted+http_status (gdnsd), static A (Knot); static = a static A record everywhere"
 python3 - "$RAW" <<'EOF'
 import csv, statistics, sys
@@ -267,6 +268,8 @@ if "signpost" in servers:
 table = [hdr]
 for n in names:
     for key, label, fmt in metrics:
+        if all(med(s, n, key) is None for s in servers):
+            continue
         row = [n, label]
         for s in servers:
             v = med(s, n, key)
