@@ -119,6 +119,39 @@ fn table() -> &'static [OnceLock<Counter>; SLOTS] {
 
 /// Counts one query. `rcode = None` for a dropped packet.
 pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
+    count_queries(transport, qtype, rc, 1);
+}
+
+/// Counts the queries of one receive batch with one counter update per run of queries
+/// with the same labels (usually one per batch) instead of one per query.
+#[derive(Debug, Default)]
+pub struct QueryTally {
+    run: Option<(Transport, u16, Option<u16>)>,
+    n: u64,
+}
+
+impl QueryTally {
+    pub fn add(&mut self, transport: Transport, qtype: u16, rc: Option<u16>) {
+        let key = Some((transport, qtype, rc));
+        if self.run != key {
+            self.flush();
+            self.run = key;
+        }
+        self.n += 1;
+    }
+
+    /// Adds the counted queries to the metrics.
+    pub fn flush(&mut self) {
+        if let Some((t, q, rc)) = self.run.take()
+            && self.n > 0
+        {
+            count_queries(t, q, rc, self.n);
+        }
+        self.n = 0;
+    }
+}
+
+fn count_queries(transport: Transport, qtype: u16, rc: Option<u16>, n: u64) {
     let p = usize::from(transport == Transport::Tcp);
     let q = QTYPES
         .iter()
@@ -133,7 +166,7 @@ pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
             let proto = if p == 1 { "tcp" } else { "udp" };
             metrics::counter!(QUERIES, "protocol" => proto, "qtype" => QTYPES[q].1, "rcode" => RCODES[r].1)
         })
-        .increment(1);
+        .increment(n);
 }
 
 /// `signpost_answers_total` of one endpoint, kept in the model: registered on the

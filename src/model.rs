@@ -180,6 +180,9 @@ impl ProbeTarget {
     }
 }
 
+/// Endpoints one profile may have (so that an endpoint index fits in 16 bits).
+pub const MAX_ENDPOINTS: usize = u16::MAX as usize;
+
 /// Deepest chain of nested profiles (a profile nesting one that nests one … 10 times).
 pub const MAX_NESTING: usize = 10;
 
@@ -280,6 +283,15 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             bad(
                 format!("{at}.max_answers"),
                 format!("{m} is out of range; use 1 to 32"),
+            );
+        }
+        if spec.endpoints.len() > MAX_ENDPOINTS {
+            bad(
+                format!("{at}.endpoints"),
+                format!(
+                    "{} endpoints; a profile has at most {MAX_ENDPOINTS} (nest profiles for more)",
+                    spec.endpoints.len()
+                ),
             );
         }
         let mut endpoints = Vec::new();

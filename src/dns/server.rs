@@ -80,6 +80,7 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
     let fd = sock.as_raw_fd();
     let mut batch = Box::new(Batch::new());
     let mut q = Box::<Scratch>::default();
+    let mut tally = crate::metrics::QueryTally::default();
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
             Ok(n) => n,
@@ -100,11 +101,11 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
         let snap = snapshot.load();
         for i in 0..n {
             let Some((packet, peer, out)) = batch.slot(i) else {
-                crate::metrics::count_query(Transport::Udp, 0, None);
+                tally.add(Transport::Udp, 0, None);
                 continue;
             };
             let outcome = respond(&snap, packet, &mut q, peer, Transport::Udp, out);
-            crate::metrics::count_query(
+            tally.add(
                 Transport::Udp,
                 outcome.qtype,
                 outcome.respond.then_some(outcome.rcode),
@@ -114,6 +115,7 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
             }
         }
         drop(snap);
+        tally.flush();
         let (failed, err) = batch.send(fd);
         if let Some(e) = err {
             debug!(error = %e, failed, "udp send error");

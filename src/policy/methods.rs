@@ -93,7 +93,7 @@ fn one(v: &View<'_>, e: usize, rule: Rule, scope: u8) -> Decision {
     let mut d = Decision::new(Kind::Answer, rule).with_scope(scope);
     d.push(Pick {
         profile: v.profile,
-        endpoint: e as u32,
+        endpoint: e as u16,
         addr: ALL_ADDRS,
     });
     d
@@ -204,7 +204,7 @@ fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<
         for a in 0..count.min(usize::from(u16::MAX - 1)) {
             let pick = Pick {
                 profile: v.profile,
-                endpoint: e as u32,
+                endpoint: e as u16,
                 addr: a as u16,
             };
             // Reservoir sampling (Algorithm R): every address ends up in the sample with
@@ -215,7 +215,7 @@ fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<
             } else {
                 let j = rng.random_range(0..seen) as usize;
                 if j < k {
-                    d.picks[j] = pick;
+                    d.picks[j] = std::mem::MaybeUninit::new(pick);
                 }
             }
         }

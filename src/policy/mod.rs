@@ -22,6 +22,7 @@ mod tests_trace;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -136,21 +137,24 @@ pub const MAX_PICKS: usize = 32;
 /// `Pick::addr` meaning every address of the endpoint of the query's family.
 pub const ALL_ADDRS: u16 = u16::MAX;
 
-/// One endpoint (or one of its addresses) in an answer.
+/// One endpoint (or one of its addresses) in an answer. Eight bytes: a decision carries
+/// up to [`MAX_PICKS`] of them and is copied on the query path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Pick {
     /// The profile whose endpoint answers (the leaf, after nested profiles).
     pub profile: u32,
-    pub endpoint: u32,
+    /// Index into the profile's endpoints (at most [`crate::model::MAX_ENDPOINTS`]).
+    pub endpoint: u16,
     /// Index into the endpoint's addresses of the query's family, or [`ALL_ADDRS`].
     pub addr: u16,
 }
 
-/// One decision. Holds no heap memory.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// One decision. Holds no heap memory, and costs nothing to create: the picks past `len`
+/// are never written or read.
+#[derive(Clone, Copy)]
 pub struct Decision {
     pub kind: Kind,
-    picks: [Pick; MAX_PICKS],
+    picks: [MaybeUninit<Pick>; MAX_PICKS],
     len: u8,
     /// ECS SCOPE PREFIX-LENGTH: the prefix length of the rule that decided (0 when the
     /// answer does not depend on the client).
@@ -161,11 +165,41 @@ pub struct Decision {
     pub all_down: bool,
 }
 
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.kind,
+            self.picks(),
+            self.scope,
+            self.rule,
+            self.all_down,
+        ) == (
+            other.kind,
+            other.picks(),
+            other.scope,
+            other.rule,
+            other.all_down,
+        )
+    }
+}
+
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decision")
+            .field("kind", &self.kind)
+            .field("picks", &self.picks())
+            .field("scope", &self.scope)
+            .field("rule", &self.rule)
+            .field("all_down", &self.all_down)
+            .finish()
+    }
+}
+
 impl Decision {
     pub fn new(kind: Kind, rule: Rule) -> Self {
         Self {
             kind,
-            picks: [Pick::default(); MAX_PICKS],
+            picks: [MaybeUninit::uninit(); MAX_PICKS],
             len: 0,
             scope: 0,
             rule,
@@ -179,12 +213,15 @@ impl Decision {
     }
 
     pub fn picks(&self) -> &[Pick] {
-        &self.picks[..usize::from(self.len)]
+        let init = &self.picks[..usize::from(self.len)];
+        // SAFETY: `push` is the only writer and initialises picks[..len] in order;
+        // MaybeUninit<Pick> has the layout of Pick.
+        unsafe { &*(init as *const [MaybeUninit<Pick>] as *const [Pick]) }
     }
 
     fn push(&mut self, p: Pick) {
         if usize::from(self.len) < MAX_PICKS {
-            self.picks[usize::from(self.len)] = p;
+            self.picks[usize::from(self.len)] = MaybeUninit::new(p);
             self.len += 1;
         }
     }
@@ -277,10 +314,10 @@ fn run<R: Rng + ?Sized>(
     let mut loc = Location::new(client.addr);
     let mut scope = 0;
     let mut profile = profile;
-    let mut d = Decision::new(Kind::ServFail, Rule::TooDeep);
-    for depth in 0..=MAX_NESTING {
+    let mut depth = 0;
+    let mut d = loop {
         let view = View::new(snap, profile, qtype);
-        d = if qtype == rtype::OPT {
+        let d = if qtype == rtype::OPT {
             Decision::new(Kind::NoData, Rule::OtherType)
         } else {
             decide_profile(&view, &mut loc, rng)
@@ -290,21 +327,21 @@ fn run<R: Rng + ?Sized>(
             trace::record_step(t, &view, &d, depth, &mut loc);
         }
         let nested = match d.picks() {
-            [one] if d.kind == Kind::Answer => match view.endpoint(one.endpoint).answer {
+            [one] if d.kind == Kind::Answer => match view.endpoint(one.endpoint.into()).answer {
                 Answer::Nested(child) => Some(child),
                 _ => None,
             },
             _ => None,
         };
         match nested {
-            Some(child) if depth < MAX_NESTING => profile = child,
-            Some(_) => {
-                d = Decision::new(Kind::ServFail, Rule::TooDeep);
-                break;
+            Some(child) if depth < MAX_NESTING => {
+                profile = child;
+                depth += 1;
             }
-            None => break,
+            Some(_) => break Decision::new(Kind::ServFail, Rule::TooDeep),
+            None => break d,
         }
-    }
+    };
     d.scope = scope;
     if let Some(t) = trace {
         trace::finish(t, snap, client, asked, &mut loc, &d);

@@ -1,0 +1,80 @@
+//! `signpost_dns_queries_total` counts every UDP query exactly once, with its labels, when
+//! the receive loop counts a whole batch at a time: a burst that mixes query types and
+//! answers (so label runs change inside a batch) is counted to the query.
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use signpost::dns::server::{bind_udp, udp_loop};
+
+#[path = "../bench/fixture.rs"]
+mod fixture;
+
+/// The value of `signpost_dns_queries_total` with these labels in a Prometheus text page.
+fn count(page: &str, qtype: &str, rcode: &str) -> u64 {
+    let labels = format!("protocol=\"udp\",qtype=\"{qtype}\",rcode=\"{rcode}\"");
+    page.lines()
+        .filter(|l| l.starts_with("signpost_dns_queries_total{"))
+        .filter(|l| {
+            let inside = &l[l.find('{').unwrap() + 1..l.find('}').unwrap()];
+            let mut got: Vec<&str> = inside.split(',').collect();
+            got.sort_unstable();
+            let mut want: Vec<&str> = labels.split(',').collect();
+            want.sort_unstable();
+            got == want
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_mixed_burst_is_counted_to_the_query() {
+    // Installed before anything counts, so every counter registers here.
+    let handle = PrometheusBuilder::new().install_recorder().unwrap();
+    let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let server = sock.local_addr().unwrap();
+    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || udp_loop(sock, shared, stop))
+    };
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let a = fixture::query("static.bench.example", 1, false, None);
+    let aaaa = fixture::query("static.bench.example", 28, false, None);
+    let nx = fixture::query("nothing.bench.example", 1, false, None);
+    // 60 A NOERROR, 25 AAAA NOERROR (NODATA), 15 A NXDOMAIN, interleaved.
+    let mut sent = 0;
+    for i in 0..100u16 {
+        let q = match i % 20 {
+            0..=11 => &a,
+            12..=16 => &aaaa,
+            _ => &nx,
+        };
+        let mut q = q.clone();
+        q[..2].copy_from_slice(&i.to_be_bytes());
+        client.send_to(&q, server).unwrap();
+        sent += 1;
+    }
+    let mut buf = [0u8; 2048];
+    for _ in 0..sent {
+        client.recv(&mut buf).expect("an answer for every query");
+    }
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+
+    let page = handle.render();
+    assert_eq!(count(&page, "A", "NOERROR"), 60, "{page}");
+    assert_eq!(count(&page, "AAAA", "NOERROR"), 25, "{page}");
+    assert_eq!(count(&page, "A", "NXDOMAIN"), 15, "{page}");
+}
