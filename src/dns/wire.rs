@@ -331,7 +331,9 @@ pub enum Section {
 
 impl<'a, 'b> Writer<'a, 'b> {
     /// Starts a response to `q`: header (flags filled in by [`Writer::finish`]) and the
-    /// question as it was sent (when `echo_question`).
+    /// question as it was sent (when `echo_question`). Always inlined: the writer is over
+    /// a kilobyte (its compression table), and built in place it is not copied per query.
+    #[inline(always)]
     pub fn new(buf: &'b mut Vec<u8>, q: &'a Query, echo_question: bool) -> Self {
         buf.clear();
         buf.extend_from_slice(&q.id.to_be_bytes());
