@@ -1,16 +1,20 @@
 //! Prometheus metrics (`metrics` crate + its Prometheus exporter), all named `signpost_*`.
 //!
 //! The query counters are registered once into a fixed table, and each endpoint's answer
-//! counter once in its model ([`AnswerCounter`]), so counting a query or an answer is one
-//! atomic add with no allocation or label hashing on the hot path.
+//! counter is a plain atomic in its model ([`AnswerCounter`]), so counting a query or an
+//! answer is one atomic add with no allocation or label hashing on the hot path. The
+//! per-endpoint families are written from the snapshot at scrape time
+//! ([`render_endpoints`]) rather than registered, so they cost no memory per series.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Counter, Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::dns::Transport;
 use crate::dns::wire::rcode;
+use crate::snapshot::Snapshot;
 use crate::zone::rtype;
 
 pub const QUERIES: &str = "signpost_dns_queries_total";
@@ -53,14 +57,6 @@ fn describe() {
     describe_counter!(
         QUERIES,
         "DNS queries answered or dropped, by protocol, qtype and rcode"
-    );
-    describe_counter!(
-        ANSWERS,
-        "Profile answers that included an endpoint, by profile and endpoint"
-    );
-    describe_gauge!(
-        ENDPOINT_STATUS,
-        "1 for the endpoint's current status, 0 for the others (labels profile, endpoint, site, status)"
     );
     describe_histogram!(
         PROBE_DURATION,
@@ -169,19 +165,97 @@ fn count_queries(transport: Transport, qtype: u16, rc: Option<u16>, n: u64) {
         .increment(n);
 }
 
-/// `signpost_answers_total` of one endpoint, kept in the model: registered on the
-/// endpoint's first answer, then one atomic add per answer. A reload's new model registers
-/// the same labels again, which is the same series: counts carry on.
+/// `signpost_answers_total` of one endpoint, kept in the model: one atomic add per answer.
+/// The two per-endpoint families are not registered with the recorder (at 30,000 endpoints
+/// its label sets cost about 30 MiB); [`render_endpoints`] writes them from the snapshot
+/// at scrape time. A reload carries each endpoint's count over to the new model
+/// ([`AnswerCounter::carry_from`]), so the series continues.
 #[derive(Debug, Default)]
-pub struct AnswerCounter(OnceLock<Counter>);
+pub struct AnswerCounter(AtomicU64);
 
 impl AnswerCounter {
-    /// Counts one answer that included endpoint `endpoint` of profile `profile`.
-    pub fn increment(&self, profile: &str, endpoint: &str) {
-        self.0
-            .get_or_init(|| {
-                metrics::counter!(ANSWERS, "profile" => profile.to_owned(), "endpoint" => endpoint.to_owned())
-            })
-            .increment(1);
+    /// Counts one answer that included this endpoint.
+    pub fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Adds the count of the same endpoint in the model being replaced.
+    pub fn carry_from(&self, old: &AnswerCounter) {
+        self.0.fetch_add(old.get(), Ordering::Relaxed);
+    }
+}
+
+/// Appends `signpost_answers_total` (endpoints that answered at least once) and
+/// `signpost_endpoint_status` (every endpoint, 1 for its current status) to a `/metrics`
+/// page, from `snap`.
+pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
+    use std::fmt::Write as _;
+    let m = &snap.model;
+    let _ = writeln!(
+        out,
+        "# HELP {ANSWERS} Profile answers that included an endpoint, by profile and endpoint\n# TYPE {ANSWERS} counter"
+    );
+    for p in &m.profiles {
+        for e in &p.endpoints {
+            let n = e.answer_count.get();
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "{ANSWERS}{{profile=\"{}\",endpoint=\"{}\"}} {n}",
+                    Escaped(&p.key),
+                    Escaped(&e.name)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {ENDPOINT_STATUS} 1 for the endpoint's current status (labels profile, endpoint, site, status)\n# TYPE {ENDPOINT_STATUS} gauge"
+    );
+    for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
+        for (e, st) in p.endpoints.iter().zip(states) {
+            let site = e.site.map_or("", |s| m.sites[s as usize].as_str());
+            let _ = writeln!(
+                out,
+                "{ENDPOINT_STATUS}{{profile=\"{}\",endpoint=\"{}\",site=\"{}\",status=\"{}\"}} 1",
+                Escaped(&p.key),
+                Escaped(&e.name),
+                Escaped(site),
+                st.status.as_str()
+            );
+        }
+    }
+}
+
+/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Escaped;
+
+    #[test]
+    fn label_values_are_escaped_for_the_text_format() {
+        assert_eq!(Escaped("a\\b \"c\"\nd").to_string(), r#"a\\b \"c\"\nd"#);
+        assert_eq!(Escaped("app.gslb.example").to_string(), "app.gslb.example");
     }
 }

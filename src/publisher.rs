@@ -11,7 +11,6 @@
 //! Bursts are coalesced: a status change is published within `status_delay` (a few ms),
 //! changes that only move RTTs or last-probe details at most once per `info_period`.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -613,8 +612,6 @@ impl Publisher {
                 let endpoint = &profile.endpoints[ei];
                 log_transition(&profile.key, &endpoint.name, before, *status, reason);
                 metrics::counter!(m::TRANSITIONS, "to" => status.as_str()).increment(1);
-                status_gauge(&self.model, pi, ei, before).set(0.0);
-                status_gauge(&self.model, pi, ei, *status).set(1.0);
             }
         }
         let snapshot = self.assemble(&derived);
@@ -628,7 +625,6 @@ impl Publisher {
     /// Switches to a new config generation (reload). Targets identical in both keep their
     /// health; endpoints with the same profile and name keep their status history.
     pub fn replace_model(&mut self, model: Arc<Model>) {
-        let old_statuses = self.status_labels();
         let mut health = fresh_health(&model);
         for (i, t) in model.targets.iter().enumerate() {
             if let Some(old) = self.model.targets.iter().position(|o| o == t) {
@@ -649,6 +645,8 @@ impl Publisher {
                             .endpoints
                             .iter()
                             .position(|x| x.name == e.name)?;
+                        e.answer_count
+                            .carry_from(&self.model.profiles[op].endpoints[oe].answer_count);
                         Some((self.published[op][oe], self.history[op][oe].clone()))
                     })
                     .collect()
@@ -679,44 +677,6 @@ impl Publisher {
             self.published.push(published);
             self.history.push(history);
         }
-        // The status gauge: series of endpoints (or sites) that are gone drop to 0.
-        let new_statuses = self.status_labels();
-        for old in old_statuses.difference(&new_statuses) {
-            let (profile, endpoint, site, status) = old.clone();
-            metrics::gauge!(m::ENDPOINT_STATUS, "profile" => profile, "endpoint" => endpoint,
-                "site" => site, "status" => status)
-            .set(0.0);
-        }
-        self.export_statuses();
-    }
-
-    /// Sets the status gauge of every endpoint to 1 for its published status: at start
-    /// and after a reload (transitions keep it current in between).
-    fn export_statuses(&self) {
-        for (pi, states) in self.published.iter().enumerate() {
-            for (ei, status) in states.iter().enumerate() {
-                status_gauge(&self.model, pi, ei, *status).set(1.0);
-            }
-        }
-    }
-
-    /// (profile, endpoint, site, status) of every endpoint's status series at 1.
-    fn status_labels(&self) -> BTreeSet<(String, String, String, &'static str)> {
-        let mut out = BTreeSet::new();
-        for (pi, states) in self.published.iter().enumerate() {
-            let p = &self.model.profiles[pi];
-            for (ei, status) in states.iter().enumerate() {
-                let e = &p.endpoints[ei];
-                let site = e.site.map_or("", |s| self.model.sites[s as usize].as_str());
-                out.insert((
-                    p.key.clone(),
-                    e.name.clone(),
-                    site.to_owned(),
-                    status.as_str(),
-                ));
-            }
-        }
-        out
     }
 
     /// Publishes the current state, then applies events until every sender is gone,
@@ -724,7 +684,6 @@ impl Publisher {
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         use tokio::time::{Instant as TokioInstant, sleep_until};
         self.publish();
-        self.export_statuses();
         metrics::gauge!(m::GENERATION).set(self.model.generation as f64);
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
         let mut last_publish = TokioInstant::now();
@@ -825,14 +784,6 @@ fn nested_status(child: &str, states: &[(Status, Arc<str>)], min: u32) -> (Statu
 }
 
 /// The status gauge series of endpoint `ei` of profile `pi` for `status`.
-fn status_gauge(model: &Model, pi: usize, ei: usize, status: Status) -> metrics::Gauge {
-    let p = &model.profiles[pi];
-    let e = &p.endpoints[ei];
-    let site = e.site.map_or("", |s| model.sites[s as usize].as_str());
-    metrics::gauge!(m::ENDPOINT_STATUS, "profile" => p.key.clone(), "endpoint" => e.name.clone(),
-        "site" => site.to_owned(), "status" => status.as_str())
-}
-
 fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reason: &str) {
     let (from, to) = (from.as_str(), to.as_str());
     if to == Status::Degraded.as_str() {
@@ -1228,39 +1179,55 @@ min_child_endpoints = 3
         assert!((0.44..=0.5).contains(&a.effective_weight()));
     }
 
-    /// Every endpoint has a status series at 1, not only those that changed status; an
-    /// endpoint gone after a reload drops to 0.
+    /// Every endpoint has its status series at 1 on `/metrics`, not only those that
+    /// changed status; after a reload an endpoint that is gone has none, and the answer
+    /// counts of endpoints in both generations carry over.
     #[test]
-    fn every_endpoint_has_its_status_gauge() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let rendered = |lines: &[&str]| {
-            let text = handle.render();
-            for line in lines {
-                let series = format!("signpost_endpoint_status{{profile={line}");
-                assert!(text.contains(&series), "{series} not in\n{text}");
-            }
+    fn every_endpoint_has_its_status_series_and_counts_survive_a_reload() {
+        let (mut p, shared) = publisher(model(PROFILES, 1));
+        p.publish();
+        let page = || {
+            let mut out = String::new();
+            crate::metrics::render_endpoints(&shared.load(), &mut out);
+            out
         };
-        metrics::with_local_recorder(&recorder, || {
-            let (mut p, _) = publisher(model(PROFILES, 1));
-            p.publish();
-            p.export_statuses();
-            rendered(&[
-                r#""static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
-                r#""app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
-                r#""app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
-            ]);
-            let without_b = PROFILES.replace(
-                "name = \"b\"\naddress = \"192.0.2.2\"",
-                "name = \"c\"\naddress = \"192.0.2.2\"",
-            );
-            p.replace_model(model(&without_b, 2));
-            rendered(&[
-                r#""app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 0"#,
-                r#""app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#,
-                r#""static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
-            ]);
-        });
+        let text = page();
+        for line in [
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
+            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
+            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert!(!text.contains("signpost_answers_total{"), "{text}");
+        let snap = shared.load_full();
+        let (_, a) = snap.model.profile("app.gslb.example").unwrap();
+        for e in &a.endpoints {
+            e.answer_count.increment();
+        }
+        a.endpoints[0].answer_count.increment();
+        let first = a.endpoints[0].name.clone();
+
+        let without_b = PROFILES.replace(
+            "name = \"b\"\naddress = \"192.0.2.2\"",
+            "name = \"c\"\naddress = \"192.0.2.2\"",
+        );
+        p.replace_model(model(&without_b, 2));
+        p.publish();
+        let text = page();
+        assert!(!text.contains(r#"endpoint="b""#), "{text}");
+        assert!(
+            text.contains(r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#),
+            "{text}"
+        );
+        let carried = format!(
+            "signpost_answers_total{{profile=\"app.gslb.example\",endpoint=\"{first}\"}} 2"
+        );
+        assert!(text.contains(&carried), "{carried} not in\n{text}");
+        assert!(
+            !text.contains(r#"signpost_answers_total{profile="app.gslb.example",endpoint="c"}"#),
+            "a new endpoint starts from 0: {text}"
+        );
     }
 
     fn reload_report(ok: bool, generation: u64) -> ReloadReport {

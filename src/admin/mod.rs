@@ -222,10 +222,12 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             };
         }
         (&Method::GET, ["metrics"]) => {
+            let mut page = state.metrics.render();
+            crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
             return text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                state.metrics.render(),
+                page,
             );
         }
         (&Method::GET, ["api", "v1", "status"]) => {

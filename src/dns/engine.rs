@@ -269,7 +269,7 @@ fn answer_profile<'a>(
                 if !picks[..i].iter().any(same) {
                     let prof = &snap.model.profiles[pick.profile as usize];
                     let endpoint = &prof.endpoints[pick.endpoint as usize];
-                    endpoint.answer_count.increment(&prof.key, &endpoint.name);
+                    endpoint.answer_count.increment();
                 }
             }
             let mut next = Step::Done;
