@@ -30,6 +30,7 @@ pub fn bind_udp(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
         s.set_reuse_port(true)?;
         let _ = s.set_recv_buffer_size(4 << 20);
         let _ = s.set_send_buffer_size(4 << 20);
+        no_path_mtu_discovery(&s, addr.is_ipv6());
         s.bind(&addr.into())?;
         // A bound port of 0 is resolved by the first socket; the rest share it.
         let sock: UdpSocket = s.into();
@@ -44,6 +45,38 @@ pub fn bind_udp(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
         out.push(sock);
     }
     Ok(out)
+}
+
+/// Answers go out without the DF bit and without path-MTU discovery (`IP_PMTUDISC_OMIT`,
+/// as BIND, Knot and Unbound do): a forged ICMP "fragmentation needed" cannot make the
+/// kernel fragment or drop answers to a resolver, and no per-destination MTU state is kept.
+/// Answers are at most 1232 bytes with EDNS (512 without) and fit any path anyway. Not
+/// fatal where the option does not exist.
+fn no_path_mtu_discovery(s: &Socket, v6: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (level, name, value) = if v6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_OMIT)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_OMIT)
+        };
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (&raw const value).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            debug!(error = %io::Error::last_os_error(), "cannot turn off path MTU discovery");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (s, v6);
 }
 
 /// Binds a TCP listener (SO_REUSEADDR, so restarts do not wait for TIME_WAIT).
@@ -255,4 +288,41 @@ async fn tcp_conn(
 /// Logs a bound address.
 pub fn log_listen(proto: &str, addr: SocketAddr, sockets: usize) {
     info!(%addr, proto, sockets, "listening for DNS");
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    fn int_option(sock: &UdpSocket, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid socket and a c_int-sized out value.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                level,
+                name,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn udp_sockets_do_no_path_mtu_discovery() {
+        for s in bind_udp("127.0.0.1:0".parse().unwrap(), 2).unwrap() {
+            let v = int_option(&s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER);
+            assert_eq!(v, libc::IP_PMTUDISC_OMIT);
+        }
+        // IPv6 loopback may be missing in some sandboxes.
+        if let Ok(socks) = bind_udp("[::1]:0".parse().unwrap(), 1) {
+            let v = int_option(&socks[0], libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER);
+            assert_eq!(v, libc::IPV6_PMTUDISC_OMIT);
+        }
+    }
 }
