@@ -57,9 +57,17 @@ fn no_path_mtu_discovery(s: &Socket, v6: bool) {
     {
         use std::os::fd::AsRawFd;
         let (level, name, value) = if v6 {
-            (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_OMIT)
+            (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_OMIT,
+            )
         } else {
-            (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_OMIT)
+            (
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_OMIT,
+            )
         };
         // SAFETY: a valid socket and a c_int option value of the right size.
         let r = unsafe {
