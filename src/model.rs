@@ -296,16 +296,15 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         }
         let mut endpoints = Vec::new();
         let mut origin = Vec::new();
-        let mut seen = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (ei, e) in spec.endpoints.iter().enumerate() {
             let eat = format!("{at}.endpoints[{ei}]");
-            if seen.contains(&e.name) {
+            if !seen.insert(e.name.as_str()) {
                 bad(
                     format!("{eat}.name"),
                     format!("endpoint name {:?} is used twice in this profile", e.name),
                 );
             }
-            seen.push(e.name.clone());
             let mut report = |loc: &str, msg: String| bad(format!("{eat}.{loc}"), msg);
             if let Some(ep) = compile_endpoint(
                 e,

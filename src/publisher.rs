@@ -626,8 +626,15 @@ impl Publisher {
     /// health; endpoints with the same profile and name keep their status history.
     pub fn replace_model(&mut self, model: Arc<Model>) {
         let mut health = fresh_health(&model);
+        let old_targets: std::collections::HashMap<_, usize> = self
+            .model
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t, i))
+            .collect();
         for (i, t) in model.targets.iter().enumerate() {
-            if let Some(old) = self.model.targets.iter().position(|o| o == t) {
+            if let Some(&old) = old_targets.get(t) {
                 health[i] = self.health[old].clone();
             }
         }

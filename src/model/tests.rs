@@ -218,3 +218,21 @@ target = "ingress.gslb.example."
         "nested into a CNAME endpoint"
     );
 }
+
+#[test]
+fn a_profile_has_at_most_65535_endpoints() {
+    // An endpoint index is 16 bits on the query path; one more endpoint is a load error.
+    let n = crate::model::MAX_ENDPOINTS + 1;
+    let mut endpoints = String::with_capacity(n * 80);
+    for i in 0..n {
+        endpoints += &endpoint(&format!("e{i}"), "address = \"192.0.2.1\"");
+    }
+    let err = try_load(&profile("", &endpoints)).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "{T}.endpoints: 65536 endpoints; a profile has at most 65535 (nest profiles for more)"
+        )),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+}
