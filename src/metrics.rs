@@ -1,15 +1,16 @@
 //! Prometheus metrics (`metrics` crate + its Prometheus exporter), all named `signpost_*`.
 //!
-//! The query counters are registered once into a fixed table, and each endpoint's answer
-//! counter is a plain atomic in its model ([`AnswerCounter`]), so counting a query or an
-//! answer is one atomic add with no allocation or label hashing on the hot path. The
-//! per-endpoint families are written from the snapshot at scrape time
-//! ([`render_endpoints`]) rather than registered, so they cost no memory per series.
+//! The query counters are fixed tables of atomics, one per UDP loop ([`QueryTally`]), and
+//! each endpoint's answer counter is a plain atomic in its model ([`AnswerCounter`]), so
+//! counting a query or an answer costs no allocation, label hashing or dynamic call on the
+//! hot path. These families are written at scrape time ([`render_queries`],
+//! [`render_endpoints`]) rather than registered with the recorder, so they also cost no
+//! memory per series.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use metrics::{Counter, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::dns::Transport;
@@ -54,10 +55,6 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_counter!(
-        QUERIES,
-        "DNS queries answered or dropped, by protocol, qtype and rcode"
-    );
     describe_histogram!(
         PROBE_DURATION,
         Unit::Seconds,
@@ -106,24 +103,74 @@ const RCODES: [(u16, &str); 8] = [
 
 const SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
 
-/// One counter per (protocol, qtype, rcode), registered on first use so `/metrics` shows
-/// only the combinations seen.
-fn table() -> &'static [OnceLock<Counter>; SLOTS] {
-    static T: [OnceLock<Counter>; SLOTS] = [const { OnceLock::new() }; SLOTS];
-    &T
+/// Counts of `signpost_dns_queries_total`, one per (protocol, qtype, rcode). Not
+/// registered with the recorder: [`render_queries`] writes the family at scrape time from
+/// every `Counts` there is, so counting a query costs no label lookup, no dynamic call
+/// and (in a UDP loop) no locked instruction.
+#[repr(align(64))]
+struct Counts([AtomicU64; SLOTS]);
+
+impl Counts {
+    const fn new() -> Self {
+        Self([const { AtomicU64::new(0) }; SLOTS])
+    }
+}
+
+/// Shared by everything that counts one query at a time ([`count_query`]: TCP).
+static SHARED: Counts = Counts::new();
+
+/// One `Counts` per [`QueryTally`] ever made (one per UDP socket loop), each written by
+/// its own thread only. Never removed, so the sums never go down.
+static TALLIES: Mutex<Vec<Arc<Counts>>> = Mutex::new(Vec::new());
+
+fn slot(transport: Transport, qtype: u16, rc: Option<u16>) -> usize {
+    let p = usize::from(transport == Transport::Tcp);
+    let q = QTYPES
+        .iter()
+        .position(|&(t, _)| t == qtype)
+        .unwrap_or(QTYPES.len() - 1);
+    let r = match rc {
+        None => RCODES.len() - 1,
+        Some(rc) => RCODES.iter().position(|&(c, _)| c == rc).unwrap_or(0),
+    };
+    (p * QTYPES.len() + q) * RCODES.len() + r
 }
 
 /// Counts one query. `rcode = None` for a dropped packet.
 pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
-    count_queries(transport, qtype, rc, 1);
+    SHARED.0[slot(transport, qtype, rc)].fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts the queries of one receive batch with one counter update per run of queries
-/// with the same labels (usually one per batch) instead of one per query.
-#[derive(Debug, Default)]
+/// Counts the queries of one thread's receive batches: one counter update per run of
+/// queries with the same labels (usually one per batch) instead of one per query, into
+/// counts only this tally writes (a plain load and store, no locked add or shared cache
+/// line between sockets).
+#[derive(Debug)]
 pub struct QueryTally {
     run: Option<(Transport, u16, Option<u16>)>,
     n: u64,
+    counts: Arc<Counts>,
+}
+
+impl std::fmt::Debug for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counts")
+    }
+}
+
+impl Default for QueryTally {
+    fn default() -> Self {
+        let counts = Arc::new(Counts::new());
+        TALLIES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(counts.clone());
+        Self {
+            run: None,
+            n: 0,
+            counts,
+        }
+    }
 }
 
 impl QueryTally {
@@ -141,28 +188,48 @@ impl QueryTally {
         if let Some((t, q, rc)) = self.run.take()
             && self.n > 0
         {
-            count_queries(t, q, rc, self.n);
+            let c = &self.counts.0[slot(t, q, rc)];
+            // Only this tally writes `c`; readers see either value.
+            c.store(c.load(Ordering::Relaxed) + self.n, Ordering::Relaxed);
         }
         self.n = 0;
     }
 }
 
-fn count_queries(transport: Transport, qtype: u16, rc: Option<u16>, n: u64) {
-    let p = usize::from(transport == Transport::Tcp);
-    let q = QTYPES
-        .iter()
-        .position(|&(t, _)| t == qtype)
-        .unwrap_or(QTYPES.len() - 1);
-    let r = match rc {
-        None => RCODES.len() - 1,
-        Some(rc) => RCODES.iter().position(|&(c, _)| c == rc).unwrap_or(0),
+/// Appends `signpost_dns_queries_total` to a `/metrics` page: every (protocol, qtype,
+/// rcode) seen so far, summed over the UDP loops and the shared counts.
+pub fn render_queries(out: &mut String) {
+    use std::fmt::Write as _;
+    let mut sums = [0u64; SLOTS];
+    let add = |sums: &mut [u64; SLOTS], c: &Counts| {
+        for (s, v) in sums.iter_mut().zip(&c.0) {
+            *s += v.load(Ordering::Relaxed);
+        }
     };
-    table()[(p * QTYPES.len() + q) * RCODES.len() + r]
-        .get_or_init(|| {
-            let proto = if p == 1 { "tcp" } else { "udp" };
-            metrics::counter!(QUERIES, "protocol" => proto, "qtype" => QTYPES[q].1, "rcode" => RCODES[r].1)
-        })
-        .increment(n);
+    add(&mut sums, &SHARED);
+    for c in TALLIES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        add(&mut sums, c);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {QUERIES} DNS queries answered or dropped, by protocol, qtype and rcode\n# TYPE {QUERIES} counter"
+    );
+    for (i, n) in sums.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        let (p, rest) = (
+            i / (QTYPES.len() * RCODES.len()),
+            i % (QTYPES.len() * RCODES.len()),
+        );
+        let (q, r) = (rest / RCODES.len(), rest % RCODES.len());
+        let proto = if p == 1 { "tcp" } else { "udp" };
+        let _ = writeln!(
+            out,
+            "{QUERIES}{{protocol=\"{proto}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
+            QTYPES[q].1, RCODES[r].1
+        );
+    }
 }
 
 /// `signpost_answers_total` of one endpoint, kept in the model: one atomic add per answer.

@@ -223,6 +223,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         }
         (&Method::GET, ["metrics"]) => {
             let mut page = state.metrics.render();
+            crate::metrics::render_queries(&mut page);
             crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
             return text(
                 StatusCode::OK,

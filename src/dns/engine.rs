@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
-use crate::policy::{self, Client, Kind, Pick, Record};
+use crate::policy::{self, Client, Decision, Kind, Pick, Record};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
 use crate::zone::{Node, RrSet, Zone, rtype};
@@ -43,11 +43,12 @@ pub struct Outcome {
 
 const MAX_CHASE: usize = 8;
 
-/// Per-worker scratch space, reused across queries: the parsed query and the random
-/// source for routing decisions.
+/// Per-worker scratch space, reused across queries: the parsed query, the random source
+/// for routing decisions and the decision itself (written in place, not moved).
 pub struct Scratch {
     pub query: Query,
     pub rng: SmallRng,
+    decision: Decision,
 }
 
 impl Default for Scratch {
@@ -55,8 +56,15 @@ impl Default for Scratch {
         Self {
             query: Query::default(),
             rng: SmallRng::from_os_rng(),
+            decision: Decision::new(Kind::NoData, policy::Rule::OtherType),
         }
     }
+}
+
+/// What routing decisions need: the random source and the decision to write.
+struct Routing<'s> {
+    rng: &'s mut SmallRng,
+    decision: &'s mut Decision,
 }
 
 /// What one lookup produced.
@@ -76,7 +84,12 @@ pub fn respond(
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    let Scratch { query: q, rng } = scratch;
+    let Scratch {
+        query: q,
+        rng,
+        decision,
+    } = scratch;
+    let mut routing = Routing { rng, decision };
     let parsed = wire::parse_query(packet, q);
     let q: &Query = q;
     let mut outcome = Outcome {
@@ -131,7 +144,7 @@ pub fn respond(
         rtype::MAILA | rtype::MAILB => refuse(rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
             None => refuse(rcode::REFUSED),
-            Some(zone) => resolve(snap, zone, q, &client, rng, &mut w),
+            Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w),
         },
     };
     let (rc, aa) = (res.rcode, res.aa);
@@ -170,7 +183,7 @@ fn resolve<'a>(
     zone: &'a Zone,
     q: &'a Query,
     client: &Client,
-    rng: &mut SmallRng,
+    routing: &mut Routing<'_>,
     w: &mut Writer<'a, '_>,
 ) -> Resolved {
     let qtype = q.qtype;
@@ -206,7 +219,7 @@ fn resolve<'a>(
             },
         };
         let next = match node.profile {
-            Some(pid) => answer_profile(snap, zone, pid, name, qtype, client, rng, w, &mut res),
+            Some(pid) => answer_profile(snap, zone, pid, name, qtype, client, routing, w, &mut res),
             None => answer_node(zone, node, name, qtype, w),
         };
         match next {
@@ -242,11 +255,12 @@ fn answer_profile<'a>(
     owner: &'a [u8],
     qtype: u16,
     client: &Client,
-    rng: &mut SmallRng,
+    routing: &mut Routing<'_>,
     w: &mut Writer<'a, '_>,
     res: &mut Resolved,
 ) -> Step<'a> {
-    let d = policy::decide(snap, pid, qtype, client, rng);
+    let d = &mut *routing.decision;
+    policy::decide_into(snap, pid, qtype, client, routing.rng, d);
     res.scope = res.scope.max(d.scope);
     match d.kind {
         Kind::NoData => {

@@ -143,9 +143,14 @@ impl<'p> Reader<'p> {
                         .ok_or(ParseError::FormErr)?;
                     sent[out] = len as u8;
                     lower[out] = len as u8;
-                    sent[out + 1..out + 1 + len].copy_from_slice(label);
-                    for (d, s) in lower[out + 1..out + 1 + len].iter_mut().zip(label) {
-                        *d = s.to_ascii_lowercase();
+                    // One pass for both copies (labels are short: a byte loop beats a
+                    // `memcpy` call per label).
+                    let dst = sent[out + 1..out + 1 + len]
+                        .iter_mut()
+                        .zip(&mut lower[out + 1..out + 1 + len]);
+                    for ((s, l), &b) in dst.zip(label) {
+                        *s = b;
+                        *l = b.to_ascii_lowercase();
                     }
                     out += 1 + len;
                     at += 1 + len;

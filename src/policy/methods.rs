@@ -39,28 +39,37 @@ fn pick_in_tier<R: Rng + ?Sized>(
     rule: Rule,
     scope: u8,
     rng: &mut R,
-) -> Result<Decision, Miss> {
+    d: &mut Decision,
+) -> Result<(), Miss> {
     let with_data = |e: usize| in_tier(e).filter(|_| v.has_data(e));
     match pick_weighted(cands.clone(), with_data, rng) {
-        Some(e) => Ok(one(v, e, rule, scope)),
+        Some(e) => {
+            one(v, e, rule, scope, d);
+            Ok(())
+        }
         None if cands.into_iter().any(|e| in_tier(e).is_some()) => Err(Miss::Lacks { rule, scope }),
         None => Err(Miss::NoneEligible { scope }),
     }
 }
 
+/// Writes the method's choice into `d` (its picks, rule and scope; `d` is reset first)
+/// and returns `Ok`, or says why it picked nothing (then `d` is not meaningful). The
+/// decision is written in place: it is a few hundred bytes, and moving it through each
+/// return cost a copy per query.
 pub(super) fn choose<R: Rng + ?Sized>(
     v: &View<'_>,
     mode: Mode,
     loc: &mut Location,
     rng: &mut R,
-) -> Result<Decision, Miss> {
+    d: &mut Decision,
+) -> Result<(), Miss> {
     match v.p.method {
-        Method::Weighted => weighted(v, mode, rng),
-        Method::Priority => priority(v, mode, rng),
-        Method::Performance => performance(v, mode, loc, rng),
-        Method::Multivalue => multivalue(v, mode, rng),
-        Method::Geographic => geographic(v, mode, loc, rng),
-        Method::Subnet => subnet(v, mode, loc, rng),
+        Method::Weighted => weighted(v, mode, rng, d),
+        Method::Priority => priority(v, mode, rng, d),
+        Method::Performance => performance(v, mode, loc, rng, d),
+        Method::Multivalue => multivalue(v, mode, rng, d),
+        Method::Geographic => geographic(v, mode, loc, rng, d),
+        Method::Subnet => subnet(v, mode, loc, rng, d),
     }
 }
 
@@ -89,17 +98,22 @@ pub(crate) fn pick_weighted<R: Rng + ?Sized>(
     last
 }
 
-fn one(v: &View<'_>, e: usize, rule: Rule, scope: u8) -> Decision {
-    let mut d = Decision::new(Kind::Answer, rule).with_scope(scope);
+fn one(v: &View<'_>, e: usize, rule: Rule, scope: u8, d: &mut Decision) {
+    d.reset(Kind::Answer, rule);
+    d.scope = scope;
     d.push(Pick {
         profile: v.profile,
         endpoint: e as u16,
         addr: ALL_ADDRS,
     });
-    d
 }
 
-fn weighted<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
+fn weighted<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    rng: &mut R,
+    d: &mut Decision,
+) -> Result<(), Miss> {
     pick_in_tier(
         v,
         0..v.len(),
@@ -107,10 +121,16 @@ fn weighted<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<De
         Rule::Weighted,
         0,
         rng,
+        d,
     )
 }
 
-fn priority<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
+fn priority<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    rng: &mut R,
+    d: &mut Decision,
+) -> Result<(), Miss> {
     let best = (0..v.len())
         .filter(|&e| v.eligible(e, mode).is_some())
         .map(|e| v.endpoint(e as u32).priority)
@@ -127,6 +147,7 @@ fn priority<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<De
         Rule::Priority { priority: best },
         0,
         rng,
+        d,
     )
 }
 
@@ -135,7 +156,8 @@ fn performance<R: Rng + ?Sized>(
     mode: Mode,
     loc: &mut Location,
     rng: &mut R,
-) -> Result<Decision, Miss> {
+    d: &mut Decision,
+) -> Result<(), Miss> {
     let (row, scope) = latency_row(v, loc);
     let latency = |e: usize| match row {
         Some(r) => v.p.latency[r].latency[e].or_else(|| v.rtt(e)),
@@ -163,7 +185,7 @@ fn performance<R: Rng + ?Sized>(
         band,
         row: row.map(|r| r as u16),
     };
-    pick_in_tier(v, 0..v.len(), in_band, rule, scope, rng)
+    pick_in_tier(v, 0..v.len(), in_band, rule, scope, rng, d)
 }
 
 /// performance: the latency table row for the client's most specific location, and the
@@ -186,9 +208,14 @@ pub(crate) fn latency_row(v: &View<'_>, loc: &mut Location) -> (Option<usize>, u
     (row, scope)
 }
 
-fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<Decision, Miss> {
+fn multivalue<R: Rng + ?Sized>(
+    v: &View<'_>,
+    mode: Mode,
+    rng: &mut R,
+    d: &mut Decision,
+) -> Result<(), Miss> {
     let k = (v.p.max_answers as usize).clamp(1, MAX_PICKS);
-    let mut d = Decision::new(Kind::Answer, Rule::Multivalue { eligible: 0 });
+    d.reset(Kind::Answer, Rule::Multivalue { eligible: 0 });
     let mut seen: u32 = 0;
     let mut tier = false;
     for e in 0..v.len() {
@@ -236,7 +263,7 @@ fn multivalue<R: Rng + ?Sized>(v: &View<'_>, mode: Mode, rng: &mut R) -> Result<
         d.picks.swap(i, j);
     }
     d.rule = Rule::Multivalue { eligible: seen };
-    Ok(d)
+    Ok(())
 }
 
 fn geographic<R: Rng + ?Sized>(
@@ -244,7 +271,8 @@ fn geographic<R: Rng + ?Sized>(
     mode: Mode,
     loc: &mut Location,
     rng: &mut R,
-) -> Result<Decision, Miss> {
+    d: &mut Decision,
+) -> Result<(), Miss> {
     let at = |key: &GeoKey| v.p.geo_index.get(key).map_or(&[][..], |l| &l[..]);
     let mut skipped = false;
     let found = loc.first(&v.model.geo, v.p.uses_geoip, |key| {
@@ -274,7 +302,7 @@ fn geographic<R: Rng + ?Sized>(
     };
     let held = at(&key).iter().map(|&e| e as usize);
     let rule = Rule::Geographic { key, prefix };
-    pick_in_tier(v, held, |e| v.eligible(e, mode), rule, scope, rng)
+    pick_in_tier(v, held, |e| v.eligible(e, mode), rule, scope, rng, d)
 }
 
 fn subnet<R: Rng + ?Sized>(
@@ -282,7 +310,8 @@ fn subnet<R: Rng + ?Sized>(
     mode: Mode,
     loc: &mut Location,
     rng: &mut R,
-) -> Result<Decision, Miss> {
+    d: &mut Decision,
+) -> Result<(), Miss> {
     let addr = loc.addr;
     let mut skipped = false;
     let mut decided = None;
@@ -298,16 +327,24 @@ fn subnet<R: Rng + ?Sized>(
     let scope =
         v.p.client_nets
             .scope(addr, decided.map_or(0, |(_, prefix)| prefix));
-    if let Some((d, prefix)) = decided {
+    if let Some((e, prefix)) = decided {
         let net = IpNet::new(addr, prefix).map_or_else(|_| IpNet::from(addr), |n| n.trunc());
         let only = |e: usize| v.eligible(e, mode);
-        return pick_in_tier(v, [d].into_iter(), only, Rule::Subnet { net }, scope, rng);
+        return pick_in_tier(
+            v,
+            [e].into_iter(),
+            only,
+            Rule::Subnet { net },
+            scope,
+            rng,
+            d,
+        );
     }
     let fallback = |e: usize| {
         v.eligible(e, mode)
             .filter(|_| v.endpoint(e as u32).subnets.is_empty())
     };
-    match pick_in_tier(v, 0..v.len(), fallback, Rule::SubnetFallback, scope, rng) {
+    match pick_in_tier(v, 0..v.len(), fallback, Rule::SubnetFallback, scope, rng, d) {
         Err(Miss::NoneEligible { .. }) => {}
         other => return other,
     }

@@ -2,8 +2,8 @@
 //! snapshot, the query type, the client and a random source, so every method is
 //! table-tested and benchmarked without sockets.
 //!
-//! The hot path ([`decide`]) allocates nothing: it returns a fixed-size [`Decision`]
-//! naming the rule that decided (a small `Copy` value). [`decide_traced`] makes the same
+//! The hot path ([`decide_into`]) allocates nothing: it writes a fixed-size [`Decision`]
+//! naming the rule that decided (a small `Copy` value) in place. [`decide_traced`] makes the same
 //! decision and also fills a serializable [`Trace`] for the admin API's explain; the
 //! words of the trace are produced only there.
 
@@ -138,7 +138,7 @@ pub const MAX_PICKS: usize = 32;
 pub const ALL_ADDRS: u16 = u16::MAX;
 
 /// One endpoint (or one of its addresses) in an answer. Eight bytes: a decision carries
-/// up to [`MAX_PICKS`] of them and is copied on the query path.
+/// up to [`MAX_PICKS`] of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Pick {
     /// The profile whose endpoint answers (the leaf, after nested profiles).
@@ -207,9 +207,20 @@ impl Decision {
         }
     }
 
-    fn with_scope(mut self, scope: u8) -> Self {
+    /// Makes `self` a fresh decision of `kind` by `rule` (no picks, scope 0), in place:
+    /// the picks past `len` are left as they are, never read.
+    fn reset(&mut self, kind: Kind, rule: Rule) {
+        self.kind = kind;
+        self.len = 0;
+        self.scope = 0;
+        self.rule = rule;
+        self.all_down = false;
+    }
+
+    /// As [`reset`](Self::reset), with an ECS scope.
+    fn set(&mut self, kind: Kind, rule: Rule, scope: u8) {
+        self.reset(kind, rule);
         self.scope = scope;
-        self
     }
 
     pub fn picks(&self) -> &[Pick] {
@@ -282,7 +293,22 @@ pub fn decide<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
 ) -> Decision {
-    run(snap, profile, qtype, client, rng, None)
+    let mut d = Decision::new(Kind::NoData, Rule::OtherType);
+    run(snap, profile, qtype, client, rng, None, &mut d);
+    d
+}
+
+/// As [`decide`], written into `d` (whatever it held): the query path keeps one
+/// `Decision` per worker instead of moving a new one through every return.
+pub fn decide_into<R: Rng + ?Sized>(
+    snap: &Snapshot,
+    profile: u32,
+    qtype: u16,
+    client: &Client,
+    rng: &mut R,
+    d: &mut Decision,
+) {
+    run(snap, profile, qtype, client, rng, None, d);
 }
 
 /// As [`decide`], and records in `trace` how the decision was made.
@@ -294,7 +320,9 @@ pub fn decide_traced<R: Rng + ?Sized>(
     rng: &mut R,
     trace: &mut Trace,
 ) -> Decision {
-    run(snap, profile, qtype, client, rng, Some(trace))
+    let mut d = Decision::new(Kind::NoData, Rule::OtherType);
+    run(snap, profile, qtype, client, rng, Some(trace), &mut d);
+    d
 }
 
 fn run<R: Rng + ?Sized>(
@@ -304,7 +332,8 @@ fn run<R: Rng + ?Sized>(
     client: &Client,
     rng: &mut R,
     mut trace: Option<&mut Trace>,
-) -> Decision {
+    d: &mut Decision,
+) {
     let asked = qtype;
     let qtype = match qtype {
         rtype::A | rtype::AAAA | rtype::CNAME => qtype,
@@ -315,16 +344,16 @@ fn run<R: Rng + ?Sized>(
     let mut scope = 0;
     let mut profile = profile;
     let mut depth = 0;
-    let mut d = loop {
+    loop {
         let view = View::new(snap, profile, qtype);
-        let d = if qtype == rtype::OPT {
-            Decision::new(Kind::NoData, Rule::OtherType)
+        if qtype == rtype::OPT {
+            d.reset(Kind::NoData, Rule::OtherType);
         } else {
-            decide_profile(&view, &mut loc, rng)
-        };
+            decide_profile(&view, &mut loc, rng, d);
+        }
         scope = scope.max(d.scope);
         if let Some(t) = trace.as_deref_mut() {
-            trace::record_step(t, &view, &d, depth, &mut loc);
+            trace::record_step(t, &view, d, depth, &mut loc);
         }
         let nested = match d.picks() {
             [one] if d.kind == Kind::Answer => match view.endpoint(one.endpoint.into()).answer {
@@ -338,15 +367,17 @@ fn run<R: Rng + ?Sized>(
                 profile = child;
                 depth += 1;
             }
-            Some(_) => break Decision::new(Kind::ServFail, Rule::TooDeep),
-            None => break d,
+            Some(_) => {
+                d.reset(Kind::ServFail, Rule::TooDeep);
+                break;
+            }
+            None => break,
         }
-    };
+    }
     d.scope = scope;
     if let Some(t) = trace {
-        trace::finish(t, snap, client, asked, &mut loc, &d);
+        trace::finish(t, snap, client, asked, &mut loc, d);
     }
-    d
 }
 
 /// One profile, for one query type: endpoints with their effective status.
@@ -490,32 +521,33 @@ pub(crate) fn child_counts(snap: &Snapshot, profile: u32, depth: usize) -> (u32,
     (up, checking)
 }
 
-/// The decision for one profile (a nested pick is resolved by the caller).
-fn decide_profile<R: Rng + ?Sized>(view: &View<'_>, loc: &mut Location, rng: &mut R) -> Decision {
+/// The decision for one profile (a nested pick is resolved by the caller), into `d`.
+fn decide_profile<R: Rng + ?Sized>(
+    view: &View<'_>,
+    loc: &mut Location,
+    rng: &mut R,
+    d: &mut Decision,
+) {
     if !(0..view.len()).any(|e| view.has_data(e)) {
-        return Decision::new(Kind::NoData, Rule::NoRecords);
+        return d.reset(Kind::NoData, Rule::NoRecords);
     }
-    match methods::choose(view, Mode::Strict, loc, rng) {
-        Ok(d) => d,
+    match methods::choose(view, Mode::Strict, loc, rng, d) {
+        Ok(()) => {}
         Err(methods::Miss::Unmatched { rule, scope } | methods::Miss::Lacks { rule, scope }) => {
-            Decision::new(Kind::NoData, rule).with_scope(scope)
+            d.set(Kind::NoData, rule, scope)
         }
         Err(methods::Miss::NoneEligible { scope }) => match view.p.all_down {
-            AllDown::Nodata => Decision::new(Kind::NoData, Rule::AllDown).with_scope(scope),
-            AllDown::Servfail => Decision::new(Kind::ServFail, Rule::AllDown).with_scope(scope),
-            AllDown::ServeAll => match methods::choose(view, Mode::ServeAll, loc, rng) {
-                Ok(mut d) => {
-                    d.all_down = true;
-                    d
-                }
+            AllDown::Nodata => d.set(Kind::NoData, Rule::AllDown, scope),
+            AllDown::Servfail => d.set(Kind::ServFail, Rule::AllDown, scope),
+            AllDown::ServeAll => match methods::choose(view, Mode::ServeAll, loc, rng, d) {
+                Ok(()) => d.all_down = true,
                 Err(methods::Miss::Lacks { rule, scope }) => {
-                    let mut d = Decision::new(Kind::NoData, rule).with_scope(scope);
+                    d.set(Kind::NoData, rule, scope);
                     d.all_down = true;
-                    d
                 }
                 Err(
                     methods::Miss::NoneEligible { scope } | methods::Miss::Unmatched { scope, .. },
-                ) => Decision::new(Kind::NoData, Rule::AllDisabled).with_scope(scope),
+                ) => d.set(Kind::NoData, Rule::AllDisabled, scope),
             },
         },
     }
