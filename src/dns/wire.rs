@@ -387,7 +387,11 @@ impl<'a, 'b> Writer<'a, 'b> {
         let mut at = 0usize;
         while at < lower.len() && lower[at] != 0 {
             let suffix = &lower[at..];
-            let hit = self.known().find(|&(_, n)| n == suffix).map(|(off, _)| off);
+            // The owner is usually the question's own name (the same slice): no compare.
+            let hit = self
+                .known()
+                .find(|&(_, n)| std::ptr::eq(n, suffix) || n == suffix)
+                .map(|(off, _)| off);
             if let Some(off) = hit {
                 self.buf.extend_from_slice(&lower[..at]);
                 self.buf.extend_from_slice(&(0xC000 | off).to_be_bytes());
