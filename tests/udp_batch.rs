@@ -92,3 +92,109 @@ fn answers_bursts_to_each_sender_and_stops() {
         "loop did not stop"
     );
 }
+
+/// Answers leave with the IPv4 DF bit set (never fragmented, RFC 9715), seen on the
+/// wire: a packet socket on `lo` captures the answer's IP header. Needs root (as CI
+/// runs); skipped otherwise.
+#[cfg(target_os = "linux")]
+#[test]
+fn answers_leave_with_dont_fragment_set() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: skipping the packet capture of the DF bit");
+        return;
+    }
+    // SAFETY: plain socket calls on a descriptor this test owns and closes.
+    let cap = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from((libc::ETH_P_IP as u16).to_be()),
+        )
+    };
+    assert!(
+        cap >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    let lo = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+    assert!(lo > 0, "no lo interface");
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    sll.sll_ifindex = lo as i32;
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    unsafe {
+        assert_eq!(
+            libc::bind(
+                cap,
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t
+            ),
+            0
+        );
+        libc::setsockopt(
+            cap,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+
+    let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || udp_loop(sock, shared, stop))
+    };
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client
+        .send_to(
+            &fixture::query("app.bench.example", 1, true, None),
+            ("127.0.0.1", port),
+        )
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    client.recv(&mut buf).expect("an answer");
+
+    // The answer's IP header: UDP (17) from the server's port.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut flags = None;
+    while flags.is_none() && Instant::now() < deadline {
+        let mut pkt = [0u8; 2048];
+        // SAFETY: `pkt` is a writable buffer of its length.
+        let n = unsafe { libc::recv(cap, pkt.as_mut_ptr().cast(), pkt.len(), 0) };
+        if n < 28 {
+            continue;
+        }
+        let ihl = usize::from(pkt[0] & 0x0F) * 4;
+        if pkt[0] >> 4 == 4
+            && pkt[9] == 17
+            && n as usize >= ihl + 8
+            && u16::from_be_bytes([pkt[ihl], pkt[ihl + 1]]) == port
+        {
+            flags = Some(pkt[6]);
+        }
+    }
+    unsafe { libc::close(cap) };
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+    let flags = flags.expect("captured the answer on lo");
+    assert_ne!(
+        flags & 0x40,
+        0,
+        "DF is not set on the answer (flags {flags:#04x})"
+    );
+}
