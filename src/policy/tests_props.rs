@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::testutil::{load, pid, set_rtt};
-use super::{Client, Decision, Kind, decide};
+use super::{Client, Decision, Kind, decide, decide_into};
 use crate::snapshot::{Snapshot, Status};
 use crate::zone::rtype;
 
@@ -161,6 +161,38 @@ fn no_down_endpoint_is_answered_while_an_eligible_one_exists() {
             );
             let any = (0..8).any(|e| eligible(&snap, p, e));
             check_eligible(&snap, p, &d, any, method);
+        }
+    }
+}
+
+#[test]
+fn a_reused_decision_is_the_same_as_a_fresh_one() {
+    // The query path writes every decision into one `Decision` per thread; nothing of
+    // the previous query's (its picks, scope, rule, `all_down`) may leak into the next.
+    let mut rng = SmallRng::seed_from_u64(45);
+    let mut reused = Decision::new(Kind::Answer, super::Rule::AllDisabled);
+    for round in 0..3 {
+        for method in ["multivalue", "weighted", "priority", "performance"] {
+            let all_down = ["serve_all", "nodata", "servfail"][round];
+            let eps: Vec<String> = (0..6)
+                .map(|i| format!("priority = {}", 1 + i % 2))
+                .collect();
+            let keys = format!("max_answers = 4\nall_down = \"{all_down}\"");
+            let mut snap = load(&profile(method, &keys, &eps));
+            let p = pid(&snap, "t.gslb.example");
+            for i in 0..300 {
+                randomize(&mut snap, p, &mut rng);
+                let qtype = [rtype::A, rtype::AAAA, rtype::MX, rtype::ANY][i % 4];
+                let client = Client::new(IpAddr::from([10, 0, 0, 1]));
+                let (mut r1, mut r2) = (rng.clone(), rng.clone());
+                let fresh = decide(&snap, p, qtype, &client, &mut r1);
+                decide_into(&snap, p, qtype, &client, &mut r2, &mut reused);
+                assert_eq!(
+                    reused, fresh,
+                    "{method}, all_down {all_down}, qtype {qtype}"
+                );
+                rng = r1;
+            }
         }
     }
 }
