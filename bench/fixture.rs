@@ -133,3 +133,36 @@ pub fn query(name: &str, qtype: u16, edns: bool, ecs: Option<([u8; 4], u8)>) -> 
     }
     p
 }
+
+/// [`snapshot`] served by one UDP receive loop on 127.0.0.1 (an ephemeral port) in its
+/// own thread, as `signpost serve` runs it; stopped and joined by [`UdpServer::stop`].
+pub struct UdpServer {
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl UdpServer {
+    pub fn start() -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let sock = signpost::dns::server::bind_udp("127.0.0.1:0".parse().unwrap(), 1)
+            .expect("bind 127.0.0.1")
+            .pop()
+            .expect("one socket");
+        let addr = sock.local_addr().expect("bound address");
+        let shared = Arc::new(arc_swap::ArcSwap::from_pointee(snapshot()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || signpost::dns::server::udp_loop(sock, shared, stop))
+        };
+        Self { addr, stop, thread }
+    }
+
+    /// Asks the loop to stop and waits for it (it checks at least every 200 ms).
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the UDP loop panicked");
+    }
+}

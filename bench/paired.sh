@@ -31,18 +31,7 @@ trap 'exit 130' INT TERM
 ensure_packages dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
 build_signpost
 
-INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
-start_ingresses "$CLIENT_CPU"
-SP_PORT=$(free_port 127.0.0.1)
-GD_PORT=$(free_port 127.0.0.1)
-write_signpost_config "$WORK/signpost" "$SP_PORT" 2s 1s 1
-spawn SP "$WORK/signpost.log" taskset -c "$SERVER_CPU" \
-  "$SIGNPOST_BIN" --log-level warn serve --config "$WORK/signpost/signpost.toml"
-write_gdnsd_config "$WORK/gdnsd" "$GD_PORT" 2 1
-spawn GD "$WORK/gdnsd.log" taskset -c "$SERVER_CPU" gdnsd -c "$WORK/gdnsd" start
-wait_dns 127.0.0.1 "$SP_PORT" app.bench.example 20 || die "signpost did not answer"
-wait_dns 127.0.0.1 "$GD_PORT" app.bench.example 20 || die "gdnsd did not answer"
-sleep 3
+start_signpost_and_gdnsd
 echo "$NAME.bench.example A" >"$WORK/q"
 
 # Run time of every thread of process $1, in ns.

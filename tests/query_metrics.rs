@@ -4,12 +4,7 @@
 //! is written in Prometheus text form.
 
 use std::net::UdpSocket;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
-use signpost::dns::server::{bind_udp, udp_loop};
 
 #[path = "../bench/fixture.rs"]
 mod fixture;
@@ -33,17 +28,8 @@ fn count(page: &str, qtype: &str, rcode: &str) -> u64 {
 
 #[test]
 fn a_mixed_burst_is_counted_to_the_query() {
-    let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let server = sock.local_addr().unwrap();
-    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || udp_loop(sock, shared, stop))
-    };
+    let srv = fixture::UdpServer::start();
+    let server = srv.addr;
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -68,8 +54,7 @@ fn a_mixed_burst_is_counted_to_the_query() {
     for _ in 0..sent {
         client.recv(&mut buf).expect("an answer for every query");
     }
-    stop.store(true, Ordering::Relaxed);
-    thread.join().unwrap();
+    srv.stop();
 
     let mut page = String::new();
     signpost::metrics::render_queries(&mut page);

@@ -4,12 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::UdpSocket;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use arc_swap::ArcSwap;
-use signpost::dns::server::{bind_udp, udp_loop};
 
 #[path = "../bench/fixture.rs"]
 mod fixture;
@@ -21,17 +16,8 @@ fn with_id(mut packet: Vec<u8>, id: u16) -> Vec<u8> {
 
 #[test]
 fn answers_bursts_to_each_sender_and_stops() {
-    let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let server = sock.local_addr().unwrap();
-    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || udp_loop(sock, shared, stop))
-    };
+    let srv = fixture::UdpServer::start();
+    let server = srv.addr;
 
     let clients: Vec<UdpSocket> = (0..2)
         .map(|_| {
@@ -85,8 +71,7 @@ fn answers_bursts_to_each_sender_and_stops() {
     assert!(clients[0].recv(&mut [0u8; 512]).is_err());
 
     let asked = Instant::now();
-    stop.store(true, Ordering::Relaxed);
-    thread.join().unwrap();
+    srv.stop();
     assert!(
         asked.elapsed() < Duration::from_secs(2),
         "loop did not stop"
@@ -145,17 +130,8 @@ fn answers_leave_with_dont_fragment_set() {
         );
     }
 
-    let sock = bind_udp("127.0.0.1:0".parse().unwrap(), 1)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let port = sock.local_addr().unwrap().port();
-    let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || udp_loop(sock, shared, stop))
-    };
+    let srv = fixture::UdpServer::start();
+    let port = srv.addr.port();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -189,8 +165,7 @@ fn answers_leave_with_dont_fragment_set() {
         }
     }
     unsafe { libc::close(cap) };
-    stop.store(true, Ordering::Relaxed);
-    thread.join().unwrap();
+    srv.stop();
     let flags = flags.expect("captured the answer on lo");
     assert_ne!(
         flags & 0x40,

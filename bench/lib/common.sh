@@ -340,6 +340,24 @@ zone:
 EOF
 }
 
+# Starts the ingresses, then signpost and gdnsd with compare.sh's weighted-name configs
+# (one UDP thread each, pinned to $SERVER_CPU; the ingresses on $CLIENT_CPU), waits for
+# both to answer and for a few probe rounds. Sets SP, GD (pids) and SP_PORT, GD_PORT.
+start_signpost_and_gdnsd() {
+  INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
+  start_ingresses "$CLIENT_CPU"
+  SP_PORT=$(free_port 127.0.0.1)
+  GD_PORT=$(free_port 127.0.0.1)
+  write_signpost_config "$WORK/signpost" "$SP_PORT" 2s 1s 1
+  spawn SP "$WORK/signpost.log" taskset -c "$SERVER_CPU" \
+    "$SIGNPOST_BIN" --log-level warn serve --config "$WORK/signpost/signpost.toml"
+  write_gdnsd_config "$WORK/gdnsd" "$GD_PORT" 2 1
+  spawn GD "$WORK/gdnsd.log" taskset -c "$SERVER_CPU" gdnsd -c "$WORK/gdnsd" start
+  wait_dns 127.0.0.1 "$SP_PORT" app.bench.example 20 || die "signpost did not answer"
+  wait_dns 127.0.0.1 "$GD_PORT" app.bench.example 20 || die "gdnsd did not answer"
+  sleep 3
+}
+
 # Waits until $2:$3 answers A for $4 (NOERROR with an address), up to $5 seconds.
 wait_dns() {
   python3 "$LIB/dnsq.py" wait "$1" "$2" "$3" "${4:-10}"
