@@ -1101,6 +1101,22 @@ fn drains_that_outlive_their_site_or_endpoint_are_shown_and_can_be_cleared() {
         table.text()
     );
 
+    // The status page lists them, each with an undrain button.
+    let page = sp.api("GET", "/", "", false).body;
+    assert!(page.contains("<table id=stale-drains>"), "{page}");
+    assert!(
+        page.contains("<td>site hub-b</td><td class=drain>drained (decommissioning)</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-url='/api/v1/sites/hub-b/undrain'"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-url='/api/v1/profiles/api.gslb.example/endpoints/api-a/undrain'"),
+        "{page}"
+    );
+
     // Draining a name the config lacks is still an error; undraining a stale drain is not.
     let ran = sp.cli(&["drain", "--site", "hub-b"]);
     assert_ne!(ran.code, Some(0), "{}", ran.text());
@@ -1125,6 +1141,8 @@ fn drains_that_outlive_their_site_or_endpoint_are_shown_and_can_be_cleared() {
     let st = sp.status();
     assert_eq!(st["drains_active"], 0, "{st:#}");
     assert_eq!(st["stale_drains"], serde_json::json!([]), "{st:#}");
+    let page = sp.api("GET", "/", "", false).body;
+    assert!(!page.contains("stale-drains"), "{page}");
     let state = std::fs::read_to_string(sp.dir.path().join("state/drains.json")).unwrap();
     assert!(
         !state.contains("hub-b") && !state.contains("api-a"),

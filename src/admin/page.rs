@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::status::answer_text;
+use super::status::{StaleDrain, answer_text, stale_drains};
 use crate::drain::Drain;
 use crate::snapshot::{Snapshot, Status};
 
@@ -132,6 +132,46 @@ pub fn render(snap: &Snapshot) -> String {
         );
     }
     h.push_str("</table>");
+
+    let stale = stale_drains(snap);
+    if !stale.is_empty() {
+        h.push_str(
+            "<h2>Stale drains</h2><p>These drains name a site or endpoint the config no longer \
+             has. They apply again if it comes back, until undrained.</p>\
+             <table id=stale-drains><tr><th>drained</th><th>drain</th><th></th></tr>",
+        );
+        for d in &stale {
+            let (what, url, drain) = match d {
+                StaleDrain::Site { site, drain } => (
+                    format!("site {site}"),
+                    format!("/api/v1/sites/{}/undrain", urlenc(site)),
+                    drain,
+                ),
+                StaleDrain::Endpoint {
+                    profile,
+                    endpoint,
+                    drain,
+                } => (
+                    format!("endpoint {profile}/{endpoint}"),
+                    format!(
+                        "/api/v1/profiles/{}/endpoints/{}/undrain",
+                        urlenc(profile),
+                        urlenc(endpoint)
+                    ),
+                    drain,
+                ),
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=drain>{}</td><td><button data-url='{}' data-drain=0>\
+                 Undrain</button></td></tr>",
+                esc(&what),
+                esc(&drain_text(Some(drain))),
+                esc(&url)
+            );
+        }
+        h.push_str("</table>");
+    }
 
     for (pi, p) in m.profiles.iter().enumerate() {
         let _ = write!(

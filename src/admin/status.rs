@@ -17,6 +17,46 @@ fn drain_json(d: &Drain) -> Value {
     })
 }
 
+/// A drain that names a site or endpoint the current config does not have: it applies
+/// again if the name comes back, until undrained.
+pub enum StaleDrain<'a> {
+    Site {
+        site: &'a str,
+        drain: &'a Drain,
+    },
+    Endpoint {
+        profile: &'a str,
+        endpoint: &'a str,
+        drain: &'a Drain,
+    },
+}
+
+/// The drains in force that name no site or endpoint of the current config.
+pub fn stale_drains(snap: &Snapshot) -> Vec<StaleDrain<'_>> {
+    let m = &snap.model;
+    let mut stale = Vec::new();
+    for (site, drain) in &snap.drains.sites {
+        if !m.sites.contains(site) {
+            stale.push(StaleDrain::Site { site, drain });
+        }
+    }
+    for (key, drain) in &snap.drains.endpoints {
+        let known = key.rsplit_once('/').is_some_and(|(p, e)| {
+            m.profile(p)
+                .is_some_and(|(_, p)| p.endpoints.iter().any(|x| x.name == e))
+        });
+        if !known {
+            let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+            stale.push(StaleDrain::Endpoint {
+                profile,
+                endpoint,
+                drain,
+            });
+        }
+    }
+    stale
+}
+
 /// What an endpoint answers with, as text.
 pub fn answer_text(snap: &Snapshot, a: &Answer) -> Vec<String> {
     match a {
@@ -70,24 +110,19 @@ pub fn status_json(snap: &Snapshot) -> Value {
         .iter()
         .map(|s| json!({ "name": s, "drain": snap.drains.sites.get(s).map(drain_json) }))
         .collect();
-    // Drains that name a site or endpoint the current config does not have: they apply
-    // again if the name comes back, until undrained.
-    let mut stale = Vec::new();
-    for (site, d) in &snap.drains.sites {
-        if !m.sites.contains(site) {
-            stale.push(json!({ "site": site, "drain": drain_json(d) }));
-        }
-    }
-    for (key, d) in &snap.drains.endpoints {
-        let known = key.rsplit_once('/').is_some_and(|(p, e)| {
-            m.profile(p)
-                .is_some_and(|(_, p)| p.endpoints.iter().any(|x| x.name == e))
-        });
-        if !known {
-            let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
-            stale.push(json!({ "profile": profile, "endpoint": endpoint, "drain": drain_json(d) }));
-        }
-    }
+    let stale: Vec<Value> = stale_drains(snap)
+        .into_iter()
+        .map(|d| match d {
+            StaleDrain::Site { site, drain } => json!({ "site": site, "drain": drain_json(drain) }),
+            StaleDrain::Endpoint {
+                profile,
+                endpoint,
+                drain,
+            } => {
+                json!({ "profile": profile, "endpoint": endpoint, "drain": drain_json(drain) })
+            }
+        })
+        .collect();
     json!({
         "generation": m.generation,
         "zones": m.zones.iter().map(|z| z.origin.to_string()).collect::<Vec<_>>(),
