@@ -154,9 +154,6 @@ impl Batch {
             };
             m += 1;
         }
-        if m == 1 {
-            return self.send_one(fd);
-        }
         let (mut sent, mut failed, mut last) = (0, 0, None);
         while sent < m {
             // SAFETY: `out_hdrs[sent..m]` are initialised and point into `self`.
@@ -183,37 +180,6 @@ impl Batch {
             last = Some(e);
         }
         (failed, last)
-    }
-
-    /// One answer (`out_hdrs[0]`): `sendto`, which spares the kernel the message-header
-    /// and iovec copies `sendmmsg` makes (one answer per wake-up is common below
-    /// saturation).
-    fn send_one(&self, fd: RawFd) -> (usize, Option<io::Error>) {
-        let h = &self.out_hdrs[0].msg_hdr;
-        // SAFETY: `h` was filled by `send` from `out`/`addrs`, which outlive the call.
-        let r = loop {
-            let r = unsafe {
-                let iov = &*h.msg_iov;
-                libc::syscall(
-                    libc::SYS_sendto,
-                    fd,
-                    iov.iov_base,
-                    iov.iov_len,
-                    0 as libc::c_int,
-                    h.msg_name,
-                    h.msg_namelen,
-                )
-            };
-            if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            break r;
-        };
-        if r < 0 {
-            (1, Some(io::Error::last_os_error()))
-        } else {
-            (0, None)
-        }
     }
 }
 
