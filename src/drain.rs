@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::base::rfc3339;
+
 /// One drain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
@@ -107,10 +109,10 @@ impl Drains {
     /// The stored key of an endpoint drain for `profile`/`endpoint`, matching the profile
     /// name as DNS does (case, trailing dot), for drains whose profile may be gone.
     pub fn find_endpoint_key(&self, profile: &str, endpoint: &str) -> Option<String> {
-        let want = crate::model::normalize_name(profile);
+        let want = crate::base::normalize_name(profile);
         self.endpoints.keys().find_map(|k| {
             let (p, e) = k.rsplit_once('/')?;
-            (e == endpoint && crate::model::normalize_name(p) == want).then(|| k.clone())
+            (e == endpoint && crate::base::normalize_name(p) == want).then(|| k.clone())
         })
     }
 
@@ -198,11 +200,6 @@ pub fn audit(dir: &Path, entry: &AuditEntry) -> io::Result<()> {
 
 pub fn audit_path(dir: &Path) -> PathBuf {
     dir.join(AUDIT_FILE)
-}
-
-/// RFC 3339 UTC with seconds, e.g. `2026-11-21T10:00:00Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
+pub use crate::base::normalize_name;
 use crate::config::{
     AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
     key_part, parse_status_range,
@@ -62,15 +63,6 @@ impl Model {
             .get(&key)
             .map(|&i| (i, &self.profiles[i as usize]))
     }
-}
-
-/// `app.gslb.example` / `App.Gslb.Example.` → `app.gslb.example.`
-pub fn normalize_name(name: &str) -> String {
-    let mut s = name.trim().to_ascii_lowercase();
-    if !s.ends_with('.') {
-        s.push('.');
-    }
-    s
 }
 
 /// A traffic-managed name.

@@ -8,45 +8,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+pub use crate::base::Status;
+
 use crate::drain::Drains;
 use crate::health::HealthView;
 use crate::model::Model;
 use crate::zone::Zone;
-
-/// An endpoint's status (DESIGN.md, "Health semantics").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Status {
-    /// Probed, no result yet; served.
-    CheckingEndpoint,
-    /// Probes succeed; served.
-    Online,
-    /// More than `tolerated_failures` consecutive failures; not served.
-    Degraded,
-    /// `enabled = false` or drained; not probed, not served.
-    Disabled,
-    /// `always_serve = true`; not probed, always served.
-    AlwaysServe,
-}
-
-impl Status {
-    /// Whether routing may answer with the endpoint.
-    pub fn eligible(self) -> bool {
-        matches!(
-            self,
-            Status::CheckingEndpoint | Status::Online | Status::AlwaysServe
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::CheckingEndpoint => "CheckingEndpoint",
-            Status::Online => "Online",
-            Status::Degraded => "Degraded",
-            Status::Disabled => "Disabled",
-            Status::AlwaysServe => "AlwaysServe",
-        }
-    }
-}
 
 /// [`EndpointState::weight`] is in these fractions of a configured weight: the configured
 /// weight (1 to 1000) times 1000, lowered by a drain ramp. Fine enough that a ramp lowers

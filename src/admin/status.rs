@@ -139,7 +139,7 @@ pub fn status_json(snap: &Snapshot) -> Value {
 /// ECS subnet): the decision trace and the answer DNS gives that client.
 pub fn explain(snap: &Snapshot, query: &str) -> Result<Value, ApiError> {
     let mut name = None;
-    let mut qtype = crate::zone::rtype::A;
+    let mut qtype = crate::base::Rtype::A;
     let mut client = None;
     for (k, v) in query_pairs(query) {
         match k.as_str() {

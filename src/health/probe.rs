@@ -31,7 +31,6 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,13 +38,13 @@ use std::time::Duration;
 use reqwest::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::config::{Protocol, TlsSpec};
+use crate::base::{Protocol, load_roots};
+use crate::config::TlsSpec;
 use crate::model::ProbeTarget;
 
 /// At most this much of a response body is read (and searched for `body_contains`).
@@ -556,7 +555,7 @@ fn tls_config(spec: &TlsSpec) -> Result<rustls::ClientConfig, String> {
             .with_no_client_auth()
     } else if let Some(path) = &spec.ca_file {
         builder
-            .with_root_certificates(load_roots(path)?)
+            .with_root_certificates(load_roots(path).map_err(|e| e.to_string())?)
             .with_no_client_auth()
     } else {
         let verifier = rustls_platform_verifier::Verifier::new(provider)
@@ -568,24 +567,6 @@ fn tls_config(spec: &TlsSpec) -> Result<rustls::ClientConfig, String> {
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Every certificate in the PEM file at `path`, as the only trusted roots.
-pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
-    let at = path.display();
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("TLS: cannot read ca_file {at}: {e}"))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("TLS: ca_file {at}: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("TLS: ca_file {at}: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("TLS: ca_file {at} holds no PEM certificate"));
-    }
-    Ok(roots)
 }
 
 /// `insecure_skip_verify`: any certificate, any name. The handshake signature is still
@@ -722,7 +703,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = load_roots(&empty).unwrap_err();
+        let err = load_roots(&empty).unwrap_err().to_string();
         assert!(err.contains("holds no PEM certificate"), "{err}");
     }
 }

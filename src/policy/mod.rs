@@ -37,10 +37,10 @@ pub use trace::{
     Trace, explain, explain_with_rng, qtype_from_str,
 };
 
+use crate::base::Rtype;
 use crate::config::AllDown;
 use crate::model::{Answer, EndpointDef, MAX_NESTING, Model, ProfileDef};
 use crate::snapshot::{EndpointState, Snapshot, Status};
-use crate::zone::rtype;
 
 /// Where the query comes from, for location-aware methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,7 +242,7 @@ impl Decision {
     pub fn for_each_record<'s>(
         &self,
         snap: &'s Snapshot,
-        qtype: u16,
+        qtype: Rtype,
         mut f: impl FnMut(&'s ProfileDef, Record<'s>),
     ) {
         if self.kind != Kind::Answer {
@@ -251,7 +251,7 @@ impl Decision {
         for pick in self.picks() {
             let p = &snap.model.profiles[pick.profile as usize];
             match &p.endpoints[pick.endpoint as usize].answer {
-                Answer::Addrs { v4, v6 } if qtype == rtype::AAAA => {
+                Answer::Addrs { v4, v6 } if qtype == Rtype::AAAA => {
                     for (i, a) in v6.iter().enumerate() {
                         if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
                             f(p, Record::Aaaa(*a));
@@ -289,7 +289,7 @@ pub enum Record<'a> {
 pub fn decide<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
 ) -> Decision {
@@ -303,7 +303,7 @@ pub fn decide<R: Rng + ?Sized>(
 pub fn decide_into<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
     d: &mut Decision,
@@ -315,7 +315,7 @@ pub fn decide_into<R: Rng + ?Sized>(
 pub fn decide_traced<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
     trace: &mut Trace,
@@ -328,7 +328,7 @@ pub fn decide_traced<R: Rng + ?Sized>(
 fn run<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
     mut trace: Option<&mut Trace>,
@@ -336,9 +336,9 @@ fn run<R: Rng + ?Sized>(
 ) {
     let asked = qtype;
     let qtype = match qtype {
-        rtype::A | rtype::AAAA | rtype::CNAME => qtype,
-        rtype::ANY => rtype::A,
-        _ => rtype::OPT, // no endpoint has data of another type
+        Rtype::A | Rtype::AAAA | Rtype::CNAME => qtype,
+        Rtype::ANY => Rtype::A,
+        _ => Rtype::OPT, // no endpoint has data of another type
     };
     let mut loc = Location::new(client.addr);
     let mut scope = 0;
@@ -346,7 +346,7 @@ fn run<R: Rng + ?Sized>(
     let mut depth = 0;
     loop {
         let view = View::new(snap, profile, qtype);
-        if qtype == rtype::OPT {
+        if qtype == Rtype::OPT {
             d.reset(Kind::NoData, Rule::OtherType);
         } else {
             decide_profile(&view, &mut loc, rng, d);
@@ -387,7 +387,7 @@ pub(crate) struct View<'a> {
     pub(crate) profile: u32,
     pub(crate) p: &'a ProfileDef,
     pub(crate) states: &'a [EndpointState],
-    pub(crate) qtype: u16,
+    pub(crate) qtype: Rtype,
 }
 
 /// Which endpoints count as eligible.
@@ -400,7 +400,7 @@ pub(crate) enum Mode {
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn new(snap: &'a Snapshot, profile: u32, qtype: u16) -> Self {
+    pub(crate) fn new(snap: &'a Snapshot, profile: u32, qtype: Rtype) -> Self {
         Self {
             snap,
             model: &snap.model,
@@ -423,9 +423,9 @@ impl<'a> View<'a> {
     pub(crate) fn has_data(&self, e: usize) -> bool {
         let ep = &self.p.endpoints[e];
         match self.qtype {
-            rtype::A => ep.answers_a,
-            rtype::AAAA => ep.answers_aaaa,
-            rtype::CNAME => match ep.answer {
+            Rtype::A => ep.answers_a,
+            Rtype::AAAA => ep.answers_aaaa,
+            Rtype::CNAME => match ep.answer {
                 Answer::Cname { .. } => true,
                 Answer::Nested(_) => ep.answers_a || ep.answers_aaaa,
                 Answer::Addrs { .. } => false,

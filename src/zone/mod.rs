@@ -13,29 +13,10 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use crate::base::Rtype;
 use crate::config::{Problem, Problems};
 pub use file::{SourcedRecord, read_zone_file};
 use name::{lower_wire, parent, to_text};
-
-/// Record type numbers used on the hot path.
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const OPT: u16 = 41;
-    pub const DS: u16 = 43;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const MAILB: u16 = 253;
-    pub const MAILA: u16 = 254;
-    pub const ANY: u16 = 255;
-}
 
 /// One record's RDATA, encoded once at load time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +31,7 @@ pub struct Rdata {
 /// All records of one type at one name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RrSet {
-    pub rtype: u16,
+    pub rtype: Rtype,
     pub ttl: u32,
     pub rdata: Vec<Rdata>,
 }
@@ -67,7 +48,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn rrset(&self, rtype: u16) -> Option<&RrSet> {
+    pub fn rrset(&self, rtype: Rtype) -> Option<&RrSet> {
         self.rrsets.iter().find(|r| r.rtype == rtype)
     }
 }
@@ -117,8 +98,8 @@ impl Zone {
                 problems.push(p);
                 continue;
             }
-            let rt = u16::from(sr.record.record_type());
-            if rt == rtype::SOA {
+            let rt = Rtype(u16::from(sr.record.record_type()));
+            if rt == Rtype::SOA {
                 if owner != apex {
                     let mut p = at();
                     p.message = format!(
@@ -136,7 +117,7 @@ impl Zone {
                 }
                 soa = Some(sr.record.clone());
             }
-            if rt == rtype::CNAME {
+            if rt == Rtype::CNAME {
                 cname_lines.insert(owner.clone(), sr.line);
             }
             let rdata = match encode_rdata(&sr.record.data) {
@@ -162,7 +143,7 @@ impl Zone {
                     rdata: vec![rdata],
                 }),
             }
-            if rt == rtype::NS && owner != apex {
+            if rt == Rtype::NS && owner != apex {
                 node.cut = true;
             }
         }
@@ -187,7 +168,7 @@ impl Zone {
             ));
             return None;
         };
-        if nodes.get(&apex).and_then(|n| n.rrset(rtype::NS)).is_none() {
+        if nodes.get(&apex).and_then(|n| n.rrset(Rtype::NS)).is_none() {
             problems.push(Problem::new(
                 file,
                 "",
@@ -205,7 +186,7 @@ impl Zone {
         };
         let negative_ttl = soa_record.ttl.min(minimum);
         let soa = nodes[&apex]
-            .rrset(rtype::SOA)
+            .rrset(Rtype::SOA)
             .cloned()
             .expect("SOA inserted above");
         // Empty non-terminals: every ancestor of a name, up to the apex, exists.
