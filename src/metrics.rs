@@ -1,7 +1,7 @@
 //! Prometheus metrics (`metrics` crate + its Prometheus exporter), all named `signpost_*`.
 //!
 //! The query counters are fixed tables of atomics, one per UDP loop ([`QueryTally`]), and
-//! each endpoint's answer counter is a plain atomic in its model ([`AnswerCounter`]), so
+//! each endpoint's answer counter is a plain atomic in its model (`model::AnswerCounter`), so
 //! counting a query or an answer costs no allocation, label hashing or dynamic call on the
 //! hot path. These families are written at scrape time ([`render_queries`],
 //! [`render_endpoints`]) rather than registered with the recorder, so they also cost no
@@ -228,30 +228,6 @@ pub fn render_queries(out: &mut String) {
             "{QUERIES}{{protocol=\"{proto}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
             QTYPES[q].1, RCODES[r].1
         );
-    }
-}
-
-/// `signpost_answers_total` of one endpoint, kept in the model: one atomic add per answer.
-/// The two per-endpoint families are not registered with the recorder (at 30,000 endpoints
-/// its label sets cost about 30 MiB); [`render_endpoints`] writes them from the snapshot
-/// at scrape time. A reload carries each endpoint's count over to the new model
-/// ([`AnswerCounter::carry_from`]), so the series continues.
-#[derive(Debug, Default)]
-pub struct AnswerCounter(AtomicU64);
-
-impl AnswerCounter {
-    /// Counts one answer that included this endpoint.
-    pub fn increment(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Adds the count of the same endpoint in the model being replaced.
-    pub fn carry_from(&self, old: &AnswerCounter) {
-        self.0.fetch_add(old.get(), Ordering::Relaxed);
     }
 }
 

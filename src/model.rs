@@ -2,6 +2,8 @@
 //! their answers pre-encoded, and the deduplicated set of probe targets. Built once per
 //! (re)load; shared by every snapshot of that generation.
 
+pub mod geoip;
+pub mod prefix;
 mod routing;
 
 use std::collections::HashMap;
@@ -9,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
@@ -20,9 +23,10 @@ use crate::config::{
     AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
     key_part, parse_status_range,
 };
-use crate::policy::{GeoKey, NetSet, PrefixTable};
 use crate::zone::Zone;
 use crate::zone::name::{lower_wire, parent};
+use geoip::GeoKey;
+use prefix::{NetSet, PrefixTable};
 
 pub use routing::{Geo, LatencyRow};
 
@@ -134,7 +138,7 @@ pub struct EndpointDef {
     pub answers_a: bool,
     pub answers_aaaa: bool,
     /// Answers that included this endpoint (`signpost_answers_total`).
-    pub answer_count: crate::metrics::AnswerCounter,
+    pub answer_count: AnswerCounter,
 }
 
 /// How one target is probed; identical targets are probed once.
@@ -653,3 +657,27 @@ pub type SharedModel = Arc<Model>;
 
 #[cfg(test)]
 mod tests;
+
+/// `signpost_answers_total` of one endpoint, kept in the model: one atomic add per answer.
+/// The two per-endpoint families are not registered with the recorder (at 30,000 endpoints
+/// its label sets cost about 30 MiB); `metrics::render_endpoints` writes them from the snapshot
+/// at scrape time. A reload carries each endpoint's count over to the new model
+/// ([`AnswerCounter::carry_from`]), so the series continues.
+#[derive(Debug, Default)]
+pub struct AnswerCounter(AtomicU64);
+
+impl AnswerCounter {
+    /// Counts one answer that included this endpoint.
+    pub fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Adds the count of the same endpoint in the model being replaced.
+    pub fn carry_from(&self, old: &AnswerCounter) {
+        self.0.fetch_add(old.get(), Ordering::Relaxed);
+    }
+}

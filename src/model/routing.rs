@@ -14,7 +14,8 @@ use super::{Answer, EndpointDef, MAX_NESTING, ProfileDef};
 use crate::config::{GeoSpec, Method, ProfileSpec, key_part};
 use rustc_hash::FxHashMap;
 
-use crate::policy::{GeoIp, GeoKey, NetSet, PrefixTable, is_reserved_name};
+use super::geoip::{GeoIp, GeoKey, is_reserved_name};
+use super::prefix::{NetSet, PrefixTable};
 
 /// performance: one row of `[profiles.X.latency]`.
 #[derive(Debug, Clone, PartialEq)]

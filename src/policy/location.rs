@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use super::geoip::{GeoIpMatch, GeoKey};
 use crate::model::Geo;
+use crate::model::geoip::{GeoIpMatch, GeoKey};
 
 /// At most this many configured regions are considered for one client (nested regions).
 pub const MAX_REGIONS: usize = 8;
@@ -110,7 +110,7 @@ mod tests {
         ];
         let geo = Geo {
             region_names: vec!["corp".into(), "dublin".into()],
-            table: crate::policy::PrefixTable::new(nets.iter().copied()),
+            table: crate::model::prefix::PrefixTable::new(nets.iter().copied()),
             nets,
             mmdb: None,
         };

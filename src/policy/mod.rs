@@ -7,10 +7,8 @@
 //! decision and also fills a serializable [`Trace`] for the admin API's explain; the
 //! words of the trace are produced only there.
 
-mod geoip;
 mod location;
 mod methods;
-mod prefix;
 pub mod trace;
 
 #[cfg(test)]
@@ -29,9 +27,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rand::Rng;
 
-pub use geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
+pub use crate::model::geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
+pub use crate::model::prefix::{NetSet, PrefixTable};
 pub use location::{Location, MAX_REGIONS};
-pub use prefix::{NetSet, PrefixTable};
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
     Trace, explain, explain_with_rng, qtype_from_str,
