@@ -24,4 +24,5 @@ pub mod model;
 pub mod policy;
 pub mod publisher;
 pub mod snapshot;
+pub mod status;
 pub mod zone;

@@ -441,7 +441,7 @@ mod tests {
         let zones = crate::zone::load_dir(dir.path(), &mut problems);
         assert!(problems.is_empty(), "{problems}");
         let model = crate::model::compile(&Config::default(), zones, 1).unwrap();
-        Snapshot::initial(Arc::new(model))
+        crate::status::initial_snapshot(Arc::new(model))
     }
 
     fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {

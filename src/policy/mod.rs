@@ -433,8 +433,8 @@ impl<'a> View<'a> {
     }
 
     /// The endpoint's status as the snapshot holds it. A nested endpoint's was derived
-    /// from its child by the snapshot's writer ([`derive_nested_statuses`], the
-    /// publisher), so the query path does not recount children.
+    /// from its child by the one status rule (`crate::status`) when the snapshot was
+    /// built, so the query path does not recount children.
     pub(crate) fn status(&self, e: usize) -> Status {
         self.states[e].status
     }
@@ -461,62 +461,6 @@ impl<'a> View<'a> {
             _ => self.states[e].rtt,
         }
     }
-}
-
-/// The status of endpoint `e` of `profile`, derived afresh for a nested endpoint (unless
-/// Disabled or AlwaysServe) by the publisher's rule: Online while the child has at least
-/// `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint (served) while
-/// endpoints still being checked could make up the number; else Degraded.
-pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
-    let own = snap.endpoints[profile as usize][e].status;
-    let ep = &snap.model.profiles[profile as usize].endpoints[e];
-    match ep.answer {
-        Answer::Nested(child) if !matches!(own, Status::Disabled | Status::AlwaysServe) => {
-            let (up, checking) = child_counts(snap, child, depth);
-            let min = ep.min_child_endpoints;
-            if up >= min {
-                Status::Online
-            } else if up + checking >= min {
-                Status::CheckingEndpoint
-            } else {
-                Status::Degraded
-            }
-        }
-        _ => own,
-    }
-}
-
-/// Sets every nested endpoint's status from its child's statuses ([`endpoint_status`]).
-/// For writers of snapshots other than the publisher (the initial snapshot, tests).
-pub fn derive_nested_statuses(snap: &mut Snapshot) {
-    let mut derived = Vec::new();
-    for (pi, p) in snap.model.profiles.iter().enumerate() {
-        for (e, ep) in p.endpoints.iter().enumerate() {
-            if matches!(ep.answer, Answer::Nested(_)) {
-                derived.push((pi, e, endpoint_status(snap, pi as u32, e, 0)));
-            }
-        }
-    }
-    for (pi, e, status) in derived {
-        snap.endpoints[pi][e].status = status;
-    }
-}
-
-/// How many endpoints of `profile` are Online or AlwaysServe, and how many are
-/// CheckingEndpoint (nested ones by their own child).
-pub(crate) fn child_counts(snap: &Snapshot, profile: u32, depth: usize) -> (u32, u32) {
-    let (mut up, mut checking) = (0, 0);
-    if depth >= MAX_NESTING {
-        return (0, 0);
-    }
-    for e in 0..snap.model.profiles[profile as usize].endpoints.len() {
-        match endpoint_status(snap, profile, e, depth + 1) {
-            Status::Online | Status::AlwaysServe => up += 1,
-            Status::CheckingEndpoint => checking += 1,
-            Status::Degraded | Status::Disabled => {}
-        }
-    }
-    (up, checking)
 }
 
 /// The decision for one profile (a nested pick is resolved by the caller), into `d`.

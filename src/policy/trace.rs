@@ -256,10 +256,10 @@ pub(super) fn record_step(
             let status = view.status(i);
             let child_online = match e.answer {
                 Answer::Nested(c) => {
-                    let (up, checking) = super::child_counts(view.snap, c, 0);
+                    let states = view.snap.endpoints[c as usize].iter().map(|s| s.status);
+                    let (up, checking, total) = crate::status::child_counts(states);
                     Some(format!(
-                        "{up} of {} Online ({checking} being checked), needs {}",
-                        model.profiles[c as usize].endpoints.len(),
+                        "{up} of {total} Online ({checking} being checked), needs {}",
                         e.min_child_endpoints
                     ))
                 }
