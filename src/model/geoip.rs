@@ -156,6 +156,17 @@ impl fmt::Debug for GeoIp {
     }
 }
 
+/// `geo.mmdb` cannot serve: missing, unreadable or not a MaxMind DB.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the MaxMind DB {} ({source}); fix the path (relative paths start at the working directory) or remove geo.mmdb",
+    path.display()
+)]
+pub struct GeoIpError {
+    pub path: PathBuf,
+    source: maxminddb::MaxMindDbError,
+}
+
 const COUNTRY: [PathElement<'static>; 2] =
     [PathElement::Key("country"), PathElement::Key("iso_code")];
 const REGISTERED: [PathElement<'static>; 2] = [
@@ -167,10 +178,14 @@ const CONTINENT: [PathElement<'static>; 2] =
 
 impl GeoIp {
     /// Reads the whole database; the error says what is wrong in words for `signpost check`.
-    pub fn open(path: &Path) -> Result<GeoIp, String> {
-        let reader = Reader::open_readfile(path).map_err(|e| e.to_string())?;
+    pub fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
+        let fail = |source| GeoIpError {
+            path: path.to_owned(),
+            source,
+        };
+        let reader = Reader::open_readfile(path).map_err(fail)?;
         let probe: IpAddr = [8, 8, 8, 8].into();
-        reader.lookup(probe).map_err(|e| e.to_string())?;
+        reader.lookup(probe).map_err(fail)?;
         Ok(GeoIp {
             reader,
             path: path.to_path_buf(),
@@ -262,6 +277,11 @@ mod tests {
         assert_eq!(m.continent, Some(*b"AS"));
         let m = db.lookup("10.1.2.3".parse().unwrap()).unwrap();
         assert_eq!(m.country, None);
-        assert!(GeoIp::open(Path::new("/nonexistent.mmdb")).is_err());
+        let err = GeoIp::open(Path::new("/nonexistent.mmdb")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read the MaxMind DB /nonexistent.mmdb ("),
+            "{err}"
+        );
     }
 }

@@ -59,12 +59,12 @@ impl Client {
     }
 
     /// `10.1.2.3` (a source address) or `10.20.1.0/24` (an ECS subnet).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
         let text = text.trim();
         if text.contains('/') {
             let net: IpNet = text
                 .parse()
-                .map_err(|_| format!("{text:?} is not an address or subnet (10.20.1.0/24)"))?;
+                .map_err(|_| ClientError::Subnet(text.to_owned()))?;
             Ok(Self {
                 addr: net.network(),
                 ecs_source_prefix: Some(net.prefix_len()),
@@ -72,9 +72,19 @@ impl Client {
         } else {
             text.parse()
                 .map(Self::new)
-                .map_err(|_| format!("{text:?} is not an IP address"))
+                .map_err(|_| ClientError::Address(text.to_owned()))
         }
     }
+}
+
+/// A client given as text (the explain API's `client`) that is neither an address nor a
+/// subnet.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0:?} is not an IP address; write e.g. 10.20.1.7 or 2001:db8::7")]
+    Address(String),
+    #[error("{0:?} is not a subnet; write an address and prefix length, e.g. 10.20.1.0/24")]
+    Subnet(String),
 }
 
 /// The kind of answer decided.
