@@ -19,7 +19,7 @@ impl HumanDuration {
         Self(Duration::from_millis(ms))
     }
 
-    pub fn parse(text: &str) -> Result<Self, DurationError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, DurationError> {
         humantime::parse_duration(text.trim())
             .map(Self)
             .map_err(|source| DurationError {
@@ -34,7 +34,7 @@ impl HumanDuration {
 #[error(
     "invalid duration {text:?} ({source}); write a number with a unit, e.g. \"500ms\", \"10s\" or \"5m\""
 )]
-pub struct DurationError {
+pub(crate) struct DurationError {
     /// The text as written.
     pub text: String,
     source: humantime::DurationError,

@@ -48,7 +48,7 @@ use crate::config::TlsSpec;
 use crate::model::ProbeTarget;
 
 /// At most this much of a response body is read (and searched for `body_contains`).
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 const USER_AGENT: &str = concat!("signpost-probe/", env!("CARGO_PKG_VERSION"));
 
@@ -66,7 +66,7 @@ pub struct ProbeOutcome {
 /// Why a probe failed. The text is the failure reason operators see (status API, status
 /// page, `signpost status`), so it stays short and says what the target did.
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The probe cannot be sent at all; every probe of the target fails the same way
     /// until the config is fixed.
     #[error(transparent)]
@@ -97,7 +97,7 @@ pub enum ProbeError {
 
 /// What a probe that timed out was still waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Waiting {
+pub(crate) enum Waiting {
     /// A TCP probe's connection.
     #[error("connect")]
     Connect,
@@ -112,7 +112,7 @@ pub enum Waiting {
 /// A connection or request that failed underneath the HTTP client: the TLS or socket
 /// error when there is one, else the client's innermost message.
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum ConnectionError {
+pub(crate) enum ConnectionError {
     #[error("TLS: {0}")]
     Tls(rustls::Error),
     /// "connection refused", "connection reset", …, or the system's words for rarer
@@ -131,7 +131,7 @@ pub enum ConnectionError {
 /// before signpost starts; one that slips through (a `ca_file` removed since) is every
 /// probe's failure reason until it is fixed.
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     #[error("host {0:?} is not a valid Host header")]
     HostHeader(String),
     #[error("header name {0:?} is not valid")]
@@ -153,11 +153,11 @@ pub enum SetupError {
 }
 
 /// Why a URL does not parse (the `url` crate's `ParseError`, reached through reqwest).
-pub type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+pub(crate) type UrlError = <reqwest::Url as std::str::FromStr>::Err;
 
 /// Something that can probe a target. [`Prober`] is the real one; the scheduler is generic
 /// so that its timing can be tested with paused time.
-pub trait Check: Send + Sync + 'static {
+pub(crate) trait Check: Send + Sync + 'static {
     /// Per-target work done once, not on every probe (clients, URLs, headers).
     type Prepared: Send + Sync + 'static;
 
@@ -212,7 +212,7 @@ struct ClientKey {
 /// A client that keeps connections alive, rebuilt when it is older than the maximum
 /// connection age: the old one's idle connections close when the last probe using it ends.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     key: ClientKey,
     tls: rustls::ClientConfig,
     max_age: Duration,
@@ -250,11 +250,11 @@ impl Pool {
 
 /// An HTTP(S) probe ready to send; `Err` holds why it cannot be (a bad header, an
 /// unreadable `ca_file`), reported as the failure reason of every probe.
-pub type PreparedHttp = Result<HttpProbe, SetupError>;
+pub(crate) type PreparedHttp = Result<HttpProbe, SetupError>;
 
 /// The parts of an HTTP(S) probe that stay the same from probe to probe.
 #[derive(Clone, Debug)]
-pub struct HttpProbe {
+pub(crate) struct HttpProbe {
     /// Opens a new connection for every request.
     fresh: reqwest::Client,
     /// Keeps connections alive (`reuse_connection`).

@@ -162,7 +162,7 @@ impl fmt::Debug for GeoIp {
     "cannot read the MaxMind DB {} ({source}); fix the path (relative paths start at the working directory) or remove geo.mmdb",
     path.display()
 )]
-pub struct GeoIpError {
+pub(crate) struct GeoIpError {
     pub path: PathBuf,
     source: maxminddb::MaxMindDbError,
 }
@@ -178,7 +178,7 @@ const CONTINENT: [PathElement<'static>; 2] =
 
 impl GeoIp {
     /// Reads the whole database; the error says what is wrong in words for `signpost check`.
-    pub fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
+    pub(crate) fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
         let fail = |source| GeoIpError {
             path: path.to_owned(),
             source,

@@ -27,9 +27,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rand::Rng;
 
-pub use crate::model::geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
-pub use crate::model::prefix::{NetSet, PrefixTable};
-pub use location::{Location, MAX_REGIONS};
+pub(crate) use crate::model::geoip::{GeoKey, code_str};
+use location::Location;
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
     Trace, explain, explain_with_rng, qtype_from_str,
@@ -140,10 +139,10 @@ pub enum Rule {
 }
 
 /// Most records one answer may hold (multivalue's `max_answers` is at most this).
-pub const MAX_PICKS: usize = 32;
+pub(crate) const MAX_PICKS: usize = 32;
 
 /// `Pick::addr` meaning every address of the endpoint of the query's family.
-pub const ALL_ADDRS: u16 = u16::MAX;
+pub(crate) const ALL_ADDRS: u16 = u16::MAX;
 
 /// One endpoint (or one of its addresses) in an answer. Eight bytes: a decision carries
 /// up to [`MAX_PICKS`] of them.
@@ -308,7 +307,7 @@ pub fn decide<R: Rng + ?Sized>(
 
 /// As [`decide`], written into `d` (whatever it held): the query path keeps one
 /// `Decision` per worker instead of moving a new one through every return.
-pub fn decide_into<R: Rng + ?Sized>(
+pub(crate) fn decide_into<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
     qtype: Rtype,
@@ -320,7 +319,7 @@ pub fn decide_into<R: Rng + ?Sized>(
 }
 
 /// As [`decide`], and records in `trace` how the decision was made.
-pub fn decide_traced<R: Rng + ?Sized>(
+pub(crate) fn decide_traced<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
     qtype: Rtype,
@@ -477,7 +476,7 @@ impl<'a> View<'a> {
 /// Disabled or AlwaysServe) by the publisher's rule: Online while the child has at least
 /// `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint (served) while
 /// endpoints still being checked could make up the number; else Degraded.
-pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
+pub(crate) fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
     let own = snap.endpoints[profile as usize][e].status;
     let ep = &snap.model.profiles[profile as usize].endpoints[e];
     match ep.answer {

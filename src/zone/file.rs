@@ -15,7 +15,7 @@ use crate::config::{Problem, Problems};
 
 /// One record read from a zone file, with where it came from.
 #[derive(Clone, Debug)]
-pub struct SourcedRecord {
+pub(crate) struct SourcedRecord {
     pub record: Record,
     pub file: PathBuf,
     pub line: usize,
@@ -177,7 +177,7 @@ struct Context {
 
 /// Reads a zone file (and what it includes). Every record that parses is returned; every
 /// line that does not is a problem.
-pub fn read_zone_file(path: &Path, origin: &Name, problems: &mut Problems) -> Vec<SourcedRecord> {
+pub(crate) fn read_zone_file(path: &Path, origin: &Name, problems: &mut Problems) -> Vec<SourcedRecord> {
     let mut cx = Context {
         origin: origin.clone(),
         default_ttl: None,

@@ -16,7 +16,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use crate::base::Rtype;
 use crate::config::{Problem, Problems};
-pub use file::{SourcedRecord, read_zone_file};
+use file::{SourcedRecord, read_zone_file};
 use name::{lower_wire, parent, to_text};
 
 /// One record's RDATA, encoded once at load time.
@@ -76,7 +76,7 @@ pub struct Zone {
 impl Zone {
     /// Builds a zone from its records, checking what RFC 1034/2181 require: one SOA at
     /// the apex, NS at the apex, nothing outside the zone, CNAME alone at its name.
-    pub fn build(
+    fn build(
         origin: Name,
         file: &Path,
         records: Vec<SourcedRecord>,
@@ -212,7 +212,7 @@ impl Zone {
 
     /// Attaches a profile at `owner` (lowercase wire name inside this zone). Fails when
     /// static records already live there.
-    pub fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), NameTaken> {
+    pub(crate) fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), NameTaken> {
         let node = self.nodes.entry(owner.into()).or_default();
         if !node.rrsets.is_empty() {
             return Err(NameTaken {
@@ -234,7 +234,7 @@ impl Zone {
     "the zone file {} already has records at {name}; remove them or rename the profile",
     file.display()
 )]
-pub struct NameTaken {
+pub(crate) struct NameTaken {
     pub file: PathBuf,
     /// The name, as text (`app.gslb.example.`).
     pub name: String,
@@ -273,7 +273,7 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
 
 /// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
 /// `.zone` (`gslb.example.zone` serves `gslb.example.`).
-pub fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
+pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
     let mut files = Vec::new();
     match std::fs::read_dir(dir) {
         Ok(rd) => {
