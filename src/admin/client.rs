@@ -30,15 +30,19 @@ pub enum CallError {
     #[error("--admin {0:?}: only http:// URLs are supported, e.g. http://127.0.0.1:8053")]
     Scheme(String),
     #[error("bad request for {url}: {source}")]
-    Request { url: String, source: hyper::http::Error },
-    #[error(
-        "cannot reach the admin API at {base} ({source}); is signpost running? (--admin URL)"
-    )]
+    Request {
+        url: String,
+        source: hyper::http::Error,
+    },
+    #[error("cannot reach the admin API at {base} ({source}); is signpost running? (--admin URL)")]
     Connect {
         base: String,
         source: hyper_util::client::legacy::Error,
     },
-    #[error("{url}: no answer within {} s", CALL_TIMEOUT.as_secs())]
+    #[error(
+        "{url}: no answer within {} s; signpost may be overloaded or stuck (see its log)",
+        CALL_TIMEOUT.as_secs()
+    )]
     Timeout { url: String },
     #[error("{url}: the answer broke off: {source}")]
     Body { url: String, source: hyper::Error },
@@ -273,6 +277,62 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn drain_targets_and_their_errors() {
+        assert_eq!(
+            drain_path(None, Some("app.gslb.example/seattle"), "drain").unwrap(),
+            "/api/v1/profiles/app.gslb.example/endpoints/seattle/drain"
+        );
+        assert_eq!(
+            drain_path(Some("hub-dublin"), None, "undrain").unwrap(),
+            "/api/v1/sites/hub-dublin/undrain"
+        );
+        let err = drain_path(None, Some("seattle"), "drain").unwrap_err();
+        assert!(matches!(&err, TargetError::Endpoint(e) if e == "seattle"));
+        assert_eq!(
+            err.to_string(),
+            "--endpoint \"seattle\": write PROFILE/ENDPOINT, e.g. app.gslb.example/seattle"
+        );
+        let err = drain_path(None, None, "drain").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "give --site SITE or --endpoint PROFILE/ENDPOINT"
+        );
+    }
+
+    #[test]
+    fn call_errors_say_where_and_what_to_do() {
+        let api = |base: &str| Api {
+            base: base.into(),
+            token: None,
+        };
+        let err = api("https://127.0.0.1:8053")
+            .call(Method::GET, "/api/v1/status", None)
+            .unwrap_err();
+        assert!(matches!(err, CallError::Scheme(_)), "{err:?}");
+        assert!(err.to_string().contains("only http:// URLs"), "{err}");
+        // A port nothing listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let err = api(&base)
+            .call(Method::GET, "/api/v1/status", None)
+            .unwrap_err();
+        assert!(matches!(err, CallError::Connect { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot reach the admin API at {base} (")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("is signpost running? (--admin URL)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn status_table_says_draining_while_a_ramp_runs() {

@@ -59,7 +59,7 @@ pub struct ProbeOutcome {
     /// Time from the start of the probe until it succeeded or failed.
     pub rtt: Duration,
     /// Why it failed, in a few words ("connection refused", "timeout after 1s (no
-    /// response)", "status 503 not in 200-299", "TLS: …"): the text of a [`ProbeError`].
+    /// response)", "status 503 not in 200-299", "TLS: …"): the text of a `ProbeError`.
     pub reason: Option<String>,
 }
 
@@ -552,8 +552,8 @@ fn headers(t: &ProbeTarget) -> Result<HeaderMap, SetupError> {
         map.insert(HOST, v);
     }
     for (k, v) in &t.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| SetupError::HeaderName(k.clone()))?;
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| SetupError::HeaderName(k.clone()))?;
         let value = HeaderValue::from_str(v).map_err(|_| SetupError::HeaderValue {
             name: k.clone(),
             value: v.clone(),
@@ -657,8 +657,8 @@ fn tls_config(spec: &TlsSpec) -> Result<rustls::ClientConfig, SetupError> {
             .with_root_certificates(load_roots(path).map_err(|e| SetupError::CaFile(Arc::new(e)))?)
             .with_no_client_auth()
     } else {
-        let verifier = rustls_platform_verifier::Verifier::new(provider)
-            .map_err(SetupError::SystemRoots)?;
+        let verifier =
+            rustls_platform_verifier::Verifier::new(provider).map_err(SetupError::SystemRoots)?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
@@ -836,7 +836,10 @@ mod tests {
         let mut t = target(Protocol::Http, None, "/");
         t.headers = vec![("Bad Name".into(), "x".into())];
         let err = headers(&t).unwrap_err();
-        assert!(matches!(&err, SetupError::HeaderName(n) if n == "Bad Name"), "{err:?}");
+        assert!(
+            matches!(&err, SetupError::HeaderName(n) if n == "Bad Name"),
+            "{err:?}"
+        );
         assert_eq!(err.to_string(), "header name \"Bad Name\" is not valid");
     }
 

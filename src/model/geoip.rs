@@ -85,7 +85,7 @@ impl fmt::Display for KeyText<'_> {
 }
 
 /// A two-letter code as text.
-pub fn code_str(c: &[u8; 2]) -> &str {
+pub(crate) fn code_str(c: &[u8; 2]) -> &str {
     std::str::from_utf8(c).unwrap_or("??")
 }
 
@@ -95,7 +95,7 @@ fn code(s: &str) -> Option<[u8; 2]> {
 }
 
 /// Whether a region name would be read as a code (and so cannot name a `[geo.regions]`).
-pub fn is_reserved_name(name: &str) -> bool {
+pub(crate) fn is_reserved_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper == "WORLD"
         || upper.starts_with("COUNTRY:")

@@ -177,7 +177,11 @@ struct Context {
 
 /// Reads a zone file (and what it includes). Every record that parses is returned; every
 /// line that does not is a problem.
-pub(crate) fn read_zone_file(path: &Path, origin: &Name, problems: &mut Problems) -> Vec<SourcedRecord> {
+pub(crate) fn read_zone_file(
+    path: &Path,
+    origin: &Name,
+    problems: &mut Problems,
+) -> Vec<SourcedRecord> {
     let mut cx = Context {
         origin: origin.clone(),
         default_ttl: None,
