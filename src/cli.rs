@@ -110,7 +110,7 @@ pub struct ApiArgs {
 pub enum CliError {
     /// `--token-file` cannot be read or is empty; the text names the file and the fix.
     #[error("{0}")]
-    Token(String),
+    Token(#[from] crate::admin::TokenError),
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error(transparent)]
@@ -121,7 +121,7 @@ impl ApiArgs {
     /// The API client, with the token from --token-file or SIGNPOST_TOKEN.
     pub fn api(&self) -> Result<Api, CliError> {
         let token = match &self.token_file {
-            Some(p) => Some(crate::admin::read_token(p).map_err(CliError::Token)?),
+            Some(p) => Some(crate::admin::read_token(p)?),
             None => std::env::var("SIGNPOST_TOKEN")
                 .ok()
                 .filter(|t| !t.trim().is_empty()),
