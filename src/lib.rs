@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod drain;
