@@ -142,6 +142,26 @@ pub struct HealthBoard {
 }
 
 impl HealthBoard {
+    /// The board of these live peers' views: `(name, boot, views)`; for a name listed
+    /// more than once (a node that restarted), the newest boot counts.
+    pub fn from_nodes(
+        nodes: impl IntoIterator<Item = (String, u64, Arc<HashMap<TargetId, HealthView>>)>,
+    ) -> Self {
+        let mut newest: BTreeMap<String, (u64, Arc<HashMap<TargetId, HealthView>>)> =
+            BTreeMap::new();
+        for (name, boot, views) in nodes {
+            match newest.get(&name) {
+                Some((b, _)) if *b >= boot => {}
+                _ => {
+                    newest.insert(name, (boot, views));
+                }
+            }
+        }
+        Self {
+            peers: newest.into_iter().map(|(n, (_, v))| (n, v)).collect(),
+        }
+    }
+
     /// Names of the live peers that publish views.
     pub fn peers(&self) -> impl Iterator<Item = &str> {
         self.peers.iter().map(|(n, _)| n.as_str())
@@ -417,21 +437,15 @@ impl Cluster {
     /// The live peers' health views now.
     pub fn health_board(&self) -> HealthBoard {
         let s = self.read();
-        let mut newest: BTreeMap<&str, &ChitchatId> = BTreeMap::new();
-        for id in s.live.iter().filter(|id| id.node_id.as_ref() != s.node) {
-            let e = newest.entry(id.node_id.as_ref()).or_insert(id);
-            if id.generation_id > e.generation_id {
-                *e = id;
-            }
-        }
-        HealthBoard {
-            peers: newest
-                .into_iter()
-                .filter_map(|(name, id)| {
-                    s.peers.get(id).map(|p| (name.to_owned(), p.health.clone()))
-                })
-                .collect(),
-        }
+        HealthBoard::from_nodes(s.peers.iter().filter_map(|(id, p)| {
+            (s.live.contains(id) && id.node_id.as_ref() != s.node).then(|| {
+                (
+                    id.node_id.to_string(),
+                    id.generation_id,
+                    p.health.clone(),
+                )
+            })
+        }))
     }
 
     /// Every node known, this one first, then by name; for a node that restarted, its
@@ -668,3 +682,6 @@ fn refresh(cc: &mut chitchat::Chitchat, shared: &RwLock<Shared>) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests_props;
