@@ -40,7 +40,7 @@ pub struct ClusterSpec {
 }
 
 /// `cluster.health`
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusterHealth {
     /// A target is Degraded (Online) when more than half of the live instances with a
@@ -49,6 +49,19 @@ pub enum ClusterHealth {
     Majority,
     /// Only this instance's own probes count.
     Local,
+}
+
+impl<'de> Deserialize<'de> for ClusterHealth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "majority" => Ok(Self::Majority),
+            "local" => Ok(Self::Local),
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not a health mode; write \"majority\" or \"local\""
+            ))),
+        }
+    }
 }
 
 fn default_gossip_interval() -> HumanDuration {
@@ -255,7 +268,10 @@ mod tests {
     use super::super::Config;
 
     fn load(text: &str, key: Option<&str>) -> Result<Config, String> {
-        let dir = tempfile::tempdir().unwrap();
+        load_in(&tempfile::tempdir().unwrap(), text, key)
+    }
+
+    fn load_in(dir: &tempfile::TempDir, text: &str, key: Option<&str>) -> Result<Config, String> {
         if let Some(k) = key {
             std::fs::write(dir.path().join("cluster.key"), k).unwrap();
         }
@@ -269,7 +285,9 @@ mod tests {
 
     #[test]
     fn a_full_cluster_section_loads_with_defaults() {
-        let c = load(
+        let dir = tempfile::tempdir().unwrap();
+        let c = load_in(
+            &dir,
             r#"
 [cluster]
 node = "hub-seattle"
@@ -351,7 +369,7 @@ key_file = "KEYDIR/cluster.key"
             (
                 "listen = \"127.0.0.1:7946\"\nhealth = \"vote\"",
                 None,
-                &["cluster.health: unknown variant `vote`"],
+                &["cluster.health: \"vote\" is not a health mode; write \"majority\" or \"local\""],
             ),
             (
                 "listen = \"127.0.0.1:7946\"\ngossip_interval = \"10ms\"",
@@ -363,7 +381,7 @@ key_file = "KEYDIR/cluster.key"
                 None,
                 &["cluster.bogus: unknown field `bogus`"],
             ),
-            ("node = \"a\"", None, &["cluster: missing field `listen`"]),
+            ("node = \"a\"", None, &["cluster: missing configuration field \"listen\""]),
         ];
         for (body, key, want) in rows {
             let got = load(&format!("[cluster]\n{body}\n"), *key);
