@@ -61,56 +61,91 @@ async fn scenario() {
     let c = node("c", ca, &[aa], &key).await;
     assert_eq!(a.cluster_id(), b.cluster_id());
 
-    within(Duration::from_secs(5), "every node lists the three, live", || {
-        [&a, &b, &c]
-            .iter()
-            .all(|n| n.nodes().iter().filter(|i| i.live).count() == 3)
-    })
+    within(
+        Duration::from_secs(5),
+        "every node lists the three, live",
+        || {
+            [&a, &b, &c]
+                .iter()
+                .all(|n| n.nodes().iter().filter(|i| i.live).count() == 3)
+        },
+    )
     .await;
     let listed = a.nodes();
     let bi = listed.iter().find(|i| i.name == "b").unwrap();
     assert_eq!((bi.site.as_str(), bi.gossip_addr), ("site-b", ba));
-    assert_eq!((bi.config_fingerprint.as_str(), bi.config_generation), ("fp1", 1));
+    assert_eq!(
+        (bi.config_fingerprint.as_str(), bi.config_generation),
+        ("fp1", 1)
+    );
     assert!(bi.last_heard_ms.is_some());
 
     // A drain at a reaches b and c within 2 s, with its ramp start and origin.
     let mut changes = c.subscribe();
     changes.borrow_and_update();
-    let made = a.drain(DrainTarget::site("hub-a"), "maintenance", 60_000, "ops@a", now_ms());
+    let made = a.drain(
+        DrainTarget::site("hub-a"),
+        "maintenance",
+        60_000,
+        "ops@a",
+        now_ms(),
+    );
     let took = within(Duration::from_secs(2), "the drain reaches b and c", || {
-        b.active_drains().sites.contains_key("hub-a") && c.active_drains().sites.contains_key("hub-a")
+        b.active_drains().sites.contains_key("hub-a")
+            && c.active_drains().sites.contains_key("hub-a")
     })
     .await;
     eprintln!("drain propagation: {took:?}");
     assert!(changes.has_changed().unwrap(), "c was told of the change");
     let seen = &c.active_drains().sites["hub-a"];
     assert_eq!((seen.since_ms, seen.ramp_ms), (made.hlc.wall_ms, 60_000));
-    assert_eq!((seen.origin.as_str(), seen.operator.as_str()), ("a", "ops@a"));
+    assert_eq!(
+        (seen.origin.as_str(), seen.operator.as_str()),
+        ("a", "ops@a")
+    );
     let adopted = c.take_adopted_drains();
     assert_eq!(adopted, vec![made.clone()]);
     assert!(c.take_adopted_drains().is_empty());
 
     // An undrain at c wins everywhere within 2 s.
     c.undrain(DrainTarget::site("hub-a"), "ops@c", now_ms());
-    within(Duration::from_secs(2), "the undrain reaches a and b", || {
-        a.active_drains().sites.is_empty() && b.active_drains().sites.is_empty()
-    })
+    within(
+        Duration::from_secs(2),
+        "the undrain reaches a and b",
+        || a.active_drains().sites.is_empty() && b.active_drains().sites.is_empty(),
+    )
     .await;
 
     // b drains an endpoint; everyone has it.
-    b.drain(DrainTarget::endpoint("app.gslb.example", "seattle"), "patch", 0, "ops@b", now_ms());
-    within(Duration::from_secs(2), "the endpoint drain reaches a and c", || {
-        [&a, &c]
-            .iter()
-            .all(|n| n.active_drains().endpoints.contains_key("app.gslb.example/seattle"))
-    })
+    b.drain(
+        DrainTarget::endpoint("app.gslb.example", "seattle"),
+        "patch",
+        0,
+        "ops@b",
+        now_ms(),
+    );
+    within(
+        Duration::from_secs(2),
+        "the endpoint drain reaches a and c",
+        || {
+            [&a, &c].iter().all(|n| {
+                n.active_drains()
+                    .endpoints
+                    .contains_key("app.gslb.example/seattle")
+            })
+        },
+    )
     .await;
     let all = a.drains();
     assert_eq!(all.len(), 2);
 
     // Health views travel and combine.
     let id = TargetId::of("https://192.0.2.10:443/healthz");
-    let view = |status| HealthView { status, rtt_us: Some(1500), since_ms: 1 };
+    let view = |status| HealthView {
+        status,
+        rtt_us: Some(1500),
+        since_ms: 1,
+    };
     a.set_health([(id, view(HealthStatus::Degraded))]);
     b.set_health([(id, view(HealthStatus::Degraded))]);
     c.set_health([(id, view(HealthStatus::Online))]);
@@ -118,9 +153,14 @@ async fn scenario() {
         c.health_board().views(&id).len() == 2
     })
     .await;
-    let (status, votes) = c.health_board().combine(HealthMode::Majority, &id, HealthStatus::Online);
+    let (status, votes) = c
+        .health_board()
+        .combine(HealthMode::Majority, &id, HealthStatus::Online);
     assert_eq!(status, HealthStatus::Degraded);
-    assert_eq!(votes.describe(HealthStatus::Degraded), "2 of 3 see Degraded");
+    assert_eq!(
+        votes.describe(HealthStatus::Degraded),
+        "2 of 3 see Degraded"
+    );
     a.remove_health([id]);
     within(Duration::from_secs(2), "a's view is withdrawn", || {
         c.health_board().views(&id).len() == 1
@@ -130,11 +170,17 @@ async fn scenario() {
     // b restarts with an empty state (same name and address) and gets both records back.
     b.shutdown().await;
     let b = node("b", ba, &[aa], &key).await;
-    within(Duration::from_secs(3), "the restarted b gets the records back", || {
-        b.drains() == all
-    })
+    within(
+        Duration::from_secs(3),
+        "the restarted b gets the records back",
+        || b.drains() == all,
+    )
     .await;
-    assert!(b.active_drains().endpoints.contains_key("app.gslb.example/seattle"));
+    assert!(
+        b.active_drains()
+            .endpoints
+            .contains_key("app.gslb.example/seattle")
+    );
     assert!(b.active_drains().sites.is_empty());
     // Its clock moved past what it learned: a new record of its own wins.
     let r = b.drain(DrainTarget::site("hub-c"), "x", 0, "", 0);
@@ -150,9 +196,11 @@ async fn scenario() {
     let d = node("d", da, &[aa, ba, ca], &ClusterKey::from_bytes([9; 32])).await;
     assert_ne!(d.cluster_id(), a.cluster_id());
     d.drain(DrainTarget::site("hub-b"), "hostile", 0, "", now_ms());
-    within(Duration::from_secs(5), "a drops d's datagrams as forged", || {
-        a.rejected().get(Reject::Forged) > 3
-    })
+    within(
+        Duration::from_secs(5),
+        "a drops d's datagrams as forged",
+        || a.rejected().get(Reject::Forged) > 3,
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for n in [&a, &b, &c] {

@@ -21,7 +21,7 @@ use super::hlc::Hlc;
 /// Prefix of every drain key in a node's gossiped key-values.
 pub const DRAIN_KEY_PREFIX: &str = "drain/";
 /// Longest reason or operator text kept in a record (bytes); longer text is cut.
-pub const MAX_TEXT: usize = 512;
+pub const MAX_TEXT: usize = 1024;
 
 /// What a drain applies to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -523,7 +523,7 @@ mod tests {
     fn long_text_is_cut_on_a_char_boundary() {
         let r = DrainRecord::drain(
             DrainTarget::site("a"),
-            "é".repeat(400),
+            "é".repeat(800),
             1,
             0,
             "n",

@@ -297,10 +297,16 @@ mod tests {
         let a = TargetId::of("https://192.0.2.10:443/healthz host=app.corp.example");
         let b = TargetId::of("https://192.0.2.11:443/healthz host=app.corp.example");
         assert_ne!(a, b);
-        assert_eq!(a, TargetId::of("https://192.0.2.10:443/healthz host=app.corp.example"));
+        assert_eq!(
+            a,
+            TargetId::of("https://192.0.2.10:443/healthz host=app.corp.example")
+        );
         let k = a.key();
         assert_eq!(k.len(), 14);
-        assert!(k.bytes().all(|c| c.is_ascii_alphanumeric() || b"/_-".contains(&c)));
+        assert!(
+            k.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"/_-".contains(&c))
+        );
         assert_eq!(TargetId::from_key(&k), Some(a));
         assert_eq!(TargetId::from_key("h/short"), None);
         assert_eq!(TargetId::from_key("drain/site/x"), None);

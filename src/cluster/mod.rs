@@ -135,20 +135,20 @@ pub struct NodeInfo {
     pub boot: u64,
 }
 
+/// One node's views, by target (shared, copied on write).
+pub type Views = Arc<HashMap<TargetId, HealthView>>;
+
 /// The live nodes' health views at one moment (cheap to take: shared maps).
 #[derive(Clone, Debug, Default)]
 pub struct HealthBoard {
-    peers: Vec<(String, Arc<HashMap<TargetId, HealthView>>)>,
+    peers: Vec<(String, Views)>,
 }
 
 impl HealthBoard {
     /// The board of these live peers' views: `(name, boot, views)`; for a name listed
     /// more than once (a node that restarted), the newest boot counts.
-    pub fn from_nodes(
-        nodes: impl IntoIterator<Item = (String, u64, Arc<HashMap<TargetId, HealthView>>)>,
-    ) -> Self {
-        let mut newest: BTreeMap<String, (u64, Arc<HashMap<TargetId, HealthView>>)> =
-            BTreeMap::new();
+    pub fn from_nodes(nodes: impl IntoIterator<Item = (String, u64, Views)>) -> Self {
+        let mut newest: BTreeMap<String, (u64, Views)> = BTreeMap::new();
         for (name, boot, views) in nodes {
             match newest.get(&name) {
                 Some((b, _)) if *b >= boot => {}
@@ -199,7 +199,7 @@ struct PeerCache {
     heartbeat: Heartbeat,
     last_heard_ms: Option<u64>,
     meta: Option<NodeMeta>,
-    health: Arc<HashMap<TargetId, HealthView>>,
+    health: Views,
 }
 
 struct Shared {
@@ -285,8 +285,12 @@ impl Cluster {
             serde_json::to_string(&opts.meta).expect("meta serialises"),
         )];
         initial.extend(opts.drains.records().map(DrainRecord::to_kv));
-        let transport =
-            transport::SealedUdpTransport::new(opts.key.clone(), &opts.node, session, counters.clone());
+        let transport = transport::SealedUdpTransport::new(
+            opts.key.clone(),
+            &opts.node,
+            session,
+            counters.clone(),
+        );
         let handle = spawn_chitchat(config, initial, &transport).await?;
 
         let shared = Arc::new(RwLock::new(Shared {
@@ -374,7 +378,15 @@ impl Cluster {
     ) -> DrainRecord {
         let mut s = self.write();
         let hlc = s.clock.tick(now_ms);
-        let r = DrainRecord::drain(target, reason, now_ms, ramp_ms, s.node.clone(), operator, hlc);
+        let r = DrainRecord::drain(
+            target,
+            reason,
+            now_ms,
+            ramp_ms,
+            s.node.clone(),
+            operator,
+            hlc,
+        );
         s.merged.insert(r.clone());
         drop(s);
         self.send(vec![Command::Drain(r.clone())]);
@@ -431,21 +443,23 @@ impl Cluster {
 
     /// Stops publishing views of these targets (they left the config).
     pub fn remove_health(&self, targets: impl IntoIterator<Item = TargetId>) {
-        self.send(targets.into_iter().map(|id| Command::Delete(id.key())).collect());
+        self.send(
+            targets
+                .into_iter()
+                .map(|id| Command::Delete(id.key()))
+                .collect(),
+        );
     }
 
     /// The live peers' health views now.
     pub fn health_board(&self) -> HealthBoard {
         let s = self.read();
-        HealthBoard::from_nodes(s.peers.iter().filter_map(|(id, p)| {
-            (s.live.contains(id) && id.node_id.as_ref() != s.node).then(|| {
-                (
-                    id.node_id.to_string(),
-                    id.generation_id,
-                    p.health.clone(),
-                )
-            })
-        }))
+        HealthBoard::from_nodes(
+            s.peers
+                .iter()
+                .filter(|(id, _)| s.live.contains(*id) && id.node_id.as_ref() != s.node)
+                .map(|(id, p)| (id.node_id.to_string(), id.generation_id, p.health.clone())),
+        )
     }
 
     /// Every node known, this one first, then by name; for a node that restarted, its

@@ -4,8 +4,12 @@
 //! forged or replayed is dropped and counted — never a panic.
 //!
 //! ```text
-//! "SPG" | version (1) | nonce (12) | sealed( name_len (1) | name | session (8) | seq (8) | payload ) | tag (16)
+//! "SPG" | version (1) | nonce (12) | sealed( name_len (1) | name | session (8) | seq (8) | part (1) | payload ) | tag (16)
 //! ```
+//!
+//! `part` is `index << 4 | count`: 1 (`0 << 4 | 1`) for a message in one datagram; a
+//! message too large for one datagram with the envelope goes in up to 15 parts with
+//! consecutive sequence numbers, put together by the transport.
 //!
 //! The 4-byte header and the nonce are the associated data. Replay protection keeps, per
 //! sender name, the newest session seen and a window of the last [`WINDOW`] sequence
@@ -38,7 +42,9 @@ pub const FORGET_AFTER_MS: u64 = 10 * 60 * 1000;
 /// Senders remembered at most; the longest silent is forgotten first.
 const MAX_SENDERS: usize = 4096;
 /// Bytes a sealed datagram adds to its payload, at most.
-pub const OVERHEAD: usize = HEADER + NONCE + 1 + MAX_NAME + 8 + 8 + TAG;
+pub const OVERHEAD: usize = HEADER + NONCE + 1 + MAX_NAME + 8 + 8 + 1 + TAG;
+/// Most parts one message may be sealed in.
+pub const MAX_PARTS: u8 = 15;
 
 /// The shared cluster key: 32 bytes.
 #[derive(Clone)]
@@ -225,8 +231,23 @@ impl Sealer {
         }
     }
 
-    /// Appends the sealed datagram for `payload` to `out` (cleared first).
+    /// Bytes the envelope adds to a payload for this node.
+    pub fn overhead(&self) -> usize {
+        HEADER + NONCE + 1 + self.name.len() + 8 + 8 + 1 + TAG
+    }
+
+    /// Writes the sealed datagram for a whole message `payload` to `out` (cleared first).
     pub fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        self.seal_part(payload, 0, 1, out);
+    }
+
+    /// Writes the sealed datagram for part `index` of `count` (1 to [`MAX_PARTS`]) of a
+    /// message; the parts of one message must be sealed one after the other.
+    pub fn seal_part(&mut self, payload: &[u8], index: u8, count: u8, out: &mut Vec<u8>) {
+        assert!(
+            (1..=MAX_PARTS).contains(&count) && index < count,
+            "part {index} of {count}"
+        );
         let mut nonce = [0u8; NONCE];
         self.rng
             .fill(&mut nonce)
@@ -241,6 +262,7 @@ impl Sealer {
         out.extend_from_slice(&self.name);
         out.extend_from_slice(&self.session.to_be_bytes());
         out.extend_from_slice(&self.seq.to_be_bytes());
+        out.push(index << 4 | count);
         out.extend_from_slice(payload);
         let (head, inner) = out.split_at_mut(body);
         let tag = self
@@ -285,6 +307,10 @@ pub struct Opened<'a> {
     pub sender: &'a str,
     pub session: u64,
     pub seq: u64,
+    /// Which part of its message this is (0 for a whole message).
+    pub part_index: u8,
+    /// How many parts its message has (1 for a whole message).
+    pub part_count: u8,
     pub payload: &'a [u8],
 }
 
@@ -310,25 +336,37 @@ impl Opener {
         if datagram[3] != VERSION {
             return Err(Reject::NotOurs);
         }
-        if datagram.len() < HEADER + NONCE + TAG + 1 + 1 + 16 {
+        if datagram.len() < HEADER + NONCE + TAG + 1 + 1 + 17 {
             return Err(Reject::Truncated);
         }
         let (head, sealed) = datagram.split_at_mut(HEADER + NONCE);
         let nonce: [u8; NONCE] = head[HEADER..].try_into().map_err(|_| Reject::Truncated)?;
         let plain = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&head[..]), sealed)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&head[..]),
+                sealed,
+            )
             .map_err(|_| Reject::Forged)?;
         let plain: &'a [u8] = plain;
         let name_len = *plain.first().ok_or(Reject::Malformed)? as usize;
-        if name_len == 0 || name_len > MAX_NAME || plain.len() < 1 + name_len + 16 {
+        if name_len == 0 || name_len > MAX_NAME || plain.len() < 1 + name_len + 17 {
             return Err(Reject::Malformed);
         }
         let name = &plain[1..1 + name_len];
         let sender = std::str::from_utf8(name).map_err(|_| Reject::Malformed)?;
         let at = 1 + name_len;
-        let session = u64::from_be_bytes(plain[at..at + 8].try_into().map_err(|_| Reject::Malformed)?);
-        let seq = u64::from_be_bytes(plain[at + 8..at + 16].try_into().map_err(|_| Reject::Malformed)?);
+        let session = u64::from_be_bytes(
+            plain[at..at + 8]
+                .try_into()
+                .map_err(|_| Reject::Malformed)?,
+        );
+        let seq = u64::from_be_bytes(
+            plain[at + 8..at + 16]
+                .try_into()
+                .map_err(|_| Reject::Malformed)?,
+        );
         if name == self.own_name.as_slice() {
             // Our own datagram looped back is as good as a replay; another session with our
             // name is a second node with this name.
@@ -338,23 +376,41 @@ impl Opener {
                 Reject::OwnName
             });
         }
+        let part = plain[at + 16];
+        let (part_index, part_count) = (part >> 4, part & 0x0f);
+        if part_count == 0 || part_index >= part_count {
+            return Err(Reject::Malformed);
+        }
         self.check_replay(name, session, seq, now_ms)?;
         Ok(Opened {
             sender,
             session,
             seq,
-            payload: &plain[at + 16..],
+            part_index,
+            part_count,
+            payload: &plain[at + 17..],
         })
     }
 
-    fn check_replay(&mut self, name: &[u8], session: u64, seq: u64, now_ms: u64) -> Result<(), Reject> {
+    fn check_replay(
+        &mut self,
+        name: &[u8],
+        session: u64,
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<(), Reject> {
         if let Some(s) = self.senders.get_mut(name) {
             let forgotten = now_ms.saturating_sub(s.last_ms) > FORGET_AFTER_MS;
             if session < s.session && !forgotten {
                 return Err(Reject::Replayed);
             }
             if session != s.session {
-                *s = SenderState { session, top: seq, seen: 1, last_ms: now_ms };
+                *s = SenderState {
+                    session,
+                    top: seq,
+                    seen: 1,
+                    last_ms: now_ms,
+                };
                 return Ok(());
             }
             if seq > s.top {
@@ -383,7 +439,12 @@ impl Opener {
         }
         self.senders.insert(
             name.to_vec(),
-            SenderState { session, top: seq, seen: 1, last_ms: now_ms },
+            SenderState {
+                session,
+                top: seq,
+                seen: 1,
+                last_ms: now_ms,
+            },
         );
         Ok(())
     }
@@ -413,6 +474,7 @@ mod tests {
         let got = o.open(&mut d, 0).unwrap();
         assert_eq!(got.sender, "hub-a");
         assert_eq!((got.session, got.seq), (77, 1));
+        assert_eq!((got.part_index, got.part_count), (0, 1));
         assert_eq!(got.payload, b"hello gossip");
         // An empty payload is fine too.
         let mut d = sealed(&mut s, b"");
@@ -470,11 +532,11 @@ mod tests {
         let d: Vec<Vec<u8>> = (0..200).map(|_| sealed(&mut s, b"m")).collect();
         // 5 arrives first, then 1..4 late: all accepted once.
         assert!(o.open(&mut d[4].clone(), 0).is_ok());
-        for i in 0..4 {
-            assert!(o.open(&mut d[i].clone(), 0).is_ok(), "{i}");
+        for (i, m) in d.iter().enumerate().take(4) {
+            assert!(o.open(&mut m.clone(), 0).is_ok(), "{i}");
         }
-        for i in 0..5 {
-            assert_eq!(o.open(&mut d[i].clone(), 0), Err(Reject::Replayed), "{i}");
+        for (i, m) in d.iter().enumerate().take(5) {
+            assert_eq!(o.open(&mut m.clone(), 0), Err(Reject::Replayed), "{i}");
         }
         // Far ahead: what fell out of the window is a replay.
         assert!(o.open(&mut d[199].clone(), 0).is_ok());
@@ -490,9 +552,15 @@ mod tests {
         let old1 = sealed(&mut old, b"o");
         assert!(o.open(&mut old1.clone(), 0).is_ok());
         assert!(o.open(&mut sealed(&mut new, b"n"), 1).is_ok());
-        assert_eq!(o.open(&mut sealed(&mut old, b"o"), 2), Err(Reject::Replayed));
+        assert_eq!(
+            o.open(&mut sealed(&mut old, b"o"), 2),
+            Err(Reject::Replayed)
+        );
         // A sender silent for long is forgotten.
-        assert!(o.open(&mut sealed(&mut old, b"o"), 2 + FORGET_AFTER_MS + 1).is_ok());
+        assert!(
+            o.open(&mut sealed(&mut old, b"o"), 2 + FORGET_AFTER_MS + 1)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -501,7 +569,10 @@ mod tests {
         let mut twin = Sealer::new(&key(1), "hub-a", 8);
         let mut o = Opener::new(&key(1), "hub-a", 7);
         assert_eq!(o.open(&mut sealed(&mut me, b"x"), 0), Err(Reject::Replayed));
-        assert_eq!(o.open(&mut sealed(&mut twin, b"x"), 0), Err(Reject::OwnName));
+        assert_eq!(
+            o.open(&mut sealed(&mut twin, b"x"), 0),
+            Err(Reject::OwnName)
+        );
     }
 
     /// Random bytes, and random bytes behind our header, never open and never panic.
@@ -532,11 +603,25 @@ mod tests {
     fn a_well_sealed_bad_inside_is_malformed() {
         let k = key(1);
         let aead = k.aead();
-        for inner in [vec![], vec![0u8; 20], vec![200u8; 30], {
-            let mut v = vec![3u8, 0xff, 0xfe, 0xfd];
+        let with_part = |part: u8| {
+            let mut v = vec![1u8, b'x'];
             v.extend_from_slice(&[0; 16]);
+            v.push(part);
             v
-        }] {
+        };
+        for inner in [
+            vec![],
+            vec![0u8; 20],
+            vec![200u8; 30],
+            {
+                let mut v = vec![3u8, 0xff, 0xfe, 0xfd];
+                v.extend_from_slice(&[0; 17]);
+                v
+            },
+            with_part(0x00),
+            with_part(0x22),
+            with_part(0xf3),
+        ] {
             let mut d = MAGIC.to_vec();
             d.push(VERSION);
             d.extend_from_slice(&[9u8; NONCE]);
@@ -570,7 +655,11 @@ mod tests {
                 .unwrap_err()
                 .contains("holds 5 bytes")
         );
-        assert!(ClusterKey::from_base64("not base64!").unwrap_err().contains("base64"));
+        assert!(
+            ClusterKey::from_base64("not base64!")
+                .unwrap_err()
+                .contains("base64")
+        );
         assert!(!format!("{k:?}").contains(&text));
     }
 }

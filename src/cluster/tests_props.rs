@@ -1,7 +1,7 @@
 //! Property tests of the merges: any order and duplication of the inputs gives the same
 //! result on every node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -31,7 +31,15 @@ fn record() -> impl Strategy<Value = DrainRecord> {
         .prop_map(|(t, ms, n, origin, drain, ramp)| {
             let hlc = Hlc::new(1_000 + ms, n);
             if drain {
-                DrainRecord::drain(t, format!("r{ms}"), 900 + ms, ramp * 1000, origin, "op", hlc)
+                DrainRecord::drain(
+                    t,
+                    format!("r{ms}"),
+                    900 + ms,
+                    ramp * 1000,
+                    origin,
+                    "op",
+                    hlc,
+                )
             } else {
                 DrainRecord::undrain(t, origin, "op", hlc)
             }
@@ -123,13 +131,13 @@ proptest! {
         let status = |c: u8| match c { 0 => HealthStatus::Checking, 1 => HealthStatus::Online, _ => HealthStatus::Degraded };
         // One set of views per (node, boot): later entries for the same pair are ignored so
         // that the input is a function of (node, boot), as gossip makes it.
-        let mut by_node: BTreeMap<(usize, u64), Arc<HashMap<TargetId, HealthView>>> = BTreeMap::new();
+        let mut by_node: BTreeMap<(usize, u64), Views> = BTreeMap::new();
         for (node, boot, vs) in &views {
             by_node.entry((*node, *boot)).or_insert_with(|| Arc::new(vs.iter().map(|(t, c)| {
                 (ids[*t], HealthView { status: status(*c), rtt_us: Some(u64::from(*c)), since_ms: 1 })
             }).collect()));
         }
-        let list: Vec<(String, u64, Arc<HashMap<TargetId, HealthView>>)> = by_node
+        let list: Vec<(String, u64, Views)> = by_node
             .iter()
             .map(|((n, b), v)| (format!("n{n}"), *b, v.clone()))
             .collect();

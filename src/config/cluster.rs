@@ -122,8 +122,7 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 32], String> {
         .map_err(|_| format!("{} holds {n} bytes after base64, not 32", path.display()))
 }
 
-const KEY_HINT: &str =
-    "write 32 random bytes in base64 to it, e.g. `head -c 32 /dev/urandom | base64 > cluster.key`, and give every instance the same file";
+const KEY_HINT: &str = "write 32 random bytes in base64 to it, e.g. `head -c 32 /dev/urandom | base64 > cluster.key`, and give every instance the same file";
 
 impl ClusterSpec {
     /// The node name in force: `node`, else the host name.
@@ -322,7 +321,10 @@ key_file = "KEYDIR/cluster.key"
             (
                 "listen = \"10.1.0.53:7946\"",
                 None,
-                &["cluster.key_file: required when cluster.listen (10.1.0.53:7946) is not a loopback address", "head -c 32 /dev/urandom"],
+                &[
+                    "cluster.key_file: required when cluster.listen (10.1.0.53:7946) is not a loopback address",
+                    "head -c 32 /dev/urandom",
+                ],
             ),
             ("listen = \"127.0.0.1:7946\"", None, &[]),
             ("listen = \"[::1]:7946\"", None, &[]),
@@ -339,7 +341,10 @@ key_file = "KEYDIR/cluster.key"
             (
                 "listen = \"127.0.0.1:7946\"\npeers = [\"10.0.0.1\", \"ok.example:1\", \"bad host:5\"]",
                 None,
-                &["cluster.peers[0]: \"10.0.0.1\" is not an address with a port", "cluster.peers[2]: \"bad host:5\""],
+                &[
+                    "cluster.peers[0]: \"10.0.0.1\" is not an address with a port",
+                    "cluster.peers[2]: \"bad host:5\"",
+                ],
             ),
             (
                 "listen = \"127.0.0.1:7946\"\nkey_file = \"KEYDIR/missing.key\"",
@@ -381,7 +386,11 @@ key_file = "KEYDIR/cluster.key"
                 None,
                 &["cluster.bogus: unknown field `bogus`"],
             ),
-            ("node = \"a\"", None, &["cluster: missing configuration field \"listen\""]),
+            (
+                "node = \"a\"",
+                None,
+                &["cluster: missing configuration field \"listen\""],
+            ),
         ];
         for (body, key, want) in rows {
             let got = load(&format!("[cluster]\n{body}\n"), *key);
