@@ -52,6 +52,8 @@ pub use seal::{ClusterKey, Reject, RejectCounters};
 
 /// Key of a node's [`NodeMeta`].
 const META_KEY: &str = "meta";
+/// Learned records kept for [`Cluster::take_adopted_drains`] at most (the oldest go).
+const MAX_ADOPTED: usize = 4096;
 /// How often the cache is refreshed when nothing wakes it (liveness, last heard).
 const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
@@ -208,6 +210,7 @@ struct Shared {
     peers: HashMap<ChitchatId, PeerCache>,
     live: HashSet<ChitchatId>,
     merged: DrainSet,
+    /// Records learned from peers that changed `merged`, not yet taken.
     adopted: Vec<DrainRecord>,
     clock: Clock,
     meta: NodeMeta,
@@ -419,8 +422,9 @@ impl Cluster {
         self.read().merged.active()
     }
 
-    /// Records made at other nodes that changed the merged set since the last call (for
-    /// the audit log, with their origin).
+    /// Records learned from peers that changed the merged set since the last call, in the
+    /// order learned (for the audit log, with their origin; after a restart with an empty
+    /// state this includes records this node made in an earlier run).
     pub fn take_adopted_drains(&self) -> Vec<DrainRecord> {
         std::mem::take(&mut self.write().adopted)
     }
@@ -662,9 +666,10 @@ fn refresh(cc: &mut chitchat::Chitchat, shared: &RwLock<Shared>) -> bool {
                         if s.merged.insert(r.clone()) {
                             s.clock.observe(r.hlc, now);
                             republish.push(r.to_kv());
-                            if r.origin != s.node {
-                                s.adopted.push(r);
+                            if s.adopted.len() >= MAX_ADOPTED {
+                                s.adopted.remove(0);
                             }
+                            s.adopted.push(r);
                         }
                     }
                     Err(_) => s.bad_values += 1,
