@@ -222,3 +222,54 @@ async fn scenario() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// 10,000 probe targets: a peer gets every view (catching up takes messages larger than
+/// one sealed datagram, sent in parts), then a 1 % change arrives within a few rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_targets_reach_a_peer() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let key = ClusterKey::from_bytes([5; 32]);
+        let (aa, ba) = (free_addr(), free_addr());
+        let a = node("a", aa, &[ba], &key).await;
+        let b = node("b", ba, &[aa], &key).await;
+        let ids: Vec<TargetId> = (0..10_000)
+            .map(|i| TargetId::of(&format!("https://10.{}.{}.1:443/healthz", i / 256, i % 256)))
+            .collect();
+        let view = |status, i: usize| HealthView {
+            status,
+            rtt_us: Some(1_000 + i as u64),
+            since_ms: 1_764_400_000_000,
+        };
+        a.set_health(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (*id, view(HealthStatus::Online, i))),
+        );
+        let took = within(Duration::from_secs(30), "b has a's 10,000 views", || {
+            let board = b.health_board();
+            board.peers().count() == 1 && ids.iter().all(|id| !board.views(id).is_empty())
+        })
+        .await;
+        eprintln!("10,000 views reached the peer in {took:?}");
+        a.set_health(
+            ids.iter()
+                .enumerate()
+                .step_by(100)
+                .map(|(i, id)| (*id, view(HealthStatus::Degraded, i))),
+        );
+        let took = within(Duration::from_secs(3), "b sees the 1 % change", || {
+            let board = b.health_board();
+            ids.iter()
+                .step_by(100)
+                .all(|id| board.views(id)[0].1.status == HealthStatus::Degraded)
+        })
+        .await;
+        eprintln!("a 1 % change reached the peer in {took:?}");
+        assert_eq!(a.rejected().total() + b.rejected().total(), 0);
+        assert_eq!(a.rejected().oversize_sends(), 0);
+        a.shutdown().await;
+        b.shutdown().await;
+    })
+    .await
+    .expect("within 60 s");
+}
