@@ -120,6 +120,20 @@ pub fn valid_node_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cluster node name {0:?} must be 1 to 64 of A-Z a-z 0-9 . _ -")]
+    NodeName(String),
+    #[error(
+        "cluster listen address {0} is a wildcard; use the address the peers reach this node at"
+    )]
+    Wildcard(SocketAddr),
+    /// Binding the socket failed (address in use, not local, …).
+    #[error("{0}")]
+    Gossip(String),
+}
+
 /// One node as this node knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeInfo {
@@ -245,17 +259,13 @@ fn wall_ms() -> u64 {
 
 impl Cluster {
     /// Binds the gossip socket and starts gossiping with the peers.
-    pub async fn start(opts: ClusterOptions) -> anyhow::Result<Cluster> {
-        anyhow::ensure!(
-            valid_node_name(&opts.node),
-            "cluster node name {:?} must be 1 to 64 of A-Z a-z 0-9 . _ -",
-            opts.node
-        );
-        anyhow::ensure!(
-            !opts.listen.ip().is_unspecified(),
-            "cluster listen address {} must be the address the peers reach this node at, not a wildcard",
-            opts.listen
-        );
+    pub async fn start(opts: ClusterOptions) -> Result<Cluster, StartError> {
+        if !valid_node_name(&opts.node) {
+            return Err(StartError::NodeName(opts.node));
+        }
+        if opts.listen.ip().is_unspecified() {
+            return Err(StartError::Wildcard(opts.listen));
+        }
         let now = wall_ms();
         let session = seal::new_session(now);
         let counters = Arc::new(RejectCounters::default());
@@ -294,7 +304,9 @@ impl Cluster {
             session,
             counters.clone(),
         );
-        let handle = spawn_chitchat(config, initial, &transport).await?;
+        let handle = spawn_chitchat(config, initial, &transport)
+            .await
+            .map_err(|e| StartError::Gossip(format!("{e:#}")))?;
 
         let shared = Arc::new(RwLock::new(Shared {
             node: opts.node.clone(),
