@@ -3,7 +3,6 @@
 //! audit log, the API's errors, `/metrics`, reloads under load, and readiness.
 
 mod common;
-mod support;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -11,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::ingress::{HttpServer, Reply, always};
 use common::{GSLB_ZONE, Setup, Signpost, poll, two_sites};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::Value;
-use support::{HttpServer, Reply, always};
 
 const TOKEN: &str = "t0ken-for-the-admin-tests";
 

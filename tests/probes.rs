@@ -1,17 +1,17 @@
 //! Issue 3, acceptance 1: the prober and the status machine against real servers on
 //! loopback (HTTP, HTTPS with a CA made here, TCP), one behaviour per test.
 
-mod support;
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::ingress::{HttpServer, Reply, TestCa, always, closed_port};
 use signpost::config::{Protocol, TlsSpec};
 use signpost::health::{ProbeOutcome, Prober, ProberOptions, TargetHealth};
 use signpost::model::ProbeTarget;
 use signpost::snapshot::Status;
-use support::{HttpServer, Reply, TestCa, always, closed_port};
 
 fn target(addr: SocketAddr, protocol: Protocol) -> ProbeTarget {
     ProbeTarget {
@@ -240,9 +240,9 @@ async fn without_reuse_every_probe_opens_a_connection_and_asks_to_close_it() {
 }
 
 /// Answers the `n`th request (from 0) with `replies[n]`, and 200 after them.
-fn script(replies: Vec<Reply>) -> support::Handler {
+fn script(replies: Vec<Reply>) -> common::ingress::Handler {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    Arc::new(move |_: &support::Request| {
+    Arc::new(move |_: &common::ingress::Request| {
         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         replies.get(n).cloned().unwrap_or(Reply::Status(200, "ok"))
     })
@@ -332,7 +332,7 @@ async fn body_contains() {
 
 #[tokio::test]
 async fn host_header_and_custom_headers_reach_the_server() {
-    let server = HttpServer::start(Arc::new(|r: &support::Request| {
+    let server = HttpServer::start(Arc::new(|r: &common::ingress::Request| {
         match (r.header("host"), r.header("x-probe-token")) {
             (Some("app.corp.example"), Some("s3cret")) => Reply::Status(200, "app"),
             (Some("app.corp.example"), _) => Reply::Status(403, ""),

@@ -1,25 +1,29 @@
 //! Shared by the integration tests: starts the real `signpost` binary on free loopback
 //! ports with a config and zone directory in a temp dir, waits until it answers, kills it
 //! on drop (or restarts it on the same state); runs its CLI against it; and sends DNS
-//! messages to it over UDP and TCP and HTTP requests to its admin API ([`http`]).
+//! messages to it over UDP and TCP (blocking, or async for tokio tests) and HTTP requests
+//! to its admin API ([`http`]); serves the HTTP(S)/TCP ingresses it probes ([`ingress`]).
+//! Benches include it with `#[path]`.
 //!
 //! Every wait here is bounded: a server that does not answer fails the test, it never
 //! hangs it.
 
 // Each test crate uses a different part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub(crate) mod http;
+pub(crate) mod ingress;
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_signpost");
@@ -65,6 +69,8 @@ pub(crate) struct Setup {
     pub(crate) extra: String,
     /// When set, written to `config/admin.token` and named by `admin.token_file`.
     pub(crate) token: Option<String>,
+    /// Logs as JSON lines (`--log-format json`), read back by [`Signpost::log_lines`].
+    pub(crate) json_log: bool,
 }
 
 impl Setup {
@@ -78,7 +84,24 @@ impl Setup {
             udp_sockets: 2,
             extra: String::new(),
             token: None,
+            json_log: false,
         }
+    }
+
+    /// Serves [`GSLB_ZONE`] with `toml` (sites, monitors, profiles) in the config.
+    pub(crate) fn gslb(toml: &str) -> Self {
+        Self::new(&[("gslb.example.zone", GSLB_ZONE)]).extra(toml)
+    }
+
+    pub(crate) fn udp_sockets(mut self, n: usize) -> Self {
+        self.udp_sockets = n;
+        self
+    }
+
+    /// Logs JSON lines, for [`Signpost::log_lines`].
+    pub(crate) fn json_log(mut self) -> Self {
+        self.json_log = true;
+        self
     }
 
     pub(crate) fn tcp_idle_timeout(mut self, t: &str) -> Self {
@@ -163,7 +186,16 @@ impl Signpost {
                 setup.config_text(port, admin),
             )
             .unwrap();
-            let args = ["serve", "--config", "config/signpost.toml"].map(str::to_owned);
+            let json: &[&str] = if setup.json_log {
+                &["--log-format", "json"]
+            } else {
+                &[]
+            };
+            let args: Vec<String> = json
+                .iter()
+                .chain(&["serve", "--config", "config/signpost.toml"])
+                .map(|a| (*a).to_owned())
+                .collect();
             let mut s = Signpost::new(dir, &args, port, admin, &first_zone);
             s.token = setup.token.clone();
             match s.launch() {
@@ -291,6 +323,25 @@ impl Signpost {
     /// Everything the server logged so far.
     pub(crate) fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The JSON log lines (with [`Setup::json_log`]) whose `fields.message` contains
+    /// `text`.
+    pub(crate) fn log_lines(&self, text: &str) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(text))
+            })
+            .collect()
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&mut self) -> u32 {
+        self.child().id()
     }
 
     /// Panics (with the log) when the process has exited.
@@ -504,6 +555,86 @@ pub(crate) fn with_edns(mut m: Message, version: u8, payload: u16) -> Message {
     e.set_max_payload(payload);
     m.set_edns(e);
     m
+}
+
+/// `m` with an OPT record (version 0, payload 1232) carrying ECS `addr/prefix`.
+pub(crate) fn with_ecs(m: Message, addr: IpAddr, prefix: u8) -> Message {
+    let mut m = with_edns(m, 0, 1232);
+    if let Some(e) = m.edns.as_mut() {
+        e.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(addr, prefix, 0)));
+    }
+    m
+}
+
+/// The addresses of the A records in `m`'s answer section, in order.
+pub(crate) fn a_records(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asks `server` for [`query`] `name`/`rtype` over UDP from a tokio socket (for async
+/// tests, whose runtime must keep serving the ingresses meanwhile); `Err` on a timeout or
+/// a bad answer.
+pub(crate) async fn ask_async(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Result<Message, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let sock = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| err(&e))?;
+    let msg = query(name, rtype);
+    let id = msg.metadata.id;
+    sock.send_to(&msg.to_vec().map_err(|e| err(&e))?, server)
+        .await
+        .map_err(|e| err(&e))?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map_err(|e| err(&e))?;
+        let reply = Message::from_vec(&buf[..n]).map_err(|e| err(&e))?;
+        if reply.metadata.id == id {
+            return Ok(reply);
+        }
+    }
+}
+
+/// The A records of `name` from `server` ([`ask_async`]).
+pub(crate) async fn query_a(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<Ipv4Addr>, String> {
+    Ok(a_records(
+        &ask_async(server, name, RecordType::A, timeout).await?,
+    ))
+}
+
+/// The distinct addresses seen in `n` answers for `name`, sorted.
+pub(crate) async fn answers(server: SocketAddr, name: &str, n: usize) -> Vec<Ipv4Addr> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        if let Ok(addrs) = query_a(server, name, Duration::from_millis(500)).await {
+            for a in addrs {
+                if !seen.contains(&a) {
+                    seen.push(a);
+                }
+            }
+        }
+    }
+    seen.sort();
+    seen
 }
 
 /// Sends one datagram from a new socket and returns the first datagram that comes back.
