@@ -9,6 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use signpost::snapshot::Snapshot;
 
+#[path = "../tests/common/dns.rs"]
+mod dns;
+
 /// The client every query comes from.
 pub const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 
@@ -102,36 +105,19 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-/// A query for `name` (dotted) and `qtype`; with an OPT record when `edns`, carrying ECS
-/// `ecs = (IPv4 address, source prefix)` when given.
+/// A query for `name` (dotted) and `qtype`, ID 0xbeef, RD set; with an OPT record
+/// (payload 1232) when `edns`, carrying ECS `ecs = (IPv4 address, source prefix)` when
+/// given.
 pub fn query(name: &str, qtype: u16, edns: bool, ecs: Option<([u8; 4], u8)>) -> Vec<u8> {
-    let mut p = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
-    for label in name.trim_end_matches('.').split('.') {
-        p.push(label.len() as u8);
-        p.extend_from_slice(label.as_bytes());
-    }
-    p.push(0);
-    p.extend_from_slice(&qtype.to_be_bytes());
-    p.extend_from_slice(&1u16.to_be_bytes());
-    if edns {
-        let mut opt = Vec::new();
-        if let Some((addr, prefix)) = ecs {
-            let n = usize::from(prefix).div_ceil(8);
-            opt.extend_from_slice(&8u16.to_be_bytes());
-            opt.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-            opt.extend_from_slice(&1u16.to_be_bytes());
-            opt.push(prefix);
-            opt.push(0);
-            opt.extend_from_slice(&addr[..n]);
-        }
-        p.push(0);
-        p.extend_from_slice(&41u16.to_be_bytes());
-        p.extend_from_slice(&1232u16.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 0]);
-        p.extend_from_slice(&(opt.len() as u16).to_be_bytes());
-        p.extend_from_slice(&opt);
-    }
-    p
+    let mut m = dns::query(name, qtype.into());
+    m.metadata.id = 0xbeef;
+    m.metadata.recursion_desired = true;
+    m = match (edns, ecs) {
+        (true, Some((addr, prefix))) => dns::with_ecs(m, Ipv4Addr::from(addr).into(), prefix),
+        (true, None) => dns::with_edns(m, 0, 1232),
+        (false, _) => m,
+    };
+    m.to_vec().expect("encode the query")
 }
 
 /// [`snapshot`] served by one UDP receive loop on 127.0.0.1 (an ephemeral port) in its
