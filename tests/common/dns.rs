@@ -95,4 +95,3 @@ pub(crate) fn question_bytes(p: &[u8]) -> &[u8] {
     }
     &p[12..i + 1 + 4]
 }
-

@@ -77,16 +77,30 @@ impl HttpServer {
         handler: Handler,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Self {
-        let mut s = Self {
+        let mut s = Self::new(addr, handler, tls);
+        s.listen().await;
+        s
+    }
+
+    /// Serves on `listener`, already bound (in another network namespace, say). Needs a
+    /// tokio runtime.
+    pub(crate) async fn start_on(listener: std::net::TcpListener, handler: Handler) -> Self {
+        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let mut s = Self::new(listener.local_addr().unwrap(), handler, None);
+        s.serve_on(listener);
+        s
+    }
+
+    fn new(addr: SocketAddr, handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        Self {
             addr,
             handler: Arc::new(Mutex::new(handler)),
             tls,
             requests: Arc::default(),
             connections: Arc::default(),
             task: None,
-        };
-        s.listen().await;
-        s
+        }
     }
 
     async fn listen(&mut self) {
@@ -94,6 +108,10 @@ impl HttpServer {
             .await
             .expect("bind test server");
         self.addr = listener.local_addr().unwrap();
+        self.serve_on(listener);
+    }
+
+    fn serve_on(&mut self, listener: TcpListener) {
         let (handler, tls, requests, connections) = (
             self.handler.clone(),
             self.tls.clone(),
