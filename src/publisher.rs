@@ -808,30 +808,16 @@ fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reaso
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use arc_swap::ArcSwap;
 
     use super::*;
     use crate::health::ProbeOutcome;
 
-    const ZONE: &str = "$ORIGIN gslb.example.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
-
     /// Compiles `profiles` (TOML) with a `gslb.example` zone.
     fn model(profiles: &str, generation: u64) -> Arc<Model> {
-        let dir = tempfile::tempdir().unwrap();
-        let zones = dir.path().join("zones");
-        std::fs::create_dir(&zones).unwrap();
-        std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
-        let config = dir.path().join("signpost.toml");
-        let text = format!(
-            "[zones]\ndir = {:?}\n{profiles}",
-            zones.display().to_string()
-        );
-        std::fs::write(&config, text).unwrap();
-        let loaded =
-            crate::app::load(Path::new(&config), generation).unwrap_or_else(|p| panic!("{p}"));
-        loaded.snapshot.model
+        crate::policy::testutil::try_load_generation(profiles, generation)
+            .unwrap_or_else(|p| panic!("{p}"))
+            .model
     }
 
     const PROFILES: &str = r#"
@@ -841,43 +827,19 @@ tolerated_failures = 1
 rise = 2
 interval = "1s"
 
-[profiles."app.gslb.example"]
-monitor = "web"
-[[profiles."app.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."app.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
-[[profiles."app.gslb.example".endpoints]]
-name = "off"
-address = "192.0.2.3"
-enabled = false
-[[profiles."app.gslb.example".endpoints]]
-name = "pinned"
-address = "192.0.2.4"
-always_serve = true
-
-[profiles."other.gslb.example"]
-monitor = "web"
-[[profiles."other.gslb.example".endpoints]]
-name = "a-too"
-address = "192.0.2.1"
-[[profiles."other.gslb.example".endpoints]]
-name = "plain"
-address = "192.0.2.9"
-monitor = { protocol = "tcp", port = 22 }
-
-[profiles."static.gslb.example"]
-[[profiles."static.gslb.example".endpoints]]
-name = "s"
-address = "192.0.2.50"
-
-[profiles."top.gslb.example"]
-[[profiles."top.gslb.example".endpoints]]
-name = "nested"
-profile = "app.gslb.example"
-min_child_endpoints = 3
+[profiles]
+"app.gslb.example" = { monitor = "web", endpoints = [
+    { name = "a", address = "192.0.2.1" },
+    { name = "b", address = "192.0.2.2" },
+    { name = "off", address = "192.0.2.3", enabled = false },
+    { name = "pinned", address = "192.0.2.4", always_serve = true },
+] }
+"other.gslb.example" = { monitor = "web", endpoints = [
+    { name = "a-too", address = "192.0.2.1" },
+    { name = "plain", address = "192.0.2.9", monitor = { protocol = "tcp", port = 22 } },
+] }
+"static.gslb.example" = { endpoints = [{ name = "s", address = "192.0.2.50" }] }
+"top.gslb.example" = { endpoints = [{ name = "nested", profile = "app.gslb.example", min_child_endpoints = 3 }] }
 "#;
 
     fn publisher(m: Arc<Model>) -> (Publisher, Shared) {
@@ -1216,9 +1178,10 @@ min_child_endpoints = 3
         let first = a.endpoints[0].name.clone();
 
         let without_b = PROFILES.replace(
-            "name = \"b\"\naddress = \"192.0.2.2\"",
-            "name = \"c\"\naddress = \"192.0.2.2\"",
+            r#"name = "b", address = "192.0.2.2""#,
+            r#"name = "c", address = "192.0.2.2""#,
         );
+        assert_ne!(without_b, PROFILES);
         p.replace_model(model(&without_b, 2));
         p.publish();
         let text = page();

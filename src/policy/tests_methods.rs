@@ -350,13 +350,10 @@ fn address_families_and_cname() {
         r#"
 [profiles."t.gslb.example"]
 method = "priority"
-[[profiles."t.gslb.example".endpoints]]
-name = "v6"
-addresses = ["2001:db8::1", "2001:db8::2"]
-[[profiles."t.gslb.example".endpoints]]
-name = "cname"
-target = "ingress.gslb.example."
-priority = 2
+endpoints = [
+    { name = "v6", addresses = ["2001:db8::1", "2001:db8::2"] },
+    { name = "cname", target = "ingress.gslb.example.", priority = 2 },
+]
 "#,
     );
     let aaaa = once(&snap, rtype::AAAA, "10.0.0.1");
@@ -406,15 +403,7 @@ fn the_chosen_endpoints_decide_the_address_family() {
         r#"
 [profiles."t.gslb.example"]
 method = "weighted"
-[[profiles."t.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."t.gslb.example".endpoints]]
-name = "b"
-address = "2001:db8::2"
-[[profiles."t.gslb.example".endpoints]]
-name = "c"
-address = "2001:db8::3"
+endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", address = "2001:db8::2" }, { name = "c", address = "2001:db8::3" }]
 "#,
     );
     let p = pid(&snap, "t.gslb.example");
@@ -429,9 +418,14 @@ address = "2001:db8::3"
     }
     // geographic: the client's region endpoint has no IPv6: AAAA is NODATA, not WORLD's.
     let snap = load(&format!(
-        "{REGIONS}\n[profiles.\"t.gslb.example\"]\nmethod = \"geographic\"\n\
-         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"emea\"\naddress = \"192.0.2.1\"\nregions = [\"corp-emea\"]\n\
-         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"world\"\naddresses = [\"192.0.2.2\", \"2001:db8::2\"]\nregions = [\"WORLD\"]\n"
+        r#"{REGIONS}
+[profiles."t.gslb.example"]
+method = "geographic"
+endpoints = [
+    {{ name = "emea", address = "192.0.2.1", regions = ["corp-emea"] }},
+    {{ name = "world", addresses = ["192.0.2.2", "2001:db8::2"], regions = ["WORLD"] }},
+]
+"#
     ));
     assert_eq!(
         outcome(&snap, &once(&snap, rtype::A, "10.20.1.0/24")),
@@ -451,12 +445,7 @@ fn eligible_endpoints_without_the_type_are_nodata_not_all_down() {
         r#"
 [profiles."t.gslb.example"]
 all_down = "serve_all"
-[[profiles."t.gslb.example".endpoints]]
-name = "v4"
-address = "192.0.2.1"
-[[profiles."t.gslb.example".endpoints]]
-name = "v6"
-address = "2001:db8::1"
+endpoints = [{ name = "v4", address = "192.0.2.1" }, { name = "v6", address = "2001:db8::1" }]
 "#,
     );
     let p = pid(&snap, "t.gslb.example");
@@ -475,9 +464,7 @@ fn a_query_against_ipv6_only_endpoints_is_nodata() {
         r#"
 [profiles."t.gslb.example"]
 all_down = "servfail"
-[[profiles."t.gslb.example".endpoints]]
-name = "v6"
-address = "2001:db8::1"
+endpoints = [{ name = "v6", address = "2001:db8::1" }]
 "#,
     );
     let d = once(&snap, rtype::A, "10.0.0.1");
@@ -553,23 +540,12 @@ fn performance_latency_table_overrides_rtt_for_the_clients_region() {
 #[test]
 fn nested_child_below_min_hands_over() {
     let toml = r#"
-[profiles."t.gslb.example"]
-method = "priority"
-[[profiles."t.gslb.example".endpoints]]
-name = "eu"
-profile = "eu.gslb.example"
-min_child_endpoints = 2
-[[profiles."t.gslb.example".endpoints]]
-name = "backup"
-address = "192.0.2.9"
-priority = 2
-[profiles."eu.gslb.example"]
-[[profiles."eu.gslb.example".endpoints]]
-name = "dublin"
-address = "192.0.2.21"
-[[profiles."eu.gslb.example".endpoints]]
-name = "paris"
-address = "192.0.2.22"
+[profiles]
+"t.gslb.example" = { method = "priority", endpoints = [
+    { name = "eu", profile = "eu.gslb.example", min_child_endpoints = 2 },
+    { name = "backup", address = "192.0.2.9", priority = 2 },
+] }
+"eu.gslb.example" = { endpoints = [{ name = "dublin", address = "192.0.2.21" }, { name = "paris", address = "192.0.2.22" }] }
 "#;
     let mut snap = load(toml);
     let eu = pid(&snap, "eu.gslb.example");
