@@ -39,30 +39,47 @@ fn three(method: &str, all_down: &str, profile_keys: &str, extra: [&str; 3]) -> 
     s
 }
 
+/// One row of a table: the statuses of a, b, c, then `->` and the outcome, the same under
+/// every `all_down` (`ON DEG ON -> b c`) or per `all_down` as `serve_all | nodata |
+/// servfail` (`DEG DEG DEG -> a b c | NODATA | SERVFAIL`).
 struct Row {
     statuses: [Status; 3],
-    serve_all: &'static str,
-    nodata: &'static str,
-    servfail: &'static str,
+    serve_all: String,
+    nodata: String,
+    servfail: String,
 }
 
-const fn row(
-    statuses: [Status; 3],
-    serve_all: &'static str,
-    nodata: &'static str,
-    servfail: &'static str,
-) -> Row {
-    Row {
-        statuses,
-        serve_all,
-        nodata,
-        servfail,
-    }
-}
-
-/// Rows where something is eligible: `all_down` does not matter.
-const fn up(statuses: [Status; 3], want: &'static str) -> Row {
-    row(statuses, want, want, want)
+fn parse_rows(table: &str) -> Vec<Row> {
+    let status = |s: &str| match s {
+        "ON" => ON,
+        "DEG" => DEG,
+        "DIS" => DIS,
+        "CHK" => CHK,
+        "ALW" => ALW,
+        _ => panic!("unknown status {s}"),
+    };
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (left, right) = l.split_once("->").expect("`statuses -> outcome`");
+            let statuses: Vec<Status> = left.split_whitespace().map(status).collect();
+            let want: Vec<String> = right.split('|').map(|w| w.trim().to_owned()).collect();
+            let want = match &want[..] {
+                [all] => [all.clone(), all.clone(), all.clone()],
+                [s, n, f] => [s.clone(), n.clone(), f.clone()],
+                _ => panic!("one outcome, or three: {l}"),
+            };
+            let [serve_all, nodata, servfail] = want;
+            Row {
+                statuses: statuses.try_into().expect("three statuses"),
+                serve_all,
+                nodata,
+                servfail,
+            }
+        })
+        .collect()
 }
 
 /// Runs `rows` against the method, once per `all_down`, from `client`.
@@ -72,20 +89,22 @@ fn table(
     extra: [&str; 3],
     rtts: &[Option<u64>],
     client: &str,
-    rows: &[Row],
+    rows: &str,
 ) {
+    let rows = parse_rows(rows);
+    assert!(!rows.is_empty());
     for all_down in ["serve_all", "nodata", "servfail"] {
         let mut snap = load(&three(method, all_down, profile_keys, extra));
         let p = pid(&snap, "t.gslb.example");
         set_rtt(&mut snap, p, rtts);
         let client = Client::parse(client).unwrap();
         let mut rng = SmallRng::seed_from_u64(7);
-        for r in rows {
+        for r in &rows {
             set_status(&mut snap, p, &r.statuses);
             let want = match all_down {
-                "serve_all" => r.serve_all,
-                "nodata" => r.nodata,
-                _ => r.servfail,
+                "serve_all" => &r.serve_all,
+                "nodata" => &r.nodata,
+                _ => &r.servfail,
             };
             let mut seen = BTreeSet::new();
             for _ in 0..300 {
@@ -99,7 +118,7 @@ fn table(
             }
             let got = seen.into_iter().collect::<Vec<_>>().join(" ");
             assert_eq!(
-                got, want,
+                &got, want,
                 "{method}, all_down = {all_down}, statuses {:?}, client {client:?}",
                 r.statuses
             );
@@ -115,16 +134,16 @@ fn weighted() {
         ["weight = 1", "weight = 2", "weight = 3"],
         &[],
         "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b c"),
-            up([DEG, ON, ON], "b c"),
-            up([DIS, DEG, ON], "c"),
-            up([CHK, DEG, DIS], "a"),
-            up([ALW, DEG, DEG], "a"),
-            row([DEG, DEG, DEG], "a b c", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DEG], "b c", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
+        "
+            ON  ON  ON  -> a b c
+            DEG ON  ON  -> b c
+            DIS DEG ON  -> c
+            CHK DEG DIS -> a
+            ALW DEG DEG -> a
+            DEG DEG DEG -> a b c | NODATA | SERVFAIL
+            DIS DEG DEG -> b c | NODATA | SERVFAIL
+            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+        ",
     );
 }
 
@@ -136,17 +155,17 @@ fn priority() {
         ["priority = 1", "priority = 1", "priority = 2"],
         &[],
         "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b"),
-            up([DEG, ON, ON], "b"),
-            up([DEG, DIS, ON], "c"),
-            up([DIS, DEG, CHK], "c"),
-            up([DEG, DEG, ALW], "c"),
-            row([DEG, DEG, DEG], "a b", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DEG], "c", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
+        "
+            ON  ON  ON  -> a b
+            DEG ON  ON  -> b
+            DEG DIS ON  -> c
+            DIS DEG CHK -> c
+            DEG DEG ALW -> c
+            DEG DEG DEG -> a b | NODATA | SERVFAIL
+            DIS DEG DEG -> b | NODATA | SERVFAIL
+            DIS DIS DEG -> c | NODATA | SERVFAIL
+            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+        ",
     );
 }
 
@@ -159,15 +178,15 @@ fn performance() {
         ["", "", ""],
         &[Some(10), Some(13), Some(40)],
         "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b"),
-            up([DEG, ON, ON], "b"),
-            up([DEG, DEG, ON], "c"),
-            up([ON, DIS, ON], "a"),
-            row([DEG, DEG, DEG], "a b", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
+        "
+            ON  ON  ON  -> a b
+            DEG ON  ON  -> b
+            DEG DEG ON  -> c
+            ON  DIS ON  -> a
+            DEG DEG DEG -> a b | NODATA | SERVFAIL
+            DIS DEG DEG -> b | NODATA | SERVFAIL
+            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+        ",
     );
 }
 
@@ -179,28 +198,28 @@ fn multivalue() {
         ["addresses = [\"192.0.2.11\"]", "", ""],
         &[],
         "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b c"),
-            up([DEG, ON, ON], "b c"),
-            up([ON, DEG, DIS], "a"),
-            row([DEG, DEG, DEG], "a b c", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DIS], "b", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
+        "
+            ON  ON  ON  -> a b c
+            DEG ON  ON  -> b c
+            ON  DEG DIS -> a
+            DEG DEG DEG -> a b c | NODATA | SERVFAIL
+            DIS DEG DIS -> b | NODATA | SERVFAIL
+            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+        ",
     );
 }
 
-const GEO_ROWS: &[Row] = &[
-    up([ON, ON, ON], "a"),
-    up([DEG, ON, ON], "b"),
-    up([DIS, DEG, ON], "c"),
-    up([DEG, DEG, CHK], "c"),
-    up([DEG, ALW, DEG], "b"),
-    row([DEG, DEG, DEG], "a", "NODATA", "SERVFAIL"),
-    row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-    row([DIS, DIS, DEG], "c", "NODATA", "SERVFAIL"),
-    row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-];
+const GEO_ROWS: &str = "
+            ON  ON  ON  -> a
+            DEG ON  ON  -> b
+            DIS DEG ON  -> c
+            DEG DEG CHK -> c
+            DEG ALW DEG -> b
+            DEG DEG DEG -> a | NODATA | SERVFAIL
+            DIS DEG DEG -> b | NODATA | SERVFAIL
+            DIS DIS DEG -> c | NODATA | SERVFAIL
+            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+        ";
 
 #[test]
 fn geographic() {
@@ -219,12 +238,12 @@ fn geographic() {
         extra,
         &[],
         "192.168.1.1",
-        &[
-            up([ON, ON, ON], "c"),
-            up([ON, ON, CHK], "c"),
-            row([ON, ON, DEG], "c", "NODATA", "SERVFAIL"),
-            row([ON, ON, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
+        "
+            ON  ON  ON  -> c
+            ON  ON  CHK -> c
+            ON  ON  DEG -> c | NODATA | SERVFAIL
+            ON  ON  DIS -> NODATA | NODATA | SERVFAIL
+        ",
     );
 }
 
@@ -235,12 +254,12 @@ fn geographic_unmatched_is_nodata_whatever_all_down_says() {
         "regions = [\"corp-emea\"]",
         "regions = [\"corp-emea\"]",
     ];
-    let unmatched = [
-        up([ON, ON, ON], "NODATA"),
-        up([DEG, DEG, DEG], "NODATA"),
-        up([DIS, DIS, DIS], "NODATA"),
-    ];
-    table("geographic", "", extra, &[], "192.168.1.1", &unmatched);
+    let unmatched = "
+            ON  ON  ON  -> NODATA
+            DEG DEG DEG -> NODATA
+            DIS DIS DIS -> NODATA
+        ";
+    table("geographic", "", extra, &[], "192.168.1.1", unmatched);
 }
 
 #[test]
@@ -251,18 +270,18 @@ fn subnet() {
         "",
     ];
     table("subnet", "", extra, &[], "10.20.1.5", GEO_ROWS);
+    // Last row, serve_all: as if every enabled endpoint were Online, so the subnet decides.
     table(
         "subnet",
         "",
         extra,
         &[],
         "10.30.9.9",
-        &[
-            up([ON, ON, ON], "b"),
-            up([ON, DEG, ON], "c"),
-            // serve_all: as if every enabled endpoint were Online, so the subnet decides.
-            row([ON, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-        ],
+        "
+            ON  ON  ON  -> b
+            ON  DEG ON  -> c
+            ON  DEG DEG -> b | NODATA | SERVFAIL
+        ",
     );
     // No fallback endpoint: unmatched clients get NODATA.
     let extra = [
@@ -276,7 +295,10 @@ fn subnet() {
         extra,
         &[],
         "192.168.1.1",
-        &[up([ON, ON, ON], "NODATA"), up([DEG, DEG, DEG], "NODATA")],
+        "
+            ON  ON  ON  -> NODATA
+            DEG DEG DEG -> NODATA
+        ",
     );
 }
 
