@@ -82,8 +82,13 @@ fn parse_rows(table: &str) -> Vec<Row> {
         .collect()
 }
 
+/// [`table_with`] with no profile keys and no RTTs.
+fn table(method: &str, extra: [&str; 3], client: &str, rows: &str) {
+    table_with(method, "", extra, &[], client, rows);
+}
+
 /// Runs `rows` against the method, once per `all_down`, from `client`.
-fn table(
+fn table_with(
     method: &str,
     profile_keys: &str,
     extra: [&str; 3],
@@ -128,98 +133,98 @@ fn table(
 
 #[test]
 fn weighted() {
+    let rows = "
+        ON  ON  ON  -> a b c
+        DEG ON  ON  -> b c
+        DIS DEG ON  -> c
+        CHK DEG DIS -> a
+        ALW DEG DEG -> a
+        DEG DEG DEG -> a b c | NODATA | SERVFAIL
+        DIS DEG DEG -> b c | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
     table(
         "weighted",
-        "",
         ["weight = 1", "weight = 2", "weight = 3"],
-        &[],
         "10.20.1.5",
-        "
-            ON  ON  ON  -> a b c
-            DEG ON  ON  -> b c
-            DIS DEG ON  -> c
-            CHK DEG DIS -> a
-            ALW DEG DEG -> a
-            DEG DEG DEG -> a b c | NODATA | SERVFAIL
-            DIS DEG DEG -> b c | NODATA | SERVFAIL
-            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
-        ",
+        rows,
     );
 }
 
 #[test]
 fn priority() {
+    let rows = "
+        ON  ON  ON  -> a b
+        DEG ON  ON  -> b
+        DEG DIS ON  -> c
+        DIS DEG CHK -> c
+        DEG DEG ALW -> c
+        DEG DEG DEG -> a b | NODATA | SERVFAIL
+        DIS DEG DEG -> b | NODATA | SERVFAIL
+        DIS DIS DEG -> c | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
     table(
         "priority",
-        "",
         ["priority = 1", "priority = 1", "priority = 2"],
-        &[],
         "10.20.1.5",
-        "
-            ON  ON  ON  -> a b
-            DEG ON  ON  -> b
-            DEG DIS ON  -> c
-            DIS DEG CHK -> c
-            DEG DEG ALW -> c
-            DEG DEG DEG -> a b | NODATA | SERVFAIL
-            DIS DEG DEG -> b | NODATA | SERVFAIL
-            DIS DIS DEG -> c | NODATA | SERVFAIL
-            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
-        ",
+        rows,
     );
 }
 
 #[test]
 fn performance() {
     // RTT a 10 ms, b 13 ms, c 40 ms; band max(20 % of best, 5 ms).
-    table(
+    let rows = "
+        ON  ON  ON  -> a b
+        DEG ON  ON  -> b
+        DEG DEG ON  -> c
+        ON  DIS ON  -> a
+        DEG DEG DEG -> a b | NODATA | SERVFAIL
+        DIS DEG DEG -> b | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
+    table_with(
         "performance",
         "",
         ["", "", ""],
         &[Some(10), Some(13), Some(40)],
         "10.20.1.5",
-        "
-            ON  ON  ON  -> a b
-            DEG ON  ON  -> b
-            DEG DEG ON  -> c
-            ON  DIS ON  -> a
-            DEG DEG DEG -> a b | NODATA | SERVFAIL
-            DIS DEG DEG -> b | NODATA | SERVFAIL
-            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
-        ",
+        rows,
     );
 }
 
 #[test]
 fn multivalue() {
-    table(
+    let rows = "
+        ON  ON  ON  -> a b c
+        DEG ON  ON  -> b c
+        ON  DEG DIS -> a
+        DEG DEG DEG -> a b c | NODATA | SERVFAIL
+        DIS DEG DIS -> b | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
+    table_with(
         "multivalue",
         "max_answers = 2",
         ["addresses = [\"192.0.2.11\"]", "", ""],
         &[],
         "10.20.1.5",
-        "
-            ON  ON  ON  -> a b c
-            DEG ON  ON  -> b c
-            ON  DEG DIS -> a
-            DEG DEG DEG -> a b c | NODATA | SERVFAIL
-            DIS DEG DIS -> b | NODATA | SERVFAIL
-            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
-        ",
+        rows,
     );
 }
 
 const GEO_ROWS: &str = "
-            ON  ON  ON  -> a
-            DEG ON  ON  -> b
-            DIS DEG ON  -> c
-            DEG DEG CHK -> c
-            DEG ALW DEG -> b
-            DEG DEG DEG -> a | NODATA | SERVFAIL
-            DIS DEG DEG -> b | NODATA | SERVFAIL
-            DIS DIS DEG -> c | NODATA | SERVFAIL
-            DIS DIS DIS -> NODATA | NODATA | SERVFAIL
-        ";
+        ON  ON  ON  -> a
+        DEG ON  ON  -> b
+        DIS DEG ON  -> c
+        DEG DEG CHK -> c
+        DEG ALW DEG -> b
+        DEG DEG DEG -> a | NODATA | SERVFAIL
+        DIS DEG DEG -> b | NODATA | SERVFAIL
+        DIS DIS DEG -> c | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
 
 #[test]
 fn geographic() {
@@ -229,22 +234,16 @@ fn geographic() {
         "regions = [\"corp-emea\"]",
         "regions = [\"WORLD\"]",
     ];
-    table("geographic", "", extra, &[], "10.20.1.5", GEO_ROWS);
-    table("geographic", "", extra, &[], "10.20.1.0/24", GEO_ROWS);
+    table("geographic", extra, "10.20.1.5", GEO_ROWS);
+    table("geographic", extra, "10.20.1.0/24", GEO_ROWS);
     // Outside every region only WORLD matches.
-    table(
-        "geographic",
-        "",
-        extra,
-        &[],
-        "192.168.1.1",
-        "
-            ON  ON  ON  -> c
-            ON  ON  CHK -> c
-            ON  ON  DEG -> c | NODATA | SERVFAIL
-            ON  ON  DIS -> NODATA | NODATA | SERVFAIL
-        ",
-    );
+    let rows = "
+        ON  ON  ON  -> c
+        ON  ON  CHK -> c
+        ON  ON  DEG -> c | NODATA | SERVFAIL
+        ON  ON  DIS -> NODATA | NODATA | SERVFAIL
+    ";
+    table("geographic", extra, "192.168.1.1", rows);
 }
 
 #[test]
@@ -255,11 +254,11 @@ fn geographic_unmatched_is_nodata_whatever_all_down_says() {
         "regions = [\"corp-emea\"]",
     ];
     let unmatched = "
-            ON  ON  ON  -> NODATA
-            DEG DEG DEG -> NODATA
-            DIS DIS DIS -> NODATA
-        ";
-    table("geographic", "", extra, &[], "192.168.1.1", unmatched);
+        ON  ON  ON  -> NODATA
+        DEG DEG DEG -> NODATA
+        DIS DIS DIS -> NODATA
+    ";
+    table("geographic", extra, "192.168.1.1", unmatched);
 }
 
 #[test]
@@ -269,37 +268,25 @@ fn subnet() {
         "subnets = [\"10.20.0.0/16\", \"10.30.0.0/16\"]",
         "",
     ];
-    table("subnet", "", extra, &[], "10.20.1.5", GEO_ROWS);
+    table("subnet", extra, "10.20.1.5", GEO_ROWS);
     // Last row, serve_all: as if every enabled endpoint were Online, so the subnet decides.
-    table(
-        "subnet",
-        "",
-        extra,
-        &[],
-        "10.30.9.9",
-        "
-            ON  ON  ON  -> b
-            ON  DEG ON  -> c
-            ON  DEG DEG -> b | NODATA | SERVFAIL
-        ",
-    );
+    let rows = "
+        ON  ON  ON  -> b
+        ON  DEG ON  -> c
+        ON  DEG DEG -> b | NODATA | SERVFAIL
+    ";
+    table("subnet", extra, "10.30.9.9", rows);
     // No fallback endpoint: unmatched clients get NODATA.
     let extra = [
         "subnets = [\"10.20.1.0/24\"]",
         "subnets = [\"10.20.0.0/16\"]",
         "subnets = [\"10.30.0.0/16\"]",
     ];
-    table(
-        "subnet",
-        "",
-        extra,
-        &[],
-        "192.168.1.1",
-        "
-            ON  ON  ON  -> NODATA
-            DEG DEG DEG -> NODATA
-        ",
-    );
+    let rows = "
+        ON  ON  ON  -> NODATA
+        DEG DEG DEG -> NODATA
+    ";
+    table("subnet", extra, "192.168.1.1", rows);
 }
 
 /// Runs one decision of `t.gslb.example.` for `client` and `qtype`.
