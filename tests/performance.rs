@@ -25,30 +25,17 @@ fn health(delay: Duration, healthy: bool) -> Handler {
 fn config(fast: u16, slow: u16) -> String {
     format!(
         r#"
-[monitors.ingress]
-protocol = "http"
-path = "/healthz"
-interval = "200ms"
-timeout = "1s"
-tolerated_failures = 1
-rise = 1
+[monitors]
+ingress = {{ protocol = "http", path = "/healthz", interval = "200ms", timeout = "1s", tolerated_failures = 1, rise = 1 }}
 
 [profiles."app.gslb.example"]
 method = "performance"
 ttl = 5
 monitor = "ingress"
-
-[[profiles."app.gslb.example".endpoints]]
-name = "fast"
-address = "127.0.0.21"
-probe_address = "127.0.0.1"
-monitor = {{ port = {fast} }}
-
-[[profiles."app.gslb.example".endpoints]]
-name = "slow"
-address = "127.0.0.22"
-probe_address = "127.0.0.1"
-monitor = {{ port = {slow} }}
+endpoints = [
+    {{ name = "fast", address = "127.0.0.21", probe_address = "127.0.0.1", monitor = {{ port = {fast} }} }},
+    {{ name = "slow", address = "127.0.0.22", probe_address = "127.0.0.1", monitor = {{ port = {slow} }} }},
+]
 "#
     )
 }

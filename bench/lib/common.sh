@@ -201,20 +201,12 @@ sys.exit(1)
 EOF
 }
 
-# The zone every server serves, in RFC 1035 form. $1 = what stands at "app": a profile
-# (nothing: signpost), "DYNA" (gdnsd), or "A" (a static A record: Knot).
+# The zone every server serves, in RFC 1035 form: lib/bench.example.zone (which
+# bench/fixture.rs serves in process too), then at "app" what $2 says: a profile (none:
+# signpost), "DYNA" (gdnsd), or "A" (a static A record: Knot).
 write_zone() {
   local file=$1 app=$2
-  cat >"$file" <<EOF
-\$ORIGIN bench.example.
-\$TTL 300
-@    60 IN SOA  ns1.bench.example. hostmaster.bench.example. 1 3600 600 1209600 60
-        IN NS   ns1
-        IN NS   ns2
-ns1     IN A    127.0.0.1
-ns2     IN A    127.0.0.2
-static  IN A    192.0.2.1
-EOF
+  cp "$LIB/bench.example.zone" "$file"
   case $app in
     DYNA) echo "app 30 DYNA weighted!app" >>"$file" ;;
     A) echo "app 30 IN A ${INGRESS_ADDRS[0]}" >>"$file" ;;
