@@ -1096,6 +1096,21 @@ fn report(
 // ---------------------------------------------------------------------------------------
 // Scenarios.
 
+/// Detection within the worst case and failover within `formula` (detection + TTL + …),
+/// each plus [`LOAD_SLACK`].
+fn assert_within(detected: Duration, f: &Failover, formula: Duration) {
+    assert!(
+        detected <= detection_worst() + LOAD_SLACK,
+        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
+        detection_worst()
+    );
+    assert!(
+        f.took <= formula + LOAD_SLACK,
+        "failover took {:?}, more than {formula:?} (detection + TTL …) + {LOAD_SLACK:?}",
+        f.took
+    );
+}
+
 /// Measures a failover away from site-a that started at `t0`: when the signposts at
 /// `instances` stopped answering site-a (polled directly), and when the client settled on
 /// site-b (through the resolver), polled side by side.
@@ -1207,16 +1222,7 @@ fn ingress_down_fails_over(resolver: Resolver) {
         &f,
         formula,
     );
-    assert!(
-        detected <= detection_worst() + LOAD_SLACK,
-        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
-        detection_worst()
-    );
-    assert!(
-        f.took <= formula + LOAD_SLACK,
-        "failover took {:?}, more than detection + TTL ({formula:?}) + {LOAD_SLACK:?}",
-        f.took
-    );
+    assert_within(detected, &f, formula);
 
     // The app comes back: after `rise` good probes both sites are answered again.
     lab.start_ingress(Site::A);
@@ -1244,16 +1250,7 @@ fn site_cut_off_fails_over(resolver: Resolver) {
         "site-a's signpost should be unreachable, got {}",
         dead.brief()
     );
-    assert!(
-        detected <= detection_worst() + LOAD_SLACK,
-        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
-        detection_worst()
-    );
-    assert!(
-        f.took <= formula + LOAD_SLACK,
-        "failover took {:?}, more than {formula:?} + {LOAD_SLACK:?}",
-        f.took
-    );
+    assert_within(detected, &f, formula);
 }
 
 /// (4) The operator drains site-b on both instances with the CLI; clients get site-a.

@@ -256,24 +256,15 @@ async fn all_down_decides_when_every_endpoint_is_degraded() {
         answers(sp.addr, "serve_all.gslb.example.", 30).await,
         [addr(21), addr(22)]
     );
-    let r = ask_async(
-        sp.addr,
-        "nodata.gslb.example.",
-        RecordType::A,
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap();
+    let ask = async |name| {
+        ask_async(sp.addr, name, RecordType::A, Duration::from_secs(1))
+            .await
+            .unwrap()
+    };
+    let r = ask("nodata.gslb.example.").await;
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert!(r.answers.is_empty(), "{r:?}");
     assert!(!r.authorities.is_empty(), "NODATA carries the SOA");
-    let r = ask_async(
-        sp.addr,
-        "servfail.gslb.example.",
-        RecordType::A,
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap();
+    let r = ask("servfail.gslb.example.").await;
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
 }

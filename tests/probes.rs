@@ -54,6 +54,19 @@ async fn once(t: &ProbeTarget) -> ProbeOutcome {
     Prober::new().probe(t).await
 }
 
+/// The status after one probe, and the probe's reason.
+async fn first(prober: &Prober, t: &ProbeTarget) -> (Status, String) {
+    let r = run(prober, t, 1).await;
+    (r[0].0, reason(&r[0].1).to_owned())
+}
+
+fn tls(ca_file: Option<&std::path::Path>, insecure_skip_verify: bool) -> TlsSpec {
+    TlsSpec {
+        ca_file: ca_file.map(Into::into),
+        insecure_skip_verify,
+    }
+}
+
 fn reason(o: &ProbeOutcome) -> &str {
     o.reason.as_deref().unwrap_or("")
 }
@@ -400,56 +413,39 @@ async fn https_trusts_only_the_configured_ca() {
     t.tolerated_failures = 0;
 
     // Online with ca_file; the server saw the host as SNI.
-    t.tls = TlsSpec {
-        ca_file: Some(ca_file.clone()),
-        insecure_skip_verify: false,
-    };
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Online, "{:?}", r[0].1);
+    t.tls = tls(Some(&ca_file), false);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Online, "{why}");
     let last = server.requests().pop().unwrap();
     assert_eq!(last.sni.as_deref(), Some("app.corp.example"));
     assert_eq!(last.header("host"), Some("app.corp.example"));
 
     // Degraded without it: the system trust store does not know the test CA.
     t.tls = TlsSpec::default();
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Degraded);
-    assert!(
-        reason(&r[0].1).starts_with("TLS: invalid peer certificate"),
-        "{:?}",
-        r[0].1
-    );
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Degraded);
+    assert!(why.starts_with("TLS: invalid peer certificate"), "{why}");
 
     // Degraded with a different CA: only the configured bundle is trusted.
-    t.tls = TlsSpec {
-        ca_file: Some(other_ca_file),
-        insecure_skip_verify: false,
-    };
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Degraded);
-    assert!(reason(&r[0].1).starts_with("TLS: "), "{:?}", r[0].1);
+    t.tls = tls(Some(&other_ca_file), false);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Degraded);
+    assert!(why.starts_with("TLS: "), "{why}");
 
     // The right CA but the wrong name: the certificate is checked against `host`.
-    t.tls = TlsSpec {
-        ca_file: Some(ca_file),
-        insecure_skip_verify: false,
-    };
+    t.tls = tls(Some(&ca_file), false);
     t.host = Some("other.corp.example".into());
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Degraded);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Degraded);
     assert!(
-        reason(&r[0].1).contains("not valid for name \"other.corp.example\""),
-        "{:?}",
-        r[0].1
+        why.contains("not valid for name \"other.corp.example\""),
+        "{why}"
     );
 
     // Online with insecure_skip_verify, whatever the CA and name.
-    t.tls = TlsSpec {
-        ca_file: None,
-        insecure_skip_verify: true,
-    };
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Online, "{:?}", r[0].1);
+    t.tls = tls(None, true);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Online, "{why}");
 }
 
 #[tokio::test]

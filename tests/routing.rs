@@ -222,13 +222,10 @@ fn nested_child_below_min_child_endpoints_hands_over_to_the_next_endpoint() {
 
 #[test]
 fn aaaa_only_profile_gives_nodata_to_a() {
-    let s = start(&format!(
-        "[profiles.\"v6.gslb.example\"]\n{}",
-        endpoints(
-            "v6.gslb.example",
-            &[("v6", "addresses = [\"2001:db8::1\", \"2001:db8::2\"]")]
-        )
-    ));
+    let s = start(
+        r#"[profiles."v6.gslb.example"]
+endpoints = [{ name = "v6", addresses = ["2001:db8::1", "2001:db8::2"] }]"#,
+    );
     let a = ask(&s, "v6.gslb.example.", RecordType::A, None);
     assert_eq!((a.rcode, a.aa), (ResponseCode::NoError, true));
     assert!(a.records.is_empty(), "{a:?}");
@@ -239,17 +236,12 @@ fn aaaa_only_profile_gives_nodata_to_a() {
 
 #[test]
 fn cname_endpoint_answers_cname_and_in_zone_targets_are_chased() {
-    let s = start(&format!(
-        "[profiles.\"in.gslb.example\"]\n{}[profiles.\"out.gslb.example\"]\n{}",
-        endpoints(
-            "in.gslb.example",
-            &[("c", "target = \"ingress.gslb.example.\"")]
-        ),
-        endpoints(
-            "out.gslb.example",
-            &[("c", "target = \"app.corp.example.\"")]
-        ),
-    ));
+    let s = start(
+        r#"[profiles."in.gslb.example"]
+endpoints = [{ name = "c", target = "ingress.gslb.example." }]
+[profiles."out.gslb.example"]
+endpoints = [{ name = "c", target = "app.corp.example." }]"#,
+    );
     let a = ask(&s, "in.gslb.example.", RecordType::A, None);
     assert_eq!(a.records, ["CNAME ingress.gslb.example.", "A 192.0.2.99"]);
     let a = ask(&s, "out.gslb.example.", RecordType::A, None);

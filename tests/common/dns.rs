@@ -52,13 +52,19 @@ pub(crate) fn a_records(m: &Message) -> Vec<Ipv4Addr> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) id: u16,
+    /// A response.
     pub(crate) qr: bool,
     pub(crate) opcode: u8,
+    /// Authoritative answer.
     pub(crate) aa: bool,
+    /// Truncated.
     pub(crate) tc: bool,
+    /// Recursion desired, and available.
     pub(crate) rd: bool,
     pub(crate) ra: bool,
+    /// The low 4 bits of the rcode (the rest is in the OPT record).
     pub(crate) rcode_low: u8,
+    /// Record counts: question, answer, authority, additional.
     pub(crate) qdcount: u16,
     pub(crate) ancount: u16,
     pub(crate) nscount: u16,
