@@ -20,16 +20,8 @@ PAIRS=${PAIRS:-15}
 DURATION=${DURATION:-4}
 RATE=${RATE:-30000}
 NAME=${NAME:-app}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-INGRESS_CPUS=$CLIENT_CPU
 
-WORK=$(mktemp -d /tmp/signpost-paired.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
-build_signpost
+bench_start paired dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
 
 start_signpost_and_gdnsd
 echo "$NAME.bench.example A" >"$WORK/q"

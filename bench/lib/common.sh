@@ -98,36 +98,46 @@ ensure_packages() {
   done
 }
 
-# Builds signpost in release mode (unless SIGNPOST_BIN is given) and sets SIGNPOST_BIN.
-build_signpost() {
-  if [ -n "${SIGNPOST_BIN:-}" ]; then
-    [ -x "$SIGNPOST_BIN" ] || die "SIGNPOST_BIN=$SIGNPOST_BIN is not executable"
-    return
-  fi
-  log "building signpost (release)"
-  (cd "$ROOT" && cargo build --release --locked --bin signpost -q) || die "cargo build failed"
-  local target_dir
-  target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  SIGNPOST_BIN="$target_dir/release/signpost"
-  [ -x "$SIGNPOST_BIN" ] || die "no binary at $SIGNPOST_BIN"
+# The start every bench script shares: CPUs (SERVER_CPU for the servers, default 0;
+# CLIENT_CPU for the load and the ingresses, default 1), the work directory
+# /tmp/signpost-$1.XXXXXX (removed on exit with every process started, unless KEEP=1),
+# the Debian packages ensure_packages takes ($2...), and the release build of signpost.
+bench_start() {
+  local name=$1
+  shift
+  SERVER_CPU=${SERVER_CPU:-0}
+  CLIENT_CPU=${CLIENT_CPU:-1}
+  INGRESS_CPUS=$CLIENT_CPU
+  WORK=$(mktemp -d "/tmp/signpost-$name.XXXXXX")
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  ensure_packages "$@"
+  build_signpost
 }
 
-# Builds the dnsblast load client (bench/dnsblast.rs, a cargo example) in release mode
-# unless DNSBLAST_BIN is given, and sets DNSBLAST_BIN.
-build_dnsblast() {
-  if [ -n "${DNSBLAST_BIN:-}" ]; then
-    [ -x "$DNSBLAST_BIN" ] || die "DNSBLAST_BIN=$DNSBLAST_BIN is not executable"
+# Builds a release binary (cargo build ARGS: $3...) unless the variable named $1 already
+# names one, and sets that variable to target/release/$2.
+build_release() {
+  local var=$1 path=$2 target_dir
+  shift 2
+  if [ -n "${!var:-}" ]; then
+    [ -x "${!var}" ] || die "$var=${!var} is not executable"
     return
   fi
-  log "building dnsblast (release)"
-  (cd "$ROOT" && cargo build --release --locked --example dnsblast -q) || die "cargo build failed"
-  local target_dir
+  log "building $path (release)"
+  (cd "$ROOT" && cargo build --release --locked "$@" -q) || die "cargo build failed"
   target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  DNSBLAST_BIN="$target_dir/release/examples/dnsblast"
-  [ -x "$DNSBLAST_BIN" ] || die "no binary at $DNSBLAST_BIN"
+  printf -v "$var" '%s' "$target_dir/release/$path"
+  [ -x "${!var}" ] || die "no binary at ${!var}"
 }
+
+# Sets SIGNPOST_BIN (built in release mode unless given).
+build_signpost() { build_release SIGNPOST_BIN signpost --bin signpost; }
+
+# Sets DNSBLAST_BIN: the load client bench/dnsblast.rs, a cargo example (built in release
+# mode unless given).
+build_dnsblast() { build_release DNSBLAST_BIN examples/dnsblast --example dnsblast; }
 
 # Prints one TCP+UDP port that is free on every given loopback address.
 free_port() {
