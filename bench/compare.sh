@@ -33,20 +33,10 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-if [ "${QUICK:-0}" = 1 ]; then
-  DURATION=${DURATION:-2}
-  RUNS=${RUNS:-1}
-  RATE=${RATE:-10000}
-fi
-DURATION=${DURATION:-10}
-RUNS=${RUNS:-3}
-RATE=${RATE:-30000}
-SERVERS=${SERVERS:-signpost gdnsd knot}
-NAMES=${NAMES:-app static}
-MAXQPS_CLIENT=${MAXQPS_CLIENT:-dnsblast}
-BLAST_OUTSTANDING=${BLAST_OUTSTANDING:-128}
-BLAST_SOCKETS=${BLAST_SOCKETS:-8}
-BLAST_BATCH=${BLAST_BATCH:-32}
+quick_defaults DURATION=2 RUNS=1 RATE=10000
+defaults DURATION=10 RUNS=3 RATE=30000 SERVERS="signpost gdnsd knot" NAMES="app static" \
+  MAXQPS_CLIENT=dnsblast BLAST_OUTSTANDING=128 BLAST_SOCKETS=8 BLAST_BATCH=32
+
 case $MAXQPS_CLIENT in
   dnsblast | dnsperf) ;;
   *) echo "MAXQPS_CLIENT must be dnsblast or dnsperf" >&2; exit 2 ;;

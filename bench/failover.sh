@@ -24,15 +24,9 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-if [ "${QUICK:-0}" = 1 ]; then
-  RUNS=${RUNS:-1}
-  WINDOW=${WINDOW:-12}
-fi
-RUNS=${RUNS:-3}
-WINDOW=${WINDOW:-15}
-WATCH_MS=${WATCH_MS:-10}
-FAULTS=${FAULTS:-refused hung 503}
-SERVERS=${SERVERS:-signpost-2s gdnsd signpost-500ms}
+quick_defaults RUNS=1 WINDOW=12
+defaults RUNS=3 WINDOW=15 WATCH_MS=10 FAULTS="refused hung 503" \
+  SERVERS="signpost-2s gdnsd signpost-500ms"
 NAME=app.bench.example
 FAULTY=0 # index of the faulted ingress (weight 50)
 

@@ -16,10 +16,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-PAIRS=${PAIRS:-15}
-DURATION=${DURATION:-4}
-RATE=${RATE:-30000}
-NAME=${NAME:-app}
+defaults PAIRS=15 DURATION=4 RATE=30000 NAME=app
 
 bench_start paired dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
 

@@ -12,12 +12,8 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-if [ "${QUICK:-0}" = 1 ]; then
-  PROFILES=${PROFILES:-1000}
-  DURATION=${DURATION:-2}
-fi
-PROFILES=${PROFILES:-10000}
-DURATION=${DURATION:-5}
+quick_defaults PROFILES=1000 DURATION=2
+defaults PROFILES=10000 DURATION=5
 
 bench_start scale dnsperf:dnsperf taskset:util-linux python3:python3
 

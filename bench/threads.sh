@@ -11,9 +11,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-DURATION=${DURATION:-5}
-RUNS=${RUNS:-2}
-RATE=${RATE:-30000}
+defaults DURATION=5 RUNS=2 RATE=30000
 
 bench_start threads dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
 

@@ -98,6 +98,22 @@ ensure_packages() {
   done
 }
 
+# defaults VAR=VALUE...: sets each VAR that is unset or empty (the scripts' settings,
+# which the environment overrides).
+defaults() {
+  local kv var
+  for kv in "$@"; do
+    var=${kv%%=*}
+    [ -n "${!var:-}" ] || printf -v "$var" '%s' "${kv#*=}"
+  done
+}
+
+# quick_defaults VAR=VALUE...: defaults, for a smoke run (QUICK=1) only.
+quick_defaults() {
+  [ "${QUICK:-0}" = 1 ] || return 0
+  defaults "$@"
+}
+
 # The start every bench script shares: CPUs (SERVER_CPU for the servers, default 0;
 # CLIENT_CPU for the load and the ingresses, default 1), the work directory
 # /tmp/signpost-$1.XXXXXX (removed on exit with every process started, unless KEEP=1),
