@@ -64,12 +64,16 @@ pub(crate) struct Header {
     pub(crate) ra: bool,
     /// The low 4 bits of the rcode (the rest is in the OPT record).
     pub(crate) rcode_low: u8,
-    /// Record counts: question, answer, authority, additional.
-    pub(crate) qdcount: u16,
-    pub(crate) ancount: u16,
-    pub(crate) nscount: u16,
-    pub(crate) arcount: u16,
+    /// Record counts: QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT (see [`QD`], [`AN`], [`NS`],
+    /// [`AR`]).
+    pub(crate) counts: [u16; 4],
 }
+
+/// Indexes of [`Header::counts`]: question, answer, authority and additional sections.
+pub(crate) const QD: usize = 0;
+pub(crate) const AN: usize = 1;
+pub(crate) const NS: usize = 2;
+pub(crate) const AR: usize = 3;
 
 impl Header {
     pub(crate) fn read(p: &[u8]) -> Header {
@@ -84,10 +88,7 @@ impl Header {
             rd: p[2] & 0x01 != 0,
             ra: p[3] & 0x80 != 0,
             rcode_low: p[3] & 0xF,
-            qdcount: u16_at(4),
-            ancount: u16_at(6),
-            nscount: u16_at(8),
-            arcount: u16_at(10),
+            counts: [4, 6, 8, 10].map(u16_at),
         }
     }
 }
