@@ -64,15 +64,7 @@ async fn start() -> (Vec<HttpServer>, Signpost) {
     ];
     let sp = Signpost::start(&Setup::gslb(&three_ingresses(ports)).json_log());
     // Every endpoint probed Online first.
-    let online = wait_for(Duration::from_secs(5), async || {
-        sp.log_lines("→ Online").len() >= 3
-    })
-    .await;
-    assert!(
-        online.is_some(),
-        "endpoints did not come Online; logs: {}",
-        sp.log()
-    );
+    sp.wait_for_log("→ Online", 3, Duration::from_secs(5)).await;
     assert_eq!(served(&sp).await, [addr(11), addr(12), addr(13)]);
     (servers, sp)
 }
@@ -241,15 +233,8 @@ async fn all_down_decides_when_every_endpoint_is_degraded() {
     }
     let sp = Signpost::start(&Setup::gslb(&cfg).json_log());
     // All six endpoints share the one dead target.
-    let down = wait_for(Duration::from_secs(5), async || {
-        sp.log_lines("→ Degraded").len() >= 6
-    })
-    .await;
-    assert!(
-        down.is_some(),
-        "endpoints did not go Degraded: {}",
-        sp.log()
-    );
+    sp.wait_for_log("→ Degraded", 6, Duration::from_secs(5))
+        .await;
 
     // serve_all: answered as if every enabled endpoint were Online.
     assert_eq!(

@@ -341,6 +341,17 @@ impl Signpost {
             .collect()
     }
 
+    /// Waits (bounded by `limit`) until [`Signpost::log_lines`] finds `n` lines with
+    /// `text`; panics with the log when it does not.
+    pub(crate) async fn wait_for_log(&self, text: &str, n: usize, limit: Duration) {
+        let seen = ingress::wait_for(limit, async || self.log_lines(text).len() >= n).await;
+        assert!(
+            seen.is_some(),
+            "fewer than {n} log lines with {text:?} after {limit:?}:\n{}",
+            self.log()
+        );
+    }
+
     /// The process id.
     pub(crate) fn pid(&mut self) -> u32 {
         self.child().id()
