@@ -596,28 +596,23 @@ impl Lab {
         .expect("unbound.conf");
     }
 
-    /// Starts a long-running process inside a namespace, its output in `<label>.log`.
-    fn spawn(
-        &mut self,
-        label: &str,
-        role: &str,
-        program: &Path,
-        args: &[&str],
-        env: &[(&str, String)],
-    ) {
-        let log = self.path(&format!("{label}.log"));
-        let out = File::create(&log).expect("log file");
+    /// `program ARGS` inside `role`'s namespace.
+    fn in_netns(&self, role: &str, program: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(&tools().ip);
         cmd.args(["netns", "exec", &self.netns(role)])
             .arg(program)
-            .args(args)
-            .env("NO_COLOR", "1")
+            .args(args);
+        cmd
+    }
+
+    /// Starts a long-running process (inside a namespace), its output in `<label>.log`.
+    fn spawn(&mut self, label: &str, mut cmd: Command) {
+        let log = self.path(&format!("{label}.log"));
+        let out = File::create(&log).expect("log file");
+        cmd.env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         // SAFETY: prctl is async-signal-safe. The process (ip execs into the program) gets
         // SIGTERM if the test thread dies without running Drop.
         unsafe {
@@ -642,43 +637,36 @@ impl Lab {
             .path(&format!("state-{}", site.name()))
             .display()
             .to_string();
-        let env = [
+        let mut cmd = common::command_in_netns(
+            &tools().ip,
+            &self.netns(site.name()),
+            self.dir.path(),
+            &["serve", "--config", &config],
+        );
+        cmd.envs([
             ("SIGNPOST__DNS__LISTEN", format!("{}:53", site.ns())),
             ("SIGNPOST__ADMIN__LISTEN", format!("{}:8053", site.ns())),
             ("SIGNPOST__STATE__DIR", state),
-            ("SIGNPOST_LOG", "info".to_owned()),
-        ];
-        self.spawn(
-            &format!("signpost-{}", site.name()),
-            site.name(),
-            Path::new(common::BIN),
-            &["serve", "--config", &config],
-            &env,
-        );
+        ]);
+        self.spawn(&format!("signpost-{}", site.name()), cmd);
     }
 
     fn start_resolver(&mut self) {
         let named_conf = self.path("named.conf").display().to_string();
-        self.spawn(
-            "named",
+        let named = self.in_netns(
             "corp",
             &tools().named,
             &["-g", "-4", "-n", "1", "-c", &named_conf],
-            &[],
         );
+        self.spawn("named", named);
         if self.resolver == Resolver::Unbound {
             self.wait_for("BIND (authoritative for corp.example)", || {
                 let r = self.dig("corp", CORP_AUTH, "corp.example", "SOA", &["+norec"]);
                 (r.status == "NOERROR").then_some(()).ok_or(r.brief())
             });
             let conf = self.path("unbound.conf").display().to_string();
-            self.spawn(
-                "unbound",
-                "corp",
-                &tools().unbound,
-                &["-d", "-c", &conf],
-                &[],
-            );
+            let unbound = self.in_netns("corp", &tools().unbound, &["-d", "-c", &conf]);
+            self.spawn("unbound", unbound);
         }
     }
 
@@ -865,10 +853,7 @@ impl Lab {
         let admin = site.admin_url();
         let token = self.path("admin.token").display().to_string();
         let out = run_bounded(
-            Command::new(&tools().ip)
-                .args(["netns", "exec", &self.netns(site.name())])
-                .arg(common::BIN)
-                .args(args)
+            common::command_in_netns(&tools().ip, &self.netns(site.name()), self.dir.path(), args)
                 .args(["--admin", &admin, "--token-file", &token])
                 .env("NO_COLOR", "1"),
             Duration::from_secs(40),

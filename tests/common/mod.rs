@@ -452,7 +452,19 @@ pub(crate) fn start_default_config() -> Signpost {
 /// `signpost ARGS` run in `dir`, with no `SIGNPOST…` variables from the caller's
 /// environment (they would override the test's config).
 pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    with_test_env(Command::new(BIN), dir, args)
+}
+
+/// [`command`] inside network namespace `netns`: `IP netns exec NETNS signpost ARGS`.
+pub(crate) fn command_in_netns(ip: &Path, netns: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(ip);
+    cmd.args(["netns", "exec", netns, BIN]);
+    with_test_env(cmd, dir, args)
+}
+
+/// `cmd ARGS` in `dir`, stdin closed, logging at info, without the caller's `SIGNPOST…`
+/// variables.
+fn with_test_env(mut cmd: Command, dir: &Path, args: &[&str]) -> Command {
     cmd.args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
