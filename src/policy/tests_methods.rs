@@ -131,9 +131,21 @@ fn table_with(
     }
 }
 
-#[test]
-fn weighted() {
-    let rows = "
+/// One test per method whose table needs a single client: `test: (method, profile keys,
+/// keys of endpoints a b c, RTTs of a b c in ms, client) rows;`.
+macro_rules! method_tables {
+    ($($test:ident: ($method:expr, $keys:expr, $extra:expr, $rtts:expr, $client:expr) $rows:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                table_with($method, $keys, $extra, $rtts, $client, $rows);
+            }
+        )*
+    };
+}
+
+method_tables! {
+    weighted: ("weighted", "", ["weight = 1", "weight = 2", "weight = 3"], &[], "10.20.1.5") "
         ON  ON  ON  -> a b c
         DEG ON  ON  -> b c
         DIS DEG ON  -> c
@@ -143,17 +155,8 @@ fn weighted() {
         DIS DEG DEG -> b c | NODATA | SERVFAIL
         DIS DIS DIS -> NODATA | NODATA | SERVFAIL
     ";
-    table(
-        "weighted",
-        ["weight = 1", "weight = 2", "weight = 3"],
-        "10.20.1.5",
-        rows,
-    );
-}
 
-#[test]
-fn priority() {
-    let rows = "
+    priority: ("priority", "", ["priority = 1", "priority = 1", "priority = 2"], &[], "10.20.1.5") "
         ON  ON  ON  -> a b
         DEG ON  ON  -> b
         DEG DIS ON  -> c
@@ -164,18 +167,9 @@ fn priority() {
         DIS DIS DEG -> c | NODATA | SERVFAIL
         DIS DIS DIS -> NODATA | NODATA | SERVFAIL
     ";
-    table(
-        "priority",
-        ["priority = 1", "priority = 1", "priority = 2"],
-        "10.20.1.5",
-        rows,
-    );
-}
 
-#[test]
-fn performance() {
     // RTT a 10 ms, b 13 ms, c 40 ms; band max(20 % of best, 5 ms).
-    let rows = "
+    performance: ("performance", "", ["", "", ""], &[Some(10), Some(13), Some(40)], "10.20.1.5") "
         ON  ON  ON  -> a b
         DEG ON  ON  -> b
         DEG DEG ON  -> c
@@ -184,19 +178,8 @@ fn performance() {
         DIS DEG DEG -> b | NODATA | SERVFAIL
         DIS DIS DIS -> NODATA | NODATA | SERVFAIL
     ";
-    table_with(
-        "performance",
-        "",
-        ["", "", ""],
-        &[Some(10), Some(13), Some(40)],
-        "10.20.1.5",
-        rows,
-    );
-}
 
-#[test]
-fn multivalue() {
-    let rows = "
+    multivalue: ("multivalue", "max_answers = 2", ["addresses = [\"192.0.2.11\"]", "", ""], &[], "10.20.1.5") "
         ON  ON  ON  -> a b c
         DEG ON  ON  -> b c
         ON  DEG DIS -> a
@@ -204,14 +187,6 @@ fn multivalue() {
         DIS DEG DIS -> b | NODATA | SERVFAIL
         DIS DIS DIS -> NODATA | NODATA | SERVFAIL
     ";
-    table_with(
-        "multivalue",
-        "max_answers = 2",
-        ["addresses = [\"192.0.2.11\"]", "", ""],
-        &[],
-        "10.20.1.5",
-        rows,
-    );
 }
 
 const GEO_ROWS: &str = "
