@@ -189,6 +189,13 @@ method_tables! {
     ";
 }
 
+/// Regions of a, b, c for the geographic tables: corp-dublin inside corp-emea, and WORLD.
+const DUBLIN_EMEA_WORLD: [&str; 3] = [
+    "regions = [\"corp-dublin\"]",
+    "regions = [\"corp-emea\"]",
+    "regions = [\"WORLD\"]",
+];
+
 const GEO_ROWS: &str = "
         ON  ON  ON  -> a
         DEG ON  ON  -> b
@@ -204,11 +211,7 @@ const GEO_ROWS: &str = "
 #[test]
 fn geographic() {
     // The client 10.20.1.5 is in corp-dublin (/24) and corp-emea (/16).
-    let extra = [
-        "regions = [\"corp-dublin\"]",
-        "regions = [\"corp-emea\"]",
-        "regions = [\"WORLD\"]",
-    ];
+    let extra = DUBLIN_EMEA_WORLD;
     table("geographic", extra, "10.20.1.5", GEO_ROWS);
     table("geographic", extra, "10.20.1.0/24", GEO_ROWS);
     // Outside every region only WORLD matches.
@@ -273,16 +276,7 @@ fn once(snap: &crate::snapshot::Snapshot, qtype: u16, client: &str) -> super::De
 
 #[test]
 fn scope_is_the_deciding_rules_prefix() {
-    let geo = load(&three(
-        "geographic",
-        "serve_all",
-        "",
-        [
-            "regions = [\"corp-dublin\"]",
-            "regions = [\"corp-emea\"]",
-            "regions = [\"WORLD\"]",
-        ],
-    ));
+    let geo = load(&three("geographic", "serve_all", "", DUBLIN_EMEA_WORLD));
     assert_eq!(once(&geo, rtype::A, "10.20.1.0/24").scope, 24);
     // 10.20.128.0/17 holds no more specific region: the whole half answers the same.
     assert_eq!(once(&geo, rtype::A, "10.20.200.0/24").scope, 17);
@@ -310,16 +304,7 @@ fn scope_is_the_deciding_rules_prefix() {
 
 #[test]
 fn degraded_region_is_skipped_but_still_scopes_the_answer() {
-    let mut snap = load(&three(
-        "geographic",
-        "serve_all",
-        "",
-        [
-            "regions = [\"corp-dublin\"]",
-            "regions = [\"corp-emea\"]",
-            "regions = [\"WORLD\"]",
-        ],
-    ));
+    let mut snap = load(&three("geographic", "serve_all", "", DUBLIN_EMEA_WORLD));
     let p = pid(&snap, "t.gslb.example");
     set_status(&mut snap, p, &[DEG, ON, ON]);
     let d = once(&snap, rtype::A, "10.20.1.0/24");
