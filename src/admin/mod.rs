@@ -26,25 +26,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::HumanDuration;
+use crate::drain::DrainError;
+use crate::publisher::DrainReply;
 use crate::snapshot::Shared;
 
-/// What a drain or undrain applies to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DrainTarget {
-    Site(String),
-    Endpoint { profile: String, endpoint: String },
-}
-
-impl std::fmt::Display for DrainTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DrainTarget::Site(s) => write!(f, "site {s}"),
-            DrainTarget::Endpoint { profile, endpoint } => {
-                write!(f, "endpoint {profile}/{endpoint}")
-            }
-        }
-    }
-}
+pub use crate::drain::DrainTarget;
 
 /// An error the API reports as JSON with an HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,8 +48,8 @@ impl ApiError {
     }
 }
 
-/// Requests from the API to the publisher (the single writer). Each carries the caller
-/// (for the audit log) and a reply channel.
+/// Requests from the API to the controller: drains and undrains go on to the writer
+/// (the publisher) unchanged; reloads are loaded by the controller itself.
 #[derive(Debug)]
 pub enum Command {
     Drain {
@@ -71,17 +57,56 @@ pub enum Command {
         reason: String,
         ramp: Duration,
         caller: String,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        reply: DrainReply,
     },
     Undrain {
         target: DrainTarget,
         caller: String,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        reply: DrainReply,
     },
     Reload {
         caller: String,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        reply: oneshot::Sender<Result<ReloadDone, ReloadError>>,
     },
+}
+
+/// A reload that took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadDone {
+    pub generation: u64,
+    /// What happened, with the settings that need a restart, if any.
+    pub message: String,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the new config has errors; still serving generation {serving}:\n{problems}")]
+    Rejected { serving: u64, problems: String },
+    #[error("reload task failed: {0}")]
+    Task(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl ReloadError {
+    fn status(&self) -> u16 {
+        match self {
+            ReloadError::Rejected { .. } => 422,
+            ReloadError::Task(_) => 500,
+            ReloadError::ShuttingDown => 503,
+        }
+    }
+}
+
+fn drain_status(e: &DrainError) -> u16 {
+    match e {
+        DrainError::UnknownSite { .. }
+        | DrainError::UnknownProfile(_)
+        | DrainError::UnknownEndpoint { .. } => 404,
+        DrainError::Save { .. } => 500,
+        DrainError::ShuttingDown => 503,
+    }
 }
 
 /// What the admin server needs.
@@ -288,10 +313,28 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         Err(_) => return error(413, format!("request body larger than {MAX_BODY} bytes")),
     };
     let caller = peer.to_string();
+    let Some((target, action)) = target else {
+        let (tx, rx) = oneshot::channel();
+        if state
+            .commands
+            .send(Command::Reload { caller, reply: tx })
+            .await
+            .is_err()
+        {
+            return error(503, "the server is shutting down");
+        }
+        return match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(done))) => json_response(
+                StatusCode::OK,
+                &json!({ "message": done.message, "generation": done.generation }),
+            ),
+            Ok(Ok(Err(e))) => error(e.status(), e.to_string()),
+            _ => error(503, "the server did not answer the reload in time"),
+        };
+    };
     let (tx, rx) = oneshot::channel();
-    let cmd = match target {
-        None => Command::Reload { caller, reply: tx },
-        Some((target, "drain")) => {
+    let cmd = match action {
+        "drain" => {
             let b: DrainBody = if body.iter().all(u8::is_ascii_whitespace) {
                 DrainBody::default()
             } else {
@@ -327,7 +370,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
                 reply: tx,
             }
         }
-        Some((target, _)) => Command::Undrain {
+        _ => Command::Undrain {
             target,
             caller,
             reply: tx,
@@ -337,8 +380,11 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         return error(503, "the server is shutting down");
     }
     match tokio::time::timeout(Duration::from_secs(30), rx).await {
-        Ok(Ok(Ok(v))) => json_response(StatusCode::OK, &v),
-        Ok(Ok(Err(e))) => error(e.status, e.message),
+        Ok(Ok(Ok(done))) => json_response(
+            StatusCode::OK,
+            &json!({ "message": done.message, "drains_active": done.drains_active }),
+        ),
+        Ok(Ok(Err(e))) => error(drain_status(&e), e.to_string()),
         _ => error(503, "the server did not answer the command in time"),
     }
 }
