@@ -624,6 +624,17 @@ interval = "1s"
         })
     }
 
+    /// Applies `n` failed probes ("connection refused") of `target`, generation 1.
+    fn refuse(p: &mut Publisher, target: u32, n: usize, now: Instant) {
+        for _ in 0..n {
+            p.apply(
+                probe(1, target, false, "connection refused"),
+                now,
+                SystemTime::now(),
+            );
+        }
+    }
+
     fn target_of(m: &Model, profile: &str, endpoint: &str) -> u32 {
         let (_, p) = m.profile(profile).unwrap();
         p.endpoints
@@ -683,26 +694,14 @@ interval = "1s"
             Status::Online
         );
 
-        // tolerated_failures = 1: the first failure is tolerated, the second is not.
-        assert_eq!(
-            p.apply(
-                probe(1, t, false, "status 503 not in 200-299"),
-                now,
-                SystemTime::now()
-            ),
-            Change::Info
-        );
-        assert_eq!(p.publish(SystemTime::now()), 0);
-        assert_eq!(
-            p.apply(
-                probe(1, t, false, "status 503 not in 200-299"),
-                now,
-                SystemTime::now()
-            ),
-            Change::Status
-        );
-        // a, a-too, and top's nested endpoint (its child now has too few endpoints up).
-        assert_eq!(p.publish(SystemTime::now()), 3);
+        // tolerated_failures = 1: the first failure is tolerated (nothing to publish), the
+        // second is not: a, a-too, and top's nested endpoint (its child now has too few
+        // endpoints up) change.
+        for (change, published) in [(Change::Info, 0), (Change::Status, 3)] {
+            let failure = probe(1, t, false, "status 503 not in 200-299");
+            assert_eq!(p.apply(failure, now, SystemTime::now()), change);
+            assert_eq!(p.publish(SystemTime::now()), published);
+        }
         let s = shared.load();
         assert_eq!(status(&s, "app.gslb.example", "a"), Status::Degraded);
         assert_eq!(status(&s, "other.gslb.example", "a-too"), Status::Degraded);
@@ -745,13 +744,7 @@ interval = "1s"
             p.publish(SystemTime::now());
             assert_eq!(status(&shared.load(), "top.gslb.example", "nested"), want);
         }
-        for _ in 0..2 {
-            p.apply(
-                probe(1, b, false, "connection refused"),
-                now,
-                SystemTime::now(),
-            );
-        }
+        refuse(&mut p, b, 2, now);
         p.publish(SystemTime::now());
         let s = shared.load();
         assert_eq!(status(&s, "top.gslb.example", "nested"), Status::Degraded);
@@ -817,13 +810,7 @@ interval = "1s"
         let (mut p, shared) = publisher(m1);
         let now = Instant::now();
         p.apply(probe(1, a, true, ""), now, SystemTime::now());
-        for _ in 0..2 {
-            p.apply(
-                probe(1, b, false, "connection refused"),
-                now,
-                SystemTime::now(),
-            );
-        }
+        refuse(&mut p, b, 2, now);
         p.publish(SystemTime::now());
         // Generation 2: b's probe address changes, a stays.
         let m2 = model(

@@ -170,10 +170,10 @@ method_tables! {
 
     // RTT a 10 ms, b 13 ms, c 40 ms; band max(20 % of best, 5 ms).
     performance: ("performance", "", ["", "", ""], &[Some(10), Some(13), Some(40)], "10.20.1.5") "
+        ON  DIS ON  -> a
         ON  ON  ON  -> a b
         DEG ON  ON  -> b
         DEG DEG ON  -> c
-        ON  DIS ON  -> a
         DEG DEG DEG -> a b | NODATA | SERVFAIL
         DIS DEG DEG -> b | NODATA | SERVFAIL
         DIS DIS DIS -> NODATA | NODATA | SERVFAIL
@@ -226,16 +226,17 @@ fn geographic() {
 
 #[test]
 fn geographic_unmatched_is_nodata_whatever_all_down_says() {
-    let extra = [
-        "regions = [\"corp-dublin\"]",
-        "regions = [\"corp-emea\"]",
-        "regions = [\"corp-emea\"]",
-    ];
     let unmatched = "
         ON  ON  ON  -> NODATA
         DEG DEG DEG -> NODATA
         DIS DIS DIS -> NODATA
     ";
+    // No WORLD endpoint.
+    let extra = [
+        "regions = [\"corp-dublin\"]",
+        "regions = [\"corp-emea\"]",
+        "regions = [\"corp-emea\"]",
+    ];
     table("geographic", extra, "192.168.1.1", unmatched);
 }
 
@@ -370,9 +371,8 @@ fn the_chosen_endpoints_decide_the_address_family() {
     // weighted: the tier is every eligible endpoint; each type picks those that have it.
     let mut snap = load(
         r#"
-[profiles."t.gslb.example"]
-method = "weighted"
-endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", address = "2001:db8::2" }, { name = "c", address = "2001:db8::3" }]
+[profiles]
+"t.gslb.example" = { method = "weighted", endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", address = "2001:db8::2" }, { name = "c", address = "2001:db8::3" }] }
 "#,
     );
     let p = pid(&snap, "t.gslb.example");
@@ -456,15 +456,22 @@ fn weight_zero_while_draining_is_not_answered() {
     }
 }
 
-#[test]
-fn performance_without_rtts_weights_all_and_min_band_applies() {
-    let mut snap = load(&three(
+/// A performance profile a, b, c with `profile_keys`, serve_all, and its index.
+fn performance_profile(profile_keys: &str) -> (crate::snapshot::Snapshot, u32) {
+    let snap = load(&three(
         "performance",
         "serve_all",
-        "performance_tolerance_min = \"1ms\"\nperformance_tolerance = 0.0",
+        profile_keys,
         ["", "", ""],
     ));
     let p = pid(&snap, "t.gslb.example");
+    (snap, p)
+}
+
+#[test]
+fn performance_without_rtts_weights_all_and_min_band_applies() {
+    let (mut snap, p) =
+        performance_profile("performance_tolerance_min = \"1ms\"\nperformance_tolerance = 0.0");
     let mut rng = SmallRng::seed_from_u64(3);
     let c = Client::new(IpAddr::from([10, 0, 0, 1]));
     let mut seen = BTreeSet::new();
@@ -486,13 +493,9 @@ fn performance_without_rtts_weights_all_and_min_band_applies() {
 
 #[test]
 fn performance_latency_table_overrides_rtt_for_the_clients_region() {
-    let mut snap = load(&three(
-        "performance",
-        "serve_all",
+    let (mut snap, p) = performance_profile(
         "[profiles.\"t.gslb.example\".latency.corp-emea]\nc = \"2ms\"\nb = \"30ms\"",
-        ["", "", ""],
-    ));
-    let p = pid(&snap, "t.gslb.example");
+    );
     set_rtt(&mut snap, p, &[Some(10), Some(20), Some(40)]);
     let emea = once(&snap, Rtype::A, "10.20.1.0/24");
     assert_eq!(outcome(&snap, &emea), "c");
