@@ -318,12 +318,11 @@ fn degraded_region_is_skipped_but_still_scopes_the_answer() {
 fn address_families_and_cname() {
     let mut snap = load(
         r#"
-[profiles."t.gslb.example"]
-method = "priority"
-endpoints = [
+[profiles]
+"t.gslb.example" = { method = "priority", endpoints = [
     { name = "v6", addresses = ["2001:db8::1", "2001:db8::2"] },
     { name = "cname", target = "ingress.gslb.example.", priority = 2 },
-]
+] }
 "#,
     );
     let aaaa = once(&snap, Rtype::AAAA, "10.0.0.1");
