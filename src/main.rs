@@ -31,11 +31,18 @@ fn client(cmd: Command) -> Result<(), CliError> {
     }
     match cmd {
         Command::Status { api, json } => {
-            let v = api.api()?.call(Method::GET, "/api/v1/status", None)?;
+            let api = api.api()?;
+            let v = api.call(Method::GET, "/api/v1/status", None)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 print!("{}", status_table(&v));
+                // An older server has no cluster view: say nothing of it.
+                if let Ok(c) = api.call(Method::GET, "/api/v1/cluster", None)
+                    && let Ok(doc) = serde_json::from_value(c)
+                {
+                    print!("{}", signpost::admin::cluster::text(&doc));
+                }
             }
         }
         Command::Drain {
