@@ -62,6 +62,7 @@ expected=(
     "$unit 644"
     "etc/signpost/signpost.toml 644"
     "etc/signpost/zones/gslb.example.zone 644"
+    "etc/logrotate.d/signpost 644"
     "usr/share/man/man1/signpost.1.gz 644"
     "usr/share/bash-completion/completions/signpost 644"
     "usr/share/zsh/vendor-completions/_signpost 644"
@@ -88,7 +89,7 @@ file_type=$(od -An -c -N4 "$root/usr/bin/signpost" | tr -d ' ')
 [[ $("$root/usr/bin/signpost" --version) == "signpost $version" ]] || fail "signpost --version: $("$root/usr/bin/signpost" --version)"
 
 # Conffiles: the config and the zone, so upgrades keep local edits.
-for c in /etc/signpost/signpost.toml /etc/signpost/zones/gslb.example.zone; do
+for c in /etc/signpost/signpost.toml /etc/signpost/zones/gslb.example.zone /etc/logrotate.d/signpost; do
     grep -qxF "$c" "$ctl/conffiles" || fail "$c is not a conffile: $(cat "$ctl/conffiles")"
 done
 
