@@ -64,7 +64,10 @@ fn test_series(text: &str) -> Vec<(String, BTreeSet<String>)> {
 /// Sample name -> the label names it has, from a Prometheus text page.
 fn scraped(page: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in page.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in page
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let end = line.find(['{', ' ']).unwrap_or(line.len());
         let labels = out.entry(line[..end].to_owned()).or_default();
         if let Some(inside) = line[end..]
