@@ -4,7 +4,7 @@
 #   1. the Debian package: its layout once unpacked into a throwaway root (dpkg-deb -x),
 #      control fields, conffiles, maintainer scripts, the packaged binary and config;
 #   2. the systemd unit: systemd-analyze verify, and a security exposure of OK or better;
-#   3. the man page (man -l, no groff warnings) and the bash/zsh/fish completions;
+#   3. the man pages (man -l, no groff warnings) and the bash/zsh/fish completions;
 #   4. the Kubernetes base: kubectl kustomize deploy/kubernetes | kubernetes-validate --strict -;
 #   5. the Prometheus rules (promtool check rules, promtool test rules) and the PromQL of
 #      the Grafana dashboard (promtool check rules on its queries).
@@ -64,6 +64,7 @@ expected=(
     "etc/signpost/zones/gslb.example.zone 644"
     "etc/logrotate.d/signpost 644"
     "usr/share/man/man1/signpost.1.gz 644"
+    "usr/share/man/man1/signpost-serve.1.gz 644"
     "usr/share/bash-completion/completions/signpost 644"
     "usr/share/zsh/vendor-completions/_signpost 644"
     "usr/share/fish/vendor_completions.d/signpost.fish 644"
@@ -80,7 +81,7 @@ for e in "${expected[@]}"; do
     got=$(stat -c %a "$root/$path")
     [[ $got == "$mode" ]] || fail "/$path has mode $got, want $mode"
 done
-not_root=$(dpkg-deb -c "$deb" | awk '$2 != "root/root"')
+not_root=$(dpkg-deb -c "$deb" | awk '$2 != "root/root" && $2 != "0/0"')
 [[ -z "$not_root" ]] || fail "files not owned by root:root in the package: $not_root"
 cmp -s "$root/$unit" deploy/systemd/signpost.service || fail "the packaged unit differs from deploy/systemd/signpost.service"
 grep -q "Apache License" "$root/usr/share/doc/signpost/copyright" || fail "copyright lacks the Apache-2.0 text"
@@ -131,15 +132,28 @@ esac
 
 # --- 3. Man page and completions ---------------------------------------------------------
 
-page="$root/usr/share/man/man1/signpost.1.gz"
-text=$(MANWIDTH=80 MANPAGER=cat LC_ALL=C.UTF-8 man --warnings -l "$page" 2>"$work/man.err") ||
-    fail "man -l $page: $(cat "$work/man.err")"
-[[ ! -s "$work/man.err" ]] || fail "man -l warns: $(cat "$work/man.err")"
+# man -l on signpost.1 and the page of every subcommand it lists: no groff warnings, the
+# usual sections, each subcommand named on the main page with a page of its own.
 subcommands=(serve check status drain undrain explain reload healthcheck completions)
-for w in NAME SYNOPSIS "${subcommands[@]}"; do
-    grep -qw -- "$w" <<<"$text" || fail "the man page does not mention $w"
+man_text() {
+    MANWIDTH=80 MANPAGER=cat LC_ALL=C.UTF-8 man --warnings -l "$1" 2>"$work/man.err" ||
+        fail "man -l $1: $(cat "$work/man.err")"
+    [[ ! -s "$work/man.err" ]] || fail "man -l $1 warns: $(cat "$work/man.err")"
+}
+man1="$root/usr/share/man/man1"
+text=$(man_text "$man1/signpost.1.gz")
+for w in NAME SYNOPSIS DESCRIPTION OPTIONS SUBCOMMANDS; do
+    grep -qx "$w" <<<"$text" || fail "signpost.1 has no $w section"
 done
-ok "man -l (no warnings; NAME, SYNOPSIS and every subcommand)"
+for sub in "${subcommands[@]}"; do
+    grep -q "signpost-$sub(1)" <<<"$text" || fail "signpost.1 does not list signpost-$sub(1)"
+    [[ -f "$man1/signpost-$sub.1.gz" ]] || fail "no man page signpost-$sub.1.gz"
+    sub_text=$(man_text "$man1/signpost-$sub.1.gz")
+    grep -q "signpost-$sub" <<<"$sub_text" || fail "signpost-$sub.1 does not name itself"
+done
+grep -q -- "--ramp" <<<"$(man_text "$man1/signpost-drain.1.gz")" || fail "signpost-drain.1 lacks --ramp"
+[[ ! -e "$man1/signpost-manpage.1.gz" ]] || fail "a page for the hidden manpage subcommand"
+ok "man -l on signpost.1 and ${#subcommands[@]} subcommand pages (no warnings)"
 
 # bash: load the completion and complete "signpost <TAB>" and "signpost drain --<TAB>".
 bash_words=$(bash --norc --noprofile -c '
@@ -176,7 +190,19 @@ kubernetes-validate --strict --quiet - <"$work/k8s.yaml" || fail "kubernetes-val
 for kind in Namespace Deployment Service PodDisruptionBudget NetworkPolicy ConfigMap Secret; do
     grep -qx "kind: $kind" "$work/k8s.yaml" || fail "the rendered base has no $kind"
 done
-ok "kubectl kustomize deploy/kubernetes | kubernetes-validate --strict -"
+# The base's config and zones pass `signpost check` laid out as the pod mounts them (the
+# token from a file here; the base's own Secret is empty on purpose, which check refuses).
+k8s="$work/k8s"
+mkdir -p "$k8s/config" "$k8s/zones"
+cp deploy/kubernetes/signpost.toml "$k8s/config/"
+cp deploy/kubernetes/zones/*.zone "$k8s/zones/"
+echo "check-deploy-token" >"$k8s/token"
+(cd "$k8s" && SIGNPOST__ADMIN__TOKEN_FILE="$k8s/token" "$root/usr/bin/signpost" check --config config/signpost.toml >/dev/null 2>&1) ||
+    fail "signpost check rejects deploy/kubernetes/signpost.toml"
+: >"$k8s/token"
+(cd "$k8s" && SIGNPOST__ADMIN__TOKEN_FILE="$k8s/token" "$root/usr/bin/signpost" check --config config/signpost.toml >/dev/null 2>&1) &&
+    fail "signpost check accepts an empty admin token"
+ok "kubectl kustomize deploy/kubernetes | kubernetes-validate --strict -; its config passes signpost check"
 
 # --- 5. Prometheus and Grafana -------------------------------------------------------------
 

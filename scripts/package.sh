@@ -20,13 +20,16 @@ bin=target/release/signpost
 assets=target/assets
 rm -rf "$assets"
 mkdir -p "$assets"
-"$bin" manpage >"$assets/signpost.1"
-gzip -9 -n -c "$assets/signpost.1" >"$assets/signpost.1.gz"
+mkdir -p "$assets/man"
+"$bin" manpage "$assets/man"
+gzip -9 -n "$assets"/man/*.1
 "$bin" completions bash >"$assets/signpost.bash"
 "$bin" completions zsh >"$assets/_signpost"
 "$bin" completions fish >"$assets/signpost.fish"
 
-deb=$(cargo deb --no-build --locked --output target/debian 2>&1 | tee /dev/stderr | tail -n 1)
+# Stripped: the release profile keeps line tables for backtraces, which would make the
+# binary five times larger in the package.
+deb=$(cargo deb --no-build --locked --strip --output target/debian 2>&1 | tee /dev/stderr | tail -n 1)
 if [[ ! -f "$deb" ]]; then
     echo "package.sh: cargo deb did not report a package file (last line: $deb)" >&2
     exit 1

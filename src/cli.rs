@@ -105,9 +105,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff) to stdout; used when packaging.
+    /// Write the man pages (signpost.1 and one per subcommand) into a directory; used when
+    /// packaging.
     #[command(hide = true)]
-    Manpage,
+    Manpage {
+        /// Directory to write the pages to (it must exist).
+        dir: PathBuf,
+    },
 }
 
 /// Shells `signpost completions` writes scripts for.
@@ -132,10 +136,11 @@ impl Shell {
     }
 }
 
-/// Writes the man page of `signpost` (roff) to `out`.
-pub fn write_manpage(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// Writes the man pages of `signpost` (roff) into `dir`: `signpost.1`, which lists the
+/// subcommands, and `signpost-SUBCOMMAND.1` for each one it lists.
+pub fn write_manpages(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
-    clap_mangen::Man::new(Cli::command()).render(out)
+    clap_mangen::generate_to(Cli::command(), dir)
 }
 
 /// How the CLI reaches the admin API.

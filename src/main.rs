@@ -14,10 +14,10 @@ fn main() {
             shell.write_completions(&mut std::io::stdout().lock());
             0
         }
-        Command::Manpage => match signpost::cli::write_manpage(&mut std::io::stdout().lock()) {
+        Command::Manpage { dir } => match signpost::cli::write_manpages(&dir) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}: {e}", dir.display());
                 1
             }
         },
@@ -100,7 +100,7 @@ fn client(cmd: Command) -> Result<(), String> {
         Command::Serve { .. }
         | Command::Check { .. }
         | Command::Completions { .. }
-        | Command::Manpage => unreachable!("handled in main"),
+        | Command::Manpage { .. } => unreachable!("handled in main"),
     }
     Ok(())
 }
