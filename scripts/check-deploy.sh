@@ -2,7 +2,9 @@
 # Checks what signpost ships besides the binary (scripts/test.sh runs it after
 # scripts/package.sh; it fails on the first thing that is wrong):
 #   1. the Debian package: its layout once unpacked into a throwaway root (dpkg-deb -x),
-#      control fields, conffiles, maintainer scripts, the packaged binary and config;
+#      control fields, conffiles, maintainer scripts, the packaged binary and config; then
+#      dpkg -i into a throwaway overlay of this system (root; SIGNPOST_SKIP_INSTALL=1
+#      skips it), running signpost as the user the package creates, and dpkg --purge;
 #   2. the systemd unit: systemd-analyze verify, and a security exposure of OK or better;
 #   3. the man pages (man -l, no groff warnings) and the bash/zsh/fish completions;
 #   4. the Kubernetes base: kubectl kustomize deploy/kubernetes | kubernetes-validate --strict -;
@@ -110,6 +112,70 @@ grep -q 'rm -rf /var/lib/signpost' "$ctl/postrm" || fail "postrm does not remove
 (cd "$root/etc/signpost" && "$root/usr/bin/signpost" check --config "$root/etc/signpost/signpost.toml" >/dev/null 2>&1) ||
     fail "signpost check rejects the packaged config"
 ok "package $deb ($(stat -c %s "$deb") bytes): layout, control, conffiles, maintainer scripts"
+
+# Install it for real into a throwaway copy of this system (an overlay of / in a private
+# mount namespace, chrooted, with a network namespace of its own: nothing reaches the
+# host): the maintainer scripts create the user and /var/lib/signpost, the binary runs as
+# that user from /etc/signpost and writes its state there, and purge removes it.
+if [[ ${SIGNPOST_SKIP_INSTALL:-} == 1 ]]; then
+    echo "check-deploy.sh: SIGNPOST_SKIP_INSTALL=1: not installing the package into a throwaway root" >&2
+else
+    [[ $(id -u) -eq 0 ]] || fail "installing the package into a throwaway root needs root (or set SIGNPOST_SKIP_INSTALL=1)"
+    need unshare chroot setpriv
+    ovl="$work/overlay"
+    mkdir -p "$ovl/upper" "$ovl/work" "$ovl/merged"
+    cp "$deb" "$ovl/signpost.deb"
+    cat >"$ovl/inside.sh" <<'INSIDE'
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ip link set lo up
+getent passwd signpost >/dev/null && { echo "a signpost user exists before the install"; exit 1; }
+dpkg -i /signpost.deb >/dev/null
+entry=$(getent passwd signpost) || { echo "postinst made no signpost user"; exit 1; }
+uid=$(cut -d: -f3 <<<"$entry")
+((uid < 1000)) || { echo "signpost is not a system user: $entry"; exit 1; }
+[[ $(cut -d: -f7 <<<"$entry") == /usr/sbin/nologin ]] || { echo "signpost has a login shell: $entry"; exit 1; }
+[[ $(stat -c '%U:%G %a' /var/lib/signpost) == "signpost:signpost 750" ]] ||
+    { echo "/var/lib/signpost: $(stat -c '%U:%G %a' /var/lib/signpost)"; exit 1; }
+[[ $(stat -c '%U:%G %a' /etc/signpost) == "root:signpost 750" ]] ||
+    { echo "/etc/signpost: $(stat -c '%U:%G %a' /etc/signpost)"; exit 1; }
+[[ -L /etc/systemd/system/multi-user.target.wants/signpost.service ]] || { echo "signpost.service is not enabled"; exit 1; }
+[[ $(man -w signpost-drain) == /usr/share/man/man1/signpost-drain.1.gz ]] || { echo "man -w signpost-drain"; exit 1; }
+# As the unit runs it: the signpost user, from /etc/signpost, state in /var/lib/signpost.
+as_signpost() { setpriv --reuid=signpost --regid=signpost --init-groups --no-new-privs "$@"; }
+cd /etc/signpost
+# setpriv itself (not the function, which would be a subshell) so that $! is signpost.
+SIGNPOST__STATE__DIR=/var/lib/signpost SIGNPOST__ADMIN__LISTEN=127.0.0.1:8053 \
+    setpriv --reuid=signpost --regid=signpost --init-groups --no-new-privs \
+    /usr/bin/signpost serve --config /etc/signpost/signpost.toml >/tmp/signpost.log 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    as_signpost signpost healthcheck >/dev/null 2>&1 && break
+    sleep 0.1
+done
+as_signpost signpost healthcheck >/dev/null || { cat /tmp/signpost.log; exit 1; }
+as_signpost signpost drain --site hub-b --reason "package test" >/dev/null
+kill "$pid"
+wait "$pid" || { echo "signpost did not exit 0 on SIGTERM"; cat /tmp/signpost.log; exit 1; }
+for f in drains.json audit.log; do
+    [[ $(stat -c %U "/var/lib/signpost/$f") == signpost ]] || { echo "no /var/lib/signpost/$f of signpost"; exit 1; }
+done
+dpkg --purge signpost >/dev/null
+[[ ! -e /var/lib/signpost && ! -e /etc/signpost && ! -e /usr/bin/signpost ]] || { echo "purge left files"; exit 1; }
+INSIDE
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    if ! out=$(unshare -m --propagation private bash -c '
+            set -e
+            ovl=$1
+            mount -t overlay overlay -o "lowerdir=/,upperdir=$ovl/upper,workdir=$ovl/work" "$ovl/merged"
+            for d in proc sys dev; do mount --rbind "/$d" "$ovl/merged/$d"; done
+            cp "$ovl/signpost.deb" "$ovl/inside.sh" "$ovl/merged/"
+            unshare -n chroot "$ovl/merged" bash /inside.sh
+        ' _ "$ovl" 2>&1); then
+        fail "installing the package into a throwaway root: $out"
+    fi
+    ok "dpkg -i into a throwaway root: system user, /var/lib/signpost, enabled unit, runs as signpost, purge"
+fi
 
 # --- 2. The systemd unit ---------------------------------------------------------------
 
