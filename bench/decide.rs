@@ -144,7 +144,7 @@ fn setup(method: &str, n: usize) -> (Snapshot, u32, Client) {
             ));
         }
     }
-    signpost::policy::derive_nested_statuses(&mut snap);
+    signpost::status::rederive_nested(&mut snap);
     let p = snap.model.profile("t.gslb.example").unwrap().0;
     (snap, p, Client::parse(&client).unwrap())
 }
@@ -166,7 +166,15 @@ fn bench(c: &mut Criterion) {
             let (snap, p, client) = setup(method, n);
             let mut rng = SmallRng::seed_from_u64(1);
             g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-                b.iter(|| decide(black_box(&snap), p, 1, black_box(&client), &mut rng))
+                b.iter(|| {
+                    decide(
+                        black_box(&snap),
+                        p,
+                        signpost::base::Rtype::A,
+                        black_box(&client),
+                        &mut rng,
+                    )
+                })
             });
         }
         g.finish();

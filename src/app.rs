@@ -6,18 +6,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::admin::{AdminState, ApiError, Command};
+use crate::admin::{AdminState, Command, ReloadDone, ReloadError};
 use crate::drain::{AuditEntry, Drains, audit, rfc3339};
 use crate::snapshot::ReloadReport;
 
 use crate::config::{Config, Problems};
 use crate::dns::server;
 use crate::health::{Prober, Scheduler, SchedulerOptions};
-use crate::publisher::{Event, Publisher, PublisherOptions};
+use crate::publisher::{Command as WriterCommand, Event, Publisher, PublisherOptions};
 use crate::snapshot::{Shared, Snapshot};
 use crate::zone;
 
@@ -35,18 +34,22 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
     let (config, mut problems) = Config::read(path, None);
     let zones = zone::load_dir(&config.zones.dir, &mut problems);
     if let Err(e) = admin_token(&config) {
-        problems.push(crate::config::Problem::new(path, "admin.token_file", e));
+        problems.push(crate::config::Problem::new(
+            path,
+            "admin.token_file",
+            e.to_string(),
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
     }
     let model = crate::model::compile(&config, zones, generation)?;
-    let snapshot = Snapshot::initial(Arc::new(model));
+    let snapshot = crate::status::initial_snapshot(Arc::new(model));
     Ok(Loaded { config, snapshot })
 }
 
 /// The admin bearer token, if configured; an error when it is needed and missing.
-pub fn admin_token(config: &Config) -> Result<Option<String>, String> {
+pub fn admin_token(config: &Config) -> Result<Option<String>, crate::admin::TokenError> {
     let token = match &config.admin.token_file {
         Some(p) => Some(crate::admin::read_token(p)?),
         None => None,
@@ -180,8 +183,8 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     // endpoint is not answered for a moment after a restart.
     let model = shared.load().model.clone();
     let mut publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default())
-        .with_drains(drains, config.state.dir.clone());
-    publisher.publish();
+        .with_drains(drains, config.state.dir.clone(), SystemTime::now());
+    publisher.publish(SystemTime::now());
 
     let mut threads = Vec::new();
     for (i, sock) in udp.into_iter().enumerate() {
@@ -338,8 +341,35 @@ impl Controller {
                     let r = self.reload(&caller).await;
                     let _ = reply.send(r);
                 }
-                other => {
-                    if self.events.send(Event::Command(other)).await.is_err() {
+                Command::Drain {
+                    target,
+                    reason,
+                    ramp,
+                    caller,
+                    reply,
+                } => {
+                    let cmd = WriterCommand::Drain {
+                        target,
+                        reason,
+                        ramp,
+                        caller,
+                        reply,
+                    };
+                    if self.events.send(Event::Command(cmd)).await.is_err() {
+                        return;
+                    }
+                }
+                Command::Undrain {
+                    target,
+                    caller,
+                    reply,
+                } => {
+                    let cmd = WriterCommand::Undrain {
+                        target,
+                        caller,
+                        reply,
+                    };
+                    if self.events.send(Event::Command(cmd)).await.is_err() {
                         return;
                     }
                 }
@@ -347,12 +377,12 @@ impl Controller {
         }
     }
 
-    async fn reload(&mut self, caller: &str) -> Result<serde_json::Value, ApiError> {
+    async fn reload(&mut self, caller: &str) -> Result<ReloadDone, ReloadError> {
         let generation = self.shared.load().generation() + 1;
         let path = self.config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&path, generation))
             .await
-            .map_err(|e| ApiError::new(500, format!("reload task failed: {e}")))?;
+            .map_err(|e| ReloadError::Task(e.to_string()))?;
         let time = rfc3339(SystemTime::now());
         let result = match loaded {
             Err(problems) => {
@@ -378,13 +408,10 @@ impl Controller {
                     // Answer once status shows the failure.
                     let _ = wait.await;
                 }
-                Err(ApiError::new(
-                    422,
-                    format!(
-                        "the new config has errors; still serving generation {}:\n{message}",
-                        generation - 1
-                    ),
-                ))
+                Err(ReloadError::Rejected {
+                    serving: generation - 1,
+                    problems: message,
+                })
             }
             Ok(Loaded { config, snapshot }) => {
                 let restart = restart_needed(&self.config, &config);
@@ -406,7 +433,7 @@ impl Controller {
                     .await
                     .is_err()
                 {
-                    return Err(ApiError::new(503, "the server is shutting down"));
+                    return Err(ReloadError::ShuttingDown);
                 }
                 let _ = wait.await;
                 if let Some(old) = self.scheduler.take() {
@@ -425,7 +452,10 @@ impl Controller {
                 if !restart.is_empty() {
                     message.push_str(&format!("; {restart}"));
                 }
-                Ok(json!({ "message": message, "generation": generation }))
+                Ok(ReloadDone {
+                    generation,
+                    message,
+                })
             }
         };
         let entry = AuditEntry {
@@ -437,9 +467,8 @@ impl Controller {
             result: match &result {
                 Ok(_) => "ok".to_owned(),
                 Err(e) => format!(
-                    "{}: {}",
-                    e.status,
-                    e.message.lines().next().unwrap_or_default()
+                    "error: {}",
+                    e.to_string().lines().next().unwrap_or_default()
                 ),
             },
         };

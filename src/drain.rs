@@ -12,6 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Model;
+
+pub use crate::base::rfc3339;
+
 /// One drain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
@@ -107,10 +111,10 @@ impl Drains {
     /// The stored key of an endpoint drain for `profile`/`endpoint`, matching the profile
     /// name as DNS does (case, trailing dot), for drains whose profile may be gone.
     pub fn find_endpoint_key(&self, profile: &str, endpoint: &str) -> Option<String> {
-        let want = crate::model::normalize_name(profile);
+        let want = crate::base::normalize_name(profile);
         self.endpoints.keys().find_map(|k| {
             let (p, e) = k.rsplit_once('/')?;
-            (e == endpoint && crate::model::normalize_name(p) == want).then(|| k.clone())
+            (e == endpoint && crate::base::normalize_name(p) == want).then(|| k.clone())
         })
     }
 
@@ -167,6 +171,143 @@ impl Drains {
     }
 }
 
+/// What a drain or undrain applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DrainTarget {
+    Site(String),
+    Endpoint { profile: String, endpoint: String },
+}
+
+impl std::fmt::Display for DrainTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DrainTarget::Site(s) => write!(f, "site {s}"),
+            DrainTarget::Endpoint { profile, endpoint } => {
+                write!(f, "endpoint {profile}/{endpoint}")
+            }
+        }
+    }
+}
+
+/// Why a drain or undrain changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("no site named {site:?}; the sites are: {known}")]
+    UnknownSite { site: String, known: String },
+    #[error("no profile named {0:?}")]
+    UnknownProfile(String),
+    #[error("profile {profile:?} has no endpoint named {endpoint:?}")]
+    UnknownEndpoint { profile: String, endpoint: String },
+    #[error("cannot save drain state in {} ({source}); nothing changed", dir.display())]
+    Save { dir: PathBuf, source: io::Error },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// A drain or undrain that took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainDone {
+    /// What happened, for the operator ("site a drained", "… draining over 300s …").
+    pub message: String,
+    pub drains_active: usize,
+}
+
+impl Drains {
+    /// The drain set after draining (`Some`) or undraining (`None`) `target` at `now`,
+    /// and what to tell the operator. Pure: nothing is saved.
+    ///
+    /// - Unknown sites and endpoints are errors, except that undraining what an older
+    ///   config had (a drain that outlived its site or endpoint) is allowed, so that it
+    ///   does not linger until the name comes back.
+    /// - Draining what is already drained never brings traffic back: when the drain in
+    ///   force ends no later than the new one would, it stays (with the new reason).
+    pub fn apply(
+        &self,
+        model: &Model,
+        target: &DrainTarget,
+        drain: Option<Drain>,
+        now: SystemTime,
+    ) -> Result<(Drains, String), DrainError> {
+        let key = self.resolve(model, target, drain.is_none())?;
+        let mut next = self.clone();
+        let map = match target {
+            DrainTarget::Site(_) => &mut next.sites,
+            DrainTarget::Endpoint { .. } => &mut next.endpoints,
+        };
+        let drain = drain.map(|d| match map.get(&key) {
+            Some(old) if old.ends_at() <= d.ends_at() => Drain {
+                reason: d.reason,
+                ..old.clone()
+            },
+            _ => d,
+        });
+        let was = match &drain {
+            Some(d) => map.insert(key, d.clone()),
+            None => map.remove(&key),
+        };
+        let message = match (&drain, was) {
+            (Some(d), _) if d.ends_at() > now => format!(
+                "{target} draining over {}s (disabled at {})",
+                d.ramp_ms / 1000,
+                rfc3339(d.ends_at())
+            ),
+            (Some(_), _) => format!("{target} drained"),
+            (None, Some(_)) => format!("{target} undrained"),
+            (None, None) => format!("{target} was not drained"),
+        };
+        Ok((next, message))
+    }
+
+    /// The stored key of `target`.
+    fn resolve(
+        &self,
+        model: &Model,
+        target: &DrainTarget,
+        undrain: bool,
+    ) -> Result<String, DrainError> {
+        match target {
+            DrainTarget::Site(site) => {
+                let known = model.sites.iter().any(|s| s == site);
+                if known || (undrain && self.sites.contains_key(site)) {
+                    Ok(site.clone())
+                } else {
+                    Err(DrainError::UnknownSite {
+                        site: site.clone(),
+                        known: model.sites.join(", "),
+                    })
+                }
+            }
+            DrainTarget::Endpoint { profile, endpoint } => {
+                let found = model.profile(profile);
+                let has =
+                    found.is_some_and(|(_, p)| p.endpoints.iter().any(|e| &e.name == endpoint));
+                if has {
+                    let (_, p) = found.expect("checked above");
+                    return Ok(Drains::endpoint_key(&p.key, endpoint));
+                }
+                if undrain && let Some(key) = self.find_endpoint_key(profile, endpoint) {
+                    return Ok(key);
+                }
+                Err(match found {
+                    None => DrainError::UnknownProfile(profile.clone()),
+                    Some(_) => DrainError::UnknownEndpoint {
+                        profile: profile.clone(),
+                        endpoint: endpoint.clone(),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Whether a drain ramp is in progress at `now` (weights change with time).
+    pub fn ramping(&self, now: SystemTime) -> bool {
+        self.sites
+            .values()
+            .chain(self.endpoints.values())
+            .any(|d| d.ramp_ms > 0 && d.ends_at() > now)
+    }
+}
+
 const DRAINS_FILE: &str = "drains.json";
 const AUDIT_FILE: &str = "audit.log";
 
@@ -181,6 +322,17 @@ pub struct AuditEntry {
     #[serde(default)]
     pub reason: String,
     pub result: String,
+}
+
+/// Runs blocking file I/O (fsync) from async code without holding up the runtime's other
+/// tasks: on a multi-thread runtime the worker hands them to another thread first.
+pub fn offload<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Appends one JSON line to `dir/audit.log` (and fsyncs it).
@@ -198,11 +350,6 @@ pub fn audit(dir: &Path, entry: &AuditEntry) -> io::Result<()> {
 
 pub fn audit_path(dir: &Path) -> PathBuf {
     dir.join(AUDIT_FILE)
-}
-
-/// RFC 3339 UTC with seconds, e.g. `2026-11-21T10:00:00Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

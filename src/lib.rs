@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod base;
 pub mod cli;
 pub mod config;
 pub mod dns;
@@ -23,4 +24,5 @@ pub mod model;
 pub mod policy;
 pub mod publisher;
 pub mod snapshot;
+pub mod status;
 pub mod zone;

@@ -1,7 +1,7 @@
 //! Prometheus metrics (`metrics` crate + its Prometheus exporter), all named `signpost_*`.
 //!
 //! The query counters are fixed tables of atomics, one per UDP loop ([`QueryTally`]), and
-//! each endpoint's answer counter is a plain atomic in its model ([`AnswerCounter`]), so
+//! each endpoint's answer counter is a plain atomic in its model (`model::AnswerCounter`), so
 //! counting a query or an answer costs no allocation, label hashing or dynamic call on the
 //! hot path. These families are written at scrape time ([`render_queries`],
 //! [`render_endpoints`]) rather than registered with the recorder, so they also cost no
@@ -13,10 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::dns::Transport;
-use crate::dns::wire::rcode;
+use crate::base::Transport;
+use crate::base::{Rcode, Rtype};
 use crate::snapshot::Snapshot;
-use crate::zone::rtype;
 
 pub const QUERIES: &str = "signpost_dns_queries_total";
 pub const ANSWERS: &str = "signpost_answers_total";
@@ -76,29 +75,29 @@ fn describe() {
     );
 }
 
-const QTYPES: [(u16, &str); 12] = [
-    (rtype::A, "A"),
-    (rtype::AAAA, "AAAA"),
-    (rtype::CNAME, "CNAME"),
-    (rtype::NS, "NS"),
-    (rtype::SOA, "SOA"),
-    (rtype::MX, "MX"),
-    (rtype::TXT, "TXT"),
-    (rtype::SRV, "SRV"),
-    (rtype::PTR, "PTR"),
-    (257, "CAA"),
-    (rtype::ANY, "ANY"),
-    (0, "other"),
+const QTYPES: [(Rtype, &str); 12] = [
+    (Rtype::A, "A"),
+    (Rtype::AAAA, "AAAA"),
+    (Rtype::CNAME, "CNAME"),
+    (Rtype::NS, "NS"),
+    (Rtype::SOA, "SOA"),
+    (Rtype::MX, "MX"),
+    (Rtype::TXT, "TXT"),
+    (Rtype::SRV, "SRV"),
+    (Rtype::PTR, "PTR"),
+    (Rtype::CAA, "CAA"),
+    (Rtype::ANY, "ANY"),
+    (Rtype(0), "other"),
 ];
-const RCODES: [(u16, &str); 8] = [
-    (rcode::NOERROR, "NOERROR"),
-    (rcode::FORMERR, "FORMERR"),
-    (rcode::SERVFAIL, "SERVFAIL"),
-    (rcode::NXDOMAIN, "NXDOMAIN"),
-    (rcode::NOTIMP, "NOTIMP"),
-    (rcode::REFUSED, "REFUSED"),
-    (rcode::BADVERS, "BADVERS"),
-    (u16::MAX, "dropped"),
+const RCODES: [(Rcode, &str); 8] = [
+    (Rcode::NOERROR, "NOERROR"),
+    (Rcode::FORMERR, "FORMERR"),
+    (Rcode::SERVFAIL, "SERVFAIL"),
+    (Rcode::NXDOMAIN, "NXDOMAIN"),
+    (Rcode::NOTIMP, "NOTIMP"),
+    (Rcode::REFUSED, "REFUSED"),
+    (Rcode::BADVERS, "BADVERS"),
+    (Rcode(u16::MAX), "dropped"),
 ];
 
 const SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
@@ -123,7 +122,7 @@ static SHARED: Counts = Counts::new();
 /// its own thread only. Never removed, so the sums never go down.
 static TALLIES: Mutex<Vec<Arc<Counts>>> = Mutex::new(Vec::new());
 
-fn slot(transport: Transport, qtype: u16, rc: Option<u16>) -> usize {
+fn slot(transport: Transport, qtype: Rtype, rc: Option<Rcode>) -> usize {
     let p = usize::from(transport == Transport::Tcp);
     let q = QTYPES
         .iter()
@@ -137,7 +136,7 @@ fn slot(transport: Transport, qtype: u16, rc: Option<u16>) -> usize {
 }
 
 /// Counts one query. `rcode = None` for a dropped packet.
-pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
+pub fn count_query(transport: Transport, qtype: Rtype, rc: Option<Rcode>) {
     SHARED.0[slot(transport, qtype, rc)].fetch_add(1, Ordering::Relaxed);
 }
 
@@ -147,7 +146,7 @@ pub fn count_query(transport: Transport, qtype: u16, rc: Option<u16>) {
 /// line between sockets).
 #[derive(Debug)]
 pub struct QueryTally {
-    run: Option<(Transport, u16, Option<u16>)>,
+    run: Option<(Transport, Rtype, Option<Rcode>)>,
     n: u64,
     counts: Arc<Counts>,
 }
@@ -174,7 +173,7 @@ impl Default for QueryTally {
 }
 
 impl QueryTally {
-    pub fn add(&mut self, transport: Transport, qtype: u16, rc: Option<u16>) {
+    pub fn add(&mut self, transport: Transport, qtype: Rtype, rc: Option<Rcode>) {
         let key = Some((transport, qtype, rc));
         if self.run != key {
             self.flush();
@@ -229,30 +228,6 @@ pub fn render_queries(out: &mut String) {
             "{QUERIES}{{protocol=\"{proto}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
             QTYPES[q].1, RCODES[r].1
         );
-    }
-}
-
-/// `signpost_answers_total` of one endpoint, kept in the model: one atomic add per answer.
-/// The two per-endpoint families are not registered with the recorder (at 30,000 endpoints
-/// its label sets cost about 30 MiB); [`render_endpoints`] writes them from the snapshot
-/// at scrape time. A reload carries each endpoint's count over to the new model
-/// ([`AnswerCounter::carry_from`]), so the series continues.
-#[derive(Debug, Default)]
-pub struct AnswerCounter(AtomicU64);
-
-impl AnswerCounter {
-    /// Counts one answer that included this endpoint.
-    pub fn increment(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Adds the count of the same endpoint in the model being replaced.
-    pub fn carry_from(&self, old: &AnswerCounter) {
-        self.0.fetch_add(old.get(), Ordering::Relaxed);
     }
 }
 

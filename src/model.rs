@@ -2,6 +2,8 @@
 //! their answers pre-encoded, and the deduplicated set of probe targets. Built once per
 //! (re)load; shared by every snapshot of that generation.
 
+pub mod geoip;
+pub mod prefix;
 mod routing;
 
 use std::collections::HashMap;
@@ -9,19 +11,22 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
+pub use crate::base::normalize_name;
 use crate::config::{
     AllDown, Config, EndpointSpec, Method, MonitorSpec, Problem, Problems, Protocol, TlsSpec,
     key_part, parse_status_range,
 };
-use crate::policy::{GeoKey, NetSet, PrefixTable};
 use crate::zone::Zone;
 use crate::zone::name::{lower_wire, parent};
+use geoip::GeoKey;
+use prefix::{NetSet, PrefixTable};
 
 pub use routing::{Geo, LatencyRow};
 
@@ -62,15 +67,6 @@ impl Model {
             .get(&key)
             .map(|&i| (i, &self.profiles[i as usize]))
     }
-}
-
-/// `app.gslb.example` / `App.Gslb.Example.` → `app.gslb.example.`
-pub fn normalize_name(name: &str) -> String {
-    let mut s = name.trim().to_ascii_lowercase();
-    if !s.ends_with('.') {
-        s.push('.');
-    }
-    s
 }
 
 /// A traffic-managed name.
@@ -142,7 +138,7 @@ pub struct EndpointDef {
     pub answers_a: bool,
     pub answers_aaaa: bool,
     /// Answers that included this endpoint (`signpost_answers_total`).
-    pub answer_count: crate::metrics::AnswerCounter,
+    pub answer_count: AnswerCounter,
 }
 
 /// How one target is probed; identical targets are probed once.
@@ -386,8 +382,8 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 ),
             ),
             Some(zi) => {
-                if let Err(msg) = zones[zi].attach_profile(&p.wire, pi as u32) {
-                    bad(at, msg);
+                if let Err(e) = zones[zi].attach_profile(&p.wire, pi as u32) {
+                    bad(at, e.to_string());
                 }
             }
         }
@@ -524,7 +520,7 @@ fn compile_endpoint(
         match routing::parse_region(r, names.regions, names.geoip) {
             Ok(k) if !geo.contains(&k) => geo.push(k),
             Ok(_) => {}
-            Err(msg) => fail(&format!("regions[{i}]"), msg),
+            Err(e) => fail(&format!("regions[{i}]"), e.to_string()),
         }
     }
 
@@ -661,3 +657,27 @@ pub type SharedModel = Arc<Model>;
 
 #[cfg(test)]
 mod tests;
+
+/// `signpost_answers_total` of one endpoint, kept in the model: one atomic add per answer.
+/// The two per-endpoint families are not registered with the recorder (at 30,000 endpoints
+/// its label sets cost about 30 MiB); `metrics::render_endpoints` writes them from the snapshot
+/// at scrape time. A reload carries each endpoint's count over to the new model
+/// ([`AnswerCounter::carry_from`]), so the series continues.
+#[derive(Debug, Default)]
+pub struct AnswerCounter(AtomicU64);
+
+impl AnswerCounter {
+    /// Counts one answer that included this endpoint.
+    pub fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Adds the count of the same endpoint in the model being replaced.
+    pub fn carry_from(&self, old: &AnswerCounter) {
+        self.0.fetch_add(old.get(), Ordering::Relaxed);
+    }
+}

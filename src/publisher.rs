@@ -2,11 +2,13 @@
 //! of mutable health state, and publishes a new [`Snapshot`] through the one `ArcSwap`
 //! when something observable changed.
 //!
-//! Everything reaches it as an [`Event`] over one channel, so the order of changes is the
-//! order of events and nothing else ever writes the snapshot. Every endpoint's state is
-//! derived afresh from model + health on each rebuild ([`Publisher::rebuild`]), never
-//! patched, so adding an input (drains, reloads) means adding an event variant, the state
-//! it sets, and one rule in [`Publisher::derive`].
+//! It is an event loop around pure rules. Everything reaches it as an [`Event`] over one
+//! channel, so the order of changes is the order of events and nothing else ever writes
+//! the snapshot. The loop reads the clock once per wake-up and passes `now` down; the
+//! rules it applies are functions of state, input and time: every endpoint's status comes
+//! from [`crate::status::derive`], drain changes from [`Drains::apply`], probe
+//! hysteresis from [`TargetHealth`]. Nothing here knows HTTP: errors are typed and the
+//! admin edge maps them.
 //!
 //! Bursts are coalesced: a status change is published within `status_delay` (a few ms),
 //! changes that only move RTTs or last-probe details at most once per `info_period`.
@@ -15,28 +17,45 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::admin::{ApiError, Command, DrainTarget};
-use crate::drain::{AuditEntry, Drain, Drains, audit, rfc3339};
+use crate::base::Status;
+use crate::drain::{AuditEntry, Drain, DrainDone, DrainError, DrainTarget, Drains, audit, rfc3339};
 use crate::health::{EndpointView, HealthView, ProbeResult, TargetHealth};
 use crate::metrics as m;
-use crate::model::{Answer, Model};
-use crate::snapshot::{EndpointState, ReloadReport, Shared, Snapshot, Status, WEIGHT_SCALE};
+use crate::model::Model;
+use crate::snapshot::{ReloadReport, Shared, Snapshot};
+use crate::status::{self, Derived, TargetStatus};
+
+/// Where the answer to a drain or undrain goes.
+pub type DrainReply = oneshot::Sender<Result<DrainDone, DrainError>>;
+
+/// An operator's change, for the writer. (Reloads are loaded by the controller and arrive
+/// as [`Event::NewModel`] / [`Event::ReloadFailed`].)
+#[derive(Debug)]
+pub enum Command {
+    Drain {
+        target: DrainTarget,
+        reason: String,
+        ramp: Duration,
+        /// Who asked, for the audit log.
+        caller: String,
+        reply: DrainReply,
+    },
+    Undrain {
+        target: DrainTarget,
+        caller: String,
+        reply: DrainReply,
+    },
+}
 
 /// An input to the publisher.
-///
-/// Later work adds variants here (`Drain { site or endpoint, reason, ramp }`, `Undrain`,
-/// `Reload { model }` → [`Publisher::replace_model`]); each is handled in
-/// [`Publisher::apply`], which says what kind of change it made.
 #[derive(Debug)]
 pub enum Event {
     /// A probe finished.
     Probe(ProbeResult),
-    /// An operator drain or undrain (reloads are loaded elsewhere and arrive as
-    /// [`Event::NewModel`] / [`Event::ReloadFailed`]).
+    /// An operator drain or undrain.
     Command(Command),
     /// A reload produced a valid new model: switch to it. `done` is answered once the
     /// snapshot of the new model is published.
@@ -57,18 +76,15 @@ pub enum Event {
 /// caller told "drained" or "reloaded" never reads the state from before.
 #[derive(Debug)]
 enum Reply {
-    Api(
-        oneshot::Sender<Result<serde_json::Value, ApiError>>,
-        Result<serde_json::Value, ApiError>,
-    ),
+    Drain(DrainReply, DrainDone),
     Done(oneshot::Sender<()>),
 }
 
 impl Reply {
     fn send(self) {
         match self {
-            Reply::Api(tx, result) => {
-                let _ = tx.send(result);
+            Reply::Drain(tx, done) => {
+                let _ = tx.send(Ok(done));
             }
             Reply::Done(tx) => {
                 let _ = tx.send(());
@@ -113,12 +129,6 @@ impl Default for PublisherOptions {
     }
 }
 
-/// Every endpoint's derived status and why it has it, per profile.
-pub type Derived = Vec<Vec<(Status, Arc<str>)>>;
-
-/// Profiles derived so far (nested profiles are derived before their parents).
-type Memo = Vec<Option<Vec<(Status, Arc<str>)>>>;
-
 /// The one writer of the published snapshot.
 pub struct Publisher {
     model: Arc<Model>,
@@ -134,7 +144,6 @@ pub struct Publisher {
     /// Per profile, per endpoint: the status last published, and its history.
     published: Vec<Vec<Status>>,
     history: Vec<Vec<EndpointView>>,
-    reasons: Reasons,
     /// Operator drains in force.
     drains: Drains,
     /// Where drains are persisted and mutations audited; `None` keeps them in memory.
@@ -143,27 +152,6 @@ pub struct Publisher {
     reload: Option<Arc<ReloadReport>>,
     /// Answers to send after the next publish.
     replies: Vec<Reply>,
-}
-
-/// Fixed reasons, allocated once.
-struct Reasons {
-    disabled: Arc<str>,
-    always_serve: Arc<str>,
-    not_monitored: Arc<str>,
-    no_result: Arc<str>,
-    probe_ok: Arc<str>,
-}
-
-impl Default for Reasons {
-    fn default() -> Self {
-        Self {
-            disabled: "disabled in config".into(),
-            always_serve: "always_serve".into(),
-            not_monitored: "not monitored".into(),
-            no_result: "no probe result yet".into(),
-            probe_ok: "probe ok".into(),
-        }
-    }
 }
 
 impl Publisher {
@@ -180,25 +168,12 @@ impl Publisher {
             ready: false,
             published: Vec::new(),
             history: Vec::new(),
-            reasons: Reasons::default(),
             drains: Drains::default(),
             state_dir: None,
             reload: None,
             replies: Vec::new(),
         };
-        let derived = p.derive();
-        p.published = statuses(&derived);
-        p.history = derived
-            .iter()
-            .map(|eps| {
-                eps.iter()
-                    .map(|(_, reason)| EndpointView {
-                        reason: reason.clone(),
-                        ..EndpointView::default()
-                    })
-                    .collect()
-            })
-            .collect();
+        p.reset_history(SystemTime::UNIX_EPOCH);
         p
     }
 
@@ -206,216 +181,34 @@ impl Publisher {
         &self.model
     }
 
-    /// Starts with `drains` (restored from `state_dir`) and persists every change there.
-    pub fn with_drains(mut self, drains: Drains, state_dir: PathBuf) -> Self {
+    /// Starts with `drains` (restored from `state_dir`, as of `now`) and persists every
+    /// change there.
+    pub fn with_drains(mut self, drains: Drains, state_dir: PathBuf, now: SystemTime) -> Self {
         self.drains = drains;
         self.state_dir = Some(state_dir);
-        let derived = self.derive();
-        self.published = statuses(&derived);
-        for (pi, states) in derived.iter().enumerate() {
-            for (ei, (_, reason)) in states.iter().enumerate() {
-                self.history[pi][ei].reason = reason.clone();
-            }
-        }
+        self.reset_history(now);
         self
+    }
+
+    /// Takes every endpoint's current derived status as published, with no history.
+    fn reset_history(&mut self, now: SystemTime) {
+        let derived = self.derive(now);
+        self.published = statuses(&derived);
+        self.history = derived
+            .iter()
+            .map(|eps| {
+                eps.iter()
+                    .map(|d| EndpointView {
+                        reason: d.reason.clone(),
+                        ..EndpointView::default()
+                    })
+                    .collect()
+            })
+            .collect();
     }
 
     pub fn drains(&self) -> &Drains {
         &self.drains
-    }
-
-    /// Whether a drain ramp is in progress (weights change with time).
-    fn ramping(&self, now: SystemTime) -> bool {
-        self.drains
-            .sites
-            .values()
-            .chain(self.drains.endpoints.values())
-            .any(|d| d.ramp_ms > 0 && d.ends_at() > now)
-    }
-
-    /// The drain applying to an endpoint, if any.
-    fn drain_of(&self, profile: usize, endpoint: usize) -> Option<&Drain> {
-        let p = &self.model.profiles[profile];
-        let e = &p.endpoints[endpoint];
-        let site = e.site.map(|s| self.model.sites[s as usize].as_str());
-        self.drains.for_endpoint(&p.key, &e.name, site)
-    }
-
-    fn apply_command(&mut self, cmd: Command) -> Change {
-        match cmd {
-            Command::Drain {
-                target,
-                reason,
-                ramp,
-                caller,
-                reply,
-            } => {
-                let result = self.drain(
-                    &target,
-                    Some(Drain::new(reason.clone(), SystemTime::now(), ramp)),
-                );
-                self.audit(&caller, "drain", &target, &reason, &result);
-                self.answer(reply, result)
-            }
-            Command::Undrain {
-                target,
-                caller,
-                reply,
-            } => {
-                let result = self.drain(&target, None);
-                self.audit(&caller, "undrain", &target, "", &result);
-                self.answer(reply, result)
-            }
-            Command::Reload { reply, .. } => {
-                // Reloads are loaded by the caller of `run`; one reaching here is a wiring error.
-                let _ = reply.send(Err(ApiError::new(
-                    500,
-                    "reload is not handled by the publisher",
-                )));
-                Change::None
-            }
-        }
-    }
-
-    /// Answers a drain or undrain: an error at once (nothing changed), success after the
-    /// next publish.
-    fn answer(
-        &mut self,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
-        result: Result<serde_json::Value, ApiError>,
-    ) -> Change {
-        if result.is_ok() {
-            self.replies.push(Reply::Api(reply, result));
-            Change::Status
-        } else {
-            let _ = reply.send(result);
-            Change::None
-        }
-    }
-
-    /// Sets (`Some`) or clears (`None`) a drain, persisting it. Unknown sites and
-    /// endpoints are 404s; the state file failing to write is a 500 and changes nothing.
-    fn drain(
-        &mut self,
-        target: &DrainTarget,
-        drain: Option<Drain>,
-    ) -> Result<serde_json::Value, ApiError> {
-        let key = match target {
-            // Undraining what an older config had (the drain outlived its site or
-            // endpoint) is allowed, so that it does not linger until the name comes back.
-            DrainTarget::Site(site)
-                if drain.is_none()
-                    && !self.model.sites.iter().any(|s| s == site)
-                    && self.drains.sites.contains_key(site) =>
-            {
-                site.clone()
-            }
-            DrainTarget::Endpoint { profile, endpoint }
-                if drain.is_none()
-                    && !self
-                        .model
-                        .profile(profile)
-                        .is_some_and(|(_, p)| p.endpoints.iter().any(|e| &e.name == endpoint))
-                    && self.drains.find_endpoint_key(profile, endpoint).is_some() =>
-            {
-                self.drains
-                    .find_endpoint_key(profile, endpoint)
-                    .unwrap_or_default()
-            }
-            DrainTarget::Site(site) => {
-                if !self.model.sites.iter().any(|s| s == site) {
-                    return Err(ApiError::new(
-                        404,
-                        format!(
-                            "no site named {site:?}; the sites are: {}",
-                            self.model.sites.join(", ")
-                        ),
-                    ));
-                }
-                site.clone()
-            }
-            DrainTarget::Endpoint { profile, endpoint } => {
-                let Some((_, p)) = self.model.profile(profile) else {
-                    return Err(ApiError::new(404, format!("no profile named {profile:?}")));
-                };
-                if !p.endpoints.iter().any(|e| &e.name == endpoint) {
-                    return Err(ApiError::new(
-                        404,
-                        format!("profile {profile:?} has no endpoint named {endpoint:?}"),
-                    ));
-                }
-                Drains::endpoint_key(&p.key, endpoint)
-            }
-        };
-        let mut next = self.drains.clone();
-        let map = match target {
-            DrainTarget::Site(_) => &mut next.sites,
-            DrainTarget::Endpoint { .. } => &mut next.endpoints,
-        };
-        // Draining what is already drained never brings traffic back: when the drain in
-        // force ends no later than the new one would, it stays (with the new reason).
-        let drain = drain.map(|d| match map.get(&key) {
-            Some(old) if old.ends_at() <= d.ends_at() => Drain {
-                reason: d.reason,
-                ..old.clone()
-            },
-            _ => d,
-        });
-        let was = match &drain {
-            Some(d) => map.insert(key, d.clone()),
-            None => map.remove(&key),
-        };
-        if let Some(dir) = &self.state_dir
-            && let Err(e) = next.save(dir)
-        {
-            error!(error = %e, dir = %dir.display(), "cannot save drain state");
-            return Err(ApiError::new(
-                500,
-                format!(
-                    "cannot save drain state in {} ({e}); nothing changed",
-                    dir.display()
-                ),
-            ));
-        }
-        self.drains = next;
-        metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
-        let message = match (&drain, was) {
-            (Some(d), _) if d.ends_at() > SystemTime::now() => format!(
-                "{target} draining over {}s (disabled at {})",
-                d.ramp_ms / 1000,
-                rfc3339(d.ends_at())
-            ),
-            (Some(_), _) => format!("{target} drained"),
-            (None, Some(_)) => format!("{target} undrained"),
-            (None, None) => format!("{target} was not drained"),
-        };
-        info!(%target, "{message}");
-        Ok(json!({ "message": message, "drains_active": self.drains.len() }))
-    }
-
-    fn audit(
-        &self,
-        caller: &str,
-        action: &str,
-        target: &DrainTarget,
-        reason: &str,
-        result: &Result<serde_json::Value, ApiError>,
-    ) {
-        let Some(dir) = &self.state_dir else { return };
-        let entry = AuditEntry {
-            time: rfc3339(SystemTime::now()),
-            caller: caller.to_owned(),
-            action: action.to_owned(),
-            target: target.to_string(),
-            reason: reason.to_owned(),
-            result: match result {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => format!("{}: {}", e.status, e.message),
-            },
-        };
-        if let Err(e) = audit(dir, &entry) {
-            error!(error = %e, "cannot write the audit log");
-        }
     }
 
     /// Health per probe target (`Model::targets` order).
@@ -423,17 +216,18 @@ impl Publisher {
         &self.health
     }
 
-    /// Applies one event to the state (nothing is published).
-    pub fn apply(&mut self, event: Event, now: Instant) -> Change {
+    /// Applies one event to the state (nothing is published). `now` and `wall` are the
+    /// same moment on the monotonic and the wall clock.
+    pub fn apply(&mut self, event: Event, now: Instant, wall: SystemTime) -> Change {
         match event {
             Event::Probe(r) => self.apply_probe(r, now),
-            Event::Command(c) => self.apply_command(c),
+            Event::Command(c) => self.apply_command(c, wall),
             Event::NewModel {
                 model,
                 report,
                 done,
             } => {
-                self.replace_model(model);
+                self.replace_model(model, wall);
                 self.set_reload(report);
                 self.replies.push(Reply::Done(done));
                 Change::Status
@@ -444,6 +238,81 @@ impl Publisher {
                 Change::Status
             }
         }
+    }
+
+    fn apply_command(&mut self, cmd: Command, now: SystemTime) -> Change {
+        let (target, drain, caller, reply) = match cmd {
+            Command::Drain {
+                target,
+                reason,
+                ramp,
+                caller,
+                reply,
+            } => (target, Some(Drain::new(reason, now, ramp)), caller, reply),
+            Command::Undrain {
+                target,
+                caller,
+                reply,
+            } => (target, None, caller, reply),
+        };
+        let (action, reason) = match &drain {
+            Some(d) => ("drain", d.reason.clone()),
+            None => ("undrain", String::new()),
+        };
+        let result = self.change_drains(&target, drain, now);
+        let entry = AuditEntry {
+            time: rfc3339(now),
+            caller,
+            action: action.to_owned(),
+            target: target.to_string(),
+            reason,
+            result: match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("error: {e}"),
+            },
+        };
+        if let Some(dir) = &self.state_dir
+            && let Err(e) = crate::drain::offload(|| audit(dir, &entry))
+        {
+            error!(error = %e, "cannot write the audit log");
+        }
+        match result {
+            Ok(done) => {
+                self.replies.push(Reply::Drain(reply, done));
+                Change::Status
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                Change::None
+            }
+        }
+    }
+
+    /// Sets (`Some`) or clears (`None`) a drain and persists the new set; when it cannot
+    /// be saved, nothing changes.
+    fn change_drains(
+        &mut self,
+        target: &DrainTarget,
+        drain: Option<Drain>,
+        now: SystemTime,
+    ) -> Result<DrainDone, DrainError> {
+        let (next, message) = self.drains.apply(&self.model, target, drain, now)?;
+        if let Some(dir) = &self.state_dir
+            && let Err(source) = crate::drain::offload(|| next.save(dir))
+        {
+            error!(error = %source, dir = %dir.display(), "cannot save drain state");
+            return Err(DrainError::Save {
+                dir: dir.clone(),
+                source,
+            });
+        }
+        self.drains = next;
+        metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
+        info!(%target, "{message}");
+        Ok(DrainDone {
+            message,
+            drains_active: self.drains.len(),
+        })
     }
 
     fn set_reload(&mut self, report: ReloadReport) {
@@ -477,104 +346,21 @@ impl Publisher {
         }
     }
 
-    /// Every endpoint's status and reason, from the model and the current health. The
-    /// rules, first match wins: `enabled = false` → Disabled; `always_serve` →
-    /// AlwaysServe; nested → from its child profile; no monitor → Online; else its
-    /// target's status. (Drains slot in first: drained → Disabled.)
-    pub fn derive(&self) -> Derived {
-        let n = self.model.profiles.len();
-        let mut memo: Memo = vec![None; n];
-        for p in 0..n {
-            self.derive_profile(p, &mut memo, 0);
-        }
-        memo.into_iter().map(Option::unwrap_or_default).collect()
+    /// Every endpoint's status, reason and weight at `now` ([`crate::status`]).
+    pub fn derive(&self, now: SystemTime) -> Derived {
+        let targets: Vec<TargetStatus> = self.health.iter().map(TargetStatus::of).collect();
+        status::derive(&self.model, &targets, &self.drains, now)
     }
 
-    fn derive_profile(&self, p: usize, memo: &mut Memo, depth: usize) {
-        if memo[p].is_some() {
-            return;
-        }
-        let profile = &self.model.profiles[p];
-        let mut out = Vec::with_capacity(profile.endpoints.len());
-        let now = SystemTime::now();
-        for (ei, e) in profile.endpoints.iter().enumerate() {
-            let r = &self.reasons;
-            let drain = self.drain_of(p, ei);
-            let state = if !e.enabled {
-                (Status::Disabled, r.disabled.clone())
-            } else if let Some(d) =
-                drain.filter(|d| d.effective_weight(e.weight * WEIGHT_SCALE, now).is_none())
-            {
-                let why = if d.reason.is_empty() {
-                    "no reason given"
-                } else {
-                    &d.reason
-                };
-                (Status::Disabled, format!("drained: {why}").into())
-            } else if e.always_serve {
-                (Status::AlwaysServe, r.always_serve.clone())
-            } else if let Answer::Nested(child) = e.answer {
-                let child = child as usize;
-                // Compile rejects cycles and deep nesting; the bound is a second guard.
-                if depth < 16 {
-                    self.derive_profile(child, memo, depth + 1);
-                }
-                let states = memo[child].as_deref().unwrap_or_default();
-                nested_status(
-                    &self.model.profiles[child].key,
-                    states,
-                    e.min_child_endpoints,
-                )
-            } else {
-                match e.target {
-                    None => (Status::Online, r.not_monitored.clone()),
-                    Some(t) => {
-                        let h = &self.health[t as usize];
-                        let reason = match &h.last {
-                            None => r.no_result.clone(),
-                            Some(last) if last.ok => r.probe_ok.clone(),
-                            Some(last) => {
-                                last.reason.clone().unwrap_or_else(|| "probe failed".into())
-                            }
-                        };
-                        (h.status(), reason)
-                    }
-                }
-            };
-            out.push(state);
-        }
-        memo[p] = Some(out);
-    }
-
-    /// The snapshot for the current state, with endpoint history as of the last publish.
-    pub fn rebuild(&self) -> Snapshot {
-        self.assemble(&self.derive())
+    /// The snapshot for the current state at `now`, with endpoint history as of the last
+    /// publish.
+    pub fn rebuild(&self, now: SystemTime) -> Snapshot {
+        self.assemble(&self.derive(now))
     }
 
     fn assemble(&self, derived: &Derived) -> Snapshot {
-        let now = SystemTime::now();
-        let endpoints = self
-            .model
-            .profiles
-            .iter()
-            .zip(derived)
-            .enumerate()
-            .map(|(pi, (p, states))| {
-                p.endpoints
-                    .iter()
-                    .zip(states)
-                    .enumerate()
-                    .map(|(ei, (e, (status, _)))| EndpointState {
-                        status: *status,
-                        weight: self
-                            .drain_of(pi, ei)
-                            .and_then(|d| d.effective_weight(e.weight * WEIGHT_SCALE, now))
-                            .unwrap_or(e.weight * WEIGHT_SCALE),
-                        rtt: e.target.and_then(|t| self.health[t as usize].rtt.get()),
-                    })
-                    .collect()
-            })
-            .collect();
+        let endpoints =
+            status::endpoint_states(&self.model, derived, |t| self.health[t as usize].rtt.get());
         let health = HealthView {
             targets: self.health.iter().map(TargetHealth::view).collect(),
             endpoints: self.history.clone(),
@@ -589,29 +375,28 @@ impl Publisher {
         }
     }
 
-    /// Derives every endpoint's state, logs and counts each status change since the last
-    /// publish, stores the new snapshot, then answers the operator calls it holds. Returns
-    /// how many endpoints changed status.
-    pub fn publish(&mut self) -> usize {
-        let derived = self.derive();
-        let now = SystemTime::now();
+    /// Derives every endpoint's state at `now`, logs and counts each status change since
+    /// the last publish, stores the new snapshot, then answers the operator calls it
+    /// holds. Returns how many endpoints changed status.
+    pub fn publish(&mut self, now: SystemTime) -> usize {
+        let derived = self.derive(now);
         let mut changed = 0;
         for (pi, states) in derived.iter().enumerate() {
             let profile = &self.model.profiles[pi];
-            for (ei, (status, reason)) in states.iter().enumerate() {
+            for (ei, d) in states.iter().enumerate() {
                 let view = &mut self.history[pi][ei];
-                view.reason = reason.clone();
+                view.reason = d.reason.clone();
                 let before = self.published[pi][ei];
-                if before == *status {
+                if before == d.status {
                     continue;
                 }
                 changed += 1;
                 view.transitions = view.transitions.saturating_add(1);
                 view.since = Some(now);
-                self.published[pi][ei] = *status;
+                self.published[pi][ei] = d.status;
                 let endpoint = &profile.endpoints[ei];
-                log_transition(&profile.key, &endpoint.name, before, *status, reason);
-                metrics::counter!(m::TRANSITIONS, "to" => status.as_str()).increment(1);
+                log_transition(&profile.key, &endpoint.name, before, d.status, &d.reason);
+                metrics::counter!(m::TRANSITIONS, "to" => d.status.as_str()).increment(1);
             }
         }
         let snapshot = self.assemble(&derived);
@@ -624,7 +409,7 @@ impl Publisher {
 
     /// Switches to a new config generation (reload). Targets identical in both keep their
     /// health; endpoints with the same profile and name keep their status history.
-    pub fn replace_model(&mut self, model: Arc<Model>) {
+    pub fn replace_model(&mut self, model: Arc<Model>, now: SystemTime) {
         let mut health = fresh_health(&model);
         let old_targets: std::collections::HashMap<_, usize> = self
             .model
@@ -664,20 +449,20 @@ impl Publisher {
         self.model = model;
         self.health = health;
         // New endpoints start from their derived status, without a logged transition.
-        let derived = self.derive();
+        let derived = self.derive(now);
         self.published = Vec::with_capacity(derived.len());
         self.history = Vec::with_capacity(derived.len());
         for (prev, now) in previous.into_iter().zip(&derived) {
             let (published, history) = prev
                 .into_iter()
                 .zip(now)
-                .map(|(prev, (status, reason))| {
+                .map(|(prev, d)| {
                     prev.unwrap_or_else(|| {
                         let view = EndpointView {
-                            reason: reason.clone(),
+                            reason: d.reason.clone(),
                             ..EndpointView::default()
                         };
-                        (*status, view)
+                        (d.status, view)
                     })
                 })
                 .unzip();
@@ -688,53 +473,59 @@ impl Publisher {
 
     /// Publishes the current state, then applies events until every sender is gone,
     /// publishing coalesced changes.
+    ///
+    /// The clock is read here only: the wall clock once at start, the runtime's clock
+    /// once per wake-up; wall time is then the start plus the runtime's elapsed time, so
+    /// that tests in paused time see exact ramps.
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         use tokio::time::{Instant as TokioInstant, sleep_until};
-        self.publish();
+        let start = TokioInstant::now();
+        let wall_start = SystemTime::now();
+        let wall = |t: TokioInstant| wall_start + t.duration_since(start);
+        self.publish(wall_start);
         metrics::gauge!(m::GENERATION).set(self.model.generation as f64);
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
-        let mut last_publish = TokioInstant::now();
-        let mut due: Option<TokioInstant> = self
-            .ramping(SystemTime::now())
-            .then(|| last_publish + RAMP_STEP);
+        let mut last_publish = start;
+        let mut due: Option<TokioInstant> =
+            self.drains.ramping(wall_start).then(|| start + RAMP_STEP);
         loop {
-            if let Some(d) = due
-                && TokioInstant::now() >= d
-            {
-                self.publish();
-                last_publish = TokioInstant::now();
-                due = self
-                    .ramping(SystemTime::now())
-                    .then(|| last_publish + RAMP_STEP);
-            }
             let event = match due {
                 None => events.recv().await,
                 Some(d) => tokio::select! {
                     e = events.recv() => e,
-                    _ = sleep_until(d) => continue,
+                    _ = sleep_until(d) => None,
                 },
             };
-            let Some(event) = event else {
+            let now = TokioInstant::now();
+            let closed = event.is_none() && due.is_none_or(|d| now < d);
+            let at = wall(now);
+            if let Some(event) = event {
+                let when = match self.apply(event, now.into_std(), at) {
+                    Change::None => None,
+                    // An operator waits for the answer: publish now.
+                    _ if !self.replies.is_empty() => Some(now),
+                    Change::Status => Some(now + self.options.status_delay),
+                    Change::Info => Some((last_publish + self.options.info_period).max(now)),
+                };
+                // While a drain ramps, weights move with time: republish every RAMP_STEP.
+                let when = match (when, self.drains.ramping(at)) {
+                    (w, true) => Some(w.map_or(now + RAMP_STEP, |w| w.min(now + RAMP_STEP))),
+                    (w, false) => w,
+                };
+                if let Some(when) = when {
+                    due = Some(due.map_or(when, |d| d.min(when)));
+                }
+            }
+            if closed {
                 if due.is_some() {
-                    self.publish();
+                    self.publish(at);
                 }
                 return;
-            };
-            let now = TokioInstant::now();
-            let when = match self.apply(event, now.into_std()) {
-                Change::None => None,
-                // An operator waits for the answer: publish now.
-                _ if !self.replies.is_empty() => Some(now),
-                Change::Status => Some(now + self.options.status_delay),
-                Change::Info => Some((last_publish + self.options.info_period).max(now)),
-            };
-            // While a drain ramps, weights move with time: republish every RAMP_STEP.
-            let when = match (when, self.ramping(SystemTime::now())) {
-                (w, true) => Some(w.map_or(now + RAMP_STEP, |w| w.min(now + RAMP_STEP))),
-                (w, false) => w,
-            };
-            if let Some(when) = when {
-                due = Some(due.map_or(when, |d| d.min(when)));
+            }
+            if due.is_some_and(|d| now >= d) {
+                self.publish(at);
+                last_publish = now;
+                due = self.drains.ramping(at).then(|| now + RAMP_STEP);
             }
         }
     }
@@ -754,43 +545,10 @@ fn fresh_health(model: &Model) -> Vec<TargetHealth> {
 fn statuses(derived: &Derived) -> Vec<Vec<Status>> {
     derived
         .iter()
-        .map(|eps| eps.iter().map(|(s, _)| *s).collect())
+        .map(|eps| eps.iter().map(|d| d.status).collect())
         .collect()
 }
 
-/// A nested endpoint is Online while its child profile has at least `min` endpoints
-/// Online or AlwaysServe; while endpoints that could make up the number are still
-/// CheckingEndpoint, it is CheckingEndpoint (served, as its children are); else Degraded.
-fn nested_status(child: &str, states: &[(Status, Arc<str>)], min: u32) -> (Status, Arc<str>) {
-    let up = states
-        .iter()
-        .filter(|(s, _)| matches!(s, Status::Online | Status::AlwaysServe))
-        .count();
-    let checking = states
-        .iter()
-        .filter(|(s, _)| *s == Status::CheckingEndpoint)
-        .count();
-    let min = min as usize;
-    let total = states.len();
-    if up >= min {
-        (
-            Status::Online,
-            format!("child profile {child}: {up} of {total} endpoints Online").into(),
-        )
-    } else if up + checking >= min {
-        (
-            Status::CheckingEndpoint,
-            format!("child profile {child}: waiting for probes").into(),
-        )
-    } else {
-        (
-            Status::Degraded,
-            format!("child profile {child}: {up} of {total} endpoints Online, min_child_endpoints = {min}").into(),
-        )
-    }
-}
-
-/// The status gauge series of endpoint `ei` of profile `pi` for `status`.
 fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reason: &str) {
     let (from, to) = (from.as_str(), to.as_str());
     if to == Status::Degraded.as_str() {
@@ -814,6 +572,7 @@ mod tests {
 
     use super::*;
     use crate::health::ProbeOutcome;
+    use crate::snapshot::WEIGHT_SCALE;
 
     const ZONE: &str = "$ORIGIN gslb.example.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
 
@@ -881,7 +640,9 @@ min_child_endpoints = 3
 "#;
 
     fn publisher(m: Arc<Model>) -> (Publisher, Shared) {
-        let shared: Shared = Arc::new(ArcSwap::from_pointee(Snapshot::initial(m.clone())));
+        let shared: Shared = Arc::new(ArcSwap::from_pointee(crate::status::initial_snapshot(
+            m.clone(),
+        )));
         (
             Publisher::new(m, shared.clone(), PublisherOptions::default()),
             shared,
@@ -922,7 +683,7 @@ min_child_endpoints = 3
         let m = model(PROFILES, 1);
         assert_eq!(m.targets.len(), 3, "a and a-too share one target");
         let (mut p, shared) = publisher(m);
-        p.publish();
+        p.publish(SystemTime::now());
         let s = shared.load();
         for (profile, endpoint, want) in [
             ("app.gslb.example", "a", Status::CheckingEndpoint),
@@ -935,7 +696,7 @@ min_child_endpoints = 3
         }
         assert!(!s.health.first_round_complete);
         // The publisher's first snapshot agrees with the one built at load time.
-        let initial = Snapshot::initial(s.model.clone());
+        let initial = crate::status::initial_snapshot(s.model.clone());
         assert_eq!(initial.endpoints, s.endpoints);
     }
 
@@ -946,9 +707,15 @@ min_child_endpoints = 3
         assert_eq!(t, target_of(&m, "other.gslb.example", "a-too"));
         let (mut p, shared) = publisher(m);
         let now = Instant::now();
-        assert_eq!(p.apply(probe(1, t, true, ""), now), Change::Status);
-        assert_eq!(p.apply(probe(1, t, true, ""), now), Change::Info);
-        assert_eq!(p.publish(), 2);
+        assert_eq!(
+            p.apply(probe(1, t, true, ""), now, SystemTime::now()),
+            Change::Status
+        );
+        assert_eq!(
+            p.apply(probe(1, t, true, ""), now, SystemTime::now()),
+            Change::Info
+        );
+        assert_eq!(p.publish(SystemTime::now()), 2);
         assert_eq!(
             status(&shared.load(), "other.gslb.example", "a-too"),
             Status::Online
@@ -956,16 +723,24 @@ min_child_endpoints = 3
 
         // tolerated_failures = 1: the first failure is tolerated, the second is not.
         assert_eq!(
-            p.apply(probe(1, t, false, "status 503 not in 200-299"), now),
+            p.apply(
+                probe(1, t, false, "status 503 not in 200-299"),
+                now,
+                SystemTime::now()
+            ),
             Change::Info
         );
-        assert_eq!(p.publish(), 0);
+        assert_eq!(p.publish(SystemTime::now()), 0);
         assert_eq!(
-            p.apply(probe(1, t, false, "status 503 not in 200-299"), now),
+            p.apply(
+                probe(1, t, false, "status 503 not in 200-299"),
+                now,
+                SystemTime::now()
+            ),
             Change::Status
         );
         // a, a-too, and top's nested endpoint (its child now has too few endpoints up).
-        assert_eq!(p.publish(), 3);
+        assert_eq!(p.publish(SystemTime::now()), 3);
         let s = shared.load();
         assert_eq!(status(&s, "app.gslb.example", "a"), Status::Degraded);
         assert_eq!(status(&s, "other.gslb.example", "a-too"), Status::Degraded);
@@ -986,14 +761,14 @@ min_child_endpoints = 3
         );
 
         // rise = 2.
-        p.apply(probe(1, t, true, ""), now);
-        p.publish();
+        p.apply(probe(1, t, true, ""), now, SystemTime::now());
+        p.publish(SystemTime::now());
         assert_eq!(
             status(&shared.load(), "app.gslb.example", "a"),
             Status::Degraded
         );
-        p.apply(probe(1, t, true, ""), now);
-        p.publish();
+        p.apply(probe(1, t, true, ""), now, SystemTime::now());
+        p.publish(SystemTime::now());
         assert_eq!(
             status(&shared.load(), "app.gslb.example", "a"),
             Status::Online
@@ -1010,22 +785,26 @@ min_child_endpoints = 3
         let (mut p, shared) = publisher(m);
         let now = Instant::now();
         // Child: a, b probed + pinned (AlwaysServe); min_child_endpoints = 3.
-        p.apply(probe(1, a, true, ""), now);
-        p.publish();
+        p.apply(probe(1, a, true, ""), now, SystemTime::now());
+        p.publish(SystemTime::now());
         assert_eq!(
             status(&shared.load(), "top.gslb.example", "nested"),
             Status::CheckingEndpoint
         );
-        p.apply(probe(1, b, true, ""), now);
-        p.publish();
+        p.apply(probe(1, b, true, ""), now, SystemTime::now());
+        p.publish(SystemTime::now());
         assert_eq!(
             status(&shared.load(), "top.gslb.example", "nested"),
             Status::Online
         );
         for _ in 0..2 {
-            p.apply(probe(1, b, false, "connection refused"), now);
+            p.apply(
+                probe(1, b, false, "connection refused"),
+                now,
+                SystemTime::now(),
+            );
         }
-        p.publish();
+        p.publish(SystemTime::now());
         let s = shared.load();
         assert_eq!(status(&s, "top.gslb.example", "nested"), Status::Degraded);
         let (pi, _) = s.model.profile("top.gslb.example").unwrap();
@@ -1041,8 +820,14 @@ min_child_endpoints = 3
         let m = model(PROFILES, 5);
         let (mut p, _) = publisher(m);
         let now = Instant::now();
-        assert_eq!(p.apply(probe(4, 0, true, ""), now), Change::None);
-        assert_eq!(p.apply(probe(5, 99, true, ""), now), Change::None);
+        assert_eq!(
+            p.apply(probe(4, 0, true, ""), now, SystemTime::now()),
+            Change::None
+        );
+        assert_eq!(
+            p.apply(probe(5, 99, true, ""), now, SystemTime::now()),
+            Change::None
+        );
         assert!(p.health().iter().all(|h| h.last.is_none()));
     }
 
@@ -1054,19 +839,23 @@ min_child_endpoints = 3
         let now = Instant::now();
         // The last target's first result completes the round even without a flip.
         for t in 0..n - 1 {
-            p.apply(probe(1, t, true, ""), now);
+            p.apply(probe(1, t, true, ""), now, SystemTime::now());
         }
         assert_eq!(
-            p.apply(probe(1, n - 1, false, "connection refused"), now),
+            p.apply(
+                probe(1, n - 1, false, "connection refused"),
+                now,
+                SystemTime::now()
+            ),
             Change::Status
         );
-        p.publish();
+        p.publish(SystemTime::now());
         assert!(shared.load().health.first_round_complete);
 
         // A reload that adds a target (no result yet) keeps the server ready.
         let more = PROFILES.replace("port = 22", "port = 23");
-        p.replace_model(model(&more, 2));
-        p.publish();
+        p.replace_model(model(&more, 2), SystemTime::now());
+        p.publish(SystemTime::now());
         let s = shared.load();
         assert!(s.health.targets.iter().any(|t| t.last.is_none()));
         assert!(s.health.first_round_complete);
@@ -1079,19 +868,23 @@ min_child_endpoints = 3
         let b = target_of(&m1, "app.gslb.example", "b");
         let (mut p, shared) = publisher(m1);
         let now = Instant::now();
-        p.apply(probe(1, a, true, ""), now);
+        p.apply(probe(1, a, true, ""), now, SystemTime::now());
         for _ in 0..2 {
-            p.apply(probe(1, b, false, "connection refused"), now);
+            p.apply(
+                probe(1, b, false, "connection refused"),
+                now,
+                SystemTime::now(),
+            );
         }
-        p.publish();
+        p.publish(SystemTime::now());
         // Generation 2: b's probe address changes, a stays.
         let m2 = model(
             &PROFILES.replace("address = \"192.0.2.2\"", "address = \"192.0.2.22\""),
             2,
         );
-        p.replace_model(m2.clone());
+        p.replace_model(m2.clone(), SystemTime::now());
         // b (Degraded → CheckingEndpoint) and, with it, top's nested endpoint.
-        assert_eq!(p.publish(), 2);
+        assert_eq!(p.publish(SystemTime::now()), 2);
         let s = shared.load();
         assert_eq!(s.generation(), 2);
         assert_eq!(status(&s, "app.gslb.example", "a"), Status::Online);
@@ -1108,7 +901,7 @@ min_child_endpoints = 3
         assert_eq!(s.health.endpoints[pi as usize][1].transitions, 2);
         let a2 = target_of(&m2, "app.gslb.example", "a");
         assert_eq!(
-            p.apply(probe(1, a2, true, ""), now),
+            p.apply(probe(1, a2, true, ""), now, SystemTime::now()),
             Change::None,
             "old generation"
         );
@@ -1134,9 +927,10 @@ min_child_endpoints = 3
                     reply,
                 }),
                 Instant::now(),
+                SystemTime::now(),
             );
-            p.publish();
-            let message = answer.try_recv().unwrap().unwrap()["message"].clone();
+            p.publish(SystemTime::now());
+            let message = answer.try_recv().unwrap().unwrap().message;
             let d = p.drains().endpoints["static.gslb.example/s"].clone();
             (d, message)
         };
@@ -1146,10 +940,7 @@ min_child_endpoints = 3
         let (second, message) = drain("slower", 3600);
         assert_eq!((second.since_ms, second.ramp_ms), (first.since_ms, 600_000));
         assert_eq!(second.reason, "slower");
-        assert!(
-            message.as_str().unwrap().contains("draining over 600s"),
-            "{message}"
-        );
+        assert!(message.contains("draining over 600s"), "{message}");
         // At once is sooner: it replaces the ramp.
         let (now, message) = drain("now", 0);
         assert_eq!(now.ramp_ms, 0);
@@ -1171,19 +962,25 @@ min_child_endpoints = 3
         let (p, _) = publisher(m);
         let dir = tempfile::tempdir().unwrap();
         let mut drains = Drains::default();
-        let began = SystemTime::now() - Duration::from_secs(5);
+        let began = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         drains.endpoints.insert(
             Drains::endpoint_key("app.gslb.example", "a"),
             Drain::new("ramp", began, Duration::from_secs(10)),
         );
-        let p = p.with_drains(drains, dir.path().to_owned());
-        let s = p.rebuild();
+        let halfway = began + Duration::from_secs(5);
+        let p = p.with_drains(drains, dir.path().to_owned(), halfway);
+        let s = p.rebuild(halfway);
         let (pi, _) = s.model.profile("app.gslb.example").unwrap();
         let (a, b) = (s.endpoints[pi as usize][0], s.endpoints[pi as usize][1]);
         assert_eq!(a.status, Status::CheckingEndpoint);
         assert_eq!(b.weight, WEIGHT_SCALE);
-        assert!((440..=500).contains(&a.weight), "{}", a.weight);
-        assert!((0.44..=0.5).contains(&a.effective_weight()));
+        assert_eq!(a.weight, WEIGHT_SCALE / 2);
+        assert_eq!(a.effective_weight(), 0.5);
+        // Just before the end it still weighs something; at the end it is Disabled.
+        let s = p.rebuild(began + Duration::from_millis(9_999));
+        assert_eq!(s.endpoints[pi as usize][0].weight, 1);
+        let s = p.rebuild(began + Duration::from_secs(10));
+        assert_eq!(s.endpoints[pi as usize][0].status, Status::Disabled);
     }
 
     /// Every endpoint has its status series at 1 on `/metrics`, not only those that
@@ -1192,7 +989,7 @@ min_child_endpoints = 3
     #[test]
     fn every_endpoint_has_its_status_series_and_counts_survive_a_reload() {
         let (mut p, shared) = publisher(model(PROFILES, 1));
-        p.publish();
+        p.publish(SystemTime::now());
         let page = || {
             let mut out = String::new();
             crate::metrics::render_endpoints(&shared.load(), &mut out);
@@ -1219,8 +1016,8 @@ min_child_endpoints = 3
             "name = \"b\"\naddress = \"192.0.2.2\"",
             "name = \"c\"\naddress = \"192.0.2.2\"",
         );
-        p.replace_model(model(&without_b, 2));
-        p.publish();
+        p.replace_model(model(&without_b, 2), SystemTime::now());
+        p.publish(SystemTime::now());
         let text = page();
         assert!(!text.contains(r#"endpoint="b""#), "{text}");
         assert!(
@@ -1268,14 +1065,17 @@ min_child_endpoints = 3
         let (reply, answer) = oneshot::channel();
         tx.send(drain("s", reply)).await.unwrap();
         let v = answer.await.unwrap().unwrap();
-        assert_eq!(v["message"], "endpoint static.gslb.example/s drained");
+        assert_eq!(v.message, "endpoint static.gslb.example/s drained");
         assert_eq!(
             status(&shared.load(), "static.gslb.example", "s"),
             Status::Disabled
         );
         let (reply, answer) = oneshot::channel();
         tx.send(drain("nope", reply)).await.unwrap();
-        assert_eq!(answer.await.unwrap().unwrap_err().status, 404);
+        assert!(matches!(
+            answer.await.unwrap().unwrap_err(),
+            DrainError::UnknownEndpoint { .. }
+        ));
 
         let (done, wait) = oneshot::channel();
         let report = reload_report(false, 1);

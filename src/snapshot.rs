@@ -8,45 +8,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+pub use crate::base::Status;
+
 use crate::drain::Drains;
 use crate::health::HealthView;
 use crate::model::Model;
 use crate::zone::Zone;
-
-/// An endpoint's status (DESIGN.md, "Health semantics").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Status {
-    /// Probed, no result yet; served.
-    CheckingEndpoint,
-    /// Probes succeed; served.
-    Online,
-    /// More than `tolerated_failures` consecutive failures; not served.
-    Degraded,
-    /// `enabled = false` or drained; not probed, not served.
-    Disabled,
-    /// `always_serve = true`; not probed, always served.
-    AlwaysServe,
-}
-
-impl Status {
-    /// Whether routing may answer with the endpoint.
-    pub fn eligible(self) -> bool {
-        matches!(
-            self,
-            Status::CheckingEndpoint | Status::Online | Status::AlwaysServe
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::CheckingEndpoint => "CheckingEndpoint",
-            Status::Online => "Online",
-            Status::Degraded => "Degraded",
-            Status::Disabled => "Disabled",
-            Status::AlwaysServe => "AlwaysServe",
-        }
-    }
-}
 
 /// [`EndpointState::weight`] is in these fractions of a configured weight: the configured
 /// weight (1 to 1000) times 1000, lowered by a drain ramp. Fine enough that a ramp lowers
@@ -101,45 +68,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// A snapshot with every endpoint in its initial status (before any probe).
-    pub fn initial(model: Arc<Model>) -> Self {
-        let endpoints = model
-            .profiles
-            .iter()
-            .map(|p| {
-                p.endpoints
-                    .iter()
-                    .map(|e| EndpointState {
-                        status: if !e.enabled {
-                            Status::Disabled
-                        } else if e.always_serve {
-                            Status::AlwaysServe
-                        } else if e.target.is_none()
-                            && !matches!(e.answer, crate::model::Answer::Nested(_))
-                        {
-                            // Not monitored: nothing will ever say it is down.
-                            Status::Online
-                        } else {
-                            Status::CheckingEndpoint
-                        },
-                        weight: e.weight * WEIGHT_SCALE,
-                        rtt: None,
-                    })
-                    .collect()
-            })
-            .collect();
-        let health = Arc::new(HealthView::initial(&model));
-        let mut snap = Self {
-            model,
-            endpoints,
-            drains: Arc::default(),
-            reload: None,
-            health,
-        };
-        crate::policy::derive_nested_statuses(&mut snap);
-        snap
-    }
-
     pub fn generation(&self) -> u64 {
         self.model.generation
     }
@@ -156,19 +84,3 @@ impl Snapshot {
 
 /// The published snapshot.
 pub type Shared = Arc<ArcSwap<Snapshot>>;
-
-impl Snapshot {
-    /// The last probe of a target, for the status API (`null` when not probed yet).
-    pub fn probe_json(&self, target: Option<u32>) -> serde_json::Value {
-        let last = target.and_then(|t| self.health.targets.get(t as usize)?.last.as_ref());
-        match last {
-            None => serde_json::Value::Null,
-            Some(l) => serde_json::json!({
-                "time": crate::drain::rfc3339(l.at),
-                "ok": l.ok,
-                "rtt_ms": l.rtt.as_secs_f64() * 1000.0,
-                "reason": l.reason.as_deref(),
-            }),
-        }
-    }
-}

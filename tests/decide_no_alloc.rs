@@ -162,7 +162,7 @@ fn decide_allocates_nothing_for_any_method() {
     for _ in 0..200 {
         for &p in &profiles {
             for c in &clients {
-                for qtype in [1, 28, 5, 255, 15] {
+                for qtype in [1, 28, 5, 255, 15].map(signpost::base::Rtype) {
                     let d = decide(&snap, p, qtype, c, &mut rng);
                     answered += d.picks().len();
                 }

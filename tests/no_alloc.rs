@@ -8,8 +8,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use signpost::base::Rcode;
 use signpost::dns::engine::{Scratch, Transport, respond};
-use signpost::dns::wire::rcode;
 
 #[path = "../bench/fixture.rs"]
 mod fixture;
@@ -65,43 +65,43 @@ fn allocations(f: impl FnOnce()) -> u64 {
 const WARM_UP: usize = 100;
 const QUERIES: usize = 10_000;
 
-fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
+fn cases() -> Vec<(&'static str, Vec<u8>, Rcode, u16)> {
     // (what, packet, expected rcode, expected answer count)
     vec![
         (
             "weighted profile, A",
             fixture::query("app.bench.example", 1, false, None),
-            rcode::NOERROR,
+            Rcode::NOERROR,
             1,
         ),
         (
             "weighted profile, A, EDNS + ECS",
             fixture::query("app.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
-            rcode::NOERROR,
+            Rcode::NOERROR,
             1,
         ),
         (
             "geographic profile, A, EDNS + ECS",
             fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24))),
-            rcode::NOERROR,
+            Rcode::NOERROR,
             1,
         ),
         (
             "weighted profile, AAAA (NODATA)",
             fixture::query("app.bench.example", 28, false, None),
-            rcode::NOERROR,
+            Rcode::NOERROR,
             0,
         ),
         (
             "static name, A",
             fixture::query("static.bench.example", 1, false, None),
-            rcode::NOERROR,
+            Rcode::NOERROR,
             1,
         ),
         (
             "NXDOMAIN",
             fixture::query("nope.bench.example", 1, false, None),
-            rcode::NXDOMAIN,
+            Rcode::NXDOMAIN,
             0,
         ),
     ]
@@ -208,7 +208,7 @@ fn geographic_case_follows_ecs() {
         Transport::Udp,
         &mut out,
     );
-    assert_eq!(o.rcode, rcode::NOERROR);
+    assert_eq!(o.rcode, Rcode::NOERROR);
     assert!(
         out.windows(4).any(|w| w == [127, 0, 0, 21]),
         "the corp-emea endpoint answers"

@@ -26,25 +26,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::HumanDuration;
+use crate::drain::DrainError;
+use crate::publisher::DrainReply;
 use crate::snapshot::Shared;
 
-/// What a drain or undrain applies to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DrainTarget {
-    Site(String),
-    Endpoint { profile: String, endpoint: String },
-}
-
-impl std::fmt::Display for DrainTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DrainTarget::Site(s) => write!(f, "site {s}"),
-            DrainTarget::Endpoint { profile, endpoint } => {
-                write!(f, "endpoint {profile}/{endpoint}")
-            }
-        }
-    }
-}
+pub use crate::drain::DrainTarget;
 
 /// An error the API reports as JSON with an HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,8 +48,8 @@ impl ApiError {
     }
 }
 
-/// Requests from the API to the publisher (the single writer). Each carries the caller
-/// (for the audit log) and a reply channel.
+/// Requests from the API to the controller: drains and undrains go on to the writer
+/// (the publisher) unchanged; reloads are loaded by the controller itself.
 #[derive(Debug)]
 pub enum Command {
     Drain {
@@ -71,17 +57,56 @@ pub enum Command {
         reason: String,
         ramp: Duration,
         caller: String,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        reply: DrainReply,
     },
     Undrain {
         target: DrainTarget,
         caller: String,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        reply: DrainReply,
     },
     Reload {
         caller: String,
-        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+        reply: oneshot::Sender<Result<ReloadDone, ReloadError>>,
     },
+}
+
+/// A reload that took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadDone {
+    pub generation: u64,
+    /// What happened, with the settings that need a restart, if any.
+    pub message: String,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the new config has errors; still serving generation {serving}:\n{problems}")]
+    Rejected { serving: u64, problems: String },
+    #[error("reload task failed: {0}")]
+    Task(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl ReloadError {
+    fn status(&self) -> u16 {
+        match self {
+            ReloadError::Rejected { .. } => 422,
+            ReloadError::Task(_) => 500,
+            ReloadError::ShuttingDown => 503,
+        }
+    }
+}
+
+fn drain_status(e: &DrainError) -> u16 {
+    match e {
+        DrainError::UnknownSite { .. }
+        | DrainError::UnknownProfile(_)
+        | DrainError::UnknownEndpoint { .. } => 404,
+        DrainError::Save { .. } => 500,
+        DrainError::ShuttingDown => 503,
+    }
 }
 
 /// What the admin server needs.
@@ -120,13 +145,27 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     }
 }
 
+/// Why the admin listener's token settings cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "admin.listen = \"{0}\" is reachable from other hosts but admin.token_file is not set; \
+         set admin.token_file to a file holding a bearer token, or listen on 127.0.0.1"
+    )]
+    Exposed(SocketAddr),
+    #[error("cannot read admin.token_file {} ({source})", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin.token_file {} is empty; put a long random token in it", path.display())]
+    Empty { path: std::path::PathBuf },
+}
+
 /// Checks that a non-loopback listener has a token (DESIGN: refuse to start otherwise).
-pub fn check_listen(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
+pub fn check_listen(addr: SocketAddr, token: Option<&str>) -> Result<(), TokenError> {
     if !is_loopback(addr.ip()) && token.is_none() {
-        return Err(format!(
-            "admin.listen = \"{addr}\" is reachable from other hosts but admin.token_file is not set; \
-             set admin.token_file to a file holding a bearer token, or listen on 127.0.0.1"
-        ));
+        return Err(TokenError::Exposed(addr));
     }
     Ok(())
 }
@@ -139,15 +178,16 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Reads a token file: the first line, trimmed; empty is an error.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read admin.token_file {} ({e})", path.display()))?;
+pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let token = text.lines().next().unwrap_or_default().trim().to_owned();
     if token.is_empty() {
-        return Err(format!(
-            "admin.token_file {} is empty; put a long random token in it",
-            path.display()
-        ));
+        return Err(TokenError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(token)
 }
@@ -288,10 +328,28 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         Err(_) => return error(413, format!("request body larger than {MAX_BODY} bytes")),
     };
     let caller = peer.to_string();
+    let Some((target, action)) = target else {
+        let (tx, rx) = oneshot::channel();
+        if state
+            .commands
+            .send(Command::Reload { caller, reply: tx })
+            .await
+            .is_err()
+        {
+            return error(503, "the server is shutting down");
+        }
+        return match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(done))) => json_response(
+                StatusCode::OK,
+                &json!({ "message": done.message, "generation": done.generation }),
+            ),
+            Ok(Ok(Err(e))) => error(e.status(), e.to_string()),
+            _ => error(503, "the server did not answer the reload in time"),
+        };
+    };
     let (tx, rx) = oneshot::channel();
-    let cmd = match target {
-        None => Command::Reload { caller, reply: tx },
-        Some((target, "drain")) => {
+    let cmd = match action {
+        "drain" => {
             let b: DrainBody = if body.iter().all(u8::is_ascii_whitespace) {
                 DrainBody::default()
             } else {
@@ -327,7 +385,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
                 reply: tx,
             }
         }
-        Some((target, _)) => Command::Undrain {
+        _ => Command::Undrain {
             target,
             caller,
             reply: tx,
@@ -337,8 +395,11 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         return error(503, "the server is shutting down");
     }
     match tokio::time::timeout(Duration::from_secs(30), rx).await {
-        Ok(Ok(Ok(v))) => json_response(StatusCode::OK, &v),
-        Ok(Ok(Err(e))) => error(e.status, e.message),
+        Ok(Ok(Ok(done))) => json_response(
+            StatusCode::OK,
+            &json!({ "message": done.message, "drains_active": done.drains_active }),
+        ),
+        Ok(Ok(Err(e))) => error(drain_status(&e), e.to_string()),
         _ => error(503, "the server did not answer the command in time"),
     }
 }
@@ -450,7 +511,9 @@ mod tests {
     fn non_loopback_needs_a_token() {
         assert!(check_listen("127.0.0.1:8053".parse().unwrap(), None).is_ok());
         assert!(check_listen("[::1]:8053".parse().unwrap(), None).is_ok());
-        let e = check_listen("0.0.0.0:8053".parse().unwrap(), None).unwrap_err();
+        let e = check_listen("0.0.0.0:8053".parse().unwrap(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("admin.token_file"), "{e}");
         assert!(check_listen("0.0.0.0:8053".parse().unwrap(), Some("t")).is_ok());
     }

@@ -197,7 +197,7 @@ pub fn render(snap: &Snapshot) -> String {
             } else {
                 ("Drain", "drain", "1")
             };
-            let probe = snap.probe_json(e.target);
+            let probe = super::status::probe_json(snap, e.target);
             let last = if probe.is_null() {
                 "—".to_owned()
             } else {

@@ -8,6 +8,20 @@ use crate::model::Answer;
 use crate::policy::{self, Client};
 use crate::snapshot::Snapshot;
 
+/// The last probe of a target (`null` when not probed yet).
+pub fn probe_json(snap: &Snapshot, target: Option<u32>) -> Value {
+    let last = target.and_then(|t| snap.health.targets.get(t as usize)?.last.as_ref());
+    match last {
+        None => Value::Null,
+        Some(l) => json!({
+            "time": rfc3339(l.at),
+            "ok": l.ok,
+            "rtt_ms": l.rtt.as_secs_f64() * 1000.0,
+            "reason": l.reason.as_deref(),
+        }),
+    }
+}
+
 fn drain_json(d: &Drain) -> Value {
     json!({
         "reason": d.reason,
@@ -91,7 +105,7 @@ pub fn status_json(snap: &Snapshot) -> Value {
                 "priority": e.priority,
                 "rtt_ms": st.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 "probe": target.map(|t| t.url()),
-                "last_probe": snap.probe_json(e.target),
+                "last_probe": probe_json(snap, e.target),
                 "reason": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).map(|v| v.reason.to_string()),
                 "transitions": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).map_or(0, |v| v.transitions),
                 "since": snap.health.endpoints.get(pi).and_then(|v| v.get(ei)).and_then(|v| v.since).map(rfc3339),
@@ -139,7 +153,7 @@ pub fn status_json(snap: &Snapshot) -> Value {
 /// ECS subnet): the decision trace and the answer DNS gives that client.
 pub fn explain(snap: &Snapshot, query: &str) -> Result<Value, ApiError> {
     let mut name = None;
-    let mut qtype = crate::zone::rtype::A;
+    let mut qtype = crate::base::Rtype::A;
     let mut client = None;
     for (k, v) in query_pairs(query) {
         match k.as_str() {

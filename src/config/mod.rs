@@ -373,7 +373,7 @@ pub(crate) fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str
         bad(&format!("{at}.rise"), "must be at least 1".into());
     }
     if let Some(ca) = &m.tls.ca_file
-        && let Err(e) = crate::health::probe::load_roots(ca)
+        && let Err(e) = crate::base::load_roots(ca)
     {
         bad(
             &format!("{at}.tls.ca_file"),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
+pub use crate::base::{AllDown, Method, Protocol};
 
 /// `[dns]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -122,15 +123,6 @@ pub struct GeoSpec {
     /// Region name → subnets (IPv4 or IPv6 CIDR).
     #[serde(default)]
     pub regions: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    #[default]
-    Http,
-    Https,
-    Tcp,
 }
 
 /// `tls = { ... }` inside a monitor.
@@ -273,27 +265,6 @@ impl MonitorOverride {
 #[serde(deny_unknown_fields)]
 pub struct SiteSpec {
     pub name: String,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    Priority,
-    #[default]
-    Weighted,
-    Performance,
-    Geographic,
-    Multivalue,
-    Subnet,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AllDown {
-    #[default]
-    ServeAll,
-    Nodata,
-    Servfail,
 }
 
 /// `[profiles."NAME"]`, without its endpoints (they are read one by one so that every

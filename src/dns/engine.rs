@@ -9,35 +9,21 @@ use std::net::IpAddr;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer, rcode};
+use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer};
+pub use crate::base::Transport;
+use crate::base::{Rcode, Rtype};
 use crate::policy::{self, Client, Decision, Kind, Pick, Record};
 use crate::snapshot::Snapshot;
 use crate::zone::name::MAX_NAME;
-use crate::zone::{Node, RrSet, Zone, rtype};
-
-/// How the query arrived; UDP answers are limited in size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
+use crate::zone::{Node, RrSet, Zone};
 
 /// What happened to one query, for the caller's metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// False when the packet is dropped without an answer.
     pub respond: bool,
-    pub rcode: u16,
-    pub qtype: u16,
+    pub rcode: Rcode,
+    pub qtype: Rtype,
     pub truncated: bool,
 }
 
@@ -69,7 +55,7 @@ struct Routing<'s> {
 
 /// What one lookup produced.
 struct Resolved {
-    rcode: u16,
+    rcode: Rcode,
     aa: bool,
     /// ECS scope prefix of the routing rule that decided (0: not client-dependent).
     scope: u8,
@@ -94,7 +80,7 @@ pub fn respond(
     let q: &Query = q;
     let mut outcome = Outcome {
         respond: true,
-        rcode: rcode::NOERROR,
+        rcode: Rcode::NOERROR,
         qtype: q.qtype,
         truncated: false,
     };
@@ -106,9 +92,9 @@ pub fn respond(
         }
         Err(e) => {
             let rc = if e == ParseError::NotImp {
-                rcode::NOTIMP
+                Rcode::NOTIMP
             } else {
-                rcode::FORMERR
+                Rcode::FORMERR
             };
             let mut w = Writer::new(out, q, q.qname_len > 0);
             w.finish(q, false, false, rc);
@@ -122,9 +108,9 @@ pub fn respond(
     if let Some(e) = q.edns
         && e.version > 0
     {
-        w.opt(rcode::BADVERS, e.dnssec_ok, None);
-        w.finish(q, false, false, rcode::BADVERS);
-        outcome.rcode = rcode::BADVERS;
+        w.opt(Rcode::BADVERS, e.dnssec_ok, None);
+        w.finish(q, false, false, Rcode::BADVERS);
+        outcome.rcode = Rcode::BADVERS;
         return outcome;
     }
 
@@ -138,12 +124,12 @@ pub fn respond(
         scope: 0,
     };
     let res = match q.qtype {
-        _ if q.qclass != 1 && q.qclass != 255 => refuse(rcode::REFUSED),
-        rtype::OPT => refuse(rcode::FORMERR),
-        rtype::AXFR | rtype::IXFR => refuse(rcode::REFUSED),
-        rtype::MAILA | rtype::MAILB => refuse(rcode::NOTIMP),
+        _ if q.qclass != 1 && q.qclass != 255 => refuse(Rcode::REFUSED),
+        Rtype::OPT => refuse(Rcode::FORMERR),
+        Rtype::AXFR | Rtype::IXFR => refuse(Rcode::REFUSED),
+        Rtype::MAILA | Rtype::MAILB => refuse(Rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
-            None => refuse(rcode::REFUSED),
+            None => refuse(Rcode::REFUSED),
             Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w),
         },
     };
@@ -190,7 +176,7 @@ fn resolve<'a>(
     let mut zone = zone;
     let mut name: &'a [u8] = q.qname();
     let mut res = Resolved {
-        rcode: rcode::NOERROR,
+        rcode: Rcode::NOERROR,
         aa: true,
         scope: 0,
     };
@@ -213,7 +199,7 @@ fn resolve<'a>(
                 Some(n) => n,
                 None => {
                     negative(zone, w);
-                    res.rcode = rcode::NXDOMAIN;
+                    res.rcode = Rcode::NXDOMAIN;
                     return res;
                 }
             },
@@ -253,7 +239,7 @@ fn answer_profile<'a>(
     zone: &'a Zone,
     pid: u32,
     owner: &'a [u8],
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     routing: &mut Routing<'_>,
     w: &mut Writer<'a, '_>,
@@ -268,13 +254,13 @@ fn answer_profile<'a>(
             Step::Done
         }
         Kind::ServFail => {
-            res.rcode = rcode::SERVFAIL;
+            res.rcode = Rcode::SERVFAIL;
             res.aa = false;
             Step::Done
         }
         Kind::Answer => {
             let ttl = snap.model.profiles[pid as usize].ttl;
-            let qtype = if qtype == rtype::ANY { rtype::A } else { qtype };
+            let qtype = if qtype == Rtype::ANY { Rtype::A } else { qtype };
             // signpost_answers_total: each endpoint once per answer (multivalue picks
             // one address at a time).
             let picks = d.picks();
@@ -290,13 +276,13 @@ fn answer_profile<'a>(
             d.for_each_record(snap, qtype, |prof, r| {
                 let ttl = ttl.min(prof.ttl);
                 match r {
-                    Record::A(a) => w.record(Section::Answer, owner, rtype::A, ttl, &a.octets()),
+                    Record::A(a) => w.record(Section::Answer, owner, Rtype::A, ttl, &a.octets()),
                     Record::Aaaa(a) => {
-                        w.record(Section::Answer, owner, rtype::AAAA, ttl, &a.octets())
+                        w.record(Section::Answer, owner, Rtype::AAAA, ttl, &a.octets())
                     }
                     Record::Cname(wire) => {
-                        w.record(Section::Answer, owner, rtype::CNAME, ttl, wire);
-                        if qtype != rtype::CNAME {
+                        w.record(Section::Answer, owner, Rtype::CNAME, ttl, wire);
+                        if qtype != Rtype::CNAME {
                             next = Step::Chase(wire);
                         }
                     }
@@ -312,14 +298,14 @@ fn answer_node<'a>(
     zone: &'a Zone,
     node: &'a Node,
     owner: &'a [u8],
-    qtype: u16,
+    qtype: Rtype,
     w: &mut Writer<'a, '_>,
 ) -> Step<'a> {
     // RFC 1034 §4.3.2 step 3a: a CNAME is followed unless it is what was asked for, and
     // ANY asks for it too.
-    if qtype != rtype::CNAME
-        && qtype != rtype::ANY
-        && let Some(cname) = node.rrset(rtype::CNAME)
+    if qtype != Rtype::CNAME
+        && qtype != Rtype::ANY
+        && let Some(cname) = node.rrset(Rtype::CNAME)
     {
         write_set(w, Section::Answer, owner, cname);
         return match &cname.rdata[0].target {
@@ -327,7 +313,7 @@ fn answer_node<'a>(
             None => Step::Done,
         };
     }
-    let set = if qtype == rtype::ANY {
+    let set = if qtype == Rtype::ANY {
         // RFC 8482 §4.1: answer with one RRset of the name's choosing.
         node.rrsets.first()
     } else {
@@ -354,7 +340,7 @@ fn negative<'a>(zone: &'a Zone, w: &mut Writer<'a, '_>) {
     w.record(
         Section::Authority,
         &zone.apex,
-        rtype::SOA,
+        Rtype::SOA,
         zone.negative_ttl,
         &zone.soa.rdata[0].wire,
     );
@@ -363,7 +349,7 @@ fn negative<'a>(zone: &'a Zone, w: &mut Writer<'a, '_>) {
 /// Addresses of in-zone targets of NS, MX and SRV records (RFC 1035 §3.3 additional
 /// section processing).
 fn additional<'a>(zone: &'a Zone, set: &'a RrSet, w: &mut Writer<'a, '_>) {
-    if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+    if !matches!(set.rtype, Rtype::NS | Rtype::MX | Rtype::SRV) {
         return;
     }
     glue(zone, set, w);
@@ -375,7 +361,7 @@ fn glue<'a>(zone: &'a Zone, set: &'a RrSet, w: &mut Writer<'a, '_>) {
             continue;
         };
         if let Some(node) = zone.nodes.get(target) {
-            for t in [rtype::A, rtype::AAAA] {
+            for t in [Rtype::A, Rtype::AAAA] {
                 if let Some(addrs) = node.rrset(t) {
                     write_set(w, Section::Additional, target, addrs);
                 }
@@ -386,7 +372,7 @@ fn glue<'a>(zone: &'a Zone, set: &'a RrSet, w: &mut Writer<'a, '_>) {
 
 /// A referral: the child's NS in authority, glue in additional, AA clear (RFC 1034 §4.3.2).
 fn referral<'a>(zone: &'a Zone, cut: &'a [u8], node: &'a Node, w: &mut Writer<'a, '_>) {
-    let Some(ns) = node.rrset(rtype::NS) else {
+    let Some(ns) = node.rrset(Rtype::NS) else {
         return;
     };
     write_set(w, Section::Authority, cut, ns);
@@ -395,7 +381,7 @@ fn referral<'a>(zone: &'a Zone, cut: &'a [u8], node: &'a Node, w: &mut Writer<'a
 
 /// The highest delegation point between the apex (exclusive) and `name` (inclusive). A DS
 /// query at the cut itself is the parent's to answer.
-fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: u16) -> Option<(&'a [u8], &'a Node)> {
+fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: Rtype) -> Option<(&'a [u8], &'a Node)> {
     if !zone.has_cuts {
         return None;
     }
@@ -406,7 +392,7 @@ fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: u16) -> Option<(&'a [u8],
         let suffix = &name[usize::from(starts[i])..];
         if let Some(node) = zone.nodes.get(suffix)
             && node.cut
-            && !(i == 0 && qtype == rtype::DS)
+            && !(i == 0 && qtype == Rtype::DS)
         {
             return Some((suffix, node));
         }
@@ -455,7 +441,7 @@ mod tests {
         let zones = crate::zone::load_dir(dir.path(), &mut problems);
         assert!(problems.is_empty(), "{problems}");
         let model = crate::model::compile(&Config::default(), zones, 1).unwrap();
-        Snapshot::initial(Arc::new(model))
+        crate::status::initial_snapshot(Arc::new(model))
     }
 
     fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {
@@ -484,7 +470,7 @@ mod tests {
             ["b.example.com.", "c.example.com.", "a.example.com."],
             "{m}"
         );
-        assert_eq!(u16::from(m.metadata.response_code), rcode::NOERROR);
+        assert_eq!(Rcode(u16::from(m.metadata.response_code)), Rcode::NOERROR);
     }
 
     #[test]

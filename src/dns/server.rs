@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::engine::{Scratch, Transport, respond};
+use crate::base::Rtype;
 use crate::snapshot::Shared;
 
 /// Binds `count` UDP sockets on `addr` with SO_REUSEPORT (the kernel spreads datagrams
@@ -147,7 +148,7 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
         let snap = snapshot.load();
         for i in 0..n {
             let Some((packet, peer, out)) = batch.slot(i) else {
-                tally.add(Transport::Udp, 0, None);
+                tally.add(Transport::Udp, Rtype(0), None);
                 continue;
             };
             let outcome = respond(&snap, packet, &mut q, peer, Transport::Udp, out);

@@ -4,21 +4,10 @@
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::base::{Rcode, Rtype};
 use crate::zone::name::MAX_NAME;
-use crate::zone::rtype;
 
 pub const HEADER_LEN: usize = 12;
-
-/// Response codes, including the extended BADVERS (carried partly in OPT).
-pub mod rcode {
-    pub const NOERROR: u16 = 0;
-    pub const FORMERR: u16 = 1;
-    pub const SERVFAIL: u16 = 2;
-    pub const NXDOMAIN: u16 = 3;
-    pub const NOTIMP: u16 = 4;
-    pub const REFUSED: u16 = 5;
-    pub const BADVERS: u16 = 16;
-}
 
 /// EDNS option codes.
 const OPT_ECS: u16 = 8;
@@ -52,7 +41,7 @@ pub struct Query {
     pub qname_sent: [u8; MAX_NAME],
     pub qname_lower: [u8; MAX_NAME],
     pub qname_len: usize,
-    pub qtype: u16,
+    pub qtype: Rtype,
     pub qclass: u16,
     pub edns: Option<Edns>,
 }
@@ -208,7 +197,7 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
     }
     let mut r = Reader { p, pos: HEADER_LEN };
     let len = r.name(&mut q.qname_sent, &mut q.qname_lower)?;
-    q.qtype = r.u16()?;
+    q.qtype = Rtype(r.u16()?);
     q.qclass = r.u16()?;
     q.qname_len = len;
     for _ in 0..(u32::from(an) + u32::from(ns)) {
@@ -220,12 +209,12 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
     for _ in 0..ar {
         let name_at = r.pos;
         r.skip_name()?;
-        let t = r.u16()?;
+        let t = Rtype(r.u16()?);
         let class = r.u16()?;
         let ttl = r.u32()?;
         let rdlen = r.u16()? as usize;
         let rdata = r.bytes(rdlen)?;
-        if t != rtype::OPT {
+        if t != Rtype::OPT {
             continue;
         }
         if q.edns.is_some() || p[name_at] != 0 {
@@ -304,7 +293,7 @@ impl Default for Query {
             qname_sent: [0; MAX_NAME],
             qname_lower: [0; MAX_NAME],
             qname_len: 0,
-            qtype: 0,
+            qtype: Rtype(0),
             qclass: 0,
             edns: None,
         }
@@ -409,7 +398,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         &mut self,
         section: Section,
         owner: &'a [u8],
-        rtype: u16,
+        rtype: Rtype,
         ttl: u32,
         rdata: &[u8],
     ) {
@@ -449,13 +438,13 @@ impl<'a, 'b> Writer<'a, 'b> {
 
     /// Appends the OPT record of the answer (RFC 6891 §6.1.2): version 0, the upper bits of
     /// `rcode`, the DO bit copied from the query (RFC 3225 §3), ECS echoed with its scope.
-    pub fn opt(&mut self, rcode: u16, dnssec_ok: bool, ecs: Option<(ClientSubnet, u8)>) {
+    pub fn opt(&mut self, rcode: Rcode, dnssec_ok: bool, ecs: Option<(ClientSubnet, u8)>) {
         self.buf.push(0);
-        self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
+        self.buf.extend_from_slice(&Rtype::OPT.to_be_bytes());
         self.buf.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
         let flags = if dnssec_ok { 0x80 } else { 0 };
         self.buf
-            .extend_from_slice(&[(rcode >> 4) as u8, 0, flags, 0]);
+            .extend_from_slice(&[rcode.extended_bits(), 0, flags, 0]);
         match ecs {
             None => self.buf.extend_from_slice(&0u16.to_be_bytes()),
             Some((cs, scope)) => {
@@ -483,7 +472,7 @@ impl<'a, 'b> Writer<'a, 'b> {
     }
 
     /// Fills in the header: QR, opcode, AA, TC, RD and CD echoed, RA clear, RCODE, counts.
-    pub fn finish(&mut self, q: &Query, aa: bool, tc: bool, rcode: u16) {
+    pub fn finish(&mut self, q: &Query, aa: bool, tc: bool, rcode: Rcode) {
         let mut hi = 0x80u8 | (q.opcode << 3);
         if aa {
             hi |= 0x04;
@@ -494,7 +483,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         if q.rd {
             hi |= 0x01;
         }
-        let mut lo = (rcode & 0xF) as u8;
+        let mut lo = rcode.header_bits();
         if q.cd {
             lo |= 0x10;
         }
@@ -510,7 +499,7 @@ impl<'a, 'b> Writer<'a, 'b> {
 mod tests {
     use super::*;
 
-    fn query(name: &[u8], qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
+    fn query(name: &[u8], qtype: Rtype, opt: Option<&[u8]>) -> Vec<u8> {
         let mut p = vec![
             0x12,
             0x34,
@@ -537,7 +526,7 @@ mod tests {
     #[test]
     fn reads_question_and_lowercases() {
         let mut q = Query::default();
-        parse_query(&query(b"\x03WwW\x07example\x00", 1, None), &mut q).unwrap();
+        parse_query(&query(b"\x03WwW\x07example\x00", Rtype::A, None), &mut q).unwrap();
         assert_eq!(q.id, 0x1234);
         assert!(q.rd);
         assert_eq!(q.qname(), b"\x03www\x07example\x00");
@@ -551,7 +540,7 @@ mod tests {
             0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 11, 0, 8, 0, 7, 0, 1, 24, 0, 10, 20, 1,
         ];
         let mut q = Query::default();
-        parse_query(&query(b"\x01a\x00", 1, Some(&opt)), &mut q).unwrap();
+        parse_query(&query(b"\x01a\x00", Rtype::A, Some(&opt)), &mut q).unwrap();
         let e = q.edns.unwrap();
         assert_eq!(e.payload, 4096);
         assert!(e.dnssec_ok);
@@ -574,11 +563,11 @@ mod tests {
         p[5] = 2;
         assert_eq!(parse_query(&p, &mut q), Err(ParseError::FormErr));
         // Trailing garbage.
-        let mut p = query(b"\x01a\x00", 1, None);
+        let mut p = query(b"\x01a\x00", Rtype::A, None);
         p.push(0);
         assert_eq!(parse_query(&p, &mut q), Err(ParseError::FormErr));
         // Opcode 5 (UPDATE).
-        let mut p = query(b"\x01a\x00", 1, None);
+        let mut p = query(b"\x01a\x00", Rtype::A, None);
         p[2] = 5 << 3;
         assert_eq!(parse_query(&p, &mut q), Err(ParseError::NotImp));
         // ECS with bits set beyond the source prefix.
@@ -586,7 +575,7 @@ mod tests {
             0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 11, 0, 8, 0, 7, 0, 1, 20, 0, 10, 20, 1,
         ];
         assert_eq!(
-            parse_query(&query(b"\x01a\x00", 1, Some(&opt)), &mut q),
+            parse_query(&query(b"\x01a\x00", Rtype::A, Some(&opt)), &mut q),
             Err(ParseError::FormErr)
         );
     }
@@ -594,18 +583,24 @@ mod tests {
     #[test]
     fn compresses_against_the_question() {
         let mut q = Query::default();
-        parse_query(&query(b"\x03WWW\x07example\x00", 1, None), &mut q).unwrap();
+        parse_query(&query(b"\x03WWW\x07example\x00", Rtype::A, None), &mut q).unwrap();
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf, &q, true);
         w.record(
             Section::Answer,
             b"\x03www\x07example\x00",
-            1,
+            Rtype::A,
             60,
             &[192, 0, 2, 1],
         );
-        w.record(Section::Authority, b"\x07example\x00", 2, 60, b"\x02ns\x00");
-        w.finish(&q, true, false, 0);
+        w.record(
+            Section::Authority,
+            b"\x07example\x00",
+            Rtype::NS,
+            60,
+            b"\x02ns\x00",
+        );
+        w.finish(&q, true, false, Rcode::NOERROR);
         let after_q = HEADER_LEN + 13 + 4;
         assert_eq!(&buf[after_q..after_q + 2], &[0xC0, 12]);
         // "example." points at offset 16 inside the question.
@@ -619,11 +614,11 @@ mod tests {
     fn opt_carries_extended_rcode_and_copies_do() {
         let opt = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0];
         let mut q = Query::default();
-        parse_query(&query(b"\x01a\x00", 1, Some(&opt)), &mut q).unwrap();
+        parse_query(&query(b"\x01a\x00", Rtype::A, Some(&opt)), &mut q).unwrap();
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf, &q, true);
-        w.opt(rcode::BADVERS, q.edns.unwrap().dnssec_ok, None);
-        w.finish(&q, false, false, rcode::BADVERS);
+        w.opt(Rcode::BADVERS, q.edns.unwrap().dnssec_ok, None);
+        w.finish(&q, false, false, Rcode::BADVERS);
         let at = w.question_end;
         // root, type OPT, payload 1232, ext-rcode 1 (16 >> 4), version 0, DO, rdlen 0.
         assert_eq!(&buf[at..], &[0, 0, 41, 0x04, 0xD0, 1, 0, 0x80, 0, 0, 0]);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{LastProbe, TargetView};
-use crate::snapshot::Status;
+use crate::base::Status;
 
 /// The status machine for one target.
 #[derive(Clone, Debug, PartialEq, Eq)]

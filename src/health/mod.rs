@@ -7,8 +7,8 @@
 //! - [`scheduler`] probes every distinct target once per interval, spread out and with
 //!   bounded concurrency, and sends the results to the publisher.
 //!
-//! Nothing here touches the published snapshot: the publisher (`crate::publisher`) is the
-//! only writer. The types at the bottom of this file are the read-only view of probe state
+//! Nothing here touches the published snapshot: the publisher (the single writer above this layer)
+//! is the only writer. The types at the bottom of this file are the read-only view of probe state
 //! that each snapshot carries for the admin API.
 
 pub mod hysteresis;
@@ -18,12 +18,13 @@ pub mod scheduler;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::base::Status;
 use crate::model::Model;
-use crate::snapshot::Status;
 
 pub use hysteresis::{Ewma, Hysteresis, TargetHealth};
-pub use probe::{Check, ProbeOutcome, Prober, ProberOptions};
-pub use scheduler::{ProbeResult, Scheduler, SchedulerOptions};
+pub use probe::{ProbeOutcome, Prober, ProberOptions};
+pub use scheduler::ProbeResult;
+pub(crate) use scheduler::{Scheduler, SchedulerOptions};
 
 /// The last probe of a target, as shown by the status API.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,9 +14,9 @@ use rand::Rng;
 
 use super::location::Location;
 use super::{ALL_ADDRS, Decision, GeoKey, Kind, MAX_PICKS, Mode, Pick, Rule, View};
+use crate::base::Rtype;
 use crate::config::Method;
 use crate::model::Answer;
-use crate::zone::rtype;
 
 /// Why a method picked nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -224,7 +224,7 @@ fn multivalue<R: Rng + ?Sized>(
         }
         tier = true;
         let count = match &v.endpoint(e as u32).answer {
-            Answer::Addrs { v6, .. } if v.qtype == rtype::AAAA => v6.len(),
+            Answer::Addrs { v6, .. } if v.qtype == Rtype::AAAA => v6.len(),
             Answer::Addrs { v4, .. } => v4.len(),
             _ => 0,
         };

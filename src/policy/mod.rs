@@ -7,10 +7,8 @@
 //! decision and also fills a serializable [`Trace`] for the admin API's explain; the
 //! words of the trace are produced only there.
 
-mod geoip;
 mod location;
 mod methods;
-mod prefix;
 pub mod trace;
 
 #[cfg(test)]
@@ -29,18 +27,17 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rand::Rng;
 
-pub use geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
-pub use location::{Location, MAX_REGIONS};
-pub use prefix::{NetSet, PrefixTable};
+pub(crate) use crate::model::geoip::{GeoKey, code_str};
+use location::Location;
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
     Trace, explain, explain_with_rng, qtype_from_str,
 };
 
+use crate::base::Rtype;
 use crate::config::AllDown;
 use crate::model::{Answer, EndpointDef, MAX_NESTING, Model, ProfileDef};
 use crate::snapshot::{EndpointState, Snapshot, Status};
-use crate::zone::rtype;
 
 /// Where the query comes from, for location-aware methods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,12 +58,12 @@ impl Client {
     }
 
     /// `10.1.2.3` (a source address) or `10.20.1.0/24` (an ECS subnet).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
         let text = text.trim();
         if text.contains('/') {
             let net: IpNet = text
                 .parse()
-                .map_err(|_| format!("{text:?} is not an address or subnet (10.20.1.0/24)"))?;
+                .map_err(|_| ClientError::Subnet(text.to_owned()))?;
             Ok(Self {
                 addr: net.network(),
                 ecs_source_prefix: Some(net.prefix_len()),
@@ -74,9 +71,19 @@ impl Client {
         } else {
             text.parse()
                 .map(Self::new)
-                .map_err(|_| format!("{text:?} is not an IP address"))
+                .map_err(|_| ClientError::Address(text.to_owned()))
         }
     }
+}
+
+/// A client given as text (the explain API's `client`) that is neither an address nor a
+/// subnet.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0:?} is not an IP address; write e.g. 10.20.1.7 or 2001:db8::7")]
+    Address(String),
+    #[error("{0:?} is not a subnet; write an address and prefix length, e.g. 10.20.1.0/24")]
+    Subnet(String),
 }
 
 /// The kind of answer decided.
@@ -132,10 +139,10 @@ pub enum Rule {
 }
 
 /// Most records one answer may hold (multivalue's `max_answers` is at most this).
-pub const MAX_PICKS: usize = 32;
+pub(crate) const MAX_PICKS: usize = 32;
 
 /// `Pick::addr` meaning every address of the endpoint of the query's family.
-pub const ALL_ADDRS: u16 = u16::MAX;
+pub(crate) const ALL_ADDRS: u16 = u16::MAX;
 
 /// One endpoint (or one of its addresses) in an answer. Eight bytes: a decision carries
 /// up to [`MAX_PICKS`] of them.
@@ -242,7 +249,7 @@ impl Decision {
     pub fn for_each_record<'s>(
         &self,
         snap: &'s Snapshot,
-        qtype: u16,
+        qtype: Rtype,
         mut f: impl FnMut(&'s ProfileDef, Record<'s>),
     ) {
         if self.kind != Kind::Answer {
@@ -251,7 +258,7 @@ impl Decision {
         for pick in self.picks() {
             let p = &snap.model.profiles[pick.profile as usize];
             match &p.endpoints[pick.endpoint as usize].answer {
-                Answer::Addrs { v4, v6 } if qtype == rtype::AAAA => {
+                Answer::Addrs { v4, v6 } if qtype == Rtype::AAAA => {
                     for (i, a) in v6.iter().enumerate() {
                         if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
                             f(p, Record::Aaaa(*a));
@@ -289,7 +296,7 @@ pub enum Record<'a> {
 pub fn decide<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
 ) -> Decision {
@@ -300,10 +307,10 @@ pub fn decide<R: Rng + ?Sized>(
 
 /// As [`decide`], written into `d` (whatever it held): the query path keeps one
 /// `Decision` per worker instead of moving a new one through every return.
-pub fn decide_into<R: Rng + ?Sized>(
+pub(crate) fn decide_into<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
     d: &mut Decision,
@@ -312,10 +319,10 @@ pub fn decide_into<R: Rng + ?Sized>(
 }
 
 /// As [`decide`], and records in `trace` how the decision was made.
-pub fn decide_traced<R: Rng + ?Sized>(
+pub(crate) fn decide_traced<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
     trace: &mut Trace,
@@ -328,7 +335,7 @@ pub fn decide_traced<R: Rng + ?Sized>(
 fn run<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
-    qtype: u16,
+    qtype: Rtype,
     client: &Client,
     rng: &mut R,
     mut trace: Option<&mut Trace>,
@@ -336,9 +343,9 @@ fn run<R: Rng + ?Sized>(
 ) {
     let asked = qtype;
     let qtype = match qtype {
-        rtype::A | rtype::AAAA | rtype::CNAME => qtype,
-        rtype::ANY => rtype::A,
-        _ => rtype::OPT, // no endpoint has data of another type
+        Rtype::A | Rtype::AAAA | Rtype::CNAME => qtype,
+        Rtype::ANY => Rtype::A,
+        _ => Rtype::OPT, // no endpoint has data of another type
     };
     let mut loc = Location::new(client.addr);
     let mut scope = 0;
@@ -346,7 +353,7 @@ fn run<R: Rng + ?Sized>(
     let mut depth = 0;
     loop {
         let view = View::new(snap, profile, qtype);
-        if qtype == rtype::OPT {
+        if qtype == Rtype::OPT {
             d.reset(Kind::NoData, Rule::OtherType);
         } else {
             decide_profile(&view, &mut loc, rng, d);
@@ -387,7 +394,7 @@ pub(crate) struct View<'a> {
     pub(crate) profile: u32,
     pub(crate) p: &'a ProfileDef,
     pub(crate) states: &'a [EndpointState],
-    pub(crate) qtype: u16,
+    pub(crate) qtype: Rtype,
 }
 
 /// Which endpoints count as eligible.
@@ -400,7 +407,7 @@ pub(crate) enum Mode {
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn new(snap: &'a Snapshot, profile: u32, qtype: u16) -> Self {
+    pub(crate) fn new(snap: &'a Snapshot, profile: u32, qtype: Rtype) -> Self {
         Self {
             snap,
             model: &snap.model,
@@ -423,9 +430,9 @@ impl<'a> View<'a> {
     pub(crate) fn has_data(&self, e: usize) -> bool {
         let ep = &self.p.endpoints[e];
         match self.qtype {
-            rtype::A => ep.answers_a,
-            rtype::AAAA => ep.answers_aaaa,
-            rtype::CNAME => match ep.answer {
+            Rtype::A => ep.answers_a,
+            Rtype::AAAA => ep.answers_aaaa,
+            Rtype::CNAME => match ep.answer {
                 Answer::Cname { .. } => true,
                 Answer::Nested(_) => ep.answers_a || ep.answers_aaaa,
                 Answer::Addrs { .. } => false,
@@ -435,8 +442,8 @@ impl<'a> View<'a> {
     }
 
     /// The endpoint's status as the snapshot holds it. A nested endpoint's was derived
-    /// from its child by the snapshot's writer ([`derive_nested_statuses`], the
-    /// publisher), so the query path does not recount children.
+    /// from its child by the one status rule (`crate::status`) when the snapshot was
+    /// built, so the query path does not recount children.
     pub(crate) fn status(&self, e: usize) -> Status {
         self.states[e].status
     }
@@ -463,62 +470,6 @@ impl<'a> View<'a> {
             _ => self.states[e].rtt,
         }
     }
-}
-
-/// The status of endpoint `e` of `profile`, derived afresh for a nested endpoint (unless
-/// Disabled or AlwaysServe) by the publisher's rule: Online while the child has at least
-/// `min_child_endpoints` endpoints Online or AlwaysServe; CheckingEndpoint (served) while
-/// endpoints still being checked could make up the number; else Degraded.
-pub fn endpoint_status(snap: &Snapshot, profile: u32, e: usize, depth: usize) -> Status {
-    let own = snap.endpoints[profile as usize][e].status;
-    let ep = &snap.model.profiles[profile as usize].endpoints[e];
-    match ep.answer {
-        Answer::Nested(child) if !matches!(own, Status::Disabled | Status::AlwaysServe) => {
-            let (up, checking) = child_counts(snap, child, depth);
-            let min = ep.min_child_endpoints;
-            if up >= min {
-                Status::Online
-            } else if up + checking >= min {
-                Status::CheckingEndpoint
-            } else {
-                Status::Degraded
-            }
-        }
-        _ => own,
-    }
-}
-
-/// Sets every nested endpoint's status from its child's statuses ([`endpoint_status`]).
-/// For writers of snapshots other than the publisher (the initial snapshot, tests).
-pub fn derive_nested_statuses(snap: &mut Snapshot) {
-    let mut derived = Vec::new();
-    for (pi, p) in snap.model.profiles.iter().enumerate() {
-        for (e, ep) in p.endpoints.iter().enumerate() {
-            if matches!(ep.answer, Answer::Nested(_)) {
-                derived.push((pi, e, endpoint_status(snap, pi as u32, e, 0)));
-            }
-        }
-    }
-    for (pi, e, status) in derived {
-        snap.endpoints[pi][e].status = status;
-    }
-}
-
-/// How many endpoints of `profile` are Online or AlwaysServe, and how many are
-/// CheckingEndpoint (nested ones by their own child).
-pub(crate) fn child_counts(snap: &Snapshot, profile: u32, depth: usize) -> (u32, u32) {
-    let (mut up, mut checking) = (0, 0);
-    if depth >= MAX_NESTING {
-        return (0, 0);
-    }
-    for e in 0..snap.model.profiles[profile as usize].endpoints.len() {
-        match endpoint_status(snap, profile, e, depth + 1) {
-            Status::Online | Status::AlwaysServe => up += 1,
-            Status::CheckingEndpoint => checking += 1,
-            Status::Degraded | Status::Disabled => {}
-        }
-    }
-    (up, checking)
 }
 
 /// The decision for one profile (a nested pick is resolved by the caller), into `d`.

@@ -12,11 +12,11 @@ use rand::rngs::SmallRng;
 
 use super::testutil::{load, outcome, pid, set_rtt, set_status};
 use super::{Client, Kind, decide};
+use crate::base::Rtype;
 use crate::snapshot::Status;
 use crate::snapshot::Status::{
     AlwaysServe as ALW, CheckingEndpoint as CHK, Degraded as DEG, Disabled as DIS, Online as ON,
 };
-use crate::zone::rtype;
 
 const REGIONS: &str = r#"
 [geo.regions]
@@ -89,7 +89,7 @@ fn table(
             };
             let mut seen = BTreeSet::new();
             for _ in 0..300 {
-                let d = decide(&snap, p, rtype::A, &client, &mut rng);
+                let d = decide(&snap, p, Rtype::A, &client, &mut rng);
                 if d.kind == Kind::Answer
                     && d.picks().len() > snap.model.profiles[p as usize].max_answers as usize
                 {
@@ -281,7 +281,7 @@ fn subnet() {
 }
 
 /// Runs one decision of `t.gslb.example.` for `client` and `qtype`.
-fn once(snap: &crate::snapshot::Snapshot, qtype: u16, client: &str) -> super::Decision {
+fn once(snap: &crate::snapshot::Snapshot, qtype: Rtype, client: &str) -> super::Decision {
     let p = pid(snap, "t.gslb.example");
     let mut rng = SmallRng::seed_from_u64(1);
     decide(snap, p, qtype, &Client::parse(client).unwrap(), &mut rng)
@@ -299,17 +299,17 @@ fn scope_is_the_deciding_rules_prefix() {
             "regions = [\"WORLD\"]",
         ],
     ));
-    assert_eq!(once(&geo, rtype::A, "10.20.1.0/24").scope, 24);
+    assert_eq!(once(&geo, Rtype::A, "10.20.1.0/24").scope, 24);
     // 10.20.128.0/17 holds no more specific region: the whole half answers the same.
-    assert_eq!(once(&geo, rtype::A, "10.20.200.0/24").scope, 17);
+    assert_eq!(once(&geo, Rtype::A, "10.20.200.0/24").scope, 17);
     // corp-emea decides for 10.20.9.0, but 10.20.1.0/24 (corp-dublin) sits inside it: the
     // scope must exclude it (10.20.9 and 10.20.1 share 20 bits).
-    assert_eq!(once(&geo, rtype::A, "10.20.9.0/24").scope, 21);
-    assert_eq!(once(&geo, rtype::A, "fd00:20:1::/48").scope, 32);
+    assert_eq!(once(&geo, Rtype::A, "10.20.9.0/24").scope, 21);
+    assert_eq!(once(&geo, Rtype::A, "fd00:20:1::/48").scope, 32);
     // WORLD: long enough to exclude 10.20.0.0/16 (11.x shares 7 bits with 10.x).
-    assert_eq!(once(&geo, rtype::A, "11.0.0.0/8").scope, 8);
+    assert_eq!(once(&geo, Rtype::A, "11.0.0.0/8").scope, 8);
     let weighted = load(&three("weighted", "serve_all", "", ["", "", ""]));
-    assert_eq!(once(&weighted, rtype::A, "10.20.1.0/24").scope, 0);
+    assert_eq!(once(&weighted, Rtype::A, "10.20.1.0/24").scope, 0);
     let subnet = load(&three(
         "subnet",
         "serve_all",
@@ -320,8 +320,8 @@ fn scope_is_the_deciding_rules_prefix() {
             "",
         ],
     ));
-    assert_eq!(once(&subnet, rtype::A, "10.20.1.0/24").scope, 24);
-    assert_eq!(once(&subnet, rtype::A, "10.20.200.0/24").scope, 17);
+    assert_eq!(once(&subnet, Rtype::A, "10.20.1.0/24").scope, 24);
+    assert_eq!(once(&subnet, Rtype::A, "10.20.200.0/24").scope, 17);
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn degraded_region_is_skipped_but_still_scopes_the_answer() {
     ));
     let p = pid(&snap, "t.gslb.example");
     set_status(&mut snap, p, &[DEG, ON, ON]);
-    let d = once(&snap, rtype::A, "10.20.1.0/24");
+    let d = once(&snap, Rtype::A, "10.20.1.0/24");
     assert_eq!(outcome(&snap, &d), "b");
     // Answered by corp-emea (/16), but only valid inside the Degraded /24.
     assert_eq!(d.scope, 24);
@@ -359,10 +359,10 @@ target = "ingress.gslb.example."
 priority = 2
 "#,
     );
-    let aaaa = once(&snap, rtype::AAAA, "10.0.0.1");
+    let aaaa = once(&snap, Rtype::AAAA, "10.0.0.1");
     assert_eq!(outcome(&snap, &aaaa), "v6");
     let mut records = Vec::new();
-    aaaa.for_each_record(&snap, rtype::AAAA, |_, r| records.push(r));
+    aaaa.for_each_record(&snap, Rtype::AAAA, |_, r| records.push(r));
     assert_eq!(
         records,
         vec![
@@ -372,29 +372,29 @@ priority = 2
     );
     // Priority 1 is eligible but has no A records: NODATA, not the priority-2 endpoint
     // (A and AAAA answers come from the same tier).
-    let a = once(&snap, rtype::A, "10.0.0.1");
+    let a = once(&snap, Rtype::A, "10.0.0.1");
     assert_eq!(
         (a.kind, a.rule),
         (Kind::NoData, super::Rule::Priority { priority: 1 })
     );
-    assert_eq!(once(&snap, rtype::CNAME, "10.0.0.1").kind, Kind::NoData);
+    assert_eq!(once(&snap, Rtype::CNAME, "10.0.0.1").kind, Kind::NoData);
     // v6 down: the CNAME endpoint answers A (as a CNAME) and CNAME.
     let p = pid(&snap, "t.gslb.example");
     set_status(&mut snap, p, &[DEG, ON]);
-    let a = once(&snap, rtype::A, "10.0.0.1");
+    let a = once(&snap, Rtype::A, "10.0.0.1");
     assert_eq!(outcome(&snap, &a), "cname");
     let mut records = Vec::new();
-    a.for_each_record(&snap, rtype::A, |_, r| records.push(r));
+    a.for_each_record(&snap, Rtype::A, |_, r| records.push(r));
     assert!(
         matches!(records[..], [super::Record::Cname(_)]),
         "{records:?}"
     );
     assert_eq!(
-        outcome(&snap, &once(&snap, rtype::CNAME, "10.0.0.1")),
+        outcome(&snap, &once(&snap, Rtype::CNAME, "10.0.0.1")),
         "cname"
     );
     assert_eq!(
-        once(&snap, rtype::MX, "10.0.0.1").rule,
+        once(&snap, Rtype::MX, "10.0.0.1").rule,
         super::Rule::OtherType
     );
 }
@@ -422,9 +422,9 @@ address = "2001:db8::3"
     let mut rng = SmallRng::seed_from_u64(5);
     let c = Client::new(IpAddr::from([10, 0, 0, 1]));
     for _ in 0..50 {
-        let six = decide(&snap, p, rtype::AAAA, &c, &mut rng);
+        let six = decide(&snap, p, Rtype::AAAA, &c, &mut rng);
         assert_eq!(outcome(&snap, &six), "b");
-        let four = decide(&snap, p, rtype::A, &c, &mut rng);
+        let four = decide(&snap, p, Rtype::A, &c, &mut rng);
         assert_eq!(outcome(&snap, &four), "a");
     }
     // geographic: the client's region endpoint has no IPv6: AAAA is NODATA, not WORLD's.
@@ -434,13 +434,13 @@ address = "2001:db8::3"
          [[profiles.\"t.gslb.example\".endpoints]]\nname = \"world\"\naddresses = [\"192.0.2.2\", \"2001:db8::2\"]\nregions = [\"WORLD\"]\n"
     ));
     assert_eq!(
-        outcome(&snap, &once(&snap, rtype::A, "10.20.1.0/24")),
+        outcome(&snap, &once(&snap, Rtype::A, "10.20.1.0/24")),
         "emea"
     );
-    let d = once(&snap, rtype::AAAA, "10.20.1.0/24");
+    let d = once(&snap, Rtype::AAAA, "10.20.1.0/24");
     assert_eq!((outcome(&snap, &d), d.scope), ("NODATA".into(), 16));
     assert_eq!(
-        outcome(&snap, &once(&snap, rtype::AAAA, "192.168.0.0/16")),
+        outcome(&snap, &once(&snap, Rtype::AAAA, "192.168.0.0/16")),
         "world"
     );
 }
@@ -461,11 +461,11 @@ address = "2001:db8::1"
     );
     let p = pid(&snap, "t.gslb.example");
     set_status(&mut snap, p, &[ON, DEG]);
-    let d = once(&snap, rtype::AAAA, "10.0.0.1");
+    let d = once(&snap, Rtype::AAAA, "10.0.0.1");
     assert_eq!((d.kind, d.all_down), (Kind::NoData, false));
     // Both down: serve_all answers as if both were Online.
     set_status(&mut snap, p, &[DEG, DEG]);
-    let d = once(&snap, rtype::AAAA, "10.0.0.1");
+    let d = once(&snap, Rtype::AAAA, "10.0.0.1");
     assert_eq!((outcome(&snap, &d), d.all_down), ("v6".into(), true));
 }
 
@@ -480,7 +480,7 @@ name = "v6"
 address = "2001:db8::1"
 "#,
     );
-    let d = once(&snap, rtype::A, "10.0.0.1");
+    let d = once(&snap, Rtype::A, "10.0.0.1");
     assert_eq!((d.kind, d.rule), (Kind::NoData, super::Rule::NoRecords));
 }
 
@@ -494,7 +494,7 @@ fn weight_zero_while_draining_is_not_answered() {
     let c = Client::new(IpAddr::from([10, 0, 0, 1]));
     for _ in 0..200 {
         assert_eq!(
-            outcome(&snap, &decide(&snap, p, rtype::A, &c, &mut rng)),
+            outcome(&snap, &decide(&snap, p, Rtype::A, &c, &mut rng)),
             "c"
         );
     }
@@ -513,7 +513,7 @@ fn performance_without_rtts_weights_all_and_min_band_applies() {
     let c = Client::new(IpAddr::from([10, 0, 0, 1]));
     let mut seen = BTreeSet::new();
     for _ in 0..200 {
-        seen.insert(outcome(&snap, &decide(&snap, p, rtype::A, &c, &mut rng)));
+        seen.insert(outcome(&snap, &decide(&snap, p, Rtype::A, &c, &mut rng)));
     }
     assert_eq!(
         seen.len(),
@@ -523,7 +523,7 @@ fn performance_without_rtts_weights_all_and_min_band_applies() {
     set_rtt(&mut snap, p, &[Some(10), Some(11), Some(12)]);
     let mut seen = BTreeSet::new();
     for _ in 0..200 {
-        seen.insert(outcome(&snap, &decide(&snap, p, rtype::A, &c, &mut rng)));
+        seen.insert(outcome(&snap, &decide(&snap, p, Rtype::A, &c, &mut rng)));
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["a", "b"]);
 }
@@ -538,10 +538,10 @@ fn performance_latency_table_overrides_rtt_for_the_clients_region() {
     ));
     let p = pid(&snap, "t.gslb.example");
     set_rtt(&mut snap, p, &[Some(10), Some(20), Some(40)]);
-    let emea = once(&snap, rtype::A, "10.20.1.0/24");
+    let emea = once(&snap, Rtype::A, "10.20.1.0/24");
     assert_eq!(outcome(&snap, &emea), "c");
     assert_eq!(emea.scope, 16);
-    let elsewhere = once(&snap, rtype::A, "10.99.0.0/24");
+    let elsewhere = once(&snap, Rtype::A, "10.99.0.0/24");
     assert_eq!(outcome(&snap, &elsewhere), "a");
     // 10.99 and 10.20 share their first 9 bits.
     assert_eq!(
@@ -573,18 +573,18 @@ address = "192.0.2.22"
 "#;
     let mut snap = load(toml);
     let eu = pid(&snap, "eu.gslb.example");
-    let d = once(&snap, rtype::A, "10.0.0.1");
+    let d = once(&snap, Rtype::A, "10.0.0.1");
     let got = outcome(&snap, &d);
     assert!(got == "dublin" || got == "paris", "{got}");
     assert_eq!(d.picks()[0].profile, eu);
     set_status(&mut snap, eu, &[ON, DEG]);
-    assert_eq!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    assert_eq!(outcome(&snap, &once(&snap, Rtype::A, "10.0.0.1")), "backup");
     set_status(&mut snap, eu, &[ON, ALW]);
-    assert_ne!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    assert_ne!(outcome(&snap, &once(&snap, Rtype::A, "10.0.0.1")), "backup");
     // Until probed, a CheckingEndpoint child may still make up the minimum: the nested
     // endpoint is CheckingEndpoint and served (as the publisher shows it).
     set_status(&mut snap, eu, &[ON, CHK]);
-    assert_ne!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    assert_ne!(outcome(&snap, &once(&snap, Rtype::A, "10.0.0.1")), "backup");
     set_status(&mut snap, eu, &[CHK, DIS]);
-    assert_eq!(outcome(&snap, &once(&snap, rtype::A, "10.0.0.1")), "backup");
+    assert_eq!(outcome(&snap, &once(&snap, Rtype::A, "10.0.0.1")), "backup");
 }

@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 
 use super::testutil::{load, pid, set_rtt};
 use super::{Client, Decision, Kind, decide, decide_into};
+use crate::base::Rtype;
 use crate::snapshot::{Snapshot, Status};
-use crate::zone::rtype;
 
 /// A random status: mostly Online, often down.
 fn random_status(rng: &mut SmallRng) -> Status {
@@ -60,7 +60,7 @@ fn weighted_shares_are_within_two_percent() {
         let mut counts = vec![0u32; weights.len()];
         const N: u32 = 100_000;
         for _ in 0..N {
-            let d = decide(&snap, p, rtype::A, &c, &mut rng);
+            let d = decide(&snap, p, Rtype::A, &c, &mut rng);
             counts[d.picks()[0].endpoint as usize] += 1;
         }
         let total: u32 = weights.iter().sum();
@@ -100,7 +100,7 @@ fn priority_never_answers_a_lower_tier_while_a_higher_one_is_eligible() {
             let d = decide(
                 &snap,
                 p,
-                rtype::A,
+                Rtype::A,
                 &Client::new(IpAddr::from([10, 0, 0, 1])),
                 &mut rng,
             );
@@ -155,7 +155,7 @@ fn no_down_endpoint_is_answered_while_an_eligible_one_exists() {
             let d = decide(
                 &snap,
                 p,
-                rtype::A,
+                Rtype::A,
                 &Client::new(IpAddr::from([10, 0, 0, 1])),
                 &mut rng,
             );
@@ -182,7 +182,7 @@ fn a_reused_decision_is_the_same_as_a_fresh_one() {
             let p = pid(&snap, "t.gslb.example");
             for i in 0..300 {
                 randomize(&mut snap, p, &mut rng);
-                let qtype = [rtype::A, rtype::AAAA, rtype::MX, rtype::ANY][i % 4];
+                let qtype = [Rtype::A, Rtype::AAAA, Rtype::MX, Rtype::ANY][i % 4];
                 let client = Client::new(IpAddr::from([10, 0, 0, 1]));
                 let (mut r1, mut r2) = (rng.clone(), rng.clone());
                 let fresh = decide(&snap, p, qtype, &client, &mut r1);
@@ -269,7 +269,7 @@ fn geographic_picks_the_most_specific_region_with_an_eligible_endpoint() {
                 .filter(|&e| eligible(&snap, p, e))
                 .filter_map(spec)
                 .max();
-            let d = decide(&snap, p, rtype::A, &Client::new(addr.into()), &mut rng);
+            let d = decide(&snap, p, Rtype::A, &Client::new(addr.into()), &mut rng);
             check_eligible(&snap, p, &d, best.is_some(), "geographic");
             if let Some(best) = best {
                 let e = d.picks()[0].endpoint as usize;
@@ -322,7 +322,7 @@ fn subnet_picks_the_longest_eligible_prefix() {
                 .filter_map(longest)
                 .max();
             let fallback = (0..6).any(|e| eligible(&snap, p, e) && subnets[e].is_empty());
-            let d = decide(&snap, p, rtype::A, &Client::new(addr), &mut rng);
+            let d = decide(&snap, p, Rtype::A, &Client::new(addr), &mut rng);
             check_eligible(&snap, p, &d, best.is_some() || fallback, "subnet");
             let picked = d.picks().first().map(|k| k.endpoint as usize);
             match (best, picked) {

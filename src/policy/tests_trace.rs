@@ -5,9 +5,9 @@ use rand::rngs::SmallRng;
 
 use super::testutil::{load, outcome, pid, set_rtt, set_status, test_mmdb};
 use super::{Client, ExplainError, ProfileRef, decide, explain_with_rng, qtype_from_str};
+use crate::base::Rtype;
 use crate::snapshot::Snapshot;
 use crate::snapshot::Status::{Degraded as DEG, Online as ON};
-use crate::zone::rtype;
 
 fn geo_profile() -> Snapshot {
     load(&format!(
@@ -45,7 +45,7 @@ fn one(snap: &Snapshot, client: &str) -> (String, u8) {
     let d = decide(
         snap,
         p,
-        rtype::A,
+        Rtype::A,
         &Client::parse(client).unwrap(),
         &mut SmallRng::seed_from_u64(1),
     );
@@ -79,7 +79,7 @@ fn explain_shows_client_location_candidates_rule_scope_and_answer() {
     let t = explain_with_rng(
         &snap,
         ProfileRef::from("T.gslb.example"),
-        rtype::A,
+        Rtype::A,
         client,
         &mut rng,
     )
@@ -137,7 +137,7 @@ address = "192.0.2.22"
     set_rtt(&mut snap, eu, &[Some(30), Some(8)]);
     let client = Client::parse("10.20.1.7").unwrap();
     let mut rng = SmallRng::seed_from_u64(1);
-    let t = explain_with_rng(&snap, "t.gslb.example".into(), rtype::A, client, &mut rng).unwrap();
+    let t = explain_with_rng(&snap, "t.gslb.example".into(), Rtype::A, client, &mut rng).unwrap();
     assert_eq!(t.steps.len(), 2);
     assert_eq!(t.steps[0].picked, ["eu"]);
     assert_eq!(
@@ -175,16 +175,16 @@ fn explain_names_unknown_profiles_and_parses_types() {
     let c = Client::parse("10.0.0.1").unwrap();
     let mut rng = SmallRng::seed_from_u64(1);
     assert_eq!(
-        explain_with_rng(&snap, "nope.gslb.example".into(), rtype::A, c, &mut rng).unwrap_err(),
+        explain_with_rng(&snap, "nope.gslb.example".into(), Rtype::A, c, &mut rng).unwrap_err(),
         ExplainError::UnknownProfile("nope.gslb.example".into())
     );
     assert_eq!(
-        explain_with_rng(&snap, 99u32.into(), rtype::A, c, &mut rng).unwrap_err(),
+        explain_with_rng(&snap, 99u32.into(), Rtype::A, c, &mut rng).unwrap_err(),
         ExplainError::UnknownIndex(99)
     );
-    assert_eq!(qtype_from_str("aaaa"), Some(rtype::AAAA));
-    assert_eq!(qtype_from_str("A"), Some(rtype::A));
-    assert_eq!(qtype_from_str("TYPE28"), Some(rtype::AAAA));
+    assert_eq!(qtype_from_str("aaaa"), Some(Rtype::AAAA));
+    assert_eq!(qtype_from_str("A"), Some(Rtype::A));
+    assert_eq!(qtype_from_str("TYPE28"), Some(Rtype::AAAA));
     assert_eq!(qtype_from_str("bogus"), None);
     assert!(Client::parse("10.20.1.0/33").is_err());
     assert_eq!(

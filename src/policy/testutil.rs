@@ -47,7 +47,7 @@ pub(crate) fn set_status(snap: &mut Snapshot, p: u32, statuses: &[Status]) {
     for (st, s) in snap.endpoints[p as usize].iter_mut().zip(statuses) {
         st.status = *s;
     }
-    super::derive_nested_statuses(snap);
+    crate::status::rederive_nested(snap);
 }
 
 pub(crate) fn set_rtt(snap: &mut Snapshot, p: u32, rtts_ms: &[Option<u64>]) {

@@ -14,11 +14,11 @@ use serde::Serialize;
 use super::location::Location;
 use super::methods::latency_row;
 use super::{Client, Decision, Kind, Mode, Record, Rule, View, code_str, decide_traced};
+use crate::base::Rtype;
 use crate::config::{AllDown, Method};
 use crate::model::{Answer, Model};
 use crate::snapshot::{Snapshot, Status};
 use crate::zone::name::to_text;
-use crate::zone::rtype;
 
 /// How a decision was made. Serialized as the explain API's answer.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -164,16 +164,16 @@ pub enum ExplainError {
 }
 
 /// `A`, `aaaa`, `CNAME`, `ANY`, `TYPE28`, `28` → the type number.
-pub fn qtype_from_str(s: &str) -> Option<u16> {
+pub fn qtype_from_str(s: &str) -> Option<Rtype> {
     let s = s.trim();
     let upper = s.to_ascii_uppercase();
     // RFC 3597 §5: TYPEnnn.
     if let Ok(n) = upper.strip_prefix("TYPE").unwrap_or(&upper).parse::<u16>() {
-        return Some(n);
+        return Some(Rtype(n));
     }
     hickory_proto::rr::RecordType::from_str(&upper)
         .ok()
-        .map(u16::from)
+        .map(|t| Rtype(u16::from(t)))
 }
 
 /// Explains the answer to a query for `profile` and `qtype` from `client` (an address, or
@@ -181,7 +181,7 @@ pub fn qtype_from_str(s: &str) -> Option<u16> {
 pub fn explain(
     snap: &Snapshot,
     profile: ProfileRef<'_>,
-    qtype: u16,
+    qtype: Rtype,
     client: Client,
 ) -> Result<Trace, ExplainError> {
     explain_with_rng(snap, profile, qtype, client, &mut SmallRng::from_os_rng())
@@ -191,7 +191,7 @@ pub fn explain(
 pub fn explain_with_rng<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: ProfileRef<'_>,
-    qtype: u16,
+    qtype: Rtype,
     client: Client,
     rng: &mut R,
 ) -> Result<Trace, ExplainError> {
@@ -225,8 +225,8 @@ fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn type_name(qtype: u16) -> String {
-    hickory_proto::rr::RecordType::from(qtype).to_string()
+fn type_name(qtype: Rtype) -> String {
+    hickory_proto::rr::RecordType::from(qtype.0).to_string()
 }
 
 /// Records the decision `d` made at `view`'s profile.
@@ -256,10 +256,10 @@ pub(super) fn record_step(
             let status = view.status(i);
             let child_online = match e.answer {
                 Answer::Nested(c) => {
-                    let (up, checking) = super::child_counts(view.snap, c, 0);
+                    let states = view.snap.endpoints[c as usize].iter().map(|s| s.status);
+                    let (up, checking, total) = crate::status::child_counts(states);
                     Some(format!(
-                        "{up} of {} Online ({checking} being checked), needs {}",
-                        model.profiles[c as usize].endpoints.len(),
+                        "{up} of {total} Online ({checking} being checked), needs {}",
                         e.min_child_endpoints
                     ))
                 }
@@ -319,7 +319,7 @@ pub(super) fn finish(
     t: &mut Trace,
     snap: &Snapshot,
     client: &Client,
-    qtype: u16,
+    qtype: Rtype,
     loc: &mut Location,
     d: &Decision,
 ) {
@@ -360,7 +360,7 @@ pub(super) fn finish(
         .first()
         .and_then(|s| model.profile(&s.profile))
         .map_or(u32::MAX, |(_, p)| p.ttl);
-    let qt = if qtype == rtype::ANY { rtype::A } else { qtype };
+    let qt = if qtype == Rtype::ANY { Rtype::A } else { qtype };
     let mut a = AnswerTrace {
         kind: outcome(d.kind),
         rcode: if d.kind == Kind::ServFail {

@@ -10,32 +10,14 @@ use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::ProtoError;
+use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use crate::base::Rtype;
 use crate::config::{Problem, Problems};
-pub use file::{SourcedRecord, read_zone_file};
+use file::{SourcedRecord, read_zone_file};
 use name::{lower_wire, parent, to_text};
-
-/// Record type numbers used on the hot path.
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const OPT: u16 = 41;
-    pub const DS: u16 = 43;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const MAILB: u16 = 253;
-    pub const MAILA: u16 = 254;
-    pub const ANY: u16 = 255;
-}
 
 /// One record's RDATA, encoded once at load time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +32,7 @@ pub struct Rdata {
 /// All records of one type at one name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RrSet {
-    pub rtype: u16,
+    pub rtype: Rtype,
     pub ttl: u32,
     pub rdata: Vec<Rdata>,
 }
@@ -67,7 +49,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn rrset(&self, rtype: u16) -> Option<&RrSet> {
+    pub fn rrset(&self, rtype: Rtype) -> Option<&RrSet> {
         self.rrsets.iter().find(|r| r.rtype == rtype)
     }
 }
@@ -94,7 +76,7 @@ pub struct Zone {
 impl Zone {
     /// Builds a zone from its records, checking what RFC 1034/2181 require: one SOA at
     /// the apex, NS at the apex, nothing outside the zone, CNAME alone at its name.
-    pub fn build(
+    fn build(
         origin: Name,
         file: &Path,
         records: Vec<SourcedRecord>,
@@ -117,8 +99,8 @@ impl Zone {
                 problems.push(p);
                 continue;
             }
-            let rt = u16::from(sr.record.record_type());
-            if rt == rtype::SOA {
+            let rt = Rtype(u16::from(sr.record.record_type()));
+            if rt == Rtype::SOA {
                 if owner != apex {
                     let mut p = at();
                     p.message = format!(
@@ -136,7 +118,7 @@ impl Zone {
                 }
                 soa = Some(sr.record.clone());
             }
-            if rt == rtype::CNAME {
+            if rt == Rtype::CNAME {
                 cname_lines.insert(owner.clone(), sr.line);
             }
             let rdata = match encode_rdata(&sr.record.data) {
@@ -162,7 +144,7 @@ impl Zone {
                     rdata: vec![rdata],
                 }),
             }
-            if rt == rtype::NS && owner != apex {
+            if rt == Rtype::NS && owner != apex {
                 node.cut = true;
             }
         }
@@ -187,7 +169,7 @@ impl Zone {
             ));
             return None;
         };
-        if nodes.get(&apex).and_then(|n| n.rrset(rtype::NS)).is_none() {
+        if nodes.get(&apex).and_then(|n| n.rrset(Rtype::NS)).is_none() {
             problems.push(Problem::new(
                 file,
                 "",
@@ -205,7 +187,7 @@ impl Zone {
         };
         let negative_ttl = soa_record.ttl.min(minimum);
         let soa = nodes[&apex]
-            .rrset(rtype::SOA)
+            .rrset(Rtype::SOA)
             .cloned()
             .expect("SOA inserted above");
         // Empty non-terminals: every ancestor of a name, up to the apex, exists.
@@ -230,20 +212,32 @@ impl Zone {
 
     /// Attaches a profile at `owner` (lowercase wire name inside this zone). Fails when
     /// static records already live there.
-    pub fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), String> {
+    pub(crate) fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), NameTaken> {
         let node = self.nodes.entry(owner.into()).or_default();
         if !node.rrsets.is_empty() {
-            return Err(format!(
-                "the zone file {} already has records at {}; remove them or rename the profile",
-                self.file.display(),
-                to_text(owner)
-            ));
+            return Err(NameTaken {
+                file: self.file.clone(),
+                name: to_text(owner),
+            });
         }
         node.profile = Some(id);
         let apex = self.apex.clone();
         add_ancestors(&mut self.nodes, owner, &apex);
         Ok(())
     }
+}
+
+/// A profile's name already holds records in a zone file: one name is either static data
+/// or traffic-managed, not both.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the zone file {} already has records at {name}; remove them or rename the profile",
+    file.display()
+)]
+pub(crate) struct NameTaken {
+    pub file: PathBuf,
+    /// The name, as text (`app.gslb.example.`).
+    pub name: String,
 }
 
 fn add_ancestors(nodes: &mut FxHashMap<Box<[u8]>, Node>, owner: &[u8], apex: &[u8]) {
@@ -256,12 +250,12 @@ fn add_ancestors(nodes: &mut FxHashMap<Box<[u8]>, Node>, owner: &[u8], apex: &[u
 }
 
 /// Encodes RDATA with uncompressed names (the bytes are copied into many messages).
-pub fn encode_rdata(data: &RData) -> Result<Rdata, String> {
+fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
     let mut buf = Vec::new();
     {
         let mut enc = BinEncoder::new(&mut buf);
         enc.set_name_encoding(NameEncoding::Uncompressed);
-        data.emit(&mut enc).map_err(|e| e.to_string())?;
+        data.emit(&mut enc)?;
     }
     let target = match data {
         RData::NS(n) => Some(lower_wire(&n.0)),
@@ -279,7 +273,7 @@ pub fn encode_rdata(data: &RData) -> Result<Rdata, String> {
 
 /// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
 /// `.zone` (`gslb.example.zone` serves `gslb.example.`).
-pub fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
+pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
     let mut files = Vec::new();
     match std::fs::read_dir(dir) {
         Ok(rd) => {
@@ -338,11 +332,6 @@ pub fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
         }
     }
     zones
-}
-
-/// A record as text, for tests and logs.
-pub fn record_text(r: &Record) -> String {
-    r.to_string()
 }
 
 #[cfg(test)]

@@ -1,0 +1,38 @@
+//! An endpoint's status (DESIGN.md, "Health semantics").
+
+use serde::Serialize;
+
+/// An endpoint's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Status {
+    /// Probed, no result yet; served.
+    CheckingEndpoint,
+    /// Probes succeed; served.
+    Online,
+    /// More than `tolerated_failures` consecutive failures; not served.
+    Degraded,
+    /// `enabled = false` or drained; not probed, not served.
+    Disabled,
+    /// `always_serve = true`; not probed, always served.
+    AlwaysServe,
+}
+
+impl Status {
+    /// Whether routing may answer with the endpoint.
+    pub fn eligible(self) -> bool {
+        matches!(
+            self,
+            Status::CheckingEndpoint | Status::Online | Status::AlwaysServe
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::CheckingEndpoint => "CheckingEndpoint",
+            Status::Online => "Online",
+            Status::Degraded => "Degraded",
+            Status::Disabled => "Disabled",
+            Status::AlwaysServe => "AlwaysServe",
+        }
+    }
+}
