@@ -115,6 +115,9 @@ pub enum CliError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Call(#[from] CallError),
+    /// The server's status document does not read as one (a different program?).
+    #[error("the admin API's status document does not parse: {0}")]
+    Document(serde_json::Error),
 }
 
 impl ApiArgs {

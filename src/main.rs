@@ -35,7 +35,8 @@ fn client(cmd: Command) -> Result<(), CliError> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                print!("{}", status_table(&v));
+                let doc = serde_json::from_value(v).map_err(CliError::Document)?;
+                print!("{}", status_table(&doc));
             }
         }
         Command::Drain {

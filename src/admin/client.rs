@@ -9,7 +9,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+use super::doc::{StaleDrainDoc, StatusDoc};
 use super::page::urlenc;
+use crate::base::Status;
 
 /// Where the API is and how to authenticate.
 #[derive(Clone, Debug)]
@@ -151,7 +153,7 @@ pub fn drain_path(
 }
 
 /// `signpost status` as a table.
-pub fn status_table(v: &Value) -> String {
+pub fn status_table(doc: &StatusDoc) -> String {
     let mut rows = vec![
         [
             "PROFILE",
@@ -166,46 +168,29 @@ pub fn status_table(v: &Value) -> String {
         ]
         .map(str::to_owned),
     ];
-    for p in v["profiles"].as_array().into_iter().flatten() {
-        for e in p["endpoints"].as_array().into_iter().flatten() {
-            let answer = e["answer"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let drain = match &e["drain"] {
-                Value::Null => String::new(),
+    for p in &doc.profiles {
+        for e in &p.endpoints {
+            let drain = match &e.drain {
+                None => String::new(),
                 // Still answered: the ramp is running.
-                d if e["status"] != "Disabled" => format!(
-                    "draining until {}: {}",
-                    d["ramp_ends"].as_str().unwrap_or(""),
-                    d["reason"].as_str().unwrap_or("")
-                ),
-                d => format!("drained: {}", d["reason"].as_str().unwrap_or("")),
+                Some(d) if e.status != Status::Disabled => {
+                    format!("draining until {}: {}", d.ramp_ends, d.reason)
+                }
+                Some(d) => format!("drained: {}", d.reason),
             };
-            let last = match &e["last_probe"] {
-                Value::Null => "-".to_owned(),
-                lp if lp["ok"].as_bool() == Some(true) => "ok".to_owned(),
-                lp => lp["reason"].as_str().unwrap_or("failed").to_owned(),
+            let last = match &e.last_probe {
+                None => "-".to_owned(),
+                Some(lp) if lp.ok => "ok".to_owned(),
+                Some(lp) => lp.reason.as_deref().unwrap_or("failed").to_owned(),
             };
             rows.push([
-                p["name"].as_str().unwrap_or("").to_owned(),
-                e["name"].as_str().unwrap_or("").to_owned(),
-                e["site"].as_str().unwrap_or("-").to_owned(),
-                answer,
-                e["status"].as_str().unwrap_or("").to_owned(),
-                format!(
-                    "{}/{}",
-                    e["effective_weight"].as_f64().unwrap_or_default(),
-                    e["weight"]
-                ),
-                e["rtt_ms"]
-                    .as_f64()
-                    .map_or("-".into(), |r| format!("{r:.1}ms")),
+                p.name.clone(),
+                e.name.clone(),
+                e.site.as_deref().unwrap_or("-").to_owned(),
+                e.answer.join(","),
+                e.status.as_str().to_owned(),
+                format!("{}/{}", e.effective_weight, e.weight),
+                e.rtt_ms.map_or("-".into(), |r| format!("{r:.1}ms")),
                 last,
                 drain,
             ]);
@@ -227,46 +212,38 @@ pub fn status_table(v: &Value) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let sites: Vec<String> = v["sites"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| match &s["drain"] {
-            Value::Null => format!("{} (active)", s["name"].as_str().unwrap_or("")),
-            d => format!(
-                "{} (drained: {})",
-                s["name"].as_str().unwrap_or(""),
-                d["reason"].as_str().unwrap_or("")
-            ),
+    let sites: Vec<String> = doc
+        .sites
+        .iter()
+        .map(|s| match &s.drain {
+            None => format!("{} (active)", s.name),
+            Some(d) => format!("{} (drained: {})", s.name, d.reason),
         })
         .collect();
     if !sites.is_empty() {
         out.push_str(&format!("\nsites: {}\n", sites.join(", ")));
     }
-    for d in v["stale_drains"].as_array().into_iter().flatten() {
-        let reason = d["drain"]["reason"].as_str().unwrap_or("");
-        let (what, undrain) = match d["site"].as_str() {
-            Some(site) => (format!("site {site}"), format!("--site {site}")),
-            None => {
-                let (p, e) = (
-                    d["profile"].as_str().unwrap_or(""),
-                    d["endpoint"].as_str().unwrap_or(""),
-                );
-                (format!("endpoint {p}/{e}"), format!("--endpoint {p}/{e}"))
-            }
+    for d in &doc.stale_drains {
+        let (what, undrain) = match d {
+            StaleDrainDoc::Site { site, .. } => (format!("site {site}"), format!("--site {site}")),
+            StaleDrainDoc::Endpoint {
+                profile: p,
+                endpoint: e,
+                ..
+            } => (format!("endpoint {p}/{e}"), format!("--endpoint {p}/{e}")),
         };
         out.push_str(&format!(
-            "stale drain: {what} is not in the config ({reason}); it applies again if it comes back; clear it with: signpost undrain {undrain}\n"
+            "stale drain: {what} is not in the config ({}); it applies again if it comes back; clear it with: signpost undrain {undrain}\n",
+            d.drain().reason
         ));
     }
-    out.push_str(&format!("generation: {}\n", v["generation"]));
-    if let Some(r) = v["last_reload"].as_object()
-        && r.get("ok").and_then(Value::as_bool) == Some(false)
+    out.push_str(&format!("generation: {}\n", doc.generation));
+    if let Some(r) = &doc.last_reload
+        && !r.ok
     {
         out.push_str(&format!(
             "last reload FAILED at {}: {}\n",
-            r["time"].as_str().unwrap_or(""),
-            r["message"].as_str().unwrap_or("")
+            r.time, r.message
         ));
     }
     out
@@ -350,7 +327,7 @@ mod tests {
             "sites": [{ "name": "hub-seattle", "drain": drain("kernel upgrade") },
                       { "name": "hub-dublin", "drain": null }],
         });
-        let t = status_table(&v);
+        let t = status_table(&serde_json::from_value(v).unwrap());
         let row = |name: &str| t.lines().find(|l| l.contains(name)).unwrap().to_owned();
         let cells = |name: &str| {
             row(name)
@@ -380,7 +357,7 @@ mod tests {
                 { "profile": "app.gslb.example", "endpoint": "gone", "drain": { "reason": "x" } },
             ],
         });
-        let t = status_table(&v);
+        let t = status_table(&serde_json::from_value(v).unwrap());
         assert!(
             t.contains("stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old"),
             "{t}"

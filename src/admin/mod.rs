@@ -3,6 +3,7 @@
 //! configured; each is sent to the publisher as a [`Command`] and audited there.
 
 pub mod client;
+pub mod doc;
 pub mod page;
 pub mod status;
 
@@ -194,7 +195,7 @@ pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
 
 type Resp = Response<Full<Bytes>>;
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Resp {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(
         serde_json::to_vec_pretty(body).unwrap_or_default(),
     )));
@@ -249,7 +250,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             return text(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                page::render(&snap),
+                page::render(&doc::StatusDoc::build(&snap)),
             );
         }
         (&Method::GET, ["healthz"]) => return text(StatusCode::OK, "text/plain", "ok\n"),
@@ -273,7 +274,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         }
         (&Method::GET, ["api", "v1", "status"]) => {
             let snap = state.snapshot.load();
-            return json_response(StatusCode::OK, &status::status_json(&snap));
+            return json_response(StatusCode::OK, &doc::StatusDoc::build(&snap));
         }
         (&Method::GET, ["api", "v1", "explain"]) => {
             let snap = state.snapshot.load();

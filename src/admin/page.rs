@@ -3,9 +3,8 @@
 
 use std::fmt::Write;
 
-use super::status::{StaleDrain, answer_text, stale_drains};
-use crate::drain::Drain;
-use crate::snapshot::{Snapshot, Status};
+use super::doc::{DrainDoc, DrainScope, StaleDrainDoc, StatusDoc};
+use crate::base::Status;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -32,26 +31,15 @@ fn status_class(s: Status) -> &'static str {
     }
 }
 
-fn drain_text(d: Option<&Drain>) -> String {
+fn drain_text(d: Option<&DrainDoc>) -> String {
     match d {
         None => String::new(),
-        Some(d) if d.ramp_ms > 0 => format!(
+        Some(d) if d.ramp_seconds > 0.0 => format!(
             "drained ({}; ramp {}s)",
-            if d.reason.is_empty() {
-                "no reason given"
-            } else {
-                &d.reason
-            },
-            d.ramp_ms / 1000
+            d.reason_text(),
+            d.ramp_seconds.trunc()
         ),
-        Some(d) => format!(
-            "drained ({})",
-            if d.reason.is_empty() {
-                "no reason given"
-            } else {
-                &d.reason
-            }
-        ),
+        Some(d) => format!("drained ({})", d.reason_text()),
     }
 }
 
@@ -82,24 +70,18 @@ document.addEventListener('DOMContentLoaded',()=>{
 });
 "#;
 
-/// Renders the whole page.
-pub fn render(snap: &Snapshot) -> String {
-    let m = &snap.model;
+/// Renders the whole page from the status document.
+pub fn render(doc: &StatusDoc) -> String {
     let mut h = String::with_capacity(8192);
     let _ = write!(
         h,
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>signpost status</title>\
          <meta name=viewport content='width=device-width'><style>{STYLE}</style></head><body>\
          <h1>signpost</h1><p>Config generation {}. Zones: {}</p>",
-        m.generation,
-        esc(&m
-            .zones
-            .iter()
-            .map(|z| z.origin.to_string())
-            .collect::<Vec<_>>()
-            .join(", "))
+        doc.generation,
+        esc(&doc.zones.join(", "))
     );
-    if let Some(r) = &snap.reload
+    if let Some(r) = &doc.last_reload
         && !r.ok
     {
         let _ = write!(
@@ -115,9 +97,8 @@ pub fn render(snap: &Snapshot) -> String {
     );
 
     h.push_str("<h2>Sites</h2><table id=sites><tr><th>site</th><th>drain</th><th></th></tr>");
-    for s in &m.sites {
-        let d = snap.drains.sites.get(s);
-        let (label, action, drain) = if d.is_some() {
+    for site in &doc.sites {
+        let (label, action, drain) = if site.drain.is_some() {
             ("Undrain", "undrain", "0")
         } else {
             ("Drain", "drain", "1")
@@ -126,31 +107,27 @@ pub fn render(snap: &Snapshot) -> String {
             h,
             "<tr data-site='{s}'><td>{s}</td><td class=drain>{}</td><td><button id='{action}-site-{s}' \
              data-url='/api/v1/sites/{u}/{action}' data-drain={drain}>{label} site</button></td></tr>",
-            esc(&drain_text(d)),
-            s = esc(s),
-            u = esc(&urlenc(s)),
+            esc(&drain_text(site.drain.as_ref())),
+            s = esc(&site.name),
+            u = esc(&urlenc(&site.name)),
         );
     }
     h.push_str("</table>");
 
-    let stale = stale_drains(snap);
-    if !stale.is_empty() {
+    if !doc.stale_drains.is_empty() {
         h.push_str(
             "<h2>Stale drains</h2><p>These drains name a site or endpoint the config no longer \
              has. They apply again if it comes back, until undrained.</p>\
              <table id=stale-drains><tr><th>drained</th><th>drain</th><th></th></tr>",
         );
-        for d in &stale {
-            let (what, url, drain) = match d {
-                StaleDrain::Site { site, drain } => (
+        for d in &doc.stale_drains {
+            let (what, url) = match d {
+                StaleDrainDoc::Site { site, .. } => (
                     format!("site {site}"),
                     format!("/api/v1/sites/{}/undrain", urlenc(site)),
-                    drain,
                 ),
-                StaleDrain::Endpoint {
-                    profile,
-                    endpoint,
-                    drain,
+                StaleDrainDoc::Endpoint {
+                    profile, endpoint, ..
                 } => (
                     format!("endpoint {profile}/{endpoint}"),
                     format!(
@@ -158,7 +135,6 @@ pub fn render(snap: &Snapshot) -> String {
                         urlenc(profile),
                         urlenc(endpoint)
                     ),
-                    drain,
                 ),
             };
             let _ = write!(
@@ -166,50 +142,45 @@ pub fn render(snap: &Snapshot) -> String {
                 "<tr><td>{}</td><td class=drain>{}</td><td><button data-url='{}' data-drain=0>\
                  Undrain</button></td></tr>",
                 esc(&what),
-                esc(&drain_text(Some(drain))),
+                esc(&drain_text(Some(d.drain()))),
                 esc(&url)
             );
         }
         h.push_str("</table>");
     }
 
-    for (pi, p) in m.profiles.iter().enumerate() {
+    for p in &doc.profiles {
         let _ = write!(
             h,
             "<h2>{}</h2><p>method {}, TTL {} s</p><table class=profile data-profile='{}'>\
              <tr><th>endpoint</th><th>site</th><th>answer</th><th>status</th><th>weight</th>\
              <th>last probe</th><th>RTT</th><th>drain</th><th></th></tr>",
-            esc(&p.name.to_string()),
-            esc(&format!("{:?}", p.method).to_lowercase()),
+            esc(&p.name),
+            esc(&p.method),
             p.ttl,
             esc(&p.key)
         );
-        for (ei, e) in p.endpoints.iter().enumerate() {
-            let st = &snap.endpoints[pi][ei];
-            let site = e.site.map(|s| m.sites[s as usize].as_str());
-            let d = snap.drains.for_endpoint(&p.key, &e.name, site);
-            let own = snap
-                .drains
-                .endpoints
-                .contains_key(&crate::drain::Drains::endpoint_key(&p.key, &e.name));
+        for e in &p.endpoints {
+            let own = e
+                .drain
+                .as_ref()
+                .is_some_and(|d| d.scope == Some(DrainScope::Endpoint));
             let (label, action, drain) = if own {
                 ("Undrain", "undrain", "0")
             } else {
                 ("Drain", "drain", "1")
             };
-            let probe = super::status::probe_json(snap, e.target);
-            let last = if probe.is_null() {
-                "—".to_owned()
-            } else {
-                format!(
+            let last = match &e.last_probe {
+                None => "—".to_owned(),
+                Some(l) => format!(
                     "{} {}",
-                    probe["time"].as_str().unwrap_or(""),
-                    if probe["ok"].as_bool() == Some(true) {
-                        "ok".to_owned()
+                    l.time,
+                    if l.ok {
+                        "ok"
                     } else {
-                        probe["reason"].as_str().unwrap_or("failed").to_owned()
+                        l.reason.as_deref().unwrap_or("failed")
                     }
-                )
+                ),
             };
             let _ = write!(
                 h,
@@ -218,17 +189,14 @@ pub fn render(snap: &Snapshot) -> String {
                  <td class=drain>{drain_txt}</td><td><button data-url='/api/v1/profiles/{pu}/endpoints/{eu}/{action}' \
                  data-drain={drain}>{label}</button></td></tr>",
                 en = esc(&e.name),
-                site = esc(site.unwrap_or("")),
-                ans = esc(&answer_text(snap, &e.answer).join(", ")),
-                cls = status_class(st.status),
-                status = st.status.as_str(),
-                w = st.effective_weight(),
+                site = esc(e.site.as_deref().unwrap_or("")),
+                ans = esc(&e.answer.join(", ")),
+                cls = status_class(e.status),
+                status = e.status.as_str(),
+                w = e.effective_weight,
                 last = esc(&last),
-                rtt = st.rtt.map_or("—".to_owned(), |r| format!(
-                    "{:.1} ms",
-                    r.as_secs_f64() * 1000.0
-                )),
-                drain_txt = esc(&drain_text(d)),
+                rtt = e.rtt_ms.map_or("—".to_owned(), |r| format!("{r:.1} ms")),
+                drain_txt = esc(&drain_text(e.drain.as_ref())),
                 pu = esc(&urlenc(&p.key)),
                 eu = esc(&urlenc(&e.name)),
             );

@@ -1,9 +1,9 @@
 //! An endpoint's status (DESIGN.md, "Health semantics").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An endpoint's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     /// Probed, no result yet; served.
     CheckingEndpoint,
