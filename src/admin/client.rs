@@ -190,7 +190,10 @@ pub fn status_table(doc: &StatusDoc) -> String {
                 e.answer.join(","),
                 e.status.as_str().to_owned(),
                 format!("{}/{}", e.effective_weight, e.weight),
-                e.rtt_ms.map_or("-".into(), |r| format!("{r:.1}ms")),
+                match (&e.last_probe, e.rtt_ms) {
+                    (Some(lp), Some(r)) if lp.ok => format!("{r:.1}ms"),
+                    _ => "-".into(),
+                },
                 last,
                 drain,
             ]);
@@ -220,8 +223,27 @@ pub fn status_table(doc: &StatusDoc) -> String {
             Some(d) => format!("{} (drained: {})", s.name, d.reason),
         })
         .collect();
+    out.push('\n');
+    for p in &doc.profiles {
+        let answering = if p.answering.is_empty() {
+            p.answering_rcode
+                .as_deref()
+                .unwrap_or("no records")
+                .to_owned()
+        } else {
+            p.answering.join(", ")
+        };
+        out.push_str(&format!("{} answers {answering}", p.name));
+        if p.all_down_fallback {
+            out.push_str(&format!(
+                " (ALL DOWN: all_down = \"{}\" in force)",
+                p.all_down
+            ));
+        }
+        out.push('\n');
+    }
     if !sites.is_empty() {
-        out.push_str(&format!("\nsites: {}\n", sites.join(", ")));
+        out.push_str(&format!("sites: {}\n", sites.join(", ")));
     }
     for d in &doc.stale_drains {
         let (what, undrain) = match d {

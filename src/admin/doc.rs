@@ -8,9 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::Status;
+use crate::base::{AllDown, Status};
 use crate::drain::{Drain, rfc3339};
 use crate::model::Answer;
+use crate::policy;
 use crate::snapshot::{ReloadReport, Snapshot};
 
 /// `GET /api/v1/status`.
@@ -31,6 +32,19 @@ pub struct StatusDoc {
     pub last_reload: Option<ReloadDoc>,
     /// Every probe target has a first result (what `/readyz` waits for).
     pub ready: bool,
+    /// Which instance answers: host name and version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceDoc>,
+}
+
+/// The instance that built the document.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceDoc {
+    /// The host name.
+    pub name: String,
+    /// signpost's version.
+    pub version: String,
 }
 
 /// One profile and its endpoints.
@@ -44,6 +58,16 @@ pub struct ProfileDoc {
     /// `priority`, `weighted`, `performance`, …
     pub method: String,
     pub ttl: u32,
+    /// `serve_all`, `nodata` or `servfail`: what answers when no endpoint is eligible.
+    pub all_down: String,
+    /// What DNS gives a client with no location now, to A and AAAA queries: addresses,
+    /// or `CNAME target.`; empty when it answers no records.
+    pub answering: Vec<String>,
+    /// `SERVFAIL` when that is what DNS answers now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answering_rcode: Option<String>,
+    /// No endpoint is eligible: `all_down` decides the answer.
+    pub all_down_fallback: bool,
     pub endpoints: Vec<EndpointDoc>,
 }
 
@@ -74,6 +98,9 @@ pub struct EndpointDoc {
     pub since: Option<String>,
     /// The drain that applies to it (its own or its site's).
     pub drain: Option<DrainDoc>,
+    /// While a drain ramps: RFC 3339 time the ramp ends (`effective_weight` falls to 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_ends: Option<String>,
 }
 
 impl Default for EndpointDoc {
@@ -93,6 +120,7 @@ impl Default for EndpointDoc {
             transitions: 0,
             since: None,
             drain: None,
+            ramp_ends: None,
         }
     }
 }
@@ -295,6 +323,10 @@ impl StatusDoc {
                             }
                         });
                         let view = snap.health.endpoints.get(pi).and_then(|v| v.get(ei));
+                        let ramp_ends = drain
+                            .as_ref()
+                            .filter(|d| d.ramp_seconds > 0.0 && st.status != Status::Disabled)
+                            .map(|d| d.ramp_ends.clone());
                         EndpointDoc {
                             name: e.name.clone(),
                             site: site.map(str::to_owned),
@@ -310,14 +342,20 @@ impl StatusDoc {
                             transitions: view.map_or(0, |v| v.transitions),
                             since: view.and_then(|v| v.since).map(rfc3339),
                             drain,
+                            ramp_ends,
                         }
                     })
                     .collect();
+                let now = policy::answering(snap, pi as u32);
                 ProfileDoc {
                     name: p.name.to_string(),
                     key: p.key.clone(),
                     method: format!("{:?}", p.method).to_lowercase(),
                     ttl: p.ttl,
+                    all_down: all_down_text(p.all_down).to_owned(),
+                    answering: now.records,
+                    answering_rcode: now.rcode.map(str::to_owned),
+                    all_down_fallback: now.all_down_fallback,
                     endpoints,
                 }
             })
@@ -339,8 +377,33 @@ impl StatusDoc {
             stale_drains: stale_drains(snap),
             last_reload: snap.reload.as_deref().map(ReloadDoc::from),
             ready: snap.health.first_round_complete,
+            instance: Some(InstanceDoc {
+                name: host_name().to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
         }
     }
+}
+
+fn all_down_text(a: AllDown) -> &'static str {
+    match a {
+        AllDown::ServeAll => "serve_all",
+        AllDown::Nodata => "nodata",
+        AllDown::Servfail => "servfail",
+    }
+}
+
+/// This host's name (read once).
+pub fn host_name() -> &'static str {
+    static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned())
+    });
+    &NAME
 }
 
 #[cfg(test)]
@@ -359,6 +422,10 @@ mod tests {
                 key: "app.gslb.example".into(),
                 method: "priority".into(),
                 ttl: 30,
+                all_down: "serve_all".into(),
+                answering: vec!["192.0.2.10".into()],
+                answering_rcode: None,
+                all_down_fallback: true,
                 endpoints: vec![EndpointDoc {
                     name: "seattle".into(),
                     site: Some("hub-seattle".into()),

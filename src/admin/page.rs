@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::doc::{DrainDoc, DrainScope, StaleDrainDoc, StatusDoc};
+use super::doc::{DrainDoc, DrainScope, EndpointDoc, ProfileDoc, StaleDrainDoc, StatusDoc};
 use crate::base::Status;
 
 /// Escapes text for HTML element content and attribute values.
@@ -49,7 +49,9 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.92em}\
 th{background:#f3f3f3}.st{font-weight:600;border-radius:.3em;padding:.1em .4em}\
 .ok{background:#d4f5d4;color:#145214}.bad{background:#fbd4d4;color:#7a1010}\
 .checking{background:#fff2c2;color:#6b5200}.off{background:#ddd;color:#444}\
-#msg{min-height:1.2em;color:#7a1010}.controls input{margin-right:.6em}";
+#msg{min-height:1.2em;color:#7a1010}\
+.banner{background:#fbd4d4;color:#7a1010;border:1px solid #d88;padding:.5em .8em;font-weight:600}\
+.answering b{font-family:monospace}.probe{font-family:monospace;font-size:.85em}.controls input{margin-right:.6em}";
 
 const SCRIPT: &str = r#"
 function kept(id){const v=document.getElementById(id).value;sessionStorage.setItem('signpost-'+id,v);return v;}
@@ -77,7 +79,12 @@ pub fn render(doc: &StatusDoc) -> String {
         h,
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>signpost status</title>\
          <meta name=viewport content='width=device-width'><style>{STYLE}</style></head><body>\
-         <h1>signpost</h1><p>Config generation {}. Zones: {}</p>",
+         <h1>signpost</h1><p id=instance>{}Config generation {}. Zones: {}</p>",
+        doc.instance.as_ref().map_or(String::new(), |i| format!(
+            "Instance <b>{}</b>, signpost {}. ",
+            esc(&i.name),
+            esc(&i.version)
+        )),
         doc.generation,
         esc(&doc.zones.join(", "))
     );
@@ -150,61 +157,130 @@ pub fn render(doc: &StatusDoc) -> String {
     }
 
     for p in &doc.profiles {
-        let _ = write!(
-            h,
-            "<h2>{}</h2><p>method {}, TTL {} s</p><table class=profile data-profile='{}'>\
-             <tr><th>endpoint</th><th>site</th><th>answer</th><th>status</th><th>weight</th>\
-             <th>last probe</th><th>RTT</th><th>drain</th><th></th></tr>",
-            esc(&p.name),
-            esc(&p.method),
-            p.ttl,
-            esc(&p.key)
-        );
-        for e in &p.endpoints {
-            let own = e
-                .drain
-                .as_ref()
-                .is_some_and(|d| d.scope == Some(DrainScope::Endpoint));
-            let (label, action, drain) = if own {
-                ("Undrain", "undrain", "0")
-            } else {
-                ("Drain", "drain", "1")
-            };
-            let last = match &e.last_probe {
-                None => "—".to_owned(),
-                Some(l) => format!(
-                    "{} {}",
-                    l.time,
-                    if l.ok {
-                        "ok"
-                    } else {
-                        l.reason.as_deref().unwrap_or("failed")
-                    }
-                ),
-            };
-            let _ = write!(
-                h,
-                "<tr data-endpoint='{en}'><td>{en}</td><td>{site}</td><td>{ans}</td>\
-                 <td><span class='st {cls}'>{status}</span></td><td>{w}</td><td>{last}</td><td>{rtt}</td>\
-                 <td class=drain>{drain_txt}</td><td><button data-url='/api/v1/profiles/{pu}/endpoints/{eu}/{action}' \
-                 data-drain={drain}>{label}</button></td></tr>",
-                en = esc(&e.name),
-                site = esc(e.site.as_deref().unwrap_or("")),
-                ans = esc(&e.answer.join(", ")),
-                cls = status_class(e.status),
-                status = e.status.as_str(),
-                w = e.effective_weight,
-                last = esc(&last),
-                rtt = e.rtt_ms.map_or("—".to_owned(), |r| format!("{r:.1} ms")),
-                drain_txt = esc(&drain_text(e.drain.as_ref())),
-                pu = esc(&urlenc(&p.key)),
-                eu = esc(&urlenc(&e.name)),
-            );
-        }
-        h.push_str("</table>");
+        profile_section(&mut h, p);
     }
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
     h
+}
+
+/// One profile: what it answers now, the fallback banner, and its endpoints.
+fn profile_section(h: &mut String, p: &ProfileDoc) {
+    let priority = p.method == "priority";
+    let _ = write!(
+        h,
+        "<h2>{}</h2><p>method {}, TTL {} s, all_down = \"{}\"</p>",
+        esc(&p.name),
+        esc(&p.method),
+        p.ttl,
+        esc(&p.all_down),
+    );
+    if p.all_down_fallback {
+        let what = match p.all_down.as_str() {
+            "serve_all" => "DNS answers every enabled endpoint as if it were Online",
+            "servfail" => "DNS answers SERVFAIL",
+            _ => "DNS answers with no records (NODATA)",
+        };
+        let _ = write!(
+            h,
+            "<p class=banner id='fallback-{}'>No endpoint is eligible: all_down = \"{}\" is in \
+             force; {what}.</p>",
+            esc(&p.key),
+            esc(&p.all_down),
+        );
+    }
+    let answering = if p.answering.is_empty() {
+        p.answering_rcode
+            .clone()
+            .unwrap_or_else(|| "no records".to_owned())
+    } else {
+        p.answering.join(", ")
+    };
+    let _ = write!(
+        h,
+        "<p class=answering data-profile='{}'>DNS answers now (a client with no location): \
+         <b>{}</b></p><table class=profile data-profile='{}'><tr><th>endpoint</th><th>site</th>\
+         <th>answer</th>{}<th>status</th><th>since</th><th>weight</th><th>probe</th>\
+         <th>last probe</th><th>RTT</th><th>drain</th><th></th></tr>",
+        esc(&p.key),
+        esc(&answering),
+        esc(&p.key),
+        if priority { "<th>priority</th>" } else { "" },
+    );
+    for e in &p.endpoints {
+        let scope = e.drain.as_ref().and_then(|d| d.scope);
+        let button = match scope {
+            Some(DrainScope::Site) => String::new(),
+            Some(DrainScope::Endpoint) => endpoint_button(p, e, "Undrain", "undrain", "0"),
+            None => endpoint_button(p, e, "Drain", "drain", "1"),
+        };
+        let last = match &e.last_probe {
+            None => "—".to_owned(),
+            Some(l) => format!(
+                "{} {}",
+                l.time,
+                if l.ok {
+                    "ok"
+                } else {
+                    l.reason.as_deref().unwrap_or("failed")
+                }
+            ),
+        };
+        // An RTT is shown only while the last probe succeeded: a Degraded endpoint's
+        // average is from before it failed.
+        let rtt = match (&e.last_probe, e.rtt_ms) {
+            (Some(l), Some(r)) if l.ok => format!("{r:.1} ms"),
+            _ => "—".to_owned(),
+        };
+        let weight = match &e.ramp_ends {
+            Some(end) => format!("{} of {} (ramp ends {end})", e.effective_weight, e.weight),
+            None => e.weight.to_string(),
+        };
+        let mut drain_txt = drain_text(e.drain.as_ref());
+        if scope == Some(DrainScope::Site) {
+            drain_txt.push_str(", site drain");
+        }
+        let _ = write!(
+            h,
+            "<tr data-endpoint='{en}'><td>{en}</td><td>{site}</td><td>{ans}</td>{prio}\
+             <td><span class='st {cls}'>{status}</span></td><td class=since>{since}</td>\
+             <td class=weight>{weight}</td><td class=probe>{probe}</td><td>{last}</td><td class=rtt>{rtt}</td>\
+             <td class=drain>{drain_txt}</td><td>{button}</td></tr>",
+            en = esc(&e.name),
+            site = esc(e.site.as_deref().unwrap_or("")),
+            ans = esc(&e.answer.join(", ")),
+            prio = if priority {
+                format!("<td class=priority>{}</td>", e.priority)
+            } else {
+                String::new()
+            },
+            cls = status_class(e.status),
+            status = e.status.as_str(),
+            since = esc(e.since.as_deref().unwrap_or("start")),
+            weight = esc(&weight),
+            probe = esc(e.probe.as_deref().unwrap_or("not monitored")),
+            last = esc(&last),
+            rtt = esc(&rtt),
+            drain_txt = esc(&drain_txt),
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn endpoint_button(
+    p: &ProfileDoc,
+    e: &EndpointDoc,
+    label: &str,
+    action: &str,
+    drain: &str,
+) -> String {
+    format!(
+        "<button id='{action}-{pid}-{eid}' data-url='/api/v1/profiles/{pu}/endpoints/{eu}/{action}' \
+         data-drain={drain}>{label}</button>",
+        pid = esc(&p.key),
+        eid = esc(&e.name),
+        pu = esc(&urlenc(&p.key)),
+        eu = esc(&urlenc(&e.name)),
+    )
 }
 
 /// Percent-encodes a path segment.

@@ -1,10 +1,11 @@
 //! What is a target's health, given its probe results so far?
 //!
 //! A pure state machine (DESIGN.md, "Health semantics"): a target starts
-//! CheckingEndpoint; its first success makes it Online; more than `tolerated_failures`
-//! consecutive failures make it Degraded (from CheckingEndpoint too, so a target that never
-//! answers leaves CheckingEndpoint after `tolerated_failures + 1` probes); `rise`
-//! consecutive successes bring a Degraded target back Online. A flip is reported once, so
+//! CheckingEndpoint; its first success makes it Online, its first failure Degraded (a
+//! target that has never succeeded gets no benefit of the doubt, so a restart never
+//! answers a site already known to be down); once Online, more than `tolerated_failures`
+//! consecutive failures make it Degraded; `rise` consecutive successes bring a Degraded
+//! target back Online. A flip is reported once, so
 //! callers log and count only real transitions. Time is an argument everywhere.
 
 use std::sync::Arc;
@@ -66,12 +67,10 @@ impl Hysteresis {
         }
         let next = match self.status {
             Status::CheckingEndpoint if ok => Status::Online,
+            // Never succeeded: no benefit of the doubt.
+            Status::CheckingEndpoint => Status::Degraded,
             Status::Degraded if ok && self.successes >= self.rise => Status::Online,
-            Status::CheckingEndpoint | Status::Online
-                if !ok && self.failures > self.tolerated_failures =>
-            {
-                Status::Degraded
-            }
+            Status::Online if !ok && self.failures > self.tolerated_failures => Status::Degraded,
             s => s,
         };
         if next == self.status {
@@ -203,9 +202,11 @@ mod tests {
             (0, 1, "+", &[Online]),
             (0, 1, "-", &[Degraded]),
             (3, 2, "+", &[Online]),
-            // First results that fail count toward Degraded by the same rule.
-            (2, 2, "---", &[Checking, Checking, Degraded]),
-            (2, 2, "--+", &[Checking, Checking, Online]),
+            // A target that has never succeeded is Degraded on its first failure, and
+            // then needs `rise` successes like any Degraded target.
+            (2, 2, "---", &[Degraded, Degraded, Degraded]),
+            (2, 2, "-++", &[Degraded, Degraded, Online]),
+            (5, 1, "-+", &[Degraded, Online]),
             // Degraded after tolerated_failures + 1 consecutive failures.
             (1, 1, "+--", &[Online, Online, Degraded]),
             (3, 2, "+----", &[Online, Online, Online, Online, Degraded]),
