@@ -50,7 +50,7 @@ th{background:#f3f3f3}.st{font-weight:600;border-radius:.3em;padding:.1em .4em}\
 .ok{background:#d4f5d4;color:#145214}.bad{background:#fbd4d4;color:#7a1010}\
 .checking{background:#fff2c2;color:#6b5200}.off{background:#ddd;color:#444}\
 #msg{min-height:1.2em;color:#7a1010}\
-.banner{background:#fbd4d4;color:#7a1010;border:1px solid #d88;padding:.5em .8em;font-weight:600}\
+.banner{background:#fbd4d4;color:#7a1010;border:1px solid #d88;padding:.5em .8em;font-weight:600;margin:.6em 0}\
 .answering b{font-family:monospace}.probe{font-family:monospace;font-size:.85em}.controls input{margin-right:.6em}";
 
 const SCRIPT: &str = r#"
@@ -97,6 +97,25 @@ pub fn render(doc: &StatusDoc) -> String {
             esc(&r.time),
             esc(&r.message)
         );
+    }
+    let fallback: Vec<&ProfileDoc> = doc
+        .profiles
+        .iter()
+        .filter(|p| p.all_down_fallback)
+        .collect();
+    if !fallback.is_empty() {
+        h.push_str("<div class=banner id=fallback-summary>No endpoint is eligible in ");
+        for (i, p) in fallback.iter().enumerate() {
+            let _ = write!(
+                h,
+                "{}<a href='#profile-{}'>{}</a> (all_down = \"{}\")",
+                if i > 0 { ", " } else { "" },
+                esc(&p.key),
+                esc(&p.name),
+                esc(&p.all_down)
+            );
+        }
+        h.push_str(": the all-down fallback decides what DNS answers.</div>");
     }
     h.push_str(
         "<div class=controls><label>Admin token <input id=token type=password autocomplete=off></label>\
@@ -168,7 +187,8 @@ fn profile_section(h: &mut String, p: &ProfileDoc) {
     let priority = p.method == "priority";
     let _ = write!(
         h,
-        "<h2>{}</h2><p>method {}, TTL {} s, all_down = \"{}\"</p>",
+        "<h2 id='profile-{}'>{}</h2><p>method {}, TTL {} s, all_down = \"{}\"</p>",
+        esc(&p.key),
         esc(&p.name),
         esc(&p.method),
         p.ttl,
@@ -236,6 +256,10 @@ fn profile_section(h: &mut String, p: &ProfileDoc) {
             None => e.weight.to_string(),
         };
         let mut drain_txt = drain_text(e.drain.as_ref());
+        if e.ramp_ends.is_some() {
+            // Still answered while the weight falls.
+            drain_txt = drain_txt.replacen("drained", "draining", 1);
+        }
         if scope == Some(DrainScope::Site) {
             drain_txt.push_str(", site drain");
         }
