@@ -239,7 +239,9 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     );
 
     let (commands, commands_rx) = mpsc::channel::<Command>(64);
+    let token_cell = Arc::new(arc_swap::ArcSwapOption::from(token.map(Arc::new)));
     let controller = Controller {
+        token: token_cell.clone(),
         config_path,
         config,
         events: events.clone(),
@@ -253,7 +255,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let admin_state = Arc::new(AdminState {
         snapshot: shared.clone(),
         commands,
-        token,
+        token: token_cell,
         metrics: metrics_handle.clone(),
     });
     tasks.push(tokio::spawn(crate::admin::serve(
@@ -315,6 +317,8 @@ struct Controller {
     scheduler_options: SchedulerOptions,
     probe_rt: tokio::runtime::Handle,
     shared: Shared,
+    /// The admin API's bearer token: read again from `admin.token_file` on every reload.
+    token: Arc<arc_swap::ArcSwapOption<String>>,
 }
 
 impl Controller {
@@ -446,9 +450,19 @@ impl Controller {
                     self.events.clone(),
                     self.scheduler_options,
                 ));
+                // `load` read and checked the token file.
+                let token = admin_token(&config).ok().flatten();
+                let token_changed = self.token.load().as_deref() != token.as_ref();
+                if token_changed {
+                    self.token.store(token.map(Arc::new));
+                    info!(caller, "the admin token changed: the new one is in force");
+                }
                 self.config = release_parsed_profiles(config);
                 info!(caller, generation, "reloaded");
                 let mut message = format!("reloaded: serving generation {generation}");
+                if token_changed {
+                    message.push_str("; the admin token changed: the old one no longer works");
+                }
                 if !restart.is_empty() {
                     message.push_str(&format!("; {restart}"));
                 }
@@ -485,8 +499,9 @@ fn restart_needed(old: &Config, new: &Config) -> String {
     if old.dns != new.dns {
         keys.push("dns");
     }
-    if old.admin != new.admin {
-        keys.push("admin");
+    // The token file is read again on every reload; the listener needs a restart.
+    if old.admin.listen != new.admin.listen {
+        keys.push("admin.listen");
     }
     if old.state != new.state {
         keys.push("state.dir");

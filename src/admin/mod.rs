@@ -114,7 +114,8 @@ fn drain_status(e: &DrainError) -> u16 {
 pub struct AdminState {
     pub snapshot: Shared,
     pub commands: mpsc::Sender<Command>,
-    pub token: Option<String>,
+    /// The bearer token, replaced when a reload reads a changed token file.
+    pub token: Arc<arc_swap::ArcSwapOption<String>>,
     pub metrics: PrometheusHandle,
 }
 
@@ -424,7 +425,8 @@ fn is_known_path(segs: &[&str]) -> bool {
 }
 
 fn authorize(state: &AdminState, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(token) = &state.token else {
+    let token = state.token.load();
+    let Some(token) = token.as_deref() else {
         return Ok(());
     };
     let given = req
