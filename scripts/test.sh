@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages, and a tool each one provides that the tests use.
-packages=(bind9-dnsutils unbound bind9 bind9-utils dnsperf chromium chromium-driver iproute2 curl)
-tools=(dig unbound named named-checkzone dnsperf chromium chromedriver ip curl)
+packages=(bind9-dnsutils unbound bind9 bind9-utils dnsperf chromium chromium-driver iproute2 curl prometheus)
+tools=(dig unbound named named-checkzone dnsperf chromium chromedriver ip curl promtool)
 
 # named and unbound live in /usr/sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -112,6 +112,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let Loaded { config, snapshot } = loaded;
     let config = release_parsed_profiles(config);
     let metrics_handle = crate::metrics::install();
+    crate::metrics::loaded(SystemTime::now());
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
@@ -458,6 +459,7 @@ impl Controller {
                     info!(caller, "the admin token changed: the new one is in force");
                 }
                 self.config = release_parsed_profiles(config);
+                crate::metrics::loaded(SystemTime::now());
                 info!(caller, generation, "reloaded");
                 let mut message = format!("reloaded: serving generation {generation}");
                 if token_changed {

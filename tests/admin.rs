@@ -610,11 +610,11 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
     }
     // Every endpoint has its current status at 1 (and no other at 1).
     for (profile, ep, site, status) in [
-        ("app.gslb.example", "app-a", "hub-a", "Disabled"),
-        ("app.gslb.example", "app-b", "hub-b", "Online"),
-        ("api.gslb.example", "api-a", "hub-a", "Disabled"),
-        ("api.gslb.example", "api-b", "hub-b", "Online"),
-        ("web.gslb.example", "web-a", "hub-a", "Disabled"),
+        ("app.gslb.example", "app-a", "hub-a", "disabled"),
+        ("app.gslb.example", "app-b", "hub-b", "online"),
+        ("api.gslb.example", "api-a", "hub-a", "disabled"),
+        ("api.gslb.example", "api-b", "hub-b", "online"),
+        ("web.gslb.example", "web-a", "hub-a", "disabled"),
     ] {
         let ones: Vec<&str> = m
             .iter()

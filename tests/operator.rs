@@ -1,5 +1,7 @@
 //! Issue 16 against the real binary: a restart never answers a target already known to
-//! be down once `/readyz` is 200; a rotated token is in force after `signpost reload`.
+//! be down once `/readyz` is 200; a rotated token is in force after `signpost reload`;
+//! the metrics an on-call engineer checks are on `/metrics` and `promtool` finds the page
+//! clean.
 
 mod common;
 
@@ -122,4 +124,98 @@ fn a_rotated_token_works_after_reload_and_the_old_one_gets_401() {
     let ran = sp.cli(&["drain", "--site", "hub-a", "--reason", "rotated"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text());
     assert_eq!(sp.status()["drains_active"], 1);
+}
+
+/// Every family an on-call engineer checks is on `/metrics`, with lowercase status
+/// values, and `promtool check metrics` finds nothing wrong with the page. Needs
+/// `--features interop` (promtool: Debian's `prometheus`).
+#[cfg(feature = "interop")]
+#[test]
+fn the_operator_metrics_are_present_and_promtool_is_clean() {
+    let dead = closed_port();
+    let ingress = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let live = ingress.local_addr().unwrap().port();
+    let extra = format!(
+        "[monitors.dead]\nprotocol = \"tcp\"\nport = {dead}\ninterval = \"300ms\"\ntimeout = \"1s\"\n\
+         [monitors.live]\nprotocol = \"tcp\"\nport = {live}\ninterval = \"300ms\"\ntimeout = \"1s\"\n\n\
+         [profiles.\"app.gslb.example\"]\nmonitor = \"live\"\n\
+         [[profiles.\"app.gslb.example\".endpoints]]\nname = \"up\"\naddress = \"{UP}\"\nprobe_address = \"127.0.0.1\"\n\n\
+         [profiles.\"gone.gslb.example\"]\nmonitor = \"dead\"\nall_down = \"serve_all\"\n\
+         [[profiles.\"gone.gslb.example\".endpoints]]\nname = \"down\"\naddress = \"{DOWN}\"\nprobe_address = \"127.0.0.1\"\n"
+    );
+    let sp = Signpost::start(&Setup::new(&[("gslb.example.zone", GSLB_ZONE)]).extra(&extra));
+    wait_ready(&sp);
+    let mut page = String::new();
+    let complete = poll(Duration::from_secs(10), || {
+        page = sp.api("GET", "/metrics", "", false).body;
+        page.contains("signpost_endpoint_rtt_seconds{")
+            && page.contains(r#"signpost_profile_all_down{profile="gone.gslb.example"} 1"#)
+    });
+    assert!(complete.is_some(), "{page}");
+    for want in [
+        "signpost_build_info{version=\"",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+        r#"signpost_endpoint_rtt_seconds{profile="app.gslb.example",endpoint="up"} "#,
+        r#"signpost_probe_last_success_timestamp_seconds{profile="app.gslb.example",endpoint="up"} "#,
+        r#"signpost_profile_all_down{profile="app.gslb.example"} 0"#,
+        r#"signpost_profile_all_down{profile="gone.gslb.example"} 1"#,
+        "signpost_last_reload_success_timestamp_seconds ",
+        r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="up",site="",status="online"} 1"#,
+        r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="up",site="",status="degraded"} 0"#,
+        r#"signpost_endpoint_status{profile="gone.gslb.example",endpoint="down",site="",status="degraded"} 1"#,
+        r#"signpost_status_transitions_total{to="degraded"} "#,
+    ] {
+        assert!(page.contains(want), "no {want:?} in\n{page}");
+    }
+    // The failing endpoint never succeeded: no last-success series.
+    assert!(
+        !page.contains(
+            r#"signpost_probe_last_success_timestamp_seconds{profile="gone.gslb.example""#
+        ),
+        "{page}"
+    );
+    let value = |prefix: &str| -> f64 {
+        let line = page.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds ");
+    assert!(
+        started > now - 120.0 && started <= now + 1.0,
+        "{started} vs {now}"
+    );
+    let loaded = value("signpost_last_reload_success_timestamp_seconds ");
+    assert!(loaded >= started - 1.0 && loaded <= now + 1.0, "{loaded}");
+    assert!(value("process_resident_memory_bytes ") > 1e6);
+
+    let mut check = std::process::Command::new(common::tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(ingress);
 }

@@ -267,6 +267,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             let mut page = state.metrics.render();
             crate::metrics::render_queries(&mut page);
             crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
+            crate::metrics::render_process(&mut page);
             return text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

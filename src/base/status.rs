@@ -26,6 +26,26 @@ impl Status {
         )
     }
 
+    /// Every status, in declaration order.
+    pub const ALL: [Status; 5] = [
+        Status::CheckingEndpoint,
+        Status::Online,
+        Status::Degraded,
+        Status::Disabled,
+        Status::AlwaysServe,
+    ];
+
+    /// The lowercase form metrics labels use: `checking_endpoint`, `online`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::CheckingEndpoint => "checking_endpoint",
+            Status::Online => "online",
+            Status::Degraded => "degraded",
+            Status::Disabled => "disabled",
+            Status::AlwaysServe => "always_serve",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::CheckingEndpoint => "CheckingEndpoint",

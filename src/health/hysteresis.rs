@@ -127,6 +127,8 @@ pub struct TargetHealth {
     pub hysteresis: Hysteresis,
     pub rtt: Ewma,
     pub last: Option<LastProbe>,
+    /// When the last successful probe started (wall clock).
+    pub last_success: Option<SystemTime>,
 }
 
 impl TargetHealth {
@@ -136,6 +138,7 @@ impl TargetHealth {
             hysteresis: Hysteresis::new(tolerated_failures, rise),
             rtt: Ewma::new(interval.saturating_mul(5)),
             last: None,
+            last_success: None,
         }
     }
 
@@ -151,6 +154,7 @@ impl TargetHealth {
     ) -> Option<(Status, Status)> {
         if ok {
             self.rtt.observe(now, rtt);
+            self.last_success = Some(at);
         }
         self.last = Some(LastProbe {
             at,
@@ -170,6 +174,7 @@ impl TargetHealth {
         TargetView {
             status: self.hysteresis.status(),
             last: self.last.clone(),
+            last_success: self.last_success,
             rtt: self.rtt.get(),
             transitions: self.hysteresis.transitions(),
             consecutive_failures: self.hysteresis.consecutive_failures(),

@@ -57,3 +57,15 @@ pub fn answering(snap: &Snapshot, profile: u32) -> Answering {
     }
     out
 }
+
+/// Whether the all-down fallback decides profile `profile`'s answer now (one decision
+/// per query type, for a client with no location): what `signpost_profile_all_down`
+/// shows.
+pub fn all_down_fallback(snap: &Snapshot, profile: u32) -> bool {
+    let client = Client::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let mut rng = SmallRng::seed_from_u64(0);
+    [Rtype::A, Rtype::AAAA].into_iter().any(|qtype| {
+        let d = decide(snap, profile, qtype, &client, &mut rng);
+        d.all_down || matches!(d.rule, Rule::AllDown | Rule::AllDisabled)
+    })
+}

@@ -29,7 +29,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 pub(crate) use crate::model::geoip::{GeoKey, code_str};
-pub use answering::{Answering, answering};
+pub use answering::{Answering, all_down_fallback, answering};
 use location::Location;
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
