@@ -642,12 +642,12 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
         other => panic!("signpost_probe_duration_seconds is {other:?}"),
     }
     assert!(value(&m, "signpost_probe_results_total", &[("outcome", "ok")]) >= 1.0);
-    assert!(value(&m, "signpost_status_transitions_total", &[("to", "Online")]) >= 1.0);
+    assert!(value(&m, "signpost_status_transitions_total", &[("to", "online")]) >= 1.0);
     assert!(
         value(
             &m,
             "signpost_status_transitions_total",
-            &[("to", "Disabled")]
+            &[("to", "disabled")]
         ) >= 3.0
     );
     assert_eq!(
