@@ -40,10 +40,27 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
             e.to_string(),
         ));
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let model = crate::model::compile(&config, zones, generation)?;
+    // The model's checks (names that must exist, addresses, zones) run even after
+    // problems in single values, so that one `check` reports every problem.
+    let model = match crate::model::compile(&config, zones, generation) {
+        Ok(model) if problems.is_empty() => model,
+        Ok(_) => return Err(problems),
+        Err(more) => {
+            for p in more.0 {
+                // A key already reported bad is not blamed again as a consequence.
+                let echo = !p.location.is_empty()
+                    && problems.0.iter().any(|q| {
+                        q.file == p.file
+                            && !q.location.is_empty()
+                            && p.location.starts_with(&q.location)
+                    });
+                if !echo {
+                    problems.push(p);
+                }
+            }
+            return Err(problems);
+        }
+    };
     let snapshot = crate::status::initial_snapshot(Arc::new(model));
     Ok(Loaded { config, snapshot })
 }

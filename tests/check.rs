@@ -406,3 +406,60 @@ fn an_unknown_key_in_any_table_of_the_full_config_is_named() {
     // 2 endpoints, the first one's monitor override.
     assert_eq!(checked, 14);
 }
+
+/// Issue 16: a bad duration, an unknown monitor, an unknown site and a bad IP address in
+/// one config are all reported by one `check`; a misspelt method lists the methods.
+#[test]
+fn four_mistakes_in_one_config_are_reported_by_one_check() {
+    let cfg = format!(
+        "{}\n[monitors.web]\ninterval = \"ten seconds\"\n\n[[sites]]\nname = \"hub-a\"\n\n\
+         [profiles.\"app.gslb.example\"]\nmonitor = \"nope\"\n\
+         [[profiles.\"app.gslb.example\".endpoints]]\nname = \"a\"\nsite = \"hub-x\"\naddress = \"300.1.2.3\"\n\n\
+         [profiles.\"api.gslb.example\"]\nmethod = \"priorty\"\n\
+         [[profiles.\"api.gslb.example\".endpoints]]\nname = \"b\"\naddress = \"192.0.2.5\"\n",
+        config(common::free_port(), "", "")
+    );
+    let dir = setup(&cfg, &format!("$ORIGIN gslb.example.\n{GOOD_ZONE}"));
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    let at = "signpost.toml: profiles.\"app.gslb.example\"";
+    for want in [
+        "signpost.toml: monitors.web.interval: invalid duration \"ten seconds\"".to_owned(),
+        format!("{at}.monitor: no monitor named \"nope\""),
+        format!("{at}.endpoints[0].site: no site named \"hub-x\""),
+        format!("{at}.endpoints[0].address: \"300.1.2.3\" is not an IP address"),
+        "signpost.toml: profiles.\"api.gslb.example\".method: \"priorty\" is not one of \
+         priority, weighted, performance, geographic, multivalue, subnet"
+            .to_owned(),
+    ] {
+        assert!(out.contains(&want), "no {want:?} in:\n{out}");
+    }
+    assert!(out.contains("5 error(s)"), "{out}");
+}
+
+/// A bad environment override is blamed on the variable, not the config file.
+#[test]
+fn a_bad_environment_override_names_the_variable() {
+    let dir = setup(
+        &config(common::free_port(), "", ""),
+        &format!("$ORIGIN gslb.example.\n{GOOD_ZONE}"),
+    );
+    let mut cmd = common::command(dir.path(), &["check", "--config", "signpost.toml"]);
+    cmd.env("SIGNPOST__DNS__LISTN", "127.0.0.1:53")
+        .env("SIGNPOST__DNS__UDP_SOCKETS", "many");
+    let ran = common::run(cmd);
+    let out = ran.text();
+    assert_eq!(ran.code, Some(EX_CONFIG), "{out}");
+    assert!(
+        out.contains(
+            "error: environment variable SIGNPOST__DNS__LISTN: dns.listn: unknown field `listn`"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: environment variable SIGNPOST__DNS__UDP_SOCKETS: dns.udp_sockets: "),
+        "{out}"
+    );
+    assert!(out.contains("overrides the config file"), "{out}");
+    assert!(!out.contains("error: signpost.toml"), "{out}");
+}
