@@ -102,8 +102,11 @@ pub fn serve(path: &Path) -> i32 {
     let loaded = match load(path, 1) {
         Ok(l) => l,
         Err(problems) => {
-            eprintln!("{problems}");
-            eprintln!(
+            // Through the log, so that `--log-format json` is JSON from the first line.
+            for p in &problems.0 {
+                error!(file = %p.file.display(), key = %p.location, "{p}");
+            }
+            error!(
                 "{}: {} error(s); not starting",
                 path.display(),
                 problems.len()
@@ -118,7 +121,7 @@ pub fn serve(path: &Path) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            error!("cannot start the runtime: {e}");
             return 1;
         }
     };

@@ -463,3 +463,52 @@ fn a_bad_environment_override_names_the_variable() {
     assert!(out.contains("overrides the config file"), "{out}");
     assert!(!out.contains("error: signpost.toml"), "{out}");
 }
+
+/// `serve --log-format json` with a bad config: every line it writes is JSON, the problems
+/// included, each with its file and key; human logs to a pipe carry no colour codes.
+#[test]
+fn start_up_errors_are_json_from_the_first_line_and_never_coloured_in_a_pipe() {
+    let cfg = format!(
+        "{}\n[monitors.web]\ninterval = \"ten seconds\"\n",
+        config(common::free_port(), "", "")
+    );
+    let dir = setup(&cfg, &format!("$ORIGIN gslb.example.\n{GOOD_ZONE}"));
+    let ran = common::run(common::command(
+        dir.path(),
+        &["--log-format", "json", "serve", "--config", "signpost.toml"],
+    ));
+    assert_eq!(ran.code, Some(EX_CONFIG), "{}", ran.text());
+    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+    let lines: Vec<serde_json::Value> = ran
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", ran.stderr);
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert_eq!(lines[0]["fields"]["key"], "monitors.web.interval");
+    assert!(
+        lines[1]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("1 error(s); not starting"),
+        "{}",
+        ran.stderr
+    );
+
+    let human = common::run(common::command(
+        dir.path(),
+        &["serve", "--config", "signpost.toml"],
+    ));
+    assert_eq!(human.code, Some(EX_CONFIG));
+    assert!(
+        human.stderr.contains("monitors.web.interval"),
+        "{}",
+        human.stderr
+    );
+    assert!(
+        !human.stderr.contains('\x1b'),
+        "colour codes: {:?}",
+        human.stderr
+    );
+}
