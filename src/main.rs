@@ -1,7 +1,7 @@
 use clap::Parser;
 use hyper::Method;
 use serde_json::json;
-use signpost::admin::client::{drain_path, status_table};
+use signpost::admin::client::{drain_path, explain_text, status_table};
 use signpost::cli::{Cli, CliError, Command, LogFormat};
 
 fn main() {
@@ -68,6 +68,7 @@ fn client(cmd: Command) -> Result<(), CliError> {
             name,
             qtype,
             client,
+            json,
         } => {
             let path = format!(
                 "/api/v1/explain?name={}&type={}&client={}",
@@ -76,7 +77,11 @@ fn client(cmd: Command) -> Result<(), CliError> {
                 signpost::admin::page::urlenc(&client)
             );
             let v = api.api()?.call(Method::GET, &path, None)?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", explain_text(&v));
+            }
         }
         Command::Reload { api } => {
             let v = api.api()?.call(Method::POST, "/api/v1/reload", None)?;

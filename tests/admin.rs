@@ -208,6 +208,22 @@ fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_re
     // explain agrees: app-a is a candidate, Disabled and not eligible; app-b answers.
     let ran = sp.cli(&["explain", "app.gslb.example", "--client", "10.1.2.3"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text());
+    // Readable by default: the answer, and app-a not eligible.
+    assert!(ran.stdout.contains("answer: NOERROR"), "{}", ran.stdout);
+    let row = ran.stdout.lines().find(|l| l.contains("app-a")).unwrap();
+    assert!(
+        row.contains("Disabled") && row.contains(" no "),
+        "{}",
+        ran.stdout
+    );
+    let ran = sp.cli(&[
+        "explain",
+        "app.gslb.example",
+        "--client",
+        "10.1.2.3",
+        "--json",
+    ]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
     let v: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(
         v["answer"]["endpoints"][0], "app.gslb.example./app-b",

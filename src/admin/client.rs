@@ -271,6 +271,122 @@ pub fn status_table(doc: &StatusDoc) -> String {
     out
 }
 
+/// `signpost explain` for people: the answer, the rule that decided it, and each
+/// profile's candidates (`*` marks those picked). `--json` prints the document instead.
+pub fn explain_text(v: &Value) -> String {
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let c = &v["client"];
+    let mut whereabouts = Vec::new();
+    if let Some(r) = c["region"].as_str() {
+        whereabouts.push(format!("region {r}"));
+    }
+    if let Some(x) = c["country"].as_str() {
+        whereabouts.push(format!("country {x}"));
+    }
+    if let Some(x) = c["continent"].as_str() {
+        whereabouts.push(format!("continent {x}"));
+    }
+    let ecs = c["ecs_source_prefix"]
+        .as_u64()
+        .map_or(String::new(), |p| format!(" (ECS /{p})"));
+    out.push_str(&format!(
+        "{} {} from {}{ecs}{}\n",
+        s(&v["profile"]),
+        s(&v["qtype"]),
+        s(&c["address"]),
+        if whereabouts.is_empty() {
+            ", no known location".to_owned()
+        } else {
+            format!(", {}", whereabouts.join(", "))
+        }
+    ));
+    let a = &v["answer"];
+    let records: Vec<String> = a["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(&s)
+        .collect();
+    out.push_str(&format!(
+        "answer: {}{}{}\n",
+        s(&a["rcode"]),
+        a["ttl"]
+            .as_u64()
+            .map_or(String::new(), |t| format!(", TTL {t}")),
+        if records.is_empty() {
+            if s(&a["kind"]) == "nodata" {
+                ", no records (NODATA)".to_owned()
+            } else {
+                String::new()
+            }
+        } else {
+            format!(": {}", records.join(", "))
+        }
+    ));
+    out.push_str(&format!("rule: {}\n", s(&v["rule"])));
+    for (i, step) in v["steps"].as_array().into_iter().flatten().enumerate() {
+        out.push_str(&format!(
+            "\nstep {}: {} (method {}, all_down = {}): {}{}\n",
+            i + 1,
+            s(&step["profile"]),
+            s(&step["method"]),
+            s(&step["all_down"]),
+            s(&step["rule"]),
+            if step["served_all_down"] == true {
+                " [ALL-DOWN FALLBACK]"
+            } else {
+                ""
+            }
+        ));
+        let mut rows = vec![
+            [
+                "", "ENDPOINT", "SITE", "STATUS", "WEIGHT", "ELIGIBLE", "ANSWERS",
+            ]
+            .map(str::to_owned),
+        ];
+        for c in step["candidates"].as_array().into_iter().flatten() {
+            let mut weight = s(&c["weight"]);
+            if let Some(p) = c["priority"].as_u64() {
+                weight.push_str(&format!(" prio {p}"));
+            }
+            if let Some(l) = c["latency_ms"].as_f64() {
+                weight.push_str(&format!(" {l:.1}ms"));
+            }
+            rows.push([
+                if c["picked"] == true { "*" } else { "" }.to_owned(),
+                s(&c["endpoint"]),
+                c["site"].as_str().unwrap_or("-").to_owned(),
+                s(&c["status"]),
+                weight,
+                if c["eligible"] == true { "yes" } else { "no" }.to_owned(),
+                s(&c["answers"]),
+            ]);
+        }
+        let mut widths = [0usize; 7];
+        for r in &rows {
+            for (i, c) in r.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        for r in &rows {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect();
+            out.push_str("  ");
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -366,6 +482,65 @@ mod tests {
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
         assert!(t.ends_with("generation: 3\n"), "{t}");
+    }
+
+    #[test]
+    fn explain_text_says_the_answer_the_rule_and_the_candidates() {
+        let v = json!({
+            "profile": "app.gslb.example.", "qtype": "A",
+            "client": { "address": "10.1.2.3", "region": "corp-amer", "regions": [] },
+            "rule": "priority 1: the lowest priority among eligible endpoints",
+            "answer": { "kind": "answer", "rcode": "NOERROR", "ttl": 30,
+                        "records": ["A 192.0.2.10"], "endpoints": ["app.gslb.example./seattle"] },
+            "steps": [{ "profile": "app.gslb.example.", "method": "priority", "all_down": "serve_all",
+                "rule": "priority 1", "outcome": "answer", "served_all_down": false,
+                "candidates": [
+                    { "endpoint": "seattle", "site": "hub-seattle", "status": "Online", "weight": 1.0,
+                      "priority": 1, "eligible": true, "picked": true, "answers": "192.0.2.10" },
+                    { "endpoint": "dublin", "site": "hub-dublin", "status": "Degraded", "weight": 1.0,
+                      "priority": 2, "eligible": false, "picked": false, "answers": "198.51.100.10" },
+                ] }],
+        });
+        let t = explain_text(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0], "app.gslb.example. A from 10.1.2.3, region corp-amer",
+            "{t}"
+        );
+        assert_eq!(lines[1], "answer: NOERROR, TTL 30: A 192.0.2.10", "{t}");
+        assert!(lines[2].starts_with("rule: priority 1"), "{t}");
+        assert!(
+            t.contains(
+                "step 1: app.gslb.example. (method priority, all_down = serve_all): priority 1\n"
+            ),
+            "{t}"
+        );
+        let row = |name: &str| {
+            t.lines()
+                .find(|l| l.contains(name))
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            row("seattle"),
+            [
+                "*",
+                "seattle",
+                "hub-seattle",
+                "Online",
+                "1.0",
+                "prio",
+                "1",
+                "yes",
+                "192.0.2.10"
+            ]
+        );
+        assert_eq!(
+            row("dublin")[..4],
+            ["dublin", "hub-dublin", "Degraded", "1.0"]
+        );
+        assert_eq!(row("dublin")[6], "no");
     }
 
     #[test]
