@@ -454,7 +454,9 @@ mod tests {
         let drain = |reason: &str| json!({ "reason": reason, "ramp_ends": "2026-01-01T10:05:00Z" });
         let v = json!({
             "generation": 3,
-            "profiles": [{ "name": "app.gslb.example.", "endpoints": [
+            "profiles": [{ "name": "app.gslb.example.", "all_down": "serve_all",
+              "answering": ["192.0.2.10", "198.51.100.10"], "all_down_fallback": true,
+              "endpoints": [
                 { "name": "seattle", "site": "hub-seattle", "answer": ["192.0.2.10"],
                   "status": "Online", "weight": 1, "effective_weight": 0.5,
                   "drain": drain("kernel upgrade") },
@@ -481,6 +483,12 @@ mod tests {
         assert_eq!(cells("dublin ")[4..6], ["Disabled", "2/2"], "{t}");
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
+        assert!(
+            t.contains(
+                "app.gslb.example. answers 192.0.2.10, 198.51.100.10 (ALL DOWN: all_down = \"serve_all\" in force)\n"
+            ),
+            "{t}"
+        );
         assert!(t.ends_with("generation: 3\n"), "{t}");
     }
 
