@@ -285,4 +285,13 @@ fn the_status_page_shows_the_fallback_a_ramp_and_a_drained_site() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page-fallback.png");
     std::fs::write(&path, png).unwrap();
     eprintln!("screenshot: {}", path.display());
+    // The profile in fallback itself (the summary's link scrolls to it).
+    b.goto(&format!("http://{}/#profile-app.gslb.example", sp.admin))
+        .unwrap();
+    b.find("p[id='fallback-app.gslb.example']").unwrap();
+    let png = b.screenshot().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/status-page-fallback-profile.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
 }
