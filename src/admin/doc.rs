@@ -37,11 +37,12 @@ pub struct StatusDoc {
     pub instance: Option<InstanceDoc>,
 }
 
-/// The instance that built the document.
+/// The instance that built the document. A cluster's admin API names it by its node
+/// name, others by the host name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InstanceDoc {
-    /// The host name.
+    /// The cluster node name, else the host name.
     pub name: String,
     /// signpost's version.
     pub version: String,

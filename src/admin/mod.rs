@@ -168,6 +168,15 @@ pub enum TokenError {
     Empty { path: std::path::PathBuf },
 }
 
+/// The status document, naming this instance by its cluster node name when it has one.
+fn status_doc(state: &AdminState) -> doc::StatusDoc {
+    let mut d = doc::StatusDoc::build(&state.snapshot.load());
+    if let (Some((c, _)), Some(i)) = (&state.cluster, d.instance.as_mut()) {
+        i.name = c.node();
+    }
+    d
+}
+
 fn cluster_doc(state: &AdminState) -> cluster::ClusterDoc {
     let c = state.cluster.as_ref().map(|(c, mode)| (c.as_ref(), *mode));
     cluster::cluster_doc(&state.snapshot.load(), c)
@@ -256,11 +265,10 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
     // Read-only routes.
     match (&method, segs.as_slice()) {
         (&Method::GET, []) => {
-            let snap = state.snapshot.load();
             return text(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                page::render(&doc::StatusDoc::build(&snap)),
+                page::render(&status_doc(state)),
             );
         }
         (&Method::GET, ["healthz"]) => return text(StatusCode::OK, "text/plain", "ok\n"),
@@ -285,8 +293,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             );
         }
         (&Method::GET, ["api", "v1", "status"]) => {
-            let snap = state.snapshot.load();
-            return json_response(StatusCode::OK, &doc::StatusDoc::build(&snap));
+            return json_response(StatusCode::OK, &status_doc(state));
         }
         (&Method::GET, ["api", "v1", "cluster"]) => {
             return json_response(StatusCode::OK, &json!(cluster_doc(state)));
