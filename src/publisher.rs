@@ -697,7 +697,7 @@ impl Publisher {
                 self.published[pi][ei] = d.status;
                 let endpoint = &profile.endpoints[ei];
                 log_transition(&profile.key, &endpoint.name, before, d.status, &d.reason);
-                metrics::counter!(m::TRANSITIONS, "to" => d.status.as_str()).increment(1);
+                metrics::counter!(m::TRANSITIONS, "to" => d.status.label()).increment(1);
             }
         }
         let snapshot = self.assemble(&derived);
@@ -1259,9 +1259,12 @@ interval = "1s"
         };
         let text = page();
         for line in [
-            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
-            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
-            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="online"} 1"#,
+            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="off",site="",status="disabled"} 1"#,
+            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="b",site="",status="checking_endpoint"} 1"#,
+            // One series per state: the others are 0.
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="degraded"} 0"#,
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="checking_endpoint"} 0"#,
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
@@ -1284,7 +1287,7 @@ interval = "1s"
         let text = page();
         assert!(!text.contains(r#"endpoint="b""#), "{text}");
         assert!(
-            text.contains(r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#),
+            text.contains(r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="c",site="",status="checking_endpoint"} 1"#),
             "{text}"
         );
         let carried = format!(

@@ -202,6 +202,22 @@ fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_re
     // explain agrees: app-a is a candidate, Disabled and not eligible; app-b answers.
     let ran = sp.cli(&["explain", "app.gslb.example", "--client", "10.1.2.3"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text());
+    // Readable by default: the answer, and app-a not eligible.
+    assert!(ran.stdout.contains("answer: NOERROR"), "{}", ran.stdout);
+    let row = ran.stdout.lines().find(|l| l.contains("app-a")).unwrap();
+    assert!(
+        row.contains("Disabled") && row.contains(" no "),
+        "{}",
+        ran.stdout
+    );
+    let ran = sp.cli(&[
+        "explain",
+        "app.gslb.example",
+        "--client",
+        "10.1.2.3",
+        "--json",
+    ]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
     let v: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(
         v["answer"]["endpoints"][0], "app.gslb.example./app-b",
@@ -604,11 +620,11 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
     }
     // Every endpoint has its current status at 1 (and no other at 1).
     for (profile, ep, site, status) in [
-        ("app.gslb.example", "app-a", "hub-a", "Disabled"),
-        ("app.gslb.example", "app-b", "hub-b", "Online"),
-        ("api.gslb.example", "api-a", "hub-a", "Disabled"),
-        ("api.gslb.example", "api-b", "hub-b", "Online"),
-        ("web.gslb.example", "web-a", "hub-a", "Disabled"),
+        ("app.gslb.example", "app-a", "hub-a", "disabled"),
+        ("app.gslb.example", "app-b", "hub-b", "online"),
+        ("api.gslb.example", "api-a", "hub-a", "disabled"),
+        ("api.gslb.example", "api-b", "hub-b", "online"),
+        ("web.gslb.example", "web-a", "hub-a", "disabled"),
     ] {
         let ones: Vec<&str> = m
             .iter()
@@ -636,12 +652,12 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
         other => panic!("signpost_probe_duration_seconds is {other:?}"),
     }
     assert!(value(&m, "signpost_probe_results_total", &[("outcome", "ok")]) >= 1.0);
-    assert!(value(&m, "signpost_status_transitions_total", &[("to", "Online")]) >= 1.0);
+    assert!(value(&m, "signpost_status_transitions_total", &[("to", "online")]) >= 1.0);
     assert!(
         value(
             &m,
             "signpost_status_transitions_total",
-            &[("to", "Disabled")]
+            &[("to", "disabled")]
         ) >= 3.0
     );
     assert_eq!(reloads(&m), (1.0, 1.0), "signpost_reloads_total: ok, error");

@@ -7,6 +7,7 @@
 //! decision and also fills a serializable [`Trace`] for the admin API's explain; the
 //! words of the trace are produced only there.
 
+mod answering;
 mod location;
 mod methods;
 pub mod trace;
@@ -28,6 +29,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 pub(crate) use crate::model::geoip::{GeoKey, code_str};
+pub use answering::{Answering, all_down_fallback, answering};
 use location::Location;
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
