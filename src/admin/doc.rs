@@ -35,6 +35,9 @@ pub struct StatusDoc {
     /// Which instance answers: host name and version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceDoc>,
+    /// The cluster view (as `GET /api/v1/cluster`), when this instance is one of several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster::ClusterDoc>,
 }
 
 /// The instance that built the document. A cluster's admin API names it by its node
@@ -382,6 +385,7 @@ impl StatusDoc {
                 name: host_name().to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             }),
+            cluster: None,
         }
     }
 }

@@ -174,6 +174,9 @@ fn status_doc(state: &AdminState) -> doc::StatusDoc {
     if let (Some((c, _)), Some(i)) = (&state.cluster, d.instance.as_mut()) {
         i.name = c.node();
     }
+    if state.cluster.is_some() {
+        d.cluster = Some(cluster_doc(state));
+    }
     d
 }
 

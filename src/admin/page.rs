@@ -175,6 +175,9 @@ pub fn render(doc: &StatusDoc) -> String {
         h.push_str("</table>");
     }
 
+    if let Some(c) = &doc.cluster {
+        h.push_str(&super::cluster::html(c));
+    }
     for p in &doc.profiles {
         profile_section(&mut h, p);
     }
