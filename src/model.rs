@@ -78,6 +78,8 @@ pub struct ProfileDef {
     pub wire: Box<[u8]>,
     pub method: Method,
     pub ttl: u32,
+    /// The TTL while the profile is unstable: min(`ttl`, `ttl_unstable`).
+    pub ttl_unstable: u32,
     pub all_down: AllDown,
     pub max_answers: u32,
     /// performance: fraction of the best RTT within which endpoints tie.
@@ -156,6 +158,8 @@ pub struct ProbeTarget {
     pub timeout: Duration,
     pub tolerated_failures: u32,
     pub rise: u32,
+    /// Fast confirmation pace (see `MonitorSpec::retry_interval`).
+    pub retry_interval: Duration,
     pub tls: TlsSpec,
     /// HTTP(S): probe over a kept-alive connection when one is open (`reuse_connection`).
     pub reuse_connection: bool,
@@ -266,6 +270,15 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 format!("{} is out of range; use 1 to 86400 seconds", spec.ttl),
             );
         }
+        if !(1..=86400).contains(&spec.ttl_unstable) {
+            bad(
+                format!("{at}.ttl_unstable"),
+                format!(
+                    "{} is out of range; use 1 to 86400 seconds (ttl_unstable = ttl turns health-aware TTLs off)",
+                    spec.ttl_unstable
+                ),
+            );
+        }
         if spec.endpoints.is_empty() {
             bad(
                 format!("{at}.endpoints"),
@@ -329,6 +342,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             wire,
             method: spec.method,
             ttl: spec.ttl,
+            ttl_unstable: spec.ttl_unstable.min(spec.ttl),
             all_down: spec.all_down,
             max_answers: spec
                 .max_answers
@@ -589,6 +603,7 @@ fn compile_endpoint(
                 timeout: m.timeout.0,
                 tolerated_failures: m.tolerated_failures,
                 rise: m.rise.max(1),
+                retry_interval: m.retry_interval.0,
                 tls: m.tls.clone(),
                 reuse_connection: m.reuse_connection && m.protocol != Protocol::Tcp,
             };
@@ -637,6 +652,7 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
         timeout,
         tolerated_failures,
         rise,
+        retry_interval,
         tls,
         reuse_connection
     );
