@@ -101,6 +101,9 @@ pub struct ProfileDef {
     pub client_nets: NetSet,
     /// Whether a country or continent decides (so the MaxMind DB is consulted).
     pub uses_geoip: bool,
+    /// Answers given with a TTL shortened because a profile was unstable
+    /// (`signpost_short_ttl_answers_total`).
+    pub short_ttl_answers: AnswerCounter,
 }
 
 /// What an endpoint answers with.
@@ -362,6 +365,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             geo_index: FxHashMap::default(),
             client_nets: NetSet::default(),
             uses_geoip: false,
+            short_ttl_answers: AnswerCounter::default(),
         });
         origins.push(origin);
     }

@@ -112,10 +112,17 @@ pub fn status_json(snap: &Snapshot) -> Value {
                 "drain": drain.map(drain_json),
             }));
         }
+        let state = snap.profiles.get(pi);
+        let reasons = crate::status::unstable_reasons(snap, pi);
         profiles.push(json!({
             "name": p.name.to_string(),
             "method": format!("{:?}", p.method).to_lowercase(),
             "ttl": p.ttl,
+            "ttl_unstable": p.ttl_unstable,
+            "ttl_now": snap.ttl(pi as u32),
+            "unstable": !reasons.is_empty(),
+            "unstable_reasons": reasons,
+            "unstable_until": state.and_then(|s| s.changed_until).map(rfc3339),
             "endpoints": eps,
         }));
     }

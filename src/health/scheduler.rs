@@ -609,7 +609,9 @@ mod tests {
         run_for(defaults(1, 1_000), check.clone(), 61).await;
         assert_eq!(
             check.starts(1),
-            [0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 40_000, 50_000, 60_000]
+            [
+                0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 40_000, 50_000, 60_000
+            ]
         );
     }
 
@@ -622,7 +624,9 @@ mod tests {
         run_for(defaults(1, 1_000), check.clone(), 71).await;
         assert_eq!(
             check.starts(1),
-            [0, 10_000, 20_000, 30_000, 35_000, 40_000, 45_000, 60_000, 70_000]
+            [
+                0, 10_000, 20_000, 30_000, 35_000, 40_000, 45_000, 60_000, 70_000
+            ]
         );
     }
 
@@ -656,11 +660,17 @@ mod tests {
         run_for(defaults(100, 1_000), check.clone(), 60).await;
         let mut all = Vec::new();
         for port in 1..=100u16 {
-            let off = first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis()
-                as u64;
+            let off =
+                first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis() as u64;
             // The first probe after the fault.
-            let f = (0..).map(|k| off + 10_000 * k).find(|&t| t >= 25_000).unwrap();
-            let mut want: Vec<u64> = (0..).map(|k| off + 10_000 * k).take_while(|&t| t < f).collect();
+            let f = (0..)
+                .map(|k| off + 10_000 * k)
+                .find(|&t| t >= 25_000)
+                .unwrap();
+            let mut want: Vec<u64> = (0..)
+                .map(|k| off + 10_000 * k)
+                .take_while(|&t| t < f)
+                .collect();
             want.extend([f, f + 1_000, f + 2_000, f + 3_000]);
             want.extend((1..).map(|k| f + 10_000 * k).take_while(|&t| t < 60_000));
             let got = check.starts(port);
@@ -676,12 +686,24 @@ mod tests {
         // failed in the last 3 s) probe once a second each: at most 42 in a second, and
         // still at most 5 in any 100 ms, never all 100 at once.
         all.sort_unstable();
-        let per = |from: u64, width: u64| all.iter().filter(|&&t| t >= from && t < from + width).count();
+        let per = |from: u64, width: u64| {
+            all.iter()
+                .filter(|&&t| t >= from && t < from + width)
+                .count()
+        };
         let steady_max = (0..25_000).step_by(100).map(|t| per(t, 100)).max().unwrap();
-        let confirm_max = (25_000..38_000).step_by(100).map(|t| per(t, 100)).max().unwrap();
+        let confirm_max = (25_000..38_000)
+            .step_by(100)
+            .map(|t| per(t, 100))
+            .max()
+            .unwrap();
         assert!(steady_max <= 2, "{steady_max}");
         assert!(confirm_max <= 5, "{confirm_max}");
-        let second_max = (25_000..38_000).step_by(100).map(|t| per(t, 1_000)).max().unwrap();
+        let second_max = (25_000..38_000)
+            .step_by(100)
+            .map(|t| per(t, 1_000))
+            .max()
+            .unwrap();
         assert!(second_max <= 42, "{second_max} probes in one second");
     }
 
@@ -702,7 +724,11 @@ mod tests {
         p.woke(t0 + ms(10_002));
         p.probed(&target, false, t0 + ms(10_002), t0 + ms(10_004));
         assert!(p.retrying());
-        assert_eq!(p.due, t0 + ms(11_002), "retry_interval after the failed start");
+        assert_eq!(
+            p.due,
+            t0 + ms(11_002),
+            "retry_interval after the failed start"
+        );
         p.woke(t0 + ms(11_002));
         // The second failure: Degraded (tolerated_failures = 1); back to the grid.
         p.probed(&target, false, t0 + ms(11_002), t0 + ms(11_500));
