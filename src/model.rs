@@ -555,7 +555,10 @@ fn compile_endpoint(
                     .split(['.', '['])
                     .next()
                     .unwrap_or_default();
-                if set.contains(&field) || (field == "port" && set.contains(&"protocol")) {
+                // A problem of a key the override does not set, caused by one it does.
+                let caused = (field == "port" && set.contains(&"protocol"))
+                    || (field == "retry_interval" && set.contains(&"interval"));
+                if set.contains(&field) || caused {
                     fail(key, msg);
                 }
             });
