@@ -216,6 +216,24 @@ pub fn status_table(v: &Value) -> String {
             "stale drain: {what} is not in the config ({reason}); it applies again if it comes back; clear it with: signpost undrain {undrain}\n"
         ));
     }
+    for p in v["profiles"].as_array().into_iter().flatten() {
+        if p["unstable"].as_bool() != Some(true) {
+            continue;
+        }
+        let reasons: Vec<&str> = p["unstable_reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.push_str(&format!(
+            "unstable: {} answers with ttl {} (not {}): {}\n",
+            p["name"].as_str().unwrap_or(""),
+            p["ttl_now"],
+            p["ttl"],
+            reasons.join("; ")
+        ));
+    }
     out.push_str(&format!("generation: {}\n", v["generation"]));
     if let Some(r) = v["last_reload"].as_object()
         && r.get("ok").and_then(Value::as_bool) == Some(false)
@@ -268,6 +286,27 @@ mod tests {
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
         assert!(t.ends_with("generation: 3\n"), "{t}");
+    }
+
+    #[test]
+    fn status_table_says_which_profiles_answer_with_a_short_ttl_and_why() {
+        let v = json!({
+            "generation": 1,
+            "profiles": [
+                { "name": "app.gslb.example.", "ttl": 30, "ttl_now": 5, "unstable": true,
+                  "unstable_reasons": ["endpoint a failed its latest probe (connection refused) and is being confirmed"],
+                  "endpoints": [] },
+                { "name": "calm.gslb.example.", "ttl": 30, "ttl_now": 30, "unstable": false,
+                  "unstable_reasons": [], "endpoints": [] },
+            ],
+            "sites": [],
+        });
+        let t = status_table(&v);
+        assert!(
+            t.contains("unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n"),
+            "{t}"
+        );
+        assert!(!t.contains("calm.gslb.example."), "{t}");
     }
 
     #[test]
