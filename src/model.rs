@@ -610,7 +610,7 @@ fn compile_endpoint(
                 timeout: m.timeout.0,
                 tolerated_failures: m.tolerated_failures,
                 rise: m.rise.max(1),
-                retry_interval: m.retry_interval.0,
+                retry_interval: m.retry_interval(),
                 tls: m.tls.clone(),
                 reuse_connection: m.reuse_connection && m.protocol != Protocol::Tcp,
             };
@@ -659,10 +659,12 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
         timeout,
         tolerated_failures,
         rise,
-        retry_interval,
         tls,
         reuse_connection
     );
+    if o.retry_interval.is_some() {
+        m.retry_interval = o.retry_interval;
+    }
     if o.port.is_some() {
         m.port = o.port;
     }

@@ -165,9 +165,10 @@ pub struct MonitorSpec {
     /// Fast confirmation: after a failed probe of a target that is not Degraded, the next
     /// probes start this long after the previous one started (never before it finished),
     /// until the target is Degraded or a probe succeeds; then `interval` again. Default
-    /// 1s; `retry_interval = interval` turns fast confirmation off.
-    #[serde(default = "default_retry_interval")]
-    pub retry_interval: HumanDuration,
+    /// 1s, or the `interval` when that is shorter ([`MonitorSpec::retry_interval`]);
+    /// `retry_interval = interval` turns fast confirmation off.
+    #[serde(default)]
+    pub retry_interval: Option<HumanDuration>,
     #[serde(default)]
     pub tls: TlsSpec,
     /// http/https: send probes over an idle connection left open by an earlier probe of
@@ -193,7 +194,7 @@ impl Default for MonitorSpec {
             timeout: default_timeout(),
             tolerated_failures: default_tolerated_failures(),
             rise: default_rise(),
-            retry_interval: default_retry_interval(),
+            retry_interval: None,
             tls: TlsSpec::default(),
             reuse_connection: default_reuse_connection(),
         }
@@ -218,8 +219,17 @@ fn default_tolerated_failures() -> u32 {
 fn default_rise() -> u32 {
     2
 }
-fn default_retry_interval() -> HumanDuration {
-    HumanDuration::from_secs(1)
+/// `retry_interval` when not set.
+pub const DEFAULT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl MonitorSpec {
+    /// The fast confirmation pace in force: `retry_interval`, by default 1s, and never
+    /// longer than the `interval`.
+    pub fn retry_interval(&self) -> std::time::Duration {
+        self.retry_interval
+            .map_or(DEFAULT_RETRY_INTERVAL, |d| d.0)
+            .min(self.interval.0)
+    }
 }
 fn default_reuse_connection() -> bool {
     true
