@@ -33,34 +33,16 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-if [ "${QUICK:-0}" = 1 ]; then
-  DURATION=${DURATION:-2}
-  RUNS=${RUNS:-1}
-  RATE=${RATE:-10000}
-fi
-DURATION=${DURATION:-10}
-RUNS=${RUNS:-3}
-RATE=${RATE:-30000}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-SERVERS=${SERVERS:-signpost gdnsd knot}
-NAMES=${NAMES:-app static}
-MAXQPS_CLIENT=${MAXQPS_CLIENT:-dnsblast}
-BLAST_OUTSTANDING=${BLAST_OUTSTANDING:-128}
-BLAST_SOCKETS=${BLAST_SOCKETS:-8}
-BLAST_BATCH=${BLAST_BATCH:-32}
+quick_defaults DURATION=2 RUNS=1 RATE=10000
+defaults DURATION=10 RUNS=3 RATE=30000 SERVERS="signpost gdnsd knot" NAMES="app static" \
+  MAXQPS_CLIENT=dnsblast BLAST_OUTSTANDING=128 BLAST_SOCKETS=8 BLAST_BATCH=32
+
 case $MAXQPS_CLIENT in
   dnsblast | dnsperf) ;;
   *) echo "MAXQPS_CLIENT must be dnsblast or dnsperf" >&2; exit 2 ;;
 esac
-INGRESS_CPUS=$CLIENT_CPU
 
-WORK=$(mktemp -d /tmp/signpost-compare.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages dnsperf:dnsperf gdnsd:gdnsd knotd:knot taskset:util-linux python3:python3
-build_signpost
+bench_start compare dnsperf:dnsperf gdnsd:gdnsd knotd:knot taskset:util-linux python3:python3
 [ "$MAXQPS_CLIENT" = dnsblast ] && build_dnsblast
 
 INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")

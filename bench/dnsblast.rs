@@ -344,7 +344,8 @@ impl Sock {
 /// Pre-built `sendmmsg` headers: `batch` copies of the query, each patched with its ID.
 struct SendBufs {
     bufs: Vec<Vec<u8>>,
-    iov: Vec<libc::iovec>,
+    /// The iovecs `hdrs` point into (kept alive, never resized).
+    _iov: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     ids: Vec<u16>,
 }
@@ -352,39 +353,46 @@ struct SendBufs {
 impl SendBufs {
     fn new(query: &[u8], batch: usize) -> Self {
         let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| query.to_vec()).collect();
-        let iov: Vec<libc::iovec> = bufs
+        let mut iov: Vec<libc::iovec> = bufs
             .iter_mut()
             .map(|b| libc::iovec {
                 iov_base: b.as_mut_ptr().cast(),
                 iov_len: b.len(),
             })
             .collect();
-        let mut s = Self {
+        let hdrs = mmsghdrs(&mut iov);
+        Self {
             bufs,
-            iov,
-            hdrs: Vec::with_capacity(batch),
+            _iov: iov,
+            hdrs,
             ids: vec![0; batch],
-        };
-        for i in 0..batch {
+        }
+    }
+}
+
+/// One `mmsghdr` per entry of `iov`, each pointing at its iovec, with no address (the
+/// socket is connected). The iovecs stay in `iov`'s heap buffer, which must not move
+/// (be resized) while the headers are in use.
+fn mmsghdrs(iov: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
+    iov.iter_mut()
+        .map(|v| {
             // SAFETY: all-zero is a valid msghdr (null name, no control data).
             let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            // The socket is connected: no destination address. The iovec array lives in
-            // `s.iov`, whose heap buffer never moves (it is not resized).
-            h.msg_iov = &raw mut s.iov[i];
+            h.msg_iov = v;
             h.msg_iovlen = 1;
-            s.hdrs.push(libc::mmsghdr {
+            libc::mmsghdr {
                 msg_hdr: h,
                 msg_len: 0,
-            });
-        }
-        s
-    }
+            }
+        })
+        .collect()
 }
 
 /// `recvmmsg` buffers and headers.
 struct RecvBufs {
     data: Vec<u8>,
-    iov: Vec<libc::iovec>,
+    /// The iovecs `hdrs` point into (kept alive, never resized).
+    _iov: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
 
@@ -392,29 +400,19 @@ impl RecvBufs {
     fn new(batch: usize) -> Self {
         let mut data = vec![0u8; batch * RECV_STRIDE];
         let base = data.as_mut_ptr();
-        let iov: Vec<libc::iovec> = (0..batch)
+        let mut iov: Vec<libc::iovec> = (0..batch)
             .map(|i| libc::iovec {
                 // SAFETY: i * RECV_STRIDE + RECV_BUF is within `data`.
                 iov_base: unsafe { base.add(i * RECV_STRIDE) }.cast(),
                 iov_len: RECV_BUF,
             })
             .collect();
-        let mut r = Self {
+        let hdrs = mmsghdrs(&mut iov);
+        Self {
             data,
-            iov,
-            hdrs: Vec::with_capacity(batch),
-        };
-        for i in 0..batch {
-            // SAFETY: as in `SendBufs::new`.
-            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_iov = &raw mut r.iov[i];
-            h.msg_iovlen = 1;
-            r.hdrs.push(libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            });
+            _iov: iov,
+            hdrs,
         }
-        r
     }
 
     fn datagram(&self, i: usize) -> &[u8] {

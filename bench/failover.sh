@@ -36,25 +36,13 @@ if [ "${VIEW:-server}" = client ]; then
   exit 0
 fi
 
-if [ "${QUICK:-0}" = 1 ]; then
-  RUNS=${RUNS:-1}
-  WINDOW=${WINDOW:-12}
-fi
-RUNS=${RUNS:-3}
-WINDOW=${WINDOW:-15}
-WATCH_MS=${WATCH_MS:-10}
-FAULTS=${FAULTS:-refused hung 503}
-SERVERS=${SERVERS:-signpost-2s gdnsd signpost-500ms}
-INGRESS_CPUS=${CLIENT_CPU:-1}
+quick_defaults RUNS=1 WINDOW=12
+defaults RUNS=3 WINDOW=15 WATCH_MS=10 FAULTS="refused hung 503" \
+  SERVERS="signpost-2s gdnsd signpost-500ms"
 NAME=app.bench.example
 FAULTY=0 # index of the faulted ingress (weight 50)
 
-WORK=$(mktemp -d /tmp/signpost-failover.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages gdnsd:gdnsd taskset:util-linux python3:python3
-build_signpost
+bench_start failover gdnsd:gdnsd taskset:util-linux python3:python3
 
 INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
 start_ingresses "$INGRESS_CPUS"

@@ -1,7 +1,8 @@
 //! A small served zone with a weighted and a geographic profile (both monitored) and a
-//! static name, and the query packets the in-process benches and the allocation test
-//! send. Shared by `bench/query_path.rs`, `tests/no_alloc.rs` and `tests/udp_batch.rs`
-//! (`#[path]`-included).
+//! static name, and the query packets the in-process benches and the allocation tests
+//! send; [`load`] compiles any config and zone the same way. Shared by
+//! `bench/query_path.rs`, `tests/no_alloc.rs`, `tests/decide_no_alloc.rs`,
+//! `tests/udp_batch.rs` and `tests/query_metrics.rs` (`#[path]`-included).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -9,91 +10,61 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use signpost::snapshot::Snapshot;
 
+#[path = "../tests/common/dns.rs"]
+mod dns;
+
 /// The client every query comes from.
 pub const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 
-const ZONE: &str = "\
-$ORIGIN bench.example.
-$TTL 300
-@    60 IN SOA  ns1.bench.example. hostmaster.bench.example. 1 3600 600 1209600 60
-        IN NS   ns1
-        IN NS   ns2
-ns1     IN A    127.0.0.1
-ns2     IN A    127.0.0.2
-static  IN A    192.0.2.1
-";
+/// `bench.example`, as the shell benches serve it too (they add `app` per server).
+const ZONE: &str = include_str!("lib/bench.example.zone");
 
 const CONFIG: &str = r#"
-[dns]
-listen = ["127.0.0.1:0"]
-
-[zones]
-dir = "ZONES"
-
-[state]
-dir = "STATE"
-
 [geo.regions]
 corp-emea = ["10.20.0.0/16"]
 corp-amer = ["10.10.0.0/16"]
 
-[monitors.ingress]
-protocol = "http"
-port = 8080
-interval = "2s"
-timeout = "1s"
-tolerated_failures = 1
+[monitors]
+ingress = { protocol = "http", port = 8080, interval = "2s", timeout = "1s", tolerated_failures = 1 }
 
 [profiles."app.bench.example"]
 method = "weighted"
 ttl = 30
 monitor = "ingress"
-
-[[profiles."app.bench.example".endpoints]]
-name = "e0"
-address = "127.0.0.11"
-weight = 50
-
-[[profiles."app.bench.example".endpoints]]
-name = "e1"
-address = "127.0.0.12"
-weight = 30
-
-[[profiles."app.bench.example".endpoints]]
-name = "e2"
-address = "127.0.0.13"
-weight = 20
+endpoints = [
+    { name = "e0", address = "127.0.0.11", weight = 50 },
+    { name = "e1", address = "127.0.0.12", weight = 30 },
+    { name = "e2", address = "127.0.0.13", weight = 20 },
+]
 
 [profiles."geo.bench.example"]
 method = "geographic"
 ttl = 30
 monitor = "ingress"
-
-[[profiles."geo.bench.example".endpoints]]
-name = "emea"
-address = "127.0.0.21"
-regions = ["corp-emea"]
-
-[[profiles."geo.bench.example".endpoints]]
-name = "amer"
-address = "127.0.0.22"
-regions = ["corp-amer"]
-
-[[profiles."geo.bench.example".endpoints]]
-name = "rest"
-address = "127.0.0.23"
-regions = ["WORLD"]
+endpoints = [
+    { name = "emea", address = "127.0.0.21", regions = ["corp-emea"] },
+    { name = "amer", address = "127.0.0.22", regions = ["corp-amer"] },
+    { name = "rest", address = "127.0.0.23", regions = ["WORLD"] },
+]
 "#;
 
 /// Loads the fixture through the same path `signpost serve` uses.
 pub fn snapshot() -> Snapshot {
+    load("bench.example", ZONE, CONFIG)
+}
+
+/// Loads `config` (TOML without `[zones]` and `[state]`) serving zone `origin` with text
+/// `zone`, from a temp dir, through the same path `signpost serve` uses.
+pub fn load(origin: &str, zone: &str, config: &str) -> Snapshot {
     let dir = tempfile::tempdir().expect("temp dir");
     let zones = dir.path().join("zones");
     std::fs::create_dir_all(&zones).expect("zones dir");
-    std::fs::write(zones.join("bench.example.zone"), ZONE).expect("zone file");
-    let config = CONFIG
-        .replace("ZONES", &zones.display().to_string())
-        .replace("STATE", &dir.path().join("state").display().to_string());
+    std::fs::write(zones.join(format!("{origin}.zone")), zone).expect("zone file");
+    let config = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\n[zones]\ndir = {:?}\n[state]\ndir = {:?}\n{config}",
+        zones.display().to_string(),
+        dir.path().join("state").display().to_string()
+    );
     let path = dir.path().join("signpost.toml");
     std::fs::write(&path, config).expect("config file");
     match signpost::app::load(&path, 1) {
@@ -102,36 +73,19 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-/// A query for `name` (dotted) and `qtype`; with an OPT record when `edns`, carrying ECS
-/// `ecs = (IPv4 address, source prefix)` when given.
+/// A query for `name` (dotted) and `qtype`, ID 0xbeef, RD set; with an OPT record
+/// (payload 1232) when `edns`, carrying ECS `ecs = (IPv4 address, source prefix)` when
+/// given.
 pub fn query(name: &str, qtype: u16, edns: bool, ecs: Option<([u8; 4], u8)>) -> Vec<u8> {
-    let mut p = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
-    for label in name.trim_end_matches('.').split('.') {
-        p.push(label.len() as u8);
-        p.extend_from_slice(label.as_bytes());
-    }
-    p.push(0);
-    p.extend_from_slice(&qtype.to_be_bytes());
-    p.extend_from_slice(&1u16.to_be_bytes());
-    if edns {
-        let mut opt = Vec::new();
-        if let Some((addr, prefix)) = ecs {
-            let n = usize::from(prefix).div_ceil(8);
-            opt.extend_from_slice(&8u16.to_be_bytes());
-            opt.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-            opt.extend_from_slice(&1u16.to_be_bytes());
-            opt.push(prefix);
-            opt.push(0);
-            opt.extend_from_slice(&addr[..n]);
-        }
-        p.push(0);
-        p.extend_from_slice(&41u16.to_be_bytes());
-        p.extend_from_slice(&1232u16.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 0]);
-        p.extend_from_slice(&(opt.len() as u16).to_be_bytes());
-        p.extend_from_slice(&opt);
-    }
-    p
+    let mut m = dns::query(name, qtype.into());
+    m.metadata.id = 0xbeef;
+    m.metadata.recursion_desired = true;
+    m = match (edns, ecs) {
+        (true, Some((addr, prefix))) => dns::with_ecs(m, Ipv4Addr::from(addr).into(), prefix),
+        (true, None) => dns::with_edns(m, 0, 1232),
+        (false, _) => m,
+    };
+    m.to_vec().expect("encode the query")
 }
 
 /// [`snapshot`] served by one UDP receive loop on 127.0.0.1 (an ephemeral port) in its

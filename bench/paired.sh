@@ -16,20 +16,9 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-PAIRS=${PAIRS:-15}
-DURATION=${DURATION:-4}
-RATE=${RATE:-30000}
-NAME=${NAME:-app}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-INGRESS_CPUS=$CLIENT_CPU
+defaults PAIRS=15 DURATION=4 RATE=30000 NAME=app
 
-WORK=$(mktemp -d /tmp/signpost-paired.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
-build_signpost
+bench_start paired dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
 
 start_signpost_and_gdnsd
 echo "$NAME.bench.example A" >"$WORK/q"

@@ -16,12 +16,13 @@
 //! Not a timed test: it reports figures for bench/RESULTS.md and fails only if probing
 //! plainly did not happen.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::time::{Duration, Instant};
 
-use support::{HttpServer, Reply, Signpost, TestCa, always};
+use common::ingress::{HttpServer, Reply, TestCa, always};
+use common::{Setup, Signpost};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -103,7 +104,7 @@ fn main() {
                 i % 256,
             ));
         }
-        let sp = Signpost::start(&cfg);
+        let mut sp = Signpost::start(&Setup::gslb(&cfg).json_log());
         let pid = sp.pid();
         let hits = |s: &[HttpServer]| s.iter().map(HttpServer::hits).sum::<usize>();
 

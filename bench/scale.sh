@@ -12,21 +12,10 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-if [ "${QUICK:-0}" = 1 ]; then
-  PROFILES=${PROFILES:-1000}
-  DURATION=${DURATION:-2}
-fi
-PROFILES=${PROFILES:-10000}
-DURATION=${DURATION:-5}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
+quick_defaults PROFILES=1000 DURATION=2
+defaults PROFILES=10000 DURATION=5
 
-WORK=$(mktemp -d /tmp/signpost-scale.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages dnsperf:dnsperf taskset:util-linux python3:python3
-build_signpost
+bench_start scale dnsperf:dnsperf taskset:util-linux python3:python3
 
 PORT=$(free_port 127.0.0.1)
 ADMIN_PORT=$(free_port 127.0.0.1)

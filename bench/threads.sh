@@ -11,19 +11,9 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-DURATION=${DURATION:-5}
-RUNS=${RUNS:-2}
-RATE=${RATE:-30000}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-INGRESS_CPUS=$CLIENT_CPU
+defaults DURATION=5 RUNS=2 RATE=30000
 
-WORK=$(mktemp -d /tmp/signpost-threads.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
-build_signpost
+bench_start threads dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
 
 start_signpost_and_gdnsd
 echo "app.bench.example A" >"$WORK/q"

@@ -34,7 +34,11 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
     let (config, mut problems) = Config::read(path, None);
     let zones = zone::load_dir(&config.zones.dir, &mut problems);
     if let Err(e) = admin_token(&config) {
-        problems.push(crate::config::Problem::new(path, "admin.token_file", e));
+        problems.push(crate::config::Problem::new(
+            path,
+            "admin.token_file",
+            e.to_string(),
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -45,7 +49,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
 }
 
 /// The admin bearer token, if configured; an error when it is needed and missing.
-pub fn admin_token(config: &Config) -> Result<Option<String>, String> {
+pub fn admin_token(config: &Config) -> Result<Option<String>, crate::admin::TokenError> {
     let token = match &config.admin.token_file {
         Some(p) => Some(crate::admin::read_token(p)?),
         None => None,

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::admin::client::{Api, CallError, TargetError};
+
 /// signpost: an authoritative DNS server that answers with the healthy sites.
 #[derive(Debug, Parser)]
 #[command(name = "signpost", version, about, long_about = None)]
@@ -103,16 +105,28 @@ pub struct ApiArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// Why a command that talks to a running server failed (printed as `Error: …`).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `--token-file` cannot be read or is empty; the text names the file and the fix.
+    #[error("{0}")]
+    Token(#[from] crate::admin::TokenError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
 impl ApiArgs {
     /// The API client, with the token from --token-file or SIGNPOST_TOKEN.
-    pub fn api(&self) -> Result<crate::admin::client::Api, String> {
+    pub fn api(&self) -> Result<Api, CliError> {
         let token = match &self.token_file {
             Some(p) => Some(crate::admin::read_token(p)?),
             None => std::env::var("SIGNPOST_TOKEN")
                 .ok()
                 .filter(|t| !t.trim().is_empty()),
         };
-        Ok(crate::admin::client::Api {
+        Ok(Api {
             base: self.admin.clone(),
             token: token.map(|t| t.trim().to_owned()),
         })

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod app;
 pub mod base;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod drain;

@@ -2,7 +2,7 @@ use clap::Parser;
 use hyper::Method;
 use serde_json::json;
 use signpost::admin::client::{drain_path, status_table};
-use signpost::cli::{Cli, Command, LogFormat};
+use signpost::cli::{Cli, CliError, Command, LogFormat};
 
 fn main() {
     let cli = Cli::parse();
@@ -22,7 +22,7 @@ fn main() {
 }
 
 /// The CLI commands that call the admin API of a running server.
-fn client(cmd: Command) -> Result<(), String> {
+fn client(cmd: Command) -> Result<(), CliError> {
     // Like other command-line tools, end quietly when the reader goes away
     // (`signpost status | head`) instead of panicking on a broken pipe.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.

@@ -400,8 +400,8 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 ),
             ),
             Some(zi) => {
-                if let Err(msg) = zones[zi].attach_profile(&p.wire, pi as u32) {
-                    bad(at, msg);
+                if let Err(e) = zones[zi].attach_profile(&p.wire, pi as u32) {
+                    bad(at, e.to_string());
                 }
             }
         }
@@ -538,7 +538,7 @@ fn compile_endpoint(
         match routing::parse_region(r, names.regions, names.geoip) {
             Ok(k) if !geo.contains(&k) => geo.push(k),
             Ok(_) => {}
-            Err(msg) => fail(&format!("regions[{i}]"), msg),
+            Err(e) => fail(&format!("regions[{i}]"), e.to_string()),
         }
     }
 

@@ -604,31 +604,17 @@ fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reaso
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use arc_swap::ArcSwap;
 
     use super::*;
     use crate::health::ProbeOutcome;
     use crate::snapshot::WEIGHT_SCALE;
 
-    const ZONE: &str = "$ORIGIN gslb.example.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
-
     /// Compiles `profiles` (TOML) with a `gslb.example` zone.
     fn model(profiles: &str, generation: u64) -> Arc<Model> {
-        let dir = tempfile::tempdir().unwrap();
-        let zones = dir.path().join("zones");
-        std::fs::create_dir(&zones).unwrap();
-        std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
-        let config = dir.path().join("signpost.toml");
-        let text = format!(
-            "[zones]\ndir = {:?}\n{profiles}",
-            zones.display().to_string()
-        );
-        std::fs::write(&config, text).unwrap();
-        let loaded =
-            crate::app::load(Path::new(&config), generation).unwrap_or_else(|p| panic!("{p}"));
-        loaded.snapshot.model
+        crate::policy::testutil::try_load_generation(profiles, generation)
+            .unwrap_or_else(|p| panic!("{p}"))
+            .model
     }
 
     const PROFILES: &str = r#"
@@ -638,43 +624,19 @@ tolerated_failures = 1
 rise = 2
 interval = "1s"
 
-[profiles."app.gslb.example"]
-monitor = "web"
-[[profiles."app.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."app.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
-[[profiles."app.gslb.example".endpoints]]
-name = "off"
-address = "192.0.2.3"
-enabled = false
-[[profiles."app.gslb.example".endpoints]]
-name = "pinned"
-address = "192.0.2.4"
-always_serve = true
-
-[profiles."other.gslb.example"]
-monitor = "web"
-[[profiles."other.gslb.example".endpoints]]
-name = "a-too"
-address = "192.0.2.1"
-[[profiles."other.gslb.example".endpoints]]
-name = "plain"
-address = "192.0.2.9"
-monitor = { protocol = "tcp", port = 22 }
-
-[profiles."static.gslb.example"]
-[[profiles."static.gslb.example".endpoints]]
-name = "s"
-address = "192.0.2.50"
-
-[profiles."top.gslb.example"]
-[[profiles."top.gslb.example".endpoints]]
-name = "nested"
-profile = "app.gslb.example"
-min_child_endpoints = 3
+[profiles]
+"app.gslb.example" = { monitor = "web", endpoints = [
+    { name = "a", address = "192.0.2.1" },
+    { name = "b", address = "192.0.2.2" },
+    { name = "off", address = "192.0.2.3", enabled = false },
+    { name = "pinned", address = "192.0.2.4", always_serve = true },
+] }
+"other.gslb.example" = { monitor = "web", endpoints = [
+    { name = "a-too", address = "192.0.2.1" },
+    { name = "plain", address = "192.0.2.9", monitor = { protocol = "tcp", port = 22 } },
+] }
+"static.gslb.example" = { endpoints = [{ name = "s", address = "192.0.2.50" }] }
+"top.gslb.example" = { endpoints = [{ name = "nested", profile = "app.gslb.example", min_child_endpoints = 3 }] }
 "#;
 
     fn publisher(m: Arc<Model>) -> (Publisher, Shared) {
@@ -698,6 +660,17 @@ min_child_endpoints = 3
                 reason: (!ok).then(|| reason.to_owned()),
             },
         })
+    }
+
+    /// Applies `n` failed probes ("connection refused") of `target`, generation 1.
+    fn refuse(p: &mut Publisher, target: u32, n: usize, now: Instant) {
+        for _ in 0..n {
+            p.apply(
+                probe(1, target, false, "connection refused"),
+                now,
+                SystemTime::now(),
+            );
+        }
     }
 
     fn target_of(m: &Model, profile: &str, endpoint: &str) -> u32 {
@@ -760,26 +733,13 @@ min_child_endpoints = 3
         );
 
         // tolerated_failures = 1: the first failure is tolerated (no status changes, but
-        // the answers' TTL does: published promptly), the second is not.
-        assert_eq!(
-            p.apply(
-                probe(1, t, false, "status 503 not in 200-299"),
-                now,
-                SystemTime::now()
-            ),
-            Change::Status
-        );
-        assert_eq!(p.publish(SystemTime::now()), 0);
-        assert_eq!(
-            p.apply(
-                probe(1, t, false, "status 503 not in 200-299"),
-                now,
-                SystemTime::now()
-            ),
-            Change::Status
-        );
-        // a, a-too, and top's nested endpoint (its child now has too few endpoints up).
-        assert_eq!(p.publish(SystemTime::now()), 3);
+        // the answers' TTL does: published promptly), the second is not: a, a-too, and
+        // top's nested endpoint (its child now has too few endpoints up) change.
+        for (change, published) in [(Change::Status, 0), (Change::Status, 3)] {
+            let failure = probe(1, t, false, "status 503 not in 200-299");
+            assert_eq!(p.apply(failure, now, SystemTime::now()), change);
+            assert_eq!(p.publish(SystemTime::now()), published);
+        }
         let s = shared.load();
         assert_eq!(status(&s, "app.gslb.example", "a"), Status::Degraded);
         assert_eq!(status(&s, "other.gslb.example", "a-too"), Status::Degraded);
@@ -799,19 +759,12 @@ min_child_endpoints = 3
             Some(Duration::from_millis(3))
         );
 
-        // rise = 2.
-        p.apply(probe(1, t, true, ""), now, SystemTime::now());
-        p.publish(SystemTime::now());
-        assert_eq!(
-            status(&shared.load(), "app.gslb.example", "a"),
-            Status::Degraded
-        );
-        p.apply(probe(1, t, true, ""), now, SystemTime::now());
-        p.publish(SystemTime::now());
-        assert_eq!(
-            status(&shared.load(), "app.gslb.example", "a"),
-            Status::Online
-        );
+        // rise = 2: still Degraded after one success, Online after the second.
+        for want in [Status::Degraded, Status::Online] {
+            p.apply(probe(1, t, true, ""), now, SystemTime::now());
+            p.publish(SystemTime::now());
+            assert_eq!(status(&shared.load(), "app.gslb.example", "a"), want);
+        }
     }
 
     #[test]
@@ -824,25 +777,12 @@ min_child_endpoints = 3
         let (mut p, shared) = publisher(m);
         let now = Instant::now();
         // Child: a, b probed + pinned (AlwaysServe); min_child_endpoints = 3.
-        p.apply(probe(1, a, true, ""), now, SystemTime::now());
-        p.publish(SystemTime::now());
-        assert_eq!(
-            status(&shared.load(), "top.gslb.example", "nested"),
-            Status::CheckingEndpoint
-        );
-        p.apply(probe(1, b, true, ""), now, SystemTime::now());
-        p.publish(SystemTime::now());
-        assert_eq!(
-            status(&shared.load(), "top.gslb.example", "nested"),
-            Status::Online
-        );
-        for _ in 0..2 {
-            p.apply(
-                probe(1, b, false, "connection refused"),
-                now,
-                SystemTime::now(),
-            );
+        for (target, want) in [(a, Status::CheckingEndpoint), (b, Status::Online)] {
+            p.apply(probe(1, target, true, ""), now, SystemTime::now());
+            p.publish(SystemTime::now());
+            assert_eq!(status(&shared.load(), "top.gslb.example", "nested"), want);
         }
+        refuse(&mut p, b, 2, now);
         p.publish(SystemTime::now());
         let s = shared.load();
         assert_eq!(status(&s, "top.gslb.example", "nested"), Status::Degraded);
@@ -908,13 +848,7 @@ min_child_endpoints = 3
         let (mut p, shared) = publisher(m1);
         let now = Instant::now();
         p.apply(probe(1, a, true, ""), now, SystemTime::now());
-        for _ in 0..2 {
-            p.apply(
-                probe(1, b, false, "connection refused"),
-                now,
-                SystemTime::now(),
-            );
-        }
+        refuse(&mut p, b, 2, now);
         p.publish(SystemTime::now());
         // Generation 2: b's probe address changes, a stays.
         let m2 = model(
@@ -1052,9 +986,10 @@ min_child_endpoints = 3
         let first = a.endpoints[0].name.clone();
 
         let without_b = PROFILES.replace(
-            "name = \"b\"\naddress = \"192.0.2.2\"",
-            "name = \"c\"\naddress = \"192.0.2.2\"",
+            r#"name = "b", address = "192.0.2.2""#,
+            r#"name = "c", address = "192.0.2.2""#,
         );
+        assert_ne!(without_b, PROFILES);
         p.replace_model(model(&without_b, 2), SystemTime::now());
         p.publish(SystemTime::now());
         let text = page();

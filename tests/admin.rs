@@ -3,7 +3,6 @@
 //! audit log, the API's errors, `/metrics`, reloads under load, and readiness.
 
 mod common;
-mod support;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -11,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{GSLB_ZONE, Setup, Signpost, poll, two_sites};
+use common::ingress::{HttpServer, Reply, always};
+use common::{GSLB_ZONE, Setup, Signpost, a_records, poll, two_sites};
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
-use support::{HttpServer, Reply, always};
 
 const TOKEN: &str = "t0ken-for-the-admin-tests";
 
@@ -39,17 +38,6 @@ fn answer(sp: &Signpost, name: &str) -> (Vec<Ipv4Addr>, Option<u32>) {
     let m = Message::from_vec(&sp.udp(&wire)).unwrap();
     assert_eq!(u16::from(m.metadata.response_code), 0, "{name}: {m}");
     (a_records(&m), m.answers.first().map(|r| r.ttl))
-}
-
-/// The addresses of the A records in the answer section.
-fn a_records(m: &Message) -> Vec<Ipv4Addr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Every address in `n` answers for each of app and api.
@@ -124,6 +112,12 @@ fn metrics(sp: &Signpost) -> Vec<prometheus_parse::Sample> {
 }
 
 /// The value of the sample `metric` whose labels include `labels` (counters, gauges).
+/// `signpost_reloads_total` by result: (ok, error).
+fn reloads(samples: &[prometheus_parse::Sample]) -> (f64, f64) {
+    let by = |result| value(samples, "signpost_reloads_total", &[("result", result)]);
+    (by("ok"), by("error"))
+}
+
 fn value(samples: &[prometheus_parse::Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
     use prometheus_parse::Value as V;
     let s = samples
@@ -650,14 +644,7 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
             &[("to", "Disabled")]
         ) >= 3.0
     );
-    assert_eq!(
-        value(&m, "signpost_reloads_total", &[("result", "ok")]),
-        1.0
-    );
-    assert_eq!(
-        value(&m, "signpost_reloads_total", &[("result", "error")]),
-        1.0
-    );
+    assert_eq!(reloads(&m), (1.0, 1.0), "signpost_reloads_total: ok, error");
     assert_eq!(value(&m, "signpost_config_generation", &[]), 2.0);
     assert_eq!(value(&m, "signpost_drains_active", &[]), 1.0);
     sp.assert_running();
@@ -857,12 +844,9 @@ fn reloads_under_load_lose_no_answer_and_only_valid_ones_move_the_generation() {
     let m = metrics(&sp);
     assert_eq!(value(&m, "signpost_config_generation", &[]), 11.0);
     assert_eq!(
-        value(&m, "signpost_reloads_total", &[("result", "ok")]),
-        10.0
-    );
-    assert_eq!(
-        value(&m, "signpost_reloads_total", &[("result", "error")]),
-        10.0
+        reloads(&m),
+        (10.0, 10.0),
+        "signpost_reloads_total: ok, error"
     );
     let reloads = audit(&sp)
         .into_iter()

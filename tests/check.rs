@@ -47,19 +47,25 @@ fn config(port: u16, dns_extra: &str, admin_extra: &str) -> String {
     )
 }
 
-#[test]
-fn check_prints_every_problem_with_where_and_exits_64() {
-    // An unknown key, an unparsable duration (in another table), a bad zone line.
+/// `signpost check` of a config with `dns_extra` and `admin_extra` and [`BAD_ZONE`]: exits
+/// 64; what it printed.
+fn check_bad(dns_extra: &str, admin_extra: &str) -> String {
     let dir = setup(
-        &config(
-            common::free_port(),
-            "tcp_idle_timeout = \"ten seconds\"",
-            "tokn_file = \"config/admin.token\"",
-        ),
+        &config(common::free_port(), dns_extra, admin_extra),
         BAD_ZONE,
     );
     let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
     assert_eq!(code, Some(EX_CONFIG), "{out}");
+    out
+}
+
+#[test]
+fn check_prints_every_problem_with_where_and_exits_64() {
+    // An unknown key, an unparsable duration (in another table), a bad zone line.
+    let out = check_bad(
+        "tcp_idle_timeout = \"ten seconds\"",
+        "tokn_file = \"config/admin.token\"",
+    );
     assert!(
         out.contains("signpost.toml: admin.tokn_file: unknown field `tokn_file`"),
         "{out}"
@@ -77,16 +83,10 @@ fn check_prints_every_problem_with_where_and_exits_64() {
 
 #[test]
 fn check_reports_two_bad_keys_of_the_same_table() {
-    let dir = setup(
-        &config(
-            common::free_port(),
-            "tcp_idel_timeout = \"5s\"\ntcp_idle_timeout = \"5 parsecs\"",
-            "",
-        ),
-        BAD_ZONE,
+    let out = check_bad(
+        "tcp_idel_timeout = \"5s\"\ntcp_idle_timeout = \"5 parsecs\"",
+        "",
     );
-    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
-    assert_eq!(code, Some(EX_CONFIG), "{out}");
     assert!(out.contains("dns.tcp_idel_timeout: unknown field"), "{out}");
     assert!(
         out.contains("dns.tcp_idle_timeout: invalid duration"),

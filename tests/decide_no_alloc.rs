@@ -32,114 +32,62 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+#[path = "../bench/fixture.rs"]
+mod fixture;
+
 const ZONE: &str = "$ORIGIN gslb.example.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n  IN NS ns1\nns1 IN A 127.0.0.1\n";
 
+/// Every method, a nested profile, GeoIP and configured regions.
 const CONFIG: &str = r#"
 [geo]
 mmdb = "MMDB"
-[geo.regions]
-corp-emea = ["10.20.0.0/16"]
-corp-dublin = ["10.20.1.0/24"]
+regions = { corp-emea = ["10.20.0.0/16"], corp-dublin = ["10.20.1.0/24"] }
 
 [profiles."weighted.gslb.example"]
 method = "weighted"
-[[profiles."weighted.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."weighted.gslb.example".endpoints]]
-name = "b"
-addresses = ["192.0.2.2", "2001:db8::2"]
-weight = 3
+endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", addresses = ["192.0.2.2", "2001:db8::2"], weight = 3 }]
 
 [profiles."priority.gslb.example"]
 method = "priority"
-[[profiles."priority.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."priority.gslb.example".endpoints]]
-name = "b"
-target = "ingress.corp.example."
-priority = 2
+endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", target = "ingress.corp.example.", priority = 2 }]
 
 [profiles."performance.gslb.example"]
 method = "performance"
-[profiles."performance.gslb.example".latency.corp-emea]
-b = "3ms"
-[[profiles."performance.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."performance.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
+latency = { corp-emea = { b = "3ms" } }
+endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", address = "192.0.2.2" }]
 
 [profiles."multivalue.gslb.example"]
 method = "multivalue"
 max_answers = 2
-[[profiles."multivalue.gslb.example".endpoints]]
-name = "a"
-addresses = ["192.0.2.1", "192.0.2.11"]
-[[profiles."multivalue.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
+endpoints = [{ name = "a", addresses = ["192.0.2.1", "192.0.2.11"] }, { name = "b", address = "192.0.2.2" }]
 
 [profiles."geographic.gslb.example"]
 method = "geographic"
-[[profiles."geographic.gslb.example".endpoints]]
-name = "dublin"
-address = "192.0.2.1"
-regions = ["corp-dublin"]
-[[profiles."geographic.gslb.example".endpoints]]
-name = "uk"
-address = "192.0.2.2"
-regions = ["GB", "corp-emea"]
-[[profiles."geographic.gslb.example".endpoints]]
-name = "europe"
-address = "192.0.2.3"
-regions = ["EU", "WORLD"]
+endpoints = [
+    { name = "dublin", address = "192.0.2.1", regions = ["corp-dublin"] },
+    { name = "uk", address = "192.0.2.2", regions = ["GB", "corp-emea"] },
+    { name = "europe", address = "192.0.2.3", regions = ["EU", "WORLD"] },
+]
 
 [profiles."subnet.gslb.example"]
 method = "subnet"
-[[profiles."subnet.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-subnets = ["10.20.1.0/24"]
-[[profiles."subnet.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
+endpoints = [{ name = "a", address = "192.0.2.1", subnets = ["10.20.1.0/24"] }, { name = "b", address = "192.0.2.2" }]
 
 [profiles."nested.gslb.example"]
 method = "priority"
-[[profiles."nested.gslb.example".endpoints]]
-name = "child"
-profile = "geographic.gslb.example"
-min_child_endpoints = 2
-[[profiles."nested.gslb.example".endpoints]]
-name = "backup"
-address = "192.0.2.9"
-priority = 2
+endpoints = [
+    { name = "child", profile = "geographic.gslb.example", min_child_endpoints = 2 },
+    { name = "backup", address = "192.0.2.9", priority = 2 },
+]
 "#;
 
 #[test]
 fn decide_allocates_nothing_for_any_method() {
-    let dir = tempfile::tempdir().unwrap();
-    let zones = dir.path().join("zones");
-    std::fs::create_dir(&zones).unwrap();
-    std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
     let mmdb = format!(
         "{}/../shared/testdata/geoip/GeoLite2-Country-Test.mmdb",
         env!("CARGO_MANIFEST_DIR")
     );
-    let path = dir.path().join("signpost.toml");
-    let text = format!(
-        "[zones]\ndir = {:?}\n{}",
-        zones.display().to_string(),
-        CONFIG.replace("MMDB", &mmdb)
-    );
-    std::fs::write(&path, text).unwrap();
-    let mut snap = match signpost::app::load(&path, 1) {
-        Ok(l) => l.snapshot,
-        Err(p) => panic!("{p}"),
-    };
+    let mut snap = fixture::load("gslb.example", ZONE, &CONFIG.replace("MMDB", &mmdb));
     // Some endpoints down, so fall-through and all_down paths run too.
     snap.endpoints[snap.model.profile("geographic.gslb.example").unwrap().0 as usize][0].status =
         Status::Degraded;

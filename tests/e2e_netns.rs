@@ -27,17 +27,21 @@
 //! The measured failover times are written to stderr (not captured) as `e2e-failover:` lines.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Once, OnceLock, mpsc};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
+
+use common::ingress::{self, HttpServer, always};
+use common::run_bounded;
 
 const APP: &str = "app.gslb.corp.example";
 const ZONE: &str = "gslb.corp.example";
@@ -148,30 +152,16 @@ struct Tools {
     unbound_control: PathBuf,
 }
 
-fn find_tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let dirs = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
-    for dir in dirs.filter(|d| !d.is_empty()) {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("`{name}` not found: install the Debian package {package} (apt-get install {package})")
-}
-
 fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| Tools {
-        ip: find_tool("ip", "iproute2"),
-        named: find_tool("named", "bind9"),
-        rndc: find_tool("rndc", "bind9"),
-        dig: find_tool("dig", "bind9-dnsutils"),
-        curl: find_tool("curl", "curl"),
-        unbound: find_tool("unbound", "unbound"),
-        unbound_control: find_tool("unbound-control", "unbound"),
+        ip: common::tool("ip"),
+        named: common::tool("named"),
+        rndc: common::tool("rndc"),
+        dig: common::tool("dig"),
+        curl: common::tool("curl"),
+        unbound: common::tool("unbound"),
+        unbound_control: common::tool("unbound-control"),
     })
 }
 
@@ -247,46 +237,6 @@ fn delete_namespace(name: &str) {
 // ---------------------------------------------------------------------------------------
 // Small process helpers: every command runs with a time limit.
 
-/// Runs a command to completion within `limit` (killed after it), capturing its output.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{cmd:?} did not finish within {limit:?}; killed"));
-            }
-            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
-        }
-    };
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
-}
-
 /// Runs `ip` with whitespace-separated arguments, panicking with ip's message on failure.
 fn ip(args: &str) {
     let out = run_bounded(
@@ -314,76 +264,13 @@ fn enter_netns(name: &str) -> io::Result<()> {
 // ---------------------------------------------------------------------------------------
 // The app: a tiny HTTP server answering `200 <site>`, its socket created in a namespace.
 
-struct Ingress {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ingress {
-    fn start(netns: &str, addr: SocketAddrV4, body: &str) -> Ingress {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let (ns, body, flag) = (netns.to_owned(), format!("{body}\n"), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let bound = enter_netns(&ns)
-                .and_then(|()| TcpListener::bind(addr))
-                .and_then(|l| l.set_nonblocking(true).map(|()| l));
-            let listener = match bound {
-                Ok(l) => {
-                    let _ = tx.send(Ok(()));
-                    l
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => serve_http(conn, &body),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("ingress {addr} in {netns}: {e}"),
-            Err(_) => panic!("ingress {addr} in {netns} did not start"),
-        }
-        Ingress {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Ingress {
-    /// Closes the listening socket: new connections are refused from here on.
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve_http(mut conn: TcpStream, body: &str) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while req.len() < 8192 && !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    let resp = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = conn.write_all(resp.as_bytes());
+/// A listener on `addr` in namespace `netns` (bound from a thread that entered it).
+fn bind_in(netns: &str, addr: SocketAddrV4) -> TcpListener {
+    let ns = netns.to_owned();
+    std::thread::spawn(move || enter_netns(&ns).and_then(|()| TcpListener::bind(addr)))
+        .join()
+        .expect("the bind thread")
+        .unwrap_or_else(|e| panic!("ingress {addr} in {netns}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -451,7 +338,9 @@ struct Lab {
     namespaces: Vec<String>,
     dir: tempfile::TempDir,
     procs: Vec<Proc>,
-    ingress: Vec<(Site, Ingress)>,
+    ingress: Vec<(Site, HttpServer)>,
+    /// Runs the ingresses.
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Lab {
@@ -472,6 +361,11 @@ impl Lab {
                 .expect("temp dir"),
             procs: Vec::new(),
             ingress: Vec::new(),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
         };
         lab.build_network();
         lab.write_configs();
@@ -702,28 +596,23 @@ impl Lab {
         .expect("unbound.conf");
     }
 
-    /// Starts a long-running process inside a namespace, its output in `<label>.log`.
-    fn spawn(
-        &mut self,
-        label: &str,
-        role: &str,
-        program: &Path,
-        args: &[&str],
-        env: &[(&str, String)],
-    ) {
-        let log = self.path(&format!("{label}.log"));
-        let out = File::create(&log).expect("log file");
+    /// `program ARGS` inside `role`'s namespace.
+    fn in_netns(&self, role: &str, program: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(&tools().ip);
         cmd.args(["netns", "exec", &self.netns(role)])
             .arg(program)
-            .args(args)
-            .env("NO_COLOR", "1")
+            .args(args);
+        cmd
+    }
+
+    /// Starts a long-running process (inside a namespace), its output in `<label>.log`.
+    fn spawn(&mut self, label: &str, mut cmd: Command) {
+        let log = self.path(&format!("{label}.log"));
+        let out = File::create(&log).expect("log file");
+        cmd.env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         // SAFETY: prctl is async-signal-safe. The process (ip execs into the program) gets
         // SIGTERM if the test thread dies without running Drop.
         unsafe {
@@ -748,43 +637,36 @@ impl Lab {
             .path(&format!("state-{}", site.name()))
             .display()
             .to_string();
-        let env = [
+        let mut cmd = common::command_in_netns(
+            &tools().ip,
+            &self.netns(site.name()),
+            self.dir.path(),
+            &["serve", "--config", &config],
+        );
+        cmd.envs([
             ("SIGNPOST__DNS__LISTEN", format!("{}:53", site.ns())),
             ("SIGNPOST__ADMIN__LISTEN", format!("{}:8053", site.ns())),
             ("SIGNPOST__STATE__DIR", state),
-            ("SIGNPOST_LOG", "info".to_owned()),
-        ];
-        self.spawn(
-            &format!("signpost-{}", site.name()),
-            site.name(),
-            Path::new(env!("CARGO_BIN_EXE_signpost")),
-            &["serve", "--config", &config],
-            &env,
-        );
+        ]);
+        self.spawn(&format!("signpost-{}", site.name()), cmd);
     }
 
     fn start_resolver(&mut self) {
         let named_conf = self.path("named.conf").display().to_string();
-        self.spawn(
-            "named",
+        let named = self.in_netns(
             "corp",
             &tools().named,
             &["-g", "-4", "-n", "1", "-c", &named_conf],
-            &[],
         );
+        self.spawn("named", named);
         if self.resolver == Resolver::Unbound {
             self.wait_for("BIND (authoritative for corp.example)", || {
                 let r = self.dig("corp", CORP_AUTH, "corp.example", "SOA", &["+norec"]);
                 (r.status == "NOERROR").then_some(()).ok_or(r.brief())
             });
             let conf = self.path("unbound.conf").display().to_string();
-            self.spawn(
-                "unbound",
-                "corp",
-                &tools().unbound,
-                &["-d", "-c", &conf],
-                &[],
-            );
+            let unbound = self.in_netns("corp", &tools().unbound, &["-d", "-c", &conf]);
+            self.spawn("unbound", unbound);
         }
     }
 
@@ -971,10 +853,7 @@ impl Lab {
         let admin = site.admin_url();
         let token = self.path("admin.token").display().to_string();
         let out = run_bounded(
-            Command::new(&tools().ip)
-                .args(["netns", "exec", &self.netns(site.name())])
-                .arg(env!("CARGO_BIN_EXE_signpost"))
-                .args(args)
+            common::command_in_netns(&tools().ip, &self.netns(site.name()), self.dir.path(), args)
                 .args(["--admin", &admin, "--token-file", &token])
                 .env("NO_COLOR", "1"),
             Duration::from_secs(40),
@@ -990,11 +869,14 @@ impl Lab {
 
     /// Starts (or restarts) `site`'s app.
     fn start_ingress(&mut self, site: Site) {
-        let ingress = Ingress::start(
+        let listener = bind_in(
             &self.netns(site.name()),
             SocketAddrV4::new(site.ingress(), 80),
-            site.name(),
         );
+        let ingress = self.runtime.block_on(HttpServer::start_on(
+            listener,
+            always(ingress::Reply::Status(200, site.name())),
+        ));
         self.ingress.push((site, ingress));
     }
 
@@ -1199,6 +1081,21 @@ fn report(
 // ---------------------------------------------------------------------------------------
 // Scenarios.
 
+/// Detection within the worst case and failover within `formula` (detection + TTL + …),
+/// each plus [`LOAD_SLACK`].
+fn assert_within(detected: Duration, f: &Failover, formula: Duration) {
+    assert!(
+        detected <= detection_worst() + LOAD_SLACK,
+        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
+        detection_worst()
+    );
+    assert!(
+        f.took <= formula + LOAD_SLACK,
+        "failover took {:?}, more than {formula:?} (detection + TTL …) + {LOAD_SLACK:?}",
+        f.took
+    );
+}
+
 /// Measures a failover away from site-a that started at `t0`: when the signposts at
 /// `instances` stopped answering site-a (polled directly), and when the client settled on
 /// site-b (through the resolver), polled side by side.
@@ -1310,16 +1207,7 @@ fn ingress_down_fails_over(resolver: Resolver) {
         &f,
         formula,
     );
-    assert!(
-        detected <= detection_worst() + LOAD_SLACK,
-        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
-        detection_worst()
-    );
-    assert!(
-        f.took <= formula + LOAD_SLACK,
-        "failover took {:?}, more than detection + TTL ({formula:?}) + {LOAD_SLACK:?}",
-        f.took
-    );
+    assert_within(detected, &f, formula);
 
     // The app comes back: after `rise` good probes both sites are answered again.
     lab.start_ingress(Site::A);
@@ -1347,16 +1235,7 @@ fn site_cut_off_fails_over(resolver: Resolver) {
         "site-a's signpost should be unreachable, got {}",
         dead.brief()
     );
-    assert!(
-        detected <= detection_worst() + LOAD_SLACK,
-        "detection took {detected:?}, more than {:?} + {LOAD_SLACK:?}",
-        detection_worst()
-    );
-    assert!(
-        f.took <= formula + LOAD_SLACK,
-        "failover took {:?}, more than {formula:?} + {LOAD_SLACK:?}",
-        f.took
-    );
+    assert_within(detected, &f, formula);
 }
 
 /// (4) The operator drains site-b on both instances with the CLI; clients get site-a.
@@ -1417,42 +1296,25 @@ fn drain_with_cli(resolver: Resolver) {
     lab.wait_until_both(Duration::from_secs(20));
 }
 
-#[test]
-fn bind_both_sites_answer_by_weight() {
-    both_sites_answer_by_weight(Resolver::Bind);
+/// One test per scenario and corporate resolver.
+macro_rules! per_resolver {
+    ($($test:ident: $scenario:ident with $resolver:ident;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                $scenario(Resolver::$resolver);
+            }
+        )*
+    };
 }
 
-#[test]
-fn bind_ingress_down_fails_over() {
-    ingress_down_fails_over(Resolver::Bind);
-}
-
-#[test]
-fn bind_site_cut_off_fails_over() {
-    site_cut_off_fails_over(Resolver::Bind);
-}
-
-#[test]
-fn bind_drain_site_b_with_cli() {
-    drain_with_cli(Resolver::Bind);
-}
-
-#[test]
-fn unbound_drain_site_b_with_cli() {
-    drain_with_cli(Resolver::Unbound);
-}
-
-#[test]
-fn unbound_both_sites_answer_by_weight() {
-    both_sites_answer_by_weight(Resolver::Unbound);
-}
-
-#[test]
-fn unbound_ingress_down_fails_over() {
-    ingress_down_fails_over(Resolver::Unbound);
-}
-
-#[test]
-fn unbound_site_cut_off_fails_over() {
-    site_cut_off_fails_over(Resolver::Unbound);
+per_resolver! {
+    bind_both_sites_answer_by_weight: both_sites_answer_by_weight with Bind;
+    bind_ingress_down_fails_over: ingress_down_fails_over with Bind;
+    bind_site_cut_off_fails_over: site_cut_off_fails_over with Bind;
+    bind_drain_site_b_with_cli: drain_with_cli with Bind;
+    unbound_drain_site_b_with_cli: drain_with_cli with Unbound;
+    unbound_both_sites_answer_by_weight: both_sites_answer_by_weight with Unbound;
+    unbound_ingress_down_fails_over: ingress_down_fails_over with Unbound;
+    unbound_site_cut_off_fails_over: site_cut_off_fails_over with Unbound;
 }

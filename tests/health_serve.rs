@@ -2,15 +2,15 @@
 //! as their ingresses die, hang, fail and come back, and DNS keeps answering at normal
 //! latency while many probe targets hang.
 
-mod support;
+mod common;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use common::ingress::{HttpServer, Reply, always, closed_port, wait_for};
+use common::{Setup, Signpost, answers, ask_async, query_a};
 use hickory_proto::op::ResponseCode;
-use support::{
-    HttpServer, Reply, Signpost, always, answers, closed_port, query, query_a, wait_for,
-};
+use hickory_proto::rr::RecordType;
 
 const NAME: &str = "app.gslb.example.";
 
@@ -49,7 +49,7 @@ fn addr(last: u8) -> Ipv4Addr {
 /// 30 queries: the chance that a served endpoint of three with equal weights is missing
 /// from all of them is (2/3)^30 < 1e-5.
 async fn served(sp: &Signpost) -> Vec<Ipv4Addr> {
-    answers(sp.dns, NAME, 30).await
+    answers(sp.addr, NAME, 30).await
 }
 
 async fn start() -> (Vec<HttpServer>, Signpost) {
@@ -62,17 +62,9 @@ async fn start() -> (Vec<HttpServer>, Signpost) {
         servers[1].addr.port(),
         servers[2].addr.port(),
     ];
-    let sp = Signpost::start(&three_ingresses(ports));
+    let sp = Signpost::start(&Setup::gslb(&three_ingresses(ports)).json_log());
     // Every endpoint probed Online first.
-    let online = wait_for(Duration::from_secs(5), async || {
-        sp.log_lines("→ Online").len() >= 3
-    })
-    .await;
-    assert!(
-        online.is_some(),
-        "endpoints did not come Online; logs: {:#?}",
-        sp.logs.lock().unwrap()
-    );
+    sp.wait_for_log("→ Online", 3, Duration::from_secs(5)).await;
     assert_eq!(served(&sp).await, [addr(11), addr(12), addr(13)]);
     (servers, sp)
 }
@@ -92,7 +84,7 @@ async fn killed_ingress_leaves_the_answers_and_returns() {
         "killed ingress left the answers only after {out:?}"
     );
     // And it stays out.
-    assert_eq!(answers(sp.dns, NAME, 60).await, [addr(12), addr(13)]);
+    assert_eq!(answers(sp.addr, NAME, 60).await, [addr(12), addr(13)]);
 
     let line = sp
         .log_lines("endpoint Online → Degraded")
@@ -140,7 +132,9 @@ async fn hung_and_404_ingresses_leave_and_only_the_third_is_answered() {
     // Two of three down: every answer is the third.
     for _ in 0..60 {
         assert_eq!(
-            query_a(sp.dns, NAME, Duration::from_secs(1)).await.unwrap(),
+            query_a(sp.addr, NAME, Duration::from_secs(1))
+                .await
+                .unwrap(),
             [addr(11)]
         );
     }
@@ -186,7 +180,7 @@ monitor = "ingress"
             i % 250 + 1,
         ));
     }
-    let sp = Signpost::start(&cfg);
+    let sp = Signpost::start(&Setup::gslb(&cfg).json_log());
     let hits = |hung: &[HttpServer]| hung.iter().map(HttpServer::hits).sum::<usize>();
     // Every target has a probe hanging on it before we measure.
     let all_hung = wait_for(Duration::from_secs(5), async || hits(&hung) >= 100).await;
@@ -204,7 +198,7 @@ monitor = "ingress"
     for i in 0..200 {
         tokio::time::sleep(Duration::from_millis(15)).await;
         let start = Instant::now();
-        let got = query_a(sp.dns, NAME, Duration::from_secs(1)).await;
+        let got = query_a(sp.addr, NAME, Duration::from_secs(1)).await;
         let took = start.elapsed();
         assert!(matches!(&got, Ok(a) if a.len() == 1), "query {i}: {got:?}");
         assert!(took < Duration::from_millis(50), "query {i} took {took:?}");
@@ -237,31 +231,25 @@ async fn all_down_decides_when_every_endpoint_is_degraded() {
             ));
         }
     }
-    let sp = Signpost::start(&cfg);
+    let sp = Signpost::start(&Setup::gslb(&cfg).json_log());
     // All six endpoints share the one dead target.
-    let down = wait_for(Duration::from_secs(5), async || {
-        sp.log_lines("→ Degraded").len() >= 6
-    })
-    .await;
-    assert!(
-        down.is_some(),
-        "endpoints did not go Degraded: {:#?}",
-        sp.logs.lock().unwrap()
-    );
+    sp.wait_for_log("→ Degraded", 6, Duration::from_secs(5))
+        .await;
 
     // serve_all: answered as if every enabled endpoint were Online.
     assert_eq!(
-        answers(sp.dns, "serve_all.gslb.example.", 30).await,
+        answers(sp.addr, "serve_all.gslb.example.", 30).await,
         [addr(21), addr(22)]
     );
-    let r = query(sp.dns, "nodata.gslb.example.", Duration::from_secs(1))
-        .await
-        .unwrap();
+    let ask = async |name| {
+        ask_async(sp.addr, name, RecordType::A, Duration::from_secs(1))
+            .await
+            .unwrap()
+    };
+    let r = ask("nodata.gslb.example.").await;
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert!(r.answers.is_empty(), "{r:?}");
     assert!(!r.authorities.is_empty(), "NODATA carries the SOA");
-    let r = query(sp.dns, "servfail.gslb.example.", Duration::from_secs(1))
-        .await
-        .unwrap();
+    let r = ask("servfail.gslb.example.").await;
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
 }

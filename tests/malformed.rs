@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Header, Setup, Signpost};
+use common::{AN, Header, NS, QD, Setup, Signpost};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rand::rngs::SmallRng;
@@ -302,10 +302,10 @@ fn check_formerr(what: &str, query: &[u8], answer: &[u8]) {
     assert_eq!(h.rcode_low, FORMERR, "{what}: rcode {h:?}");
     assert_eq!(h.opcode, 0, "{what}: opcode");
     assert!(
-        h.ancount == 0 && h.nscount == 0,
+        h.counts[AN] == 0 && h.counts[NS] == 0,
         "{what}: records in a FORMERR: {h:?}"
     );
-    assert!(h.qdcount <= 1, "{what}: {h:?}");
+    assert!(h.counts[QD] <= 1, "{what}: {h:?}");
 }
 
 #[test]

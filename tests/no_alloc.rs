@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use signpost::base::Rcode;
-use signpost::dns::engine::{Scratch, Transport, respond};
+use signpost::dns::engine::{Outcome, Scratch, Transport, respond};
+use signpost::snapshot::Snapshot;
 
 #[path = "../bench/fixture.rs"]
 mod fixture;
@@ -107,40 +108,51 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Rcode, u16)> {
     ]
 }
 
+/// `respond` with its buffers, kept across queries as a receive loop keeps them.
+struct Responder {
+    scratch: Box<Scratch>,
+    out: Vec<u8>,
+}
+
+impl Responder {
+    fn new() -> Self {
+        Self {
+            scratch: Box::default(),
+            out: Vec::with_capacity(4096),
+        }
+    }
+
+    /// The answer to `packet` from the fixture's client over UDP, in `self.out`.
+    fn answer(&mut self, snap: &Snapshot, packet: &[u8]) -> Outcome {
+        respond(
+            snap,
+            packet,
+            &mut self.scratch,
+            fixture::SOURCE,
+            Transport::Udp,
+            &mut self.out,
+        )
+    }
+}
+
 #[test]
 fn respond_allocates_nothing_per_query() {
     let snap = fixture::snapshot();
-    let mut scratch = Box::<Scratch>::default();
-    let mut out = Vec::with_capacity(4096);
+    let mut r = Responder::new();
     for (what, packet, want_rcode, want_answers) in cases() {
         for _ in 0..WARM_UP {
-            let o = respond(
-                &snap,
-                &packet,
-                &mut scratch,
-                fixture::SOURCE,
-                Transport::Udp,
-                &mut out,
-            );
+            let o = r.answer(&snap, &packet);
             assert!(o.respond, "{what}: no answer");
             assert_eq!(o.rcode, want_rcode, "{what}: rcode");
             assert_eq!(
-                u16::from_be_bytes([out[6], out[7]]),
+                u16::from_be_bytes([r.out[6], r.out[7]]),
                 want_answers,
                 "{what}: ANCOUNT"
             );
         }
         let n = allocations(|| {
             for _ in 0..QUERIES {
-                let o = respond(
-                    &snap,
-                    &packet,
-                    &mut scratch,
-                    fixture::SOURCE,
-                    Transport::Udp,
-                    &mut out,
-                );
-                assert!(o.respond);
+                assert!(r.answer(&snap, &packet).respond);
             }
         });
         assert_eq!(n, 0, "{what}: {n} allocations in {QUERIES} queries");
@@ -155,18 +167,10 @@ fn udp_loop_body_allocates_nothing_per_query() {
     // (during the warm-up).
     let _handle = signpost::metrics::install();
     let shared = Arc::new(ArcSwap::from_pointee(fixture::snapshot()));
-    let mut scratch = Box::<Scratch>::default();
-    let mut out = Vec::with_capacity(4096);
+    let mut r = Responder::new();
     let mut one = |packet: &[u8]| {
         let snap = shared.load();
-        let o = respond(
-            &snap,
-            packet,
-            &mut scratch,
-            fixture::SOURCE,
-            Transport::Udp,
-            &mut out,
-        );
+        let o = r.answer(&snap, packet);
         drop(snap);
         signpost::metrics::count_query(Transport::Udp, o.qtype, o.respond.then_some(o.rcode));
     };
@@ -197,17 +201,10 @@ fn counter_sees_allocations() {
 #[test]
 fn geographic_case_follows_ecs() {
     let snap = fixture::snapshot();
-    let mut scratch = Box::<Scratch>::default();
-    let mut out = Vec::new();
+    let mut r = Responder::new();
     let packet = fixture::query("geo.bench.example", 1, true, Some(([10, 20, 1, 0], 24)));
-    let o = respond(
-        &snap,
-        &packet,
-        &mut scratch,
-        fixture::SOURCE,
-        Transport::Udp,
-        &mut out,
-    );
+    let o = r.answer(&snap, &packet);
+    let out = &r.out;
     assert_eq!(o.rcode, Rcode::NOERROR);
     assert!(
         out.windows(4).any(|w| w == [127, 0, 0, 21]),

@@ -1,17 +1,17 @@
 //! Issue 3, acceptance 1: the prober and the status machine against real servers on
 //! loopback (HTTP, HTTPS with a CA made here, TCP), one behaviour per test.
 
-mod support;
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::ingress::{HttpServer, Reply, TestCa, always, closed_port};
 use signpost::config::{Protocol, TlsSpec};
 use signpost::health::{ProbeOutcome, Prober, ProberOptions, TargetHealth};
 use signpost::model::ProbeTarget;
 use signpost::snapshot::Status;
-use support::{HttpServer, Reply, TestCa, always, closed_port};
 
 fn target(addr: SocketAddr, protocol: Protocol) -> ProbeTarget {
     ProbeTarget {
@@ -53,6 +53,19 @@ async fn run(prober: &Prober, t: &ProbeTarget, n: usize) -> Vec<(Status, ProbeOu
 
 async fn once(t: &ProbeTarget) -> ProbeOutcome {
     Prober::new().probe(t).await
+}
+
+/// The status after one probe, and the probe's reason.
+async fn first(prober: &Prober, t: &ProbeTarget) -> (Status, String) {
+    let r = run(prober, t, 1).await;
+    (r[0].0, reason(&r[0].1).to_owned())
+}
+
+fn tls(ca_file: Option<&std::path::Path>, insecure_skip_verify: bool) -> TlsSpec {
+    TlsSpec {
+        ca_file: ca_file.map(Into::into),
+        insecure_skip_verify,
+    }
 }
 
 fn reason(o: &ProbeOutcome) -> &str {
@@ -241,9 +254,9 @@ async fn without_reuse_every_probe_opens_a_connection_and_asks_to_close_it() {
 }
 
 /// Answers the `n`th request (from 0) with `replies[n]`, and 200 after them.
-fn script(replies: Vec<Reply>) -> support::Handler {
+fn script(replies: Vec<Reply>) -> common::ingress::Handler {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    Arc::new(move |_: &support::Request| {
+    Arc::new(move |_: &common::ingress::Request| {
         let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         replies.get(n).cloned().unwrap_or(Reply::Status(200, "ok"))
     })
@@ -333,7 +346,7 @@ async fn body_contains() {
 
 #[tokio::test]
 async fn host_header_and_custom_headers_reach_the_server() {
-    let server = HttpServer::start(Arc::new(|r: &support::Request| {
+    let server = HttpServer::start(Arc::new(|r: &common::ingress::Request| {
         match (r.header("host"), r.header("x-probe-token")) {
             (Some("app.corp.example"), Some("s3cret")) => Reply::Status(200, "app"),
             (Some("app.corp.example"), _) => Reply::Status(403, ""),
@@ -401,56 +414,39 @@ async fn https_trusts_only_the_configured_ca() {
     t.tolerated_failures = 0;
 
     // Online with ca_file; the server saw the host as SNI.
-    t.tls = TlsSpec {
-        ca_file: Some(ca_file.clone()),
-        insecure_skip_verify: false,
-    };
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Online, "{:?}", r[0].1);
+    t.tls = tls(Some(&ca_file), false);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Online, "{why}");
     let last = server.requests().pop().unwrap();
     assert_eq!(last.sni.as_deref(), Some("app.corp.example"));
     assert_eq!(last.header("host"), Some("app.corp.example"));
 
     // Degraded without it: the system trust store does not know the test CA.
     t.tls = TlsSpec::default();
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Degraded);
-    assert!(
-        reason(&r[0].1).starts_with("TLS: invalid peer certificate"),
-        "{:?}",
-        r[0].1
-    );
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Degraded);
+    assert!(why.starts_with("TLS: invalid peer certificate"), "{why}");
 
     // Degraded with a different CA: only the configured bundle is trusted.
-    t.tls = TlsSpec {
-        ca_file: Some(other_ca_file),
-        insecure_skip_verify: false,
-    };
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Degraded);
-    assert!(reason(&r[0].1).starts_with("TLS: "), "{:?}", r[0].1);
+    t.tls = tls(Some(&other_ca_file), false);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Degraded);
+    assert!(why.starts_with("TLS: "), "{why}");
 
     // The right CA but the wrong name: the certificate is checked against `host`.
-    t.tls = TlsSpec {
-        ca_file: Some(ca_file),
-        insecure_skip_verify: false,
-    };
+    t.tls = tls(Some(&ca_file), false);
     t.host = Some("other.corp.example".into());
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Degraded);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Degraded);
     assert!(
-        reason(&r[0].1).contains("not valid for name \"other.corp.example\""),
-        "{:?}",
-        r[0].1
+        why.contains("not valid for name \"other.corp.example\""),
+        "{why}"
     );
 
     // Online with insecure_skip_verify, whatever the CA and name.
-    t.tls = TlsSpec {
-        ca_file: None,
-        insecure_skip_verify: true,
-    };
-    let r = run(&prober, &t, 1).await;
-    assert_eq!(r[0].0, Status::Online, "{:?}", r[0].1);
+    t.tls = tls(None, true);
+    let (status, why) = first(&prober, &t).await;
+    assert_eq!(status, Status::Online, "{why}");
 }
 
 #[tokio::test]

@@ -1,131 +1,24 @@
 //! Routing end to end (issue 4, acceptance 2): the real binary on a loopback port,
 //! queried over UDP, with EDNS Client Subnet where the client's location matters.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+#[cfg(feature = "interop")]
+use std::process::Command;
+
+use common::{GSLB_ZONE, Setup, Signpost};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 
-const ZONE: &str = "\
-$ORIGIN gslb.example.
-$TTL 300
-@       IN SOA ns1 hostmaster 1 3600 600 86400 60
-        IN NS  ns1
-ns1     IN A   127.0.0.1
-ingress IN A   192.0.2.99
-";
-
-/// A running `signpost serve`, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (at the time of asking).
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Starts the binary with `profiles` (TOML) and zone `gslb.example.`; waits until it
-/// answers. Retries on another port if the chosen one was taken meanwhile.
-fn start(profiles: &str) -> Server {
-    for _attempt in 0..5 {
-        let dir = tempfile::tempdir().unwrap();
-        let zones = dir.path().join("zones");
-        std::fs::create_dir(&zones).unwrap();
-        std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let config = dir.path().join("signpost.toml");
-        let text = format!(
-            "[dns]\nlisten = [\"{addr}\"]\nudp_sockets = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[zones]\ndir = {:?}\n[state]\ndir = {:?}\n{profiles}",
-            zones.display().to_string(),
-            dir.path().join("state").display().to_string(),
-        );
-        std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("SIGNPOST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start signpost");
-        for _ in 0..100 {
-            if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("signpost exited with {status}; retrying on another port");
-                break;
-            }
-            if try_query(addr, &query("gslb.example.", RecordType::SOA, None)).is_some() {
-                return Server {
-                    child,
-                    addr,
-                    _dir: dir,
-                };
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("signpost did not start");
-}
-
-/// A query with EDNS (payload 1232) and, optionally, ECS `addr/prefix`.
-fn query(name: &str, qtype: RecordType, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
-    let mut q = vec![0x4a, 0x11, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
-    for label in name.trim_end_matches('.').split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&u16::from(qtype).to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
-    // OPT: root, type 41, payload 1232, ext rcode/version/flags 0.
-    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
-    let mut opt = Vec::new();
-    if let Some((addr, prefix)) = ecs {
-        let (family, octets) = match addr {
-            IpAddr::V4(a) => (1u16, a.octets().to_vec()),
-            IpAddr::V6(a) => (2u16, a.octets().to_vec()),
-        };
-        let n = usize::from(prefix).div_ceil(8);
-        opt.extend_from_slice(&8u16.to_be_bytes());
-        opt.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-        opt.extend_from_slice(&family.to_be_bytes());
-        opt.extend_from_slice(&[prefix, 0]);
-        opt.extend_from_slice(&octets[..n]);
-    }
-    q.extend_from_slice(&(opt.len() as u16).to_be_bytes());
-    q.extend_from_slice(&opt);
-    q
-}
-
-fn try_query(addr: SocketAddr, q: &[u8]) -> Option<Message> {
-    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .ok()?;
-    sock.send_to(q, addr).ok()?;
-    let mut buf = [0u8; 4096];
-    let (n, _) = sock.recv_from(&mut buf).ok()?;
-    Message::from_vec(&buf[..n]).ok()
+/// Starts the binary with `profiles` (TOML) and zone `gslb.example.` with an in-zone
+/// `ingress` name.
+fn start(profiles: &str) -> Signpost {
+    let zone = format!("{GSLB_ZONE}ingress IN A   192.0.2.99\n");
+    Signpost::start(&Setup::new(&[("gslb.example.zone", &zone)]).extra(profiles))
 }
 
 /// What came back, in words.
@@ -141,15 +34,14 @@ struct Answer {
     ecs: Option<(IpAddr, u8, u8)>,
 }
 
-fn ask(s: &Server, name: &str, qtype: RecordType, ecs: Option<&str>) -> Answer {
-    let ecs = ecs.map(|e| {
-        let (a, p) = e.split_once('/').unwrap();
-        (a.parse::<IpAddr>().unwrap(), p.parse::<u8>().unwrap())
-    });
-    let q = query(name, qtype, ecs);
-    let m = (0..20)
-        .find_map(|_| try_query(s.addr, &q))
-        .expect("an answer within 20 tries");
+/// A query with EDNS (payload 1232) and, optionally, ECS `addr/prefix`, over UDP.
+fn ask(s: &Signpost, name: &str, qtype: RecordType, ecs: Option<&str>) -> Answer {
+    let q = common::query(name, qtype);
+    let q = match ecs.map(|e| e.split_once('/').unwrap()) {
+        Some((a, p)) => common::with_ecs(q, a.parse().unwrap(), p.parse().unwrap()),
+        None => common::with_edns(q, 0, 1232),
+    };
+    let m = Message::from_vec(&s.udp(&q.to_vec().unwrap())).expect("a parsable answer");
     let records = m
         .answers
         .iter()
@@ -242,30 +134,19 @@ fn geoip_country_from_maxminds_test_database() {
             ]
         )
     ));
-    // MaxMind's test data: 81.2.69.142 is GB (network /31), 89.160.20.112 SE, Europe (/28).
-    let a = ask(
-        &s,
-        "app.gslb.example.",
-        RecordType::A,
-        Some("81.2.69.142/32"),
-    );
-    assert_eq!(a.records, ["A 192.0.2.1"]);
-    assert_eq!(a.ecs.map(|e| e.2), Some(31));
-    let a = ask(
-        &s,
-        "app.gslb.example.",
-        RecordType::A,
-        Some("89.160.20.112/32"),
-    );
-    assert_eq!(a.records, ["A 192.0.2.2"]);
-    assert_eq!(a.ecs.map(|e| e.2), Some(28));
-    let a = ask(
-        &s,
-        "app.gslb.example.",
-        RecordType::A,
-        Some("216.160.83.56/32"),
-    );
-    assert_eq!(a.records, ["A 192.0.2.3"]);
+    // MaxMind's test data: 81.2.69.142 is GB (network /31), 89.160.20.112 SE, Europe
+    // (/28), 216.160.83.56 US (scope not checked).
+    for (client, record, scope) in [
+        ("81.2.69.142/32", "A 192.0.2.1", Some(31)),
+        ("89.160.20.112/32", "A 192.0.2.2", Some(28)),
+        ("216.160.83.56/32", "A 192.0.2.3", None),
+    ] {
+        let a = ask(&s, "app.gslb.example.", RecordType::A, Some(client));
+        assert_eq!(a.records, [record], "{client}");
+        if scope.is_some() {
+            assert_eq!(a.ecs.map(|e| e.2), scope, "{client}");
+        }
+    }
 }
 
 #[test]
@@ -341,13 +222,10 @@ fn nested_child_below_min_child_endpoints_hands_over_to_the_next_endpoint() {
 
 #[test]
 fn aaaa_only_profile_gives_nodata_to_a() {
-    let s = start(&format!(
-        "[profiles.\"v6.gslb.example\"]\n{}",
-        endpoints(
-            "v6.gslb.example",
-            &[("v6", "addresses = [\"2001:db8::1\", \"2001:db8::2\"]")]
-        )
-    ));
+    let s = start(
+        r#"[profiles."v6.gslb.example"]
+endpoints = [{ name = "v6", addresses = ["2001:db8::1", "2001:db8::2"] }]"#,
+    );
     let a = ask(&s, "v6.gslb.example.", RecordType::A, None);
     assert_eq!((a.rcode, a.aa), (ResponseCode::NoError, true));
     assert!(a.records.is_empty(), "{a:?}");
@@ -358,17 +236,12 @@ fn aaaa_only_profile_gives_nodata_to_a() {
 
 #[test]
 fn cname_endpoint_answers_cname_and_in_zone_targets_are_chased() {
-    let s = start(&format!(
-        "[profiles.\"in.gslb.example\"]\n{}[profiles.\"out.gslb.example\"]\n{}",
-        endpoints(
-            "in.gslb.example",
-            &[("c", "target = \"ingress.gslb.example.\"")]
-        ),
-        endpoints(
-            "out.gslb.example",
-            &[("c", "target = \"app.corp.example.\"")]
-        ),
-    ));
+    let s = start(
+        r#"[profiles."in.gslb.example"]
+endpoints = [{ name = "c", target = "ingress.gslb.example." }]
+[profiles."out.gslb.example"]
+endpoints = [{ name = "c", target = "app.corp.example." }]"#,
+    );
     let a = ask(&s, "in.gslb.example.", RecordType::A, None);
     assert_eq!(a.records, ["CNAME ingress.gslb.example.", "A 192.0.2.99"]);
     let a = ask(&s, "out.gslb.example.", RecordType::A, None);
@@ -382,7 +255,7 @@ fn cname_endpoint_answers_cname_and_in_zone_targets_are_chased() {
 #[test]
 fn dig_shows_client_subnet_with_the_regions_scope() {
     let s = start(&regions_config());
-    let out = Command::new("dig")
+    let out = Command::new(common::tool("dig"))
         .arg(format!("@{}", s.addr.ip()))
         .args(["-p", &s.addr.port().to_string()])
         .args(["app.gslb.example.", "A", "+subnet=10.20.1.0/24"])

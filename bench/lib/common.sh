@@ -98,36 +98,62 @@ ensure_packages() {
   done
 }
 
-# Builds signpost in release mode (unless SIGNPOST_BIN is given) and sets SIGNPOST_BIN.
-build_signpost() {
-  if [ -n "${SIGNPOST_BIN:-}" ]; then
-    [ -x "$SIGNPOST_BIN" ] || die "SIGNPOST_BIN=$SIGNPOST_BIN is not executable"
-    return
-  fi
-  log "building signpost (release)"
-  (cd "$ROOT" && cargo build --release --locked --bin signpost -q) || die "cargo build failed"
-  local target_dir
-  target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  SIGNPOST_BIN="$target_dir/release/signpost"
-  [ -x "$SIGNPOST_BIN" ] || die "no binary at $SIGNPOST_BIN"
+# defaults VAR=VALUE...: sets each VAR that is unset or empty (the scripts' settings,
+# which the environment overrides).
+defaults() {
+  local kv var
+  for kv in "$@"; do
+    var=${kv%%=*}
+    [ -n "${!var:-}" ] || printf -v "$var" '%s' "${kv#*=}"
+  done
 }
 
-# Builds the dnsblast load client (bench/dnsblast.rs, a cargo example) in release mode
-# unless DNSBLAST_BIN is given, and sets DNSBLAST_BIN.
-build_dnsblast() {
-  if [ -n "${DNSBLAST_BIN:-}" ]; then
-    [ -x "$DNSBLAST_BIN" ] || die "DNSBLAST_BIN=$DNSBLAST_BIN is not executable"
+# quick_defaults VAR=VALUE...: defaults, for a smoke run (QUICK=1) only.
+quick_defaults() {
+  [ "${QUICK:-0}" = 1 ] || return 0
+  defaults "$@"
+}
+
+# The start every bench script shares: CPUs (SERVER_CPU for the servers, default 0;
+# CLIENT_CPU for the load and the ingresses, default 1), the work directory
+# /tmp/signpost-$1.XXXXXX (removed on exit with every process started, unless KEEP=1),
+# the Debian packages ensure_packages takes ($2...), and the release build of signpost.
+bench_start() {
+  local name=$1
+  shift
+  SERVER_CPU=${SERVER_CPU:-0}
+  CLIENT_CPU=${CLIENT_CPU:-1}
+  INGRESS_CPUS=$CLIENT_CPU
+  WORK=$(mktemp -d "/tmp/signpost-$name.XXXXXX")
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  ensure_packages "$@"
+  build_signpost
+}
+
+# Builds a release binary (cargo build ARGS: $3...) unless the variable named $1 already
+# names one, and sets that variable to target/release/$2.
+build_release() {
+  local var=$1 path=$2 target_dir
+  shift 2
+  if [ -n "${!var:-}" ]; then
+    [ -x "${!var}" ] || die "$var=${!var} is not executable"
     return
   fi
-  log "building dnsblast (release)"
-  (cd "$ROOT" && cargo build --release --locked --example dnsblast -q) || die "cargo build failed"
-  local target_dir
+  log "building $path (release)"
+  (cd "$ROOT" && cargo build --release --locked "$@" -q) || die "cargo build failed"
   target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  DNSBLAST_BIN="$target_dir/release/examples/dnsblast"
-  [ -x "$DNSBLAST_BIN" ] || die "no binary at $DNSBLAST_BIN"
+  printf -v "$var" '%s' "$target_dir/release/$path"
+  [ -x "${!var}" ] || die "no binary at ${!var}"
 }
+
+# Sets SIGNPOST_BIN (built in release mode unless given).
+build_signpost() { build_release SIGNPOST_BIN signpost --bin signpost; }
+
+# Sets DNSBLAST_BIN: the load client bench/dnsblast.rs, a cargo example (built in release
+# mode unless given).
+build_dnsblast() { build_release DNSBLAST_BIN examples/dnsblast --example dnsblast; }
 
 # Prints one TCP+UDP port that is free on every given loopback address.
 free_port() {
@@ -201,20 +227,12 @@ sys.exit(1)
 EOF
 }
 
-# The zone every server serves, in RFC 1035 form. $1 = what stands at "app": a profile
-# (nothing: signpost), "DYNA" (gdnsd), or "A" (a static A record: Knot).
+# The zone every server serves, in RFC 1035 form: lib/bench.example.zone (which
+# bench/fixture.rs serves in process too), then at "app" what $2 says: a profile (none:
+# signpost), "DYNA" (gdnsd), or "A" (a static A record: Knot).
 write_zone() {
   local file=$1 app=$2
-  cat >"$file" <<EOF
-\$ORIGIN bench.example.
-\$TTL 300
-@    60 IN SOA  ns1.bench.example. hostmaster.bench.example. 1 3600 600 1209600 60
-        IN NS   ns1
-        IN NS   ns2
-ns1     IN A    127.0.0.1
-ns2     IN A    127.0.0.2
-static  IN A    192.0.2.1
-EOF
+  cp "$LIB/bench.example.zone" "$file"
   case $app in
     DYNA) echo "app 30 DYNA weighted!app" >>"$file" ;;
     A) echo "app 30 IN A ${INGRESS_ADDRS[0]}" >>"$file" ;;

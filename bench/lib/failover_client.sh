@@ -24,26 +24,21 @@
 
 # Resolvers are asked with RD set (signpost ignores it).
 export DNSQ_RD=1
-RUNS=${RUNS:-5}
-WINDOW=${WINDOW:-85}
-WATCH_MS=${WATCH_MS:-100}
+defaults RUNS=5 WINDOW=85 WATCH_MS=100
 FAULTS="refused hung 503"
 MODES="on off"
 VIEWS="direct unbound bind"
 INGRESS_ADDRS=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
 GOOD_ADDR=127.0.0.14
 
-WORK=$(mktemp -d /tmp/signpost-failover-client.XXXXXX)
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages python3:python3 unbound:unbound named:bind9
+bench_start failover-client python3:python3 unbound:unbound named:bind9
 UNBOUND=$(command -v unbound || echo /usr/sbin/unbound)
 NAMED=$(command -v named || echo /usr/sbin/named)
-build_signpost
+# The ingresses may use every CPU: nothing here measures CPU.
+INGRESS_CPUS=0-$(($(nproc) - 1))
 
 INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
-start_ingresses 0-"$(($(nproc) - 1))"
+start_ingresses "$INGRESS_CPUS"
 log "ingresses on ${INGRESS_ADDRS[*]} port $INGRESS_PORT"
 
 fault_index() {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
@@ -19,13 +19,50 @@ pub struct Api {
     pub token: Option<String>,
 }
 
+/// How long the CLI waits for the admin API's answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an admin API call from the CLI failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot start the HTTP client: {0}")]
+    Runtime(std::io::Error),
+    #[error("--admin {0:?}: only http:// URLs are supported, e.g. http://127.0.0.1:8053")]
+    Scheme(String),
+    #[error("bad request for {url}: {source}")]
+    Request {
+        url: String,
+        source: hyper::http::Error,
+    },
+    #[error("cannot reach the admin API at {base} ({source}); is signpost running? (--admin URL)")]
+    Connect {
+        base: String,
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error(
+        "{url}: no answer within {} s; signpost may be overloaded or stuck (see its log)",
+        CALL_TIMEOUT.as_secs()
+    )]
+    Timeout { url: String },
+    #[error("{url}: the answer broke off: {source}")]
+    Body { url: String, source: hyper::Error },
+    /// The server answered with an error status; `message` is its `error` field.
+    #[error("{} {}: {message}", .status.as_u16(), .status.canonical_reason().unwrap_or(""))]
+    Refused { status: StatusCode, message: String },
+}
+
 impl Api {
     /// Calls the API; returns the JSON body on 2xx, else the server's message.
-    pub fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(CallError::Runtime)?;
         rt.block_on(self.call_async(method, path, body))
     }
 
@@ -34,10 +71,10 @@ impl Api {
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, CallError> {
         let base = self.base.trim_end_matches('/');
         if !base.starts_with("http://") {
-            return Err(format!("--admin {base:?}: only http:// URLs are supported"));
+            return Err(CallError::Scheme(base.to_owned()));
         }
         let url = format!("{base}{path}");
         let mut req = Request::builder().method(method).uri(&url);
@@ -48,41 +85,47 @@ impl Api {
         if !body.is_empty() {
             req = req.header("Content-Type", "application/json");
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        let req = match req.body(Full::new(Bytes::from(body))) {
+            Ok(req) => req,
+            Err(source) => return Err(CallError::Request { url, source }),
+        };
         let client = Client::builder(TokioExecutor::new()).build_http();
-        let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-            .await
-            .map_err(|_| format!("{url}: no answer within 30 s"))?
-            .map_err(|e| {
-                format!(
-                    "cannot reach the admin API at {base} ({e}); is signpost running? (--admin URL)"
-                )
-            })?;
+        let resp = match tokio::time::timeout(CALL_TIMEOUT, client.request(req)).await {
+            Err(_) => return Err(CallError::Timeout { url }),
+            Ok(Err(source)) => {
+                return Err(CallError::Connect {
+                    base: base.to_owned(),
+                    source,
+                });
+            }
+            Ok(Ok(resp)) => resp,
+        };
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?
-            .to_bytes();
+        let bytes = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(source) => return Err(CallError::Body { url, source }),
+        };
         let v: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         if status.is_success() {
             Ok(v)
         } else {
-            let msg = v["error"]
+            let message = v["error"]
                 .as_str()
                 .map(str::to_owned)
                 .unwrap_or_else(|| v.to_string());
-            Err(format!(
-                "{} {}: {msg}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            ))
+            Err(CallError::Refused { status, message })
         }
     }
+}
+
+/// `drain` / `undrain` without a usable target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("--endpoint {0:?}: write PROFILE/ENDPOINT, e.g. app.gslb.example/seattle")]
+    Endpoint(String),
+    #[error("give --site SITE or --endpoint PROFILE/ENDPOINT")]
+    Missing,
 }
 
 /// Path of a drain/undrain call.
@@ -90,12 +133,12 @@ pub fn drain_path(
     site: Option<&str>,
     endpoint: Option<&str>,
     action: &str,
-) -> Result<String, String> {
+) -> Result<String, TargetError> {
     match (site, endpoint) {
         (_, Some(pe)) => {
-            let (p, e) = pe.rsplit_once('/').ok_or_else(|| {
-                format!("--endpoint {pe:?}: write PROFILE/ENDPOINT, e.g. app.gslb.example/seattle")
-            })?;
+            let (p, e) = pe
+                .rsplit_once('/')
+                .ok_or_else(|| TargetError::Endpoint(pe.to_owned()))?;
             Ok(format!(
                 "/api/v1/profiles/{}/endpoints/{}/{action}",
                 urlenc(p),
@@ -103,7 +146,7 @@ pub fn drain_path(
             ))
         }
         (Some(s), None) => Ok(format!("/api/v1/sites/{}/{action}", urlenc(s))),
-        (None, None) => Err("give --site SITE or --endpoint PROFILE/ENDPOINT".into()),
+        (None, None) => Err(TargetError::Missing),
     }
 }
 
@@ -252,6 +295,62 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn drain_targets_and_their_errors() {
+        assert_eq!(
+            drain_path(None, Some("app.gslb.example/seattle"), "drain").unwrap(),
+            "/api/v1/profiles/app.gslb.example/endpoints/seattle/drain"
+        );
+        assert_eq!(
+            drain_path(Some("hub-dublin"), None, "undrain").unwrap(),
+            "/api/v1/sites/hub-dublin/undrain"
+        );
+        let err = drain_path(None, Some("seattle"), "drain").unwrap_err();
+        assert!(matches!(&err, TargetError::Endpoint(e) if e == "seattle"));
+        assert_eq!(
+            err.to_string(),
+            "--endpoint \"seattle\": write PROFILE/ENDPOINT, e.g. app.gslb.example/seattle"
+        );
+        let err = drain_path(None, None, "drain").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "give --site SITE or --endpoint PROFILE/ENDPOINT"
+        );
+    }
+
+    #[test]
+    fn call_errors_say_where_and_what_to_do() {
+        let api = |base: &str| Api {
+            base: base.into(),
+            token: None,
+        };
+        let err = api("https://127.0.0.1:8053")
+            .call(Method::GET, "/api/v1/status", None)
+            .unwrap_err();
+        assert!(matches!(err, CallError::Scheme(_)), "{err:?}");
+        assert!(err.to_string().contains("only http:// URLs"), "{err}");
+        // A port nothing listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let err = api(&base)
+            .call(Method::GET, "/api/v1/status", None)
+            .unwrap_err();
+        assert!(matches!(err, CallError::Connect { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot reach the admin API at {base} (")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("is signpost running? (--admin URL)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn status_table_says_draining_while_a_ramp_runs() {

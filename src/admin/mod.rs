@@ -145,13 +145,27 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     }
 }
 
+/// Why the admin listener's token settings cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "admin.listen = \"{0}\" is reachable from other hosts but admin.token_file is not set; \
+         set admin.token_file to a file holding a bearer token, or listen on 127.0.0.1"
+    )]
+    Exposed(SocketAddr),
+    #[error("cannot read admin.token_file {} ({source})", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin.token_file {} is empty; put a long random token in it", path.display())]
+    Empty { path: std::path::PathBuf },
+}
+
 /// Checks that a non-loopback listener has a token (DESIGN: refuse to start otherwise).
-pub fn check_listen(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
+pub fn check_listen(addr: SocketAddr, token: Option<&str>) -> Result<(), TokenError> {
     if !is_loopback(addr.ip()) && token.is_none() {
-        return Err(format!(
-            "admin.listen = \"{addr}\" is reachable from other hosts but admin.token_file is not set; \
-             set admin.token_file to a file holding a bearer token, or listen on 127.0.0.1"
-        ));
+        return Err(TokenError::Exposed(addr));
     }
     Ok(())
 }
@@ -164,15 +178,16 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Reads a token file: the first line, trimmed; empty is an error.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read admin.token_file {} ({e})", path.display()))?;
+pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let token = text.lines().next().unwrap_or_default().trim().to_owned();
     if token.is_empty() {
-        return Err(format!(
-            "admin.token_file {} is empty; put a long random token in it",
-            path.display()
-        ));
+        return Err(TokenError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(token)
 }
@@ -496,7 +511,9 @@ mod tests {
     fn non_loopback_needs_a_token() {
         assert!(check_listen("127.0.0.1:8053".parse().unwrap(), None).is_ok());
         assert!(check_listen("[::1]:8053".parse().unwrap(), None).is_ok());
-        let e = check_listen("0.0.0.0:8053".parse().unwrap(), None).unwrap_err();
+        let e = check_listen("0.0.0.0:8053".parse().unwrap(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("admin.token_file"), "{e}");
         assert!(check_listen("0.0.0.0:8053".parse().unwrap(), Some("t")).is_ok());
     }

@@ -19,13 +19,25 @@ impl HumanDuration {
         Self(Duration::from_millis(ms))
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim()).map(Self).map_err(|e| {
-            format!(
-                "invalid duration {text:?} ({e}); write a number with a unit, e.g. \"500ms\", \"10s\" or \"5m\""
-            )
-        })
+    pub(crate) fn parse(text: &str) -> Result<Self, DurationError> {
+        humantime::parse_duration(text.trim())
+            .map(Self)
+            .map_err(|source| DurationError {
+                text: text.to_owned(),
+                source,
+            })
     }
+}
+
+/// A duration that does not parse, e.g. `"ten seconds"` or `"5 parsecs"`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid duration {text:?} ({source}); write a number with a unit, e.g. \"500ms\", \"10s\" or \"5m\""
+)]
+pub(crate) struct DurationError {
+    /// The text as written.
+    pub text: String,
+    source: humantime::DurationError,
 }
 
 impl fmt::Display for HumanDuration {
@@ -83,6 +95,7 @@ mod tests {
             Duration::from_secs(300)
         );
         let err = HumanDuration::parse("5 parsecs").unwrap_err();
-        assert!(err.contains("\"5 parsecs\""), "{err}");
+        assert_eq!(err.text, "5 parsecs");
+        assert!(err.to_string().contains("\"5 parsecs\""), "{err}");
     }
 }

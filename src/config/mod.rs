@@ -4,6 +4,7 @@
 //! does not hide the next: `signpost check` reports every error at once, each with the
 //! file, the key path and what to do.
 
+pub mod cluster;
 mod duration;
 mod spec;
 
@@ -109,10 +110,12 @@ pub struct Config {
     pub dns_listen: Vec<SocketAddr>,
     /// Parsed `admin.listen`.
     pub admin_listen: Option<SocketAddr>,
+    /// `[cluster]`, when this instance is one of several.
+    pub cluster: Option<cluster::ClusterSpec>,
 }
 
 const SECTIONS: &[&str] = &[
-    "dns", "admin", "zones", "state", "geo", "monitors", "sites", "profiles",
+    "dns", "admin", "zones", "state", "geo", "monitors", "sites", "profiles", "cluster",
 ];
 
 impl Config {
@@ -214,6 +217,9 @@ impl Config {
         }
         if let Some(v) = root.get("geo") {
             read_into(v, "geo", path, &mut problems, &mut cfg.geo);
+        }
+        if let Some(v) = root.get("cluster") {
+            cfg.cluster = read(v, "cluster", path, &mut problems);
         }
         if let Some(v) = root.get("monitors") {
             for (name, v) in table(v, "monitors", path, &mut problems) {
@@ -347,6 +353,9 @@ impl Config {
         for (name, m) in &self.monitors {
             let at = format!("monitors.{}", key_part(name));
             check_monitor(m, &at, &mut bad);
+        }
+        if let Some(c) = &self.cluster {
+            c.check(&mut bad);
         }
     }
 }

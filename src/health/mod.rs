@@ -22,8 +22,9 @@ use crate::base::Status;
 use crate::model::Model;
 
 pub use hysteresis::{Ewma, Hysteresis, TargetHealth};
-pub use probe::{Check, ProbeOutcome, Prober, ProberOptions};
-pub use scheduler::{ProbeResult, Scheduler, SchedulerOptions};
+pub use probe::{ProbeOutcome, Prober, ProberOptions};
+pub use scheduler::ProbeResult;
+pub(crate) use scheduler::{Scheduler, SchedulerOptions};
 
 /// The last probe of a target, as shown by the status API.
 #[derive(Clone, Debug, PartialEq)]

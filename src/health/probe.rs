@@ -43,12 +43,12 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::base::{Protocol, load_roots};
+use crate::base::{Protocol, TlsError, load_roots};
 use crate::config::TlsSpec;
 use crate::model::ProbeTarget;
 
 /// At most this much of a response body is read (and searched for `body_contains`).
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 const USER_AGENT: &str = concat!("signpost-probe/", env!("CARGO_PKG_VERSION"));
 
@@ -59,13 +59,105 @@ pub struct ProbeOutcome {
     /// Time from the start of the probe until it succeeded or failed.
     pub rtt: Duration,
     /// Why it failed, in a few words ("connection refused", "timeout after 1s (no
-    /// response)", "status 503 not in 200-299", "TLS: …").
+    /// response)", "status 503 not in 200-299", "TLS: …"): the text of a `ProbeError`.
     pub reason: Option<String>,
 }
 
+/// Why a probe failed. The text is the failure reason operators see (status API, status
+/// page, `signpost status`), so it stays short and says what the target did.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum ProbeError {
+    /// The probe cannot be sent at all; every probe of the target fails the same way
+    /// until the config is fixed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// Connecting, the TLS handshake or sending the request failed before a response.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// Nothing (or not all of it) came back within the monitor's `timeout`.
+    #[error("timeout after {} ({waiting})", humantime::format_duration(*.after))]
+    Timeout { after: Duration, waiting: Waiting },
+    /// The response status is not one of `expected_status`.
+    #[error("status {status} not in {}", ranges(.expected))]
+    Status {
+        status: u16,
+        expected: Vec<(u16, u16)>,
+    },
+    /// The response body broke off.
+    #[error("body: {0}")]
+    Body(ConnectionError),
+    /// The body (its first [`MAX_BODY`] bytes, `truncated` when there was more) lacks
+    /// `body_contains`.
+    #[error(
+        "body does not contain {needle:?}{}",
+        if *.truncated { " (in its first 64 KiB)" } else { "" }
+    )]
+    BodyMissing { needle: String, truncated: bool },
+}
+
+/// What a probe that timed out was still waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Waiting {
+    /// A TCP probe's connection.
+    #[error("connect")]
+    Connect,
+    /// The response headers (the connection, TLS and request included).
+    #[error("no response")]
+    Response,
+    /// The rest of the body.
+    #[error("body incomplete")]
+    Body,
+}
+
+/// A connection or request that failed underneath the HTTP client: the TLS or socket
+/// error when there is one, else the client's innermost message.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum ConnectionError {
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    /// "connection refused", "connection reset", …, or the system's words for rarer
+    /// errors.
+    #[error("{}", socket_reason(*.kind, .message))]
+    Socket {
+        kind: io::ErrorKind,
+        message: String,
+    },
+    /// e.g. "connection closed before message completed".
+    #[error("{0}")]
+    Http(String),
+}
+
+/// Why a target's HTTP(S) probe cannot be set up. The config check rejects most of these
+/// before signpost starts; one that slips through (a `ca_file` removed since) is every
+/// probe's failure reason until it is fixed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum SetupError {
+    #[error("host {0:?} is not a valid Host header")]
+    HostHeader(String),
+    #[error("header name {0:?} is not valid")]
+    HeaderName(String),
+    #[error("header {name}: value {value:?} is not valid")]
+    HeaderValue { name: String, value: String },
+    #[error("invalid probe URL {url:?}: {source}")]
+    Url { url: String, source: UrlError },
+    /// rustls refused the protocol versions (a build without TLS 1.2 and 1.3).
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    #[error("TLS: cannot use the system trust store: {0}")]
+    SystemRoots(rustls::Error),
+    /// The monitor's `tls.ca_file` cannot be read or holds no certificate.
+    #[error(transparent)]
+    CaFile(Arc<TlsError>),
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(ConnectionError),
+}
+
+/// Why a URL does not parse (the `url` crate's `ParseError`, reached through reqwest).
+pub(crate) type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+
 /// Something that can probe a target. [`Prober`] is the real one; the scheduler is generic
 /// so that its timing can be tested with paused time.
-pub trait Check: Send + Sync + 'static {
+pub(crate) trait Check: Send + Sync + 'static {
     /// Per-target work done once, not on every probe (clients, URLs, headers).
     type Prepared: Send + Sync + 'static;
 
@@ -104,9 +196,9 @@ const MAX_IDLE_PER_HOST: usize = 32;
 #[derive(Default)]
 pub struct Prober {
     options: ProberOptions,
-    clients: Mutex<HashMap<ClientKey, Result<reqwest::Client, String>>>,
-    pools: Mutex<HashMap<ClientKey, Result<Arc<Pool>, String>>>,
-    tls: Mutex<HashMap<TlsSpec, Result<rustls::ClientConfig, String>>>,
+    clients: Mutex<HashMap<ClientKey, Result<reqwest::Client, SetupError>>>,
+    pools: Mutex<HashMap<ClientKey, Result<Arc<Pool>, SetupError>>>,
+    tls: Mutex<HashMap<TlsSpec, Result<rustls::ClientConfig, SetupError>>>,
 }
 
 /// What makes two targets need different clients: TLS trust, and the host name that is
@@ -120,7 +212,7 @@ struct ClientKey {
 /// A client that keeps connections alive, rebuilt when it is older than the maximum
 /// connection age: the old one's idle connections close when the last probe using it ends.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     key: ClientKey,
     tls: rustls::ClientConfig,
     max_age: Duration,
@@ -128,7 +220,11 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn new(key: ClientKey, tls: rustls::ClientConfig, max_age: Duration) -> Result<Self, String> {
+    fn new(
+        key: ClientKey,
+        tls: rustls::ClientConfig,
+        max_age: Duration,
+    ) -> Result<Self, SetupError> {
         let client = build_client(&key, tls.clone(), Some(max_age))?;
         Ok(Self {
             key,
@@ -154,11 +250,11 @@ impl Pool {
 
 /// An HTTP(S) probe ready to send; `Err` holds why it cannot be (a bad header, an
 /// unreadable `ca_file`), reported as the failure reason of every probe.
-pub type PreparedHttp = Result<HttpProbe, String>;
+pub(crate) type PreparedHttp = Result<HttpProbe, SetupError>;
 
 /// The parts of an HTTP(S) probe that stay the same from probe to probe.
 #[derive(Clone, Debug)]
-pub struct HttpProbe {
+pub(crate) struct HttpProbe {
     /// Opens a new connection for every request.
     fresh: reqwest::Client,
     /// Keeps connections alive (`reuse_connection`).
@@ -232,7 +328,7 @@ impl Prober {
         })())
     }
 
-    fn tls(&self, spec: &TlsSpec) -> Result<rustls::ClientConfig, String> {
+    fn tls(&self, spec: &TlsSpec) -> Result<rustls::ClientConfig, SetupError> {
         let mut cache = self.tls.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry(spec.clone())
@@ -240,7 +336,7 @@ impl Prober {
             .clone()
     }
 
-    fn client(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
+    fn client(&self, key: &ClientKey) -> Result<reqwest::Client, SetupError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(key) {
             return c.clone();
@@ -252,7 +348,7 @@ impl Prober {
         built
     }
 
-    fn pool(&self, key: &ClientKey) -> Result<Arc<Pool>, String> {
+    fn pool(&self, key: &ClientKey) -> Result<Arc<Pool>, SetupError> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pools.get(key) {
             return p.clone();
@@ -285,7 +381,7 @@ fn build_client(
     key: &ClientKey,
     tls: rustls::ClientConfig,
     keep_alive: Option<Duration>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, SetupError> {
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -302,8 +398,7 @@ fn build_client(
     if let Some((host, addr)) = &key.pinned {
         b = b.resolve(host, *addr);
     }
-    b.build()
-        .map_err(|e| format!("cannot set up the HTTP client: {}", describe(&e)))
+    b.build().map_err(|e| SetupError::Client(describe(&e)))
 }
 
 /// One probe of `target` (`http` is its prepared request, `None` for tcp), bounded by its
@@ -313,36 +408,33 @@ async fn run(target: &ProbeTarget, http: Option<&PreparedHttp>) -> ProbeOutcome 
     let phase = AtomicU8::new(PHASE_RESPONSE);
     let work = async {
         match http {
-            None => tcp(target).await,
-            Some(Err(reason)) => Err(reason.clone()),
+            None => tcp(target).await.map_err(ProbeError::from),
+            Some(Err(setup)) => Err(ProbeError::Setup(setup.clone())),
             Some(Ok(probe)) => http_probe(target, probe, &phase).await,
         }
     };
     let result = tokio::time::timeout(target.timeout, work).await;
     let rtt = start.elapsed();
-    let reason = match result {
+    let error = match result {
         Ok(Ok(())) => None,
-        Ok(Err(reason)) => Some(reason),
-        Err(_) => {
-            let what = match (target.protocol, phase.load(Ordering::Relaxed)) {
-                (Protocol::Tcp, _) => "connect",
-                (_, PHASE_BODY) => "body incomplete",
-                _ => "no response",
-            };
-            Some(format!(
-                "timeout after {} ({what})",
-                humantime::format_duration(target.timeout)
-            ))
-        }
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(ProbeError::Timeout {
+            after: target.timeout,
+            waiting: match (target.protocol, phase.load(Ordering::Relaxed)) {
+                (Protocol::Tcp, _) => Waiting::Connect,
+                (_, PHASE_BODY) => Waiting::Body,
+                _ => Waiting::Response,
+            },
+        }),
     };
     ProbeOutcome {
-        ok: reason.is_none(),
+        ok: error.is_none(),
         rtt,
-        reason,
+        reason: error.map(|e| e.to_string()),
     }
 }
 
-async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<(), String> {
+async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<(), ProbeError> {
     let mut resp = match &p.pool {
         None => send(&p.fresh, &p.url, &p.close_headers).await?,
         Some(pool) => reused_or_new(t, p, &pool.client()).await?,
@@ -350,10 +442,10 @@ async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<
     phase.store(PHASE_BODY, Ordering::Relaxed);
     let status = resp.status().as_u16();
     if !status_expected(&t.expected_status, status) {
-        return Err(format!(
-            "status {status} not in {}",
-            ranges(&t.expected_status)
-        ));
+        return Err(ProbeError::Status {
+            status,
+            expected: t.expected_status.clone(),
+        });
     }
     let mut body = Vec::new();
     while body.len() < MAX_BODY {
@@ -363,18 +455,16 @@ async fn http_probe(t: &ProbeTarget, p: &HttpProbe, phase: &AtomicU8) -> Result<
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break,
-            Err(e) => return Err(format!("body: {}", describe(&e))),
+            Err(e) => return Err(ProbeError::Body(describe(&e))),
         }
     }
     if let Some(needle) = &t.body_contains
         && !contains(&body, needle.as_bytes())
     {
-        let scope = if body.len() >= MAX_BODY {
-            " (in its first 64 KiB)"
-        } else {
-            ""
-        };
-        return Err(format!("body does not contain {needle:?}{scope}"));
+        return Err(ProbeError::BodyMissing {
+            needle: needle.clone(),
+            truncated: body.len() >= MAX_BODY,
+        });
     }
     Ok(())
 }
@@ -383,7 +473,7 @@ async fn send(
     client: &reqwest::Client,
     url: &reqwest::Url,
     headers: &HeaderMap,
-) -> Result<reqwest::Response, String> {
+) -> Result<reqwest::Response, ConnectionError> {
     client
         .get(url.clone())
         .headers(headers.clone())
@@ -399,7 +489,7 @@ async fn reused_or_new(
     t: &ProbeTarget,
     p: &HttpProbe,
     pooled: &reqwest::Client,
-) -> Result<reqwest::Response, String> {
+) -> Result<reqwest::Response, ConnectionError> {
     let reused = send(pooled, &p.url, &p.headers);
     tokio::pin!(reused);
     let hedge = tokio::time::sleep(t.timeout / 2);
@@ -428,16 +518,16 @@ async fn reused_or_new(
     }
 }
 
-async fn tcp(t: &ProbeTarget) -> Result<(), String> {
+async fn tcp(t: &ProbeTarget) -> Result<(), ConnectionError> {
     TcpStream::connect(SocketAddr::new(t.addr, t.port))
         .await
         .map(drop)
-        .map_err(|e| io_reason(&e))
+        .map_err(|e| socket_error(&e))
 }
 
 /// `http://192.0.2.10:80/healthz`, or with `host`: `https://app.corp.example:443/healthz`
 /// (the client pins that name to the target's address).
-fn url(t: &ProbeTarget) -> Result<reqwest::Url, String> {
+fn url(t: &ProbeTarget) -> Result<reqwest::Url, SetupError> {
     let scheme = if t.protocol == Protocol::Https {
         "https"
     } else {
@@ -452,21 +542,22 @@ fn url(t: &ProbeTarget) -> Result<reqwest::Url, String> {
     };
     let slash = if t.path.starts_with('/') { "" } else { "/" };
     let text = format!("{scheme}://{host}:{}{slash}{}", t.port, t.path);
-    reqwest::Url::parse(&text).map_err(|e| format!("invalid probe URL {text:?}: {e}"))
+    reqwest::Url::parse(&text).map_err(|source| SetupError::Url { url: text, source })
 }
 
-fn headers(t: &ProbeTarget) -> Result<HeaderMap, String> {
+fn headers(t: &ProbeTarget) -> Result<HeaderMap, SetupError> {
     let mut map = HeaderMap::new();
     if let Some(h) = &t.host {
-        let v = HeaderValue::from_str(h)
-            .map_err(|_| format!("host {h:?} is not a valid Host header"))?;
+        let v = HeaderValue::from_str(h).map_err(|_| SetupError::HostHeader(h.clone()))?;
         map.insert(HOST, v);
     }
     for (k, v) in &t.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("header name {k:?} is not valid"))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| format!("header {k}: value {v:?} is not valid"))?;
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| SetupError::HeaderName(k.clone()))?;
+        let value = HeaderValue::from_str(v).map_err(|_| SetupError::HeaderValue {
+            name: k.clone(),
+            value: v.clone(),
+        })?;
         map.insert(name, value);
     }
     Ok(map)
@@ -502,19 +593,19 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A short reason for an HTTP client error: the TLS or socket error underneath when there
-/// is one, else the innermost message.
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+/// What went wrong underneath an HTTP client error: the TLS or socket error when there is
+/// one, else the innermost message.
+fn describe(e: &(dyn std::error::Error + 'static)) -> ConnectionError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut innermost = e.to_string();
     let mut socket = None;
     while let Some(err) = cur {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return format!("TLS: {tls}");
+            return ConnectionError::Tls(tls.clone());
         }
         if let Some(ioe) = err.downcast_ref::<io::Error>() {
             if socket.is_none() && ioe.kind() != io::ErrorKind::Other {
-                socket = Some(io_reason(ioe));
+                socket = Some(socket_error(ioe));
             }
             // An io::Error's source() skips the error it wraps; look at that one too.
             if let Some(inner) = ioe.get_ref() {
@@ -525,29 +616,37 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         innermost = err.to_string();
         cur = err.source();
     }
-    socket.unwrap_or(innermost)
+    socket.unwrap_or(ConnectionError::Http(innermost))
 }
 
-fn io_reason(e: &io::Error) -> String {
+fn socket_error(e: &io::Error) -> ConnectionError {
+    ConnectionError::Socket {
+        kind: e.kind(),
+        message: e.to_string(),
+    }
+}
+
+/// Short words for the common socket errors, else the system's `message`.
+fn socket_reason(kind: io::ErrorKind, message: &str) -> &str {
     use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => "connection refused".into(),
-        K::ConnectionReset => "connection reset".into(),
-        K::ConnectionAborted => "connection aborted".into(),
-        K::UnexpectedEof => "connection closed before the response was complete".into(),
-        K::HostUnreachable => "host unreachable".into(),
-        K::NetworkUnreachable => "network unreachable".into(),
-        K::AddrNotAvailable => "address not available".into(),
-        _ => e.to_string(),
+    match kind {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset",
+        K::ConnectionAborted => "connection aborted",
+        K::UnexpectedEof => "connection closed before the response was complete",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable => "network unreachable",
+        K::AddrNotAvailable => "address not available",
+        _ => message,
     }
 }
 
 /// The rustls configuration for one `tls = { ... }` setting.
-fn tls_config(spec: &TlsSpec) -> Result<rustls::ClientConfig, String> {
+fn tls_config(spec: &TlsSpec) -> Result<rustls::ClientConfig, SetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(SetupError::Tls)?;
     let mut config = if spec.insecure_skip_verify {
         builder
             .dangerous()
@@ -555,11 +654,11 @@ fn tls_config(spec: &TlsSpec) -> Result<rustls::ClientConfig, String> {
             .with_no_client_auth()
     } else if let Some(path) = &spec.ca_file {
         builder
-            .with_root_certificates(load_roots(path).map_err(|e| e.to_string())?)
+            .with_root_certificates(load_roots(path).map_err(|e| SetupError::CaFile(Arc::new(e)))?)
             .with_no_client_auth()
     } else {
-        let verifier = rustls_platform_verifier::Verifier::new(provider)
-            .map_err(|e| format!("TLS: cannot use the system trust store: {e}"))?;
+        let verifier =
+            rustls_platform_verifier::Verifier::new(provider).map_err(SetupError::SystemRoots)?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
@@ -637,6 +736,56 @@ mod tests {
     }
 
     #[test]
+    fn failure_reasons_read_as_before() {
+        let cases: [(ProbeError, &str); 7] = [
+            (
+                ProbeError::Timeout {
+                    after: Duration::from_millis(800),
+                    waiting: Waiting::Body,
+                },
+                "timeout after 800ms (body incomplete)",
+            ),
+            (
+                ProbeError::Status {
+                    status: 503,
+                    expected: vec![(200, 299), (301, 301)],
+                },
+                "status 503 not in 200-299, 301",
+            ),
+            (
+                ProbeError::BodyMissing {
+                    needle: "ok".into(),
+                    truncated: true,
+                },
+                "body does not contain \"ok\" (in its first 64 KiB)",
+            ),
+            (
+                socket_error(&io::Error::from(io::ErrorKind::ConnectionRefused)).into(),
+                "connection refused",
+            ),
+            (
+                ProbeError::Body(socket_error(&io::Error::other("odd"))),
+                "body: odd",
+            ),
+            (
+                ConnectionError::Tls(rustls::Error::HandshakeNotComplete).into(),
+                "TLS: handshake not complete",
+            ),
+            (
+                SetupError::HeaderValue {
+                    name: "X-Probe".into(),
+                    value: "a\nb".into(),
+                }
+                .into(),
+                "header X-Probe: value \"a\\nb\" is not valid",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text, "{error:?}");
+        }
+    }
+
+    #[test]
     fn body_search() {
         assert!(contains(b"status: ok\n", b"ok"));
         assert!(!contains(b"status: bad\n", b"ok"));
@@ -687,7 +836,12 @@ mod tests {
         assert!(h.get(CONNECTION).is_none(), "set per connection kind");
         let mut t = target(Protocol::Http, None, "/");
         t.headers = vec![("Bad Name".into(), "x".into())];
-        assert!(headers(&t).unwrap_err().contains("\"Bad Name\""));
+        let err = headers(&t).unwrap_err();
+        assert!(
+            matches!(&err, SetupError::HeaderName(n) if n == "Bad Name"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "header name \"Bad Name\" is not valid");
     }
 
     #[test]
@@ -696,7 +850,7 @@ mod tests {
             ca_file: Some("/nonexistent/ca.pem".into()),
             insecure_skip_verify: false,
         };
-        let err = tls_config(&spec).unwrap_err();
+        let err = tls_config(&spec).unwrap_err().to_string();
         assert!(
             err.starts_with("TLS: cannot read ca_file /nonexistent/ca.pem"),
             "{err}"

@@ -38,7 +38,7 @@ pub struct ProbeResult {
 
 /// Scheduler limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SchedulerOptions {
+pub(crate) struct SchedulerOptions {
     /// Probes in flight at once (each holds a socket). A target never has more than one
     /// probe in flight, so this only matters with many slow or hung targets: each holds a
     /// slot for up to its `timeout`, and healthy targets wait behind them once the slots
@@ -57,7 +57,7 @@ impl Default for SchedulerOptions {
 impl SchedulerOptions {
     /// Limits for a process that may have `open_files` descriptors: a quarter of them for
     /// probes, between 64 and 4096.
-    pub fn for_open_files(open_files: u64) -> Self {
+    pub(crate) fn for_open_files(open_files: u64) -> Self {
         Self {
             max_concurrent: (open_files / 4).clamp(64, 4096) as usize,
         }
@@ -77,7 +77,7 @@ struct Outbox {
 }
 
 /// How long a routine success may wait before it reaches the publisher.
-pub const BATCH_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(100);
 
 impl Outbox {
     /// Queues `result`; `false` once the publisher is gone.
@@ -124,7 +124,7 @@ impl Outbox {
 /// single-threaded scheduler, so probing never competes with the DNS threads for more
 /// than one core and pays for no work stealing between threads. It lives as long as the
 /// process.
-pub fn probe_runtime() -> std::io::Result<Handle> {
+pub(crate) fn probe_runtime() -> std::io::Result<Handle> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -136,7 +136,7 @@ pub fn probe_runtime() -> std::io::Result<Handle> {
 }
 
 /// The probing of one config generation. Dropping it stops every probe.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     tasks: JoinSet<()>,
     targets: usize,
 }
@@ -144,7 +144,8 @@ pub struct Scheduler {
 impl Scheduler {
     /// Starts probing every target of `model` on the current runtime; results go to
     /// `results`. Must be called inside a tokio runtime.
-    pub fn start<C, T>(
+    #[cfg(test)]
+    pub(crate) fn start<C, T>(
         model: Arc<Model>,
         checker: Arc<C>,
         results: mpsc::Sender<T>,
@@ -159,7 +160,7 @@ impl Scheduler {
 
     /// Starts probing every target of `model` on the runtime of `handle` (the server uses
     /// [`probe_runtime`]); results go to `results`.
-    pub fn start_on<C, T>(
+    pub(crate) fn start_on<C, T>(
         handle: &Handle,
         model: Arc<Model>,
         checker: Arc<C>,
@@ -229,12 +230,12 @@ impl Scheduler {
     }
 
     /// How many targets are being probed.
-    pub fn targets(&self) -> usize {
+    pub(crate) fn targets(&self) -> usize {
         self.targets
     }
 
     /// Stops every probe now (a probe in flight is abandoned and its result not sent).
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.tasks.abort_all();
     }
 }
@@ -327,7 +328,7 @@ impl Pace {
 
 /// Where in its interval target `index` is first probed: the fractional part of
 /// `index × φ⁻¹`, which spreads any number of targets evenly.
-pub fn first_offset(index: usize, interval: Duration) -> Duration {
+pub(crate) fn first_offset(index: usize, interval: Duration) -> Duration {
     const PHI_INV: f64 = 0.618_033_988_749_894_9;
     let frac = (index as f64 * PHI_INV).fract();
     interval.mul_f64(frac)

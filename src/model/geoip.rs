@@ -85,7 +85,7 @@ impl fmt::Display for KeyText<'_> {
 }
 
 /// A two-letter code as text.
-pub fn code_str(c: &[u8; 2]) -> &str {
+pub(crate) fn code_str(c: &[u8; 2]) -> &str {
     std::str::from_utf8(c).unwrap_or("??")
 }
 
@@ -95,7 +95,7 @@ fn code(s: &str) -> Option<[u8; 2]> {
 }
 
 /// Whether a region name would be read as a code (and so cannot name a `[geo.regions]`).
-pub fn is_reserved_name(name: &str) -> bool {
+pub(crate) fn is_reserved_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper == "WORLD"
         || upper.starts_with("COUNTRY:")
@@ -156,6 +156,17 @@ impl fmt::Debug for GeoIp {
     }
 }
 
+/// `geo.mmdb` cannot serve: missing, unreadable or not a MaxMind DB.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the MaxMind DB {} ({source}); fix the path (relative paths start at the working directory) or remove geo.mmdb",
+    path.display()
+)]
+pub(crate) struct GeoIpError {
+    pub path: PathBuf,
+    source: maxminddb::MaxMindDbError,
+}
+
 const COUNTRY: [PathElement<'static>; 2] =
     [PathElement::Key("country"), PathElement::Key("iso_code")];
 const REGISTERED: [PathElement<'static>; 2] = [
@@ -167,10 +178,14 @@ const CONTINENT: [PathElement<'static>; 2] =
 
 impl GeoIp {
     /// Reads the whole database; the error says what is wrong in words for `signpost check`.
-    pub fn open(path: &Path) -> Result<GeoIp, String> {
-        let reader = Reader::open_readfile(path).map_err(|e| e.to_string())?;
+    pub(crate) fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
+        let fail = |source| GeoIpError {
+            path: path.to_owned(),
+            source,
+        };
+        let reader = Reader::open_readfile(path).map_err(fail)?;
         let probe: IpAddr = [8, 8, 8, 8].into();
-        reader.lookup(probe).map_err(|e| e.to_string())?;
+        reader.lookup(probe).map_err(fail)?;
         Ok(GeoIp {
             reader,
             path: path.to_path_buf(),
@@ -262,6 +277,11 @@ mod tests {
         assert_eq!(m.continent, Some(*b"AS"));
         let m = db.lookup("10.1.2.3".parse().unwrap()).unwrap();
         assert_eq!(m.country, None);
-        assert!(GeoIp::open(Path::new("/nonexistent.mmdb")).is_err());
+        let err = GeoIp::open(Path::new("/nonexistent.mmdb")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read the MaxMind DB /nonexistent.mmdb ("),
+            "{err}"
+        );
     }
 }

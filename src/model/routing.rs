@@ -92,13 +92,7 @@ pub(super) fn compile_geo(spec: &GeoSpec, bad: &mut impl FnMut(String, String)) 
     let mmdb = spec.mmdb.as_ref().and_then(|path| match GeoIp::open(path) {
         Ok(db) => Some(db),
         Err(e) => {
-            bad(
-                "geo.mmdb".into(),
-                format!(
-                    "cannot read the MaxMind DB {} ({e}); fix the path (relative paths start at the working directory) or remove geo.mmdb",
-                    path.display()
-                ),
-            );
+            bad("geo.mmdb".into(), e.to_string());
             None
         }
     });
@@ -116,26 +110,36 @@ pub(super) fn parse_region(
     text: &str,
     region_names: &[String],
     geoip: bool,
-) -> Result<GeoKey, String> {
+) -> Result<GeoKey, RegionError> {
     match GeoKey::parse(text, region_names) {
-        None => Err(unknown_region(text, region_names)),
-        Some(GeoKey::Country(_) | GeoKey::Continent(_)) if !geoip => Err(format!(
-            "{text:?} is a country or continent, which only a MaxMind DB can tell; set geo.mmdb (e.g. \"geo/GeoLite2-Country.mmdb\") or use [geo.regions] names and WORLD"
-        )),
+        None => Err(RegionError::Unknown {
+            text: text.to_owned(),
+            configured: if region_names.is_empty() {
+                "none configured".to_owned()
+            } else {
+                region_names.join(", ")
+            },
+        }),
+        Some(GeoKey::Country(_) | GeoKey::Continent(_)) if !geoip => {
+            Err(RegionError::NeedsMmdb(text.to_owned()))
+        }
         Some(k) => Ok(k),
     }
 }
 
-/// The message for a `regions` entry that names nothing.
-pub(super) fn unknown_region(text: &str, region_names: &[String]) -> String {
-    let configured = if region_names.is_empty() {
-        "none configured".to_owned()
-    } else {
-        region_names.join(", ")
-    };
-    format!(
+/// A `regions` entry or latency table key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RegionError {
+    /// Names no `[geo.regions]` entry, country, continent or WORLD; `configured` lists the
+    /// region names there are.
+    #[error(
         "unknown region {text:?}; use a [geo.regions] name ({configured}), an ISO 3166 country code such as \"US\", a continent code (AF AN AS EU NA OC SA) or \"WORLD\""
-    )
+    )]
+    Unknown { text: String, configured: String },
+    #[error(
+        "{0:?} is a country or continent, which only a MaxMind DB can tell; set geo.mmdb (e.g. \"geo/GeoLite2-Country.mmdb\") or use [geo.regions] names and WORLD"
+    )]
+    NeedsMmdb(String),
 }
 
 /// Method-specific rules of one profile. `origin[i]` is the config index of `endpoints[i]`.
@@ -233,8 +237,8 @@ pub(super) fn compile_latency(
         let rat = format!("{at}.latency.{}", key_part(region));
         let key = match parse_region(region, region_names, geoip) {
             Ok(k) => k,
-            Err(msg) => {
-                bad(rat, msg);
+            Err(e) => {
+                bad(rat, e.to_string());
                 continue;
             }
         };

@@ -1,7 +1,7 @@
 //! Validation at load: each row is a config snippet and the problem it must produce (key
 //! path and message), as `signpost check` prints it.
 
-use crate::policy::testutil::{test_mmdb, try_load};
+use crate::policy::testutil::{try_load, with_mmdb};
 
 const ONE: &str = r#"
 [[profiles."t.gslb.example".endpoints]]
@@ -175,31 +175,16 @@ fn ten_levels_of_nesting_are_allowed() {
 
 #[test]
 fn compiles_geo_latency_and_address_families() {
-    let toml = format!(
+    let toml = with_mmdb(
         r#"
-[geo]
-mmdb = "{}"
-[geo.regions]
-corp-emea = ["10.20.0.0/16"]
-corp-dublin = ["10.20.1.0/24"]
+regions = { corp-emea = ["10.20.0.0/16"], corp-dublin = ["10.20.1.0/24"] }
 [profiles."t.gslb.example"]
 method = "performance"
-[profiles."t.gslb.example".latency.corp-emea]
-b = "5ms"
-[profiles."t.gslb.example".latency.GB]
-a = "7ms"
-[[profiles."t.gslb.example".endpoints]]
-name = "a"
-address = "2001:db8::1"
-[[profiles."t.gslb.example".endpoints]]
-name = "b"
-profile = "u.gslb.example"
+latency = { corp-emea = { b = "5ms" }, GB = { a = "7ms" } }
+endpoints = [{ name = "a", address = "2001:db8::1" }, { name = "b", profile = "u.gslb.example" }]
 [profiles."u.gslb.example"]
-[[profiles."u.gslb.example".endpoints]]
-name = "c"
-target = "ingress.gslb.example."
+endpoints = [{ name = "c", target = "ingress.gslb.example." }]
 "#,
-        test_mmdb()
     );
     let snap = crate::policy::testutil::load(&toml);
     let m = &snap.model;

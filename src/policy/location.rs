@@ -8,11 +8,11 @@ use crate::model::Geo;
 use crate::model::geoip::{GeoIpMatch, GeoKey};
 
 /// At most this many configured regions are considered for one client (nested regions).
-pub const MAX_REGIONS: usize = 8;
+const MAX_REGIONS: usize = 8;
 
 /// Where one client is, as far as it has been looked up.
 #[derive(Clone, Copy, Debug)]
-pub struct Location {
+pub(crate) struct Location {
     /// The client address (ECS or source), IPv4-mapped IPv6 folded to IPv4.
     pub addr: IpAddr,
     regions: Option<([(u32, u8); MAX_REGIONS], usize)>,
@@ -20,7 +20,7 @@ pub struct Location {
 }
 
 impl Location {
-    pub fn new(addr: IpAddr) -> Self {
+    pub(crate) fn new(addr: IpAddr) -> Self {
         Self {
             addr: addr.to_canonical(),
             regions: None,
@@ -30,7 +30,7 @@ impl Location {
 
     /// The configured regions holding the address, most specific first, each once with
     /// the prefix length of its most specific subnet holding the address.
-    pub fn regions(&mut self, geo: &Geo) -> &[(u32, u8)] {
+    pub(crate) fn regions(&mut self, geo: &Geo) -> &[(u32, u8)] {
         let addr = self.addr;
         let (ids, len) = self.regions.get_or_insert_with(|| {
             let mut ids = [(0u32, 0u8); MAX_REGIONS];
@@ -48,7 +48,7 @@ impl Location {
     }
 
     /// What the MaxMind DB says about the address (`None` without `geo.mmdb`).
-    pub fn geoip(&mut self, geo: &Geo) -> Option<GeoIpMatch> {
+    pub(crate) fn geoip(&mut self, geo: &Geo) -> Option<GeoIpMatch> {
         let addr = self.addr;
         *self
             .geoip
@@ -58,7 +58,7 @@ impl Location {
     /// Offers the client's location keys to `accept`, most specific first (configured
     /// regions, then country and continent when `with_geoip`, then WORLD), and returns the
     /// first accepted key with the prefix length that locates the client there.
-    pub fn first(
+    pub(crate) fn first(
         &mut self,
         geo: &Geo,
         with_geoip: bool,
@@ -89,7 +89,7 @@ impl Location {
 
     /// The prefix length that locates the client for a decision that consulted the
     /// database: the database network's, when it was looked up.
-    pub fn geoip_prefix(&self) -> u8 {
+    pub(crate) fn geoip_prefix(&self) -> u8 {
         match self.geoip {
             Some(Some(m)) => m.prefix,
             _ => 0,

@@ -27,9 +27,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rand::Rng;
 
-pub use crate::model::geoip::{GeoIp, GeoIpMatch, GeoKey, code_str, is_reserved_name};
-pub use crate::model::prefix::{NetSet, PrefixTable};
-pub use location::{Location, MAX_REGIONS};
+pub(crate) use crate::model::geoip::{GeoKey, code_str};
+use location::Location;
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
     Trace, explain, explain_with_rng, qtype_from_str,
@@ -59,12 +58,12 @@ impl Client {
     }
 
     /// `10.1.2.3` (a source address) or `10.20.1.0/24` (an ECS subnet).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
         let text = text.trim();
         if text.contains('/') {
             let net: IpNet = text
                 .parse()
-                .map_err(|_| format!("{text:?} is not an address or subnet (10.20.1.0/24)"))?;
+                .map_err(|_| ClientError::Subnet(text.to_owned()))?;
             Ok(Self {
                 addr: net.network(),
                 ecs_source_prefix: Some(net.prefix_len()),
@@ -72,9 +71,19 @@ impl Client {
         } else {
             text.parse()
                 .map(Self::new)
-                .map_err(|_| format!("{text:?} is not an IP address"))
+                .map_err(|_| ClientError::Address(text.to_owned()))
         }
     }
+}
+
+/// A client given as text (the explain API's `client`) that is neither an address nor a
+/// subnet.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0:?} is not an IP address; write e.g. 10.20.1.7 or 2001:db8::7")]
+    Address(String),
+    #[error("{0:?} is not a subnet; write an address and prefix length, e.g. 10.20.1.0/24")]
+    Subnet(String),
 }
 
 /// The kind of answer decided.
@@ -130,10 +139,10 @@ pub enum Rule {
 }
 
 /// Most records one answer may hold (multivalue's `max_answers` is at most this).
-pub const MAX_PICKS: usize = 32;
+pub(crate) const MAX_PICKS: usize = 32;
 
 /// `Pick::addr` meaning every address of the endpoint of the query's family.
-pub const ALL_ADDRS: u16 = u16::MAX;
+pub(crate) const ALL_ADDRS: u16 = u16::MAX;
 
 /// One endpoint (or one of its addresses) in an answer. Eight bytes: a decision carries
 /// up to [`MAX_PICKS`] of them.
@@ -298,7 +307,7 @@ pub fn decide<R: Rng + ?Sized>(
 
 /// As [`decide`], written into `d` (whatever it held): the query path keeps one
 /// `Decision` per worker instead of moving a new one through every return.
-pub fn decide_into<R: Rng + ?Sized>(
+pub(crate) fn decide_into<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
     qtype: Rtype,
@@ -310,7 +319,7 @@ pub fn decide_into<R: Rng + ?Sized>(
 }
 
 /// As [`decide`], and records in `trace` how the decision was made.
-pub fn decide_traced<R: Rng + ?Sized>(
+pub(crate) fn decide_traced<R: Rng + ?Sized>(
     snap: &Snapshot,
     profile: u32,
     qtype: Rtype,

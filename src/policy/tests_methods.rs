@@ -39,53 +39,77 @@ fn three(method: &str, all_down: &str, profile_keys: &str, extra: [&str; 3]) -> 
     s
 }
 
+/// One row of a table: the statuses of a, b, c, then `->` and the outcome, the same under
+/// every `all_down` (`ON DEG ON -> b c`) or per `all_down` as `serve_all | nodata |
+/// servfail` (`DEG DEG DEG -> a b c | NODATA | SERVFAIL`).
 struct Row {
     statuses: [Status; 3],
-    serve_all: &'static str,
-    nodata: &'static str,
-    servfail: &'static str,
+    serve_all: String,
+    nodata: String,
+    servfail: String,
 }
 
-const fn row(
-    statuses: [Status; 3],
-    serve_all: &'static str,
-    nodata: &'static str,
-    servfail: &'static str,
-) -> Row {
-    Row {
-        statuses,
-        serve_all,
-        nodata,
-        servfail,
-    }
+fn parse_rows(table: &str) -> Vec<Row> {
+    let status = |s: &str| match s {
+        "ON" => ON,
+        "DEG" => DEG,
+        "DIS" => DIS,
+        "CHK" => CHK,
+        "ALW" => ALW,
+        _ => panic!("unknown status {s}"),
+    };
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (left, right) = l.split_once("->").expect("`statuses -> outcome`");
+            let statuses: Vec<Status> = left.split_whitespace().map(status).collect();
+            let want: Vec<String> = right.split('|').map(|w| w.trim().to_owned()).collect();
+            let want = match &want[..] {
+                [all] => [all.clone(), all.clone(), all.clone()],
+                [s, n, f] => [s.clone(), n.clone(), f.clone()],
+                _ => panic!("one outcome, or three: {l}"),
+            };
+            let [serve_all, nodata, servfail] = want;
+            Row {
+                statuses: statuses.try_into().expect("three statuses"),
+                serve_all,
+                nodata,
+                servfail,
+            }
+        })
+        .collect()
 }
 
-/// Rows where something is eligible: `all_down` does not matter.
-const fn up(statuses: [Status; 3], want: &'static str) -> Row {
-    row(statuses, want, want, want)
+/// [`table_with`] with no profile keys and no RTTs.
+fn table(method: &str, extra: [&str; 3], client: &str, rows: &str) {
+    table_with(method, "", extra, &[], client, rows);
 }
 
 /// Runs `rows` against the method, once per `all_down`, from `client`.
-fn table(
+fn table_with(
     method: &str,
     profile_keys: &str,
     extra: [&str; 3],
     rtts: &[Option<u64>],
     client: &str,
-    rows: &[Row],
+    rows: &str,
 ) {
+    let rows = parse_rows(rows);
+    assert!(!rows.is_empty());
     for all_down in ["serve_all", "nodata", "servfail"] {
         let mut snap = load(&three(method, all_down, profile_keys, extra));
         let p = pid(&snap, "t.gslb.example");
         set_rtt(&mut snap, p, rtts);
         let client = Client::parse(client).unwrap();
         let mut rng = SmallRng::seed_from_u64(7);
-        for r in rows {
+        for r in &rows {
             set_status(&mut snap, p, &r.statuses);
             let want = match all_down {
-                "serve_all" => r.serve_all,
-                "nodata" => r.nodata,
-                _ => r.servfail,
+                "serve_all" => &r.serve_all,
+                "nodata" => &r.nodata,
+                _ => &r.servfail,
             };
             let mut seen = BTreeSet::new();
             for _ in 0..300 {
@@ -99,7 +123,7 @@ fn table(
             }
             let got = seen.into_iter().collect::<Vec<_>>().join(" ");
             assert_eq!(
-                got, want,
+                &got, want,
                 "{method}, all_down = {all_down}, statuses {:?}, client {client:?}",
                 r.statuses
             );
@@ -107,140 +131,113 @@ fn table(
     }
 }
 
-#[test]
-fn weighted() {
-    table(
-        "weighted",
-        "",
-        ["weight = 1", "weight = 2", "weight = 3"],
-        &[],
-        "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b c"),
-            up([DEG, ON, ON], "b c"),
-            up([DIS, DEG, ON], "c"),
-            up([CHK, DEG, DIS], "a"),
-            up([ALW, DEG, DEG], "a"),
-            row([DEG, DEG, DEG], "a b c", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DEG], "b c", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
-    );
+/// One test per method whose table needs a single client: `test: (method, profile keys,
+/// keys of endpoints a b c, RTTs of a b c in ms, client) rows;`.
+macro_rules! method_tables {
+    ($($test:ident: ($method:expr, $keys:expr, $extra:expr, $rtts:expr, $client:expr) $rows:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                table_with($method, $keys, $extra, $rtts, $client, $rows);
+            }
+        )*
+    };
 }
 
-#[test]
-fn priority() {
-    table(
-        "priority",
-        "",
-        ["priority = 1", "priority = 1", "priority = 2"],
-        &[],
-        "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b"),
-            up([DEG, ON, ON], "b"),
-            up([DEG, DIS, ON], "c"),
-            up([DIS, DEG, CHK], "c"),
-            up([DEG, DEG, ALW], "c"),
-            row([DEG, DEG, DEG], "a b", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DEG], "c", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
-    );
-}
+method_tables! {
+    weighted: ("weighted", "", ["weight = 1", "weight = 2", "weight = 3"], &[], "10.20.1.5") "
+        ON  ON  ON  -> a b c
+        DEG ON  ON  -> b c
+        DIS DEG ON  -> c
+        CHK DEG DIS -> a
+        ALW DEG DEG -> a
+        DEG DEG DEG -> a b c | NODATA | SERVFAIL
+        DIS DEG DEG -> b c | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
 
-#[test]
-fn performance() {
+    priority: ("priority", "", ["priority = 1", "priority = 1", "priority = 2"], &[], "10.20.1.5") "
+        ON  ON  ON  -> a b
+        DEG ON  ON  -> b
+        DEG DIS ON  -> c
+        DIS DEG CHK -> c
+        DEG DEG ALW -> c
+        DEG DEG DEG -> a b | NODATA | SERVFAIL
+        DIS DEG DEG -> b | NODATA | SERVFAIL
+        DIS DIS DEG -> c | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
+
     // RTT a 10 ms, b 13 ms, c 40 ms; band max(20 % of best, 5 ms).
-    table(
-        "performance",
-        "",
-        ["", "", ""],
-        &[Some(10), Some(13), Some(40)],
-        "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b"),
-            up([DEG, ON, ON], "b"),
-            up([DEG, DEG, ON], "c"),
-            up([ON, DIS, ON], "a"),
-            row([DEG, DEG, DEG], "a b", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
-    );
+    performance: ("performance", "", ["", "", ""], &[Some(10), Some(13), Some(40)], "10.20.1.5") "
+        ON  DIS ON  -> a
+        ON  ON  ON  -> a b
+        DEG ON  ON  -> b
+        DEG DEG ON  -> c
+        DEG DEG DEG -> a b | NODATA | SERVFAIL
+        DIS DEG DEG -> b | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
+
+    multivalue: ("multivalue", "max_answers = 2", ["addresses = [\"192.0.2.11\"]", "", ""], &[], "10.20.1.5") "
+        ON  ON  ON  -> a b c
+        DEG ON  ON  -> b c
+        ON  DEG DIS -> a
+        DEG DEG DEG -> a b c | NODATA | SERVFAIL
+        DIS DEG DIS -> b | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
 }
 
-#[test]
-fn multivalue() {
-    table(
-        "multivalue",
-        "max_answers = 2",
-        ["addresses = [\"192.0.2.11\"]", "", ""],
-        &[],
-        "10.20.1.5",
-        &[
-            up([ON, ON, ON], "a b c"),
-            up([DEG, ON, ON], "b c"),
-            up([ON, DEG, DIS], "a"),
-            row([DEG, DEG, DEG], "a b c", "NODATA", "SERVFAIL"),
-            row([DIS, DEG, DIS], "b", "NODATA", "SERVFAIL"),
-            row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
-    );
-}
-
-const GEO_ROWS: &[Row] = &[
-    up([ON, ON, ON], "a"),
-    up([DEG, ON, ON], "b"),
-    up([DIS, DEG, ON], "c"),
-    up([DEG, DEG, CHK], "c"),
-    up([DEG, ALW, DEG], "b"),
-    row([DEG, DEG, DEG], "a", "NODATA", "SERVFAIL"),
-    row([DIS, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-    row([DIS, DIS, DEG], "c", "NODATA", "SERVFAIL"),
-    row([DIS, DIS, DIS], "NODATA", "NODATA", "SERVFAIL"),
+/// Regions of a, b, c for the geographic tables: corp-dublin inside corp-emea, and WORLD.
+const DUBLIN_EMEA_WORLD: [&str; 3] = [
+    "regions = [\"corp-dublin\"]",
+    "regions = [\"corp-emea\"]",
+    "regions = [\"WORLD\"]",
 ];
+
+const GEO_ROWS: &str = "
+        ON  ON  ON  -> a
+        DEG ON  ON  -> b
+        DIS DEG ON  -> c
+        DEG DEG CHK -> c
+        DEG ALW DEG -> b
+        DEG DEG DEG -> a | NODATA | SERVFAIL
+        DIS DEG DEG -> b | NODATA | SERVFAIL
+        DIS DIS DEG -> c | NODATA | SERVFAIL
+        DIS DIS DIS -> NODATA | NODATA | SERVFAIL
+    ";
 
 #[test]
 fn geographic() {
     // The client 10.20.1.5 is in corp-dublin (/24) and corp-emea (/16).
-    let extra = [
-        "regions = [\"corp-dublin\"]",
-        "regions = [\"corp-emea\"]",
-        "regions = [\"WORLD\"]",
-    ];
-    table("geographic", "", extra, &[], "10.20.1.5", GEO_ROWS);
-    table("geographic", "", extra, &[], "10.20.1.0/24", GEO_ROWS);
+    let extra = DUBLIN_EMEA_WORLD;
+    table("geographic", extra, "10.20.1.5", GEO_ROWS);
+    table("geographic", extra, "10.20.1.0/24", GEO_ROWS);
     // Outside every region only WORLD matches.
-    table(
-        "geographic",
-        "",
-        extra,
-        &[],
-        "192.168.1.1",
-        &[
-            up([ON, ON, ON], "c"),
-            up([ON, ON, CHK], "c"),
-            row([ON, ON, DEG], "c", "NODATA", "SERVFAIL"),
-            row([ON, ON, DIS], "NODATA", "NODATA", "SERVFAIL"),
-        ],
-    );
+    let rows = "
+        ON  ON  ON  -> c
+        ON  ON  CHK -> c
+        ON  ON  DEG -> c | NODATA | SERVFAIL
+        ON  ON  DIS -> NODATA | NODATA | SERVFAIL
+    ";
+    table("geographic", extra, "192.168.1.1", rows);
 }
 
 #[test]
 fn geographic_unmatched_is_nodata_whatever_all_down_says() {
+    let unmatched = "
+        ON  ON  ON  -> NODATA
+        DEG DEG DEG -> NODATA
+        DIS DIS DIS -> NODATA
+    ";
+    // No WORLD endpoint.
     let extra = [
         "regions = [\"corp-dublin\"]",
         "regions = [\"corp-emea\"]",
         "regions = [\"corp-emea\"]",
     ];
-    let unmatched = [
-        up([ON, ON, ON], "NODATA"),
-        up([DEG, DEG, DEG], "NODATA"),
-        up([DIS, DIS, DIS], "NODATA"),
-    ];
-    table("geographic", "", extra, &[], "192.168.1.1", &unmatched);
+    table("geographic", extra, "192.168.1.1", unmatched);
 }
 
 #[test]
@@ -250,34 +247,25 @@ fn subnet() {
         "subnets = [\"10.20.0.0/16\", \"10.30.0.0/16\"]",
         "",
     ];
-    table("subnet", "", extra, &[], "10.20.1.5", GEO_ROWS);
-    table(
-        "subnet",
-        "",
-        extra,
-        &[],
-        "10.30.9.9",
-        &[
-            up([ON, ON, ON], "b"),
-            up([ON, DEG, ON], "c"),
-            // serve_all: as if every enabled endpoint were Online, so the subnet decides.
-            row([ON, DEG, DEG], "b", "NODATA", "SERVFAIL"),
-        ],
-    );
+    table("subnet", extra, "10.20.1.5", GEO_ROWS);
+    // Last row, serve_all: as if every enabled endpoint were Online, so the subnet decides.
+    let rows = "
+        ON  ON  ON  -> b
+        ON  DEG ON  -> c
+        ON  DEG DEG -> b | NODATA | SERVFAIL
+    ";
+    table("subnet", extra, "10.30.9.9", rows);
     // No fallback endpoint: unmatched clients get NODATA.
     let extra = [
         "subnets = [\"10.20.1.0/24\"]",
         "subnets = [\"10.20.0.0/16\"]",
         "subnets = [\"10.30.0.0/16\"]",
     ];
-    table(
-        "subnet",
-        "",
-        extra,
-        &[],
-        "192.168.1.1",
-        &[up([ON, ON, ON], "NODATA"), up([DEG, DEG, DEG], "NODATA")],
-    );
+    let rows = "
+        ON  ON  ON  -> NODATA
+        DEG DEG DEG -> NODATA
+    ";
+    table("subnet", extra, "192.168.1.1", rows);
 }
 
 /// Runs one decision of `t.gslb.example.` for `client` and `qtype`.
@@ -289,16 +277,7 @@ fn once(snap: &crate::snapshot::Snapshot, qtype: Rtype, client: &str) -> super::
 
 #[test]
 fn scope_is_the_deciding_rules_prefix() {
-    let geo = load(&three(
-        "geographic",
-        "serve_all",
-        "",
-        [
-            "regions = [\"corp-dublin\"]",
-            "regions = [\"corp-emea\"]",
-            "regions = [\"WORLD\"]",
-        ],
-    ));
+    let geo = load(&three("geographic", "serve_all", "", DUBLIN_EMEA_WORLD));
     assert_eq!(once(&geo, Rtype::A, "10.20.1.0/24").scope, 24);
     // 10.20.128.0/17 holds no more specific region: the whole half answers the same.
     assert_eq!(once(&geo, Rtype::A, "10.20.200.0/24").scope, 17);
@@ -326,16 +305,7 @@ fn scope_is_the_deciding_rules_prefix() {
 
 #[test]
 fn degraded_region_is_skipped_but_still_scopes_the_answer() {
-    let mut snap = load(&three(
-        "geographic",
-        "serve_all",
-        "",
-        [
-            "regions = [\"corp-dublin\"]",
-            "regions = [\"corp-emea\"]",
-            "regions = [\"WORLD\"]",
-        ],
-    ));
+    let mut snap = load(&three("geographic", "serve_all", "", DUBLIN_EMEA_WORLD));
     let p = pid(&snap, "t.gslb.example");
     set_status(&mut snap, p, &[DEG, ON, ON]);
     let d = once(&snap, Rtype::A, "10.20.1.0/24");
@@ -348,15 +318,11 @@ fn degraded_region_is_skipped_but_still_scopes_the_answer() {
 fn address_families_and_cname() {
     let mut snap = load(
         r#"
-[profiles."t.gslb.example"]
-method = "priority"
-[[profiles."t.gslb.example".endpoints]]
-name = "v6"
-addresses = ["2001:db8::1", "2001:db8::2"]
-[[profiles."t.gslb.example".endpoints]]
-name = "cname"
-target = "ingress.gslb.example."
-priority = 2
+[profiles]
+"t.gslb.example" = { method = "priority", endpoints = [
+    { name = "v6", addresses = ["2001:db8::1", "2001:db8::2"] },
+    { name = "cname", target = "ingress.gslb.example.", priority = 2 },
+] }
 "#,
     );
     let aaaa = once(&snap, Rtype::AAAA, "10.0.0.1");
@@ -404,17 +370,8 @@ fn the_chosen_endpoints_decide_the_address_family() {
     // weighted: the tier is every eligible endpoint; each type picks those that have it.
     let mut snap = load(
         r#"
-[profiles."t.gslb.example"]
-method = "weighted"
-[[profiles."t.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."t.gslb.example".endpoints]]
-name = "b"
-address = "2001:db8::2"
-[[profiles."t.gslb.example".endpoints]]
-name = "c"
-address = "2001:db8::3"
+[profiles]
+"t.gslb.example" = { method = "weighted", endpoints = [{ name = "a", address = "192.0.2.1" }, { name = "b", address = "2001:db8::2" }, { name = "c", address = "2001:db8::3" }] }
 "#,
     );
     let p = pid(&snap, "t.gslb.example");
@@ -429,9 +386,14 @@ address = "2001:db8::3"
     }
     // geographic: the client's region endpoint has no IPv6: AAAA is NODATA, not WORLD's.
     let snap = load(&format!(
-        "{REGIONS}\n[profiles.\"t.gslb.example\"]\nmethod = \"geographic\"\n\
-         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"emea\"\naddress = \"192.0.2.1\"\nregions = [\"corp-emea\"]\n\
-         [[profiles.\"t.gslb.example\".endpoints]]\nname = \"world\"\naddresses = [\"192.0.2.2\", \"2001:db8::2\"]\nregions = [\"WORLD\"]\n"
+        r#"{REGIONS}
+[profiles."t.gslb.example"]
+method = "geographic"
+endpoints = [
+    {{ name = "emea", address = "192.0.2.1", regions = ["corp-emea"] }},
+    {{ name = "world", addresses = ["192.0.2.2", "2001:db8::2"], regions = ["WORLD"] }},
+]
+"#
     ));
     assert_eq!(
         outcome(&snap, &once(&snap, Rtype::A, "10.20.1.0/24")),
@@ -451,12 +413,7 @@ fn eligible_endpoints_without_the_type_are_nodata_not_all_down() {
         r#"
 [profiles."t.gslb.example"]
 all_down = "serve_all"
-[[profiles."t.gslb.example".endpoints]]
-name = "v4"
-address = "192.0.2.1"
-[[profiles."t.gslb.example".endpoints]]
-name = "v6"
-address = "2001:db8::1"
+endpoints = [{ name = "v4", address = "192.0.2.1" }, { name = "v6", address = "2001:db8::1" }]
 "#,
     );
     let p = pid(&snap, "t.gslb.example");
@@ -475,9 +432,7 @@ fn a_query_against_ipv6_only_endpoints_is_nodata() {
         r#"
 [profiles."t.gslb.example"]
 all_down = "servfail"
-[[profiles."t.gslb.example".endpoints]]
-name = "v6"
-address = "2001:db8::1"
+endpoints = [{ name = "v6", address = "2001:db8::1" }]
 "#,
     );
     let d = once(&snap, Rtype::A, "10.0.0.1");
@@ -500,15 +455,22 @@ fn weight_zero_while_draining_is_not_answered() {
     }
 }
 
-#[test]
-fn performance_without_rtts_weights_all_and_min_band_applies() {
-    let mut snap = load(&three(
+/// A performance profile a, b, c with `profile_keys`, serve_all, and its index.
+fn performance_profile(profile_keys: &str) -> (crate::snapshot::Snapshot, u32) {
+    let snap = load(&three(
         "performance",
         "serve_all",
-        "performance_tolerance_min = \"1ms\"\nperformance_tolerance = 0.0",
+        profile_keys,
         ["", "", ""],
     ));
     let p = pid(&snap, "t.gslb.example");
+    (snap, p)
+}
+
+#[test]
+fn performance_without_rtts_weights_all_and_min_band_applies() {
+    let (mut snap, p) =
+        performance_profile("performance_tolerance_min = \"1ms\"\nperformance_tolerance = 0.0");
     let mut rng = SmallRng::seed_from_u64(3);
     let c = Client::new(IpAddr::from([10, 0, 0, 1]));
     let mut seen = BTreeSet::new();
@@ -530,13 +492,9 @@ fn performance_without_rtts_weights_all_and_min_band_applies() {
 
 #[test]
 fn performance_latency_table_overrides_rtt_for_the_clients_region() {
-    let mut snap = load(&three(
-        "performance",
-        "serve_all",
+    let (mut snap, p) = performance_profile(
         "[profiles.\"t.gslb.example\".latency.corp-emea]\nc = \"2ms\"\nb = \"30ms\"",
-        ["", "", ""],
-    ));
-    let p = pid(&snap, "t.gslb.example");
+    );
     set_rtt(&mut snap, p, &[Some(10), Some(20), Some(40)]);
     let emea = once(&snap, Rtype::A, "10.20.1.0/24");
     assert_eq!(outcome(&snap, &emea), "c");
@@ -553,23 +511,12 @@ fn performance_latency_table_overrides_rtt_for_the_clients_region() {
 #[test]
 fn nested_child_below_min_hands_over() {
     let toml = r#"
-[profiles."t.gslb.example"]
-method = "priority"
-[[profiles."t.gslb.example".endpoints]]
-name = "eu"
-profile = "eu.gslb.example"
-min_child_endpoints = 2
-[[profiles."t.gslb.example".endpoints]]
-name = "backup"
-address = "192.0.2.9"
-priority = 2
-[profiles."eu.gslb.example"]
-[[profiles."eu.gslb.example".endpoints]]
-name = "dublin"
-address = "192.0.2.21"
-[[profiles."eu.gslb.example".endpoints]]
-name = "paris"
-address = "192.0.2.22"
+[profiles]
+"t.gslb.example" = { method = "priority", endpoints = [
+    { name = "eu", profile = "eu.gslb.example", min_child_endpoints = 2 },
+    { name = "backup", address = "192.0.2.9", priority = 2 },
+] }
+"eu.gslb.example" = { endpoints = [{ name = "dublin", address = "192.0.2.21" }, { name = "paris", address = "192.0.2.22" }] }
 "#;
     let mut snap = load(toml);
     let eu = pid(&snap, "eu.gslb.example");

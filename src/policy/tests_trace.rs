@@ -3,40 +3,24 @@
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::testutil::{load, outcome, pid, set_rtt, set_status, test_mmdb};
+use super::testutil::{load, outcome, pid, set_rtt, set_status, with_mmdb};
 use super::{Client, ExplainError, ProfileRef, decide, explain_with_rng, qtype_from_str};
 use crate::base::Rtype;
 use crate::snapshot::Snapshot;
 use crate::snapshot::Status::{Degraded as DEG, Online as ON};
 
 fn geo_profile() -> Snapshot {
-    load(&format!(
+    load(&with_mmdb(
         r#"
-[geo]
-mmdb = "{}"
-[geo.regions]
-corp-emea = ["10.20.0.0/16"]
-[profiles."t.gslb.example"]
-method = "geographic"
-ttl = 20
-[[profiles."t.gslb.example".endpoints]]
-name = "emea"
-address = "192.0.2.1"
-regions = ["corp-emea"]
-[[profiles."t.gslb.example".endpoints]]
-name = "uk"
-address = "192.0.2.2"
-regions = ["GB"]
-[[profiles."t.gslb.example".endpoints]]
-name = "europe"
-address = "192.0.2.3"
-regions = ["EU", "country:NA"]
-[[profiles."t.gslb.example".endpoints]]
-name = "rest"
-address = "192.0.2.4"
-regions = ["WORLD"]
+regions = { corp-emea = ["10.20.0.0/16"] }
+[profiles]
+"t.gslb.example" = { method = "geographic", ttl = 20, endpoints = [
+    { name = "emea", address = "192.0.2.1", regions = ["corp-emea"] },
+    { name = "uk", address = "192.0.2.2", regions = ["GB"] },
+    { name = "europe", address = "192.0.2.3", regions = ["EU", "country:NA"] },
+    { name = "rest", address = "192.0.2.4", regions = ["WORLD"] },
+] }
 "#,
-        test_mmdb()
     ))
 }
 
@@ -114,23 +98,12 @@ fn explain_follows_nested_profiles_and_reports_regions() {
 [geo.regions]
 corp-emea = ["10.20.0.0/16"]
 corp-dublin = ["10.20.1.0/24"]
-[profiles."t.gslb.example"]
-method = "priority"
-[[profiles."t.gslb.example".endpoints]]
-name = "eu"
-profile = "eu.gslb.example"
-[[profiles."t.gslb.example".endpoints]]
-name = "backup"
-address = "192.0.2.9"
-priority = 2
-[profiles."eu.gslb.example"]
-method = "performance"
-[[profiles."eu.gslb.example".endpoints]]
-name = "dublin"
-address = "192.0.2.21"
-[[profiles."eu.gslb.example".endpoints]]
-name = "paris"
-address = "192.0.2.22"
+[profiles]
+"t.gslb.example" = { method = "priority", endpoints = [
+    { name = "eu", profile = "eu.gslb.example" },
+    { name = "backup", address = "192.0.2.9", priority = 2 },
+] }
+"eu.gslb.example" = { method = "performance", endpoints = [{ name = "dublin", address = "192.0.2.21" }, { name = "paris", address = "192.0.2.22" }] }
 "#,
     );
     let eu = pid(&snap, "eu.gslb.example");

@@ -24,8 +24,14 @@ pub(crate) fn test_mmdb() -> String {
     )
 }
 
-/// Compiles `toml` (profiles, geo, sites, monitors) with zone `gslb.example.`.
-pub(crate) fn try_load(toml: &str) -> Result<Snapshot, String> {
+/// `[geo]` with [`test_mmdb`], then `toml` (which may add `[geo.regions]`).
+pub(crate) fn with_mmdb(toml: &str) -> String {
+    format!("[geo]\nmmdb = {:?}\n{toml}", test_mmdb())
+}
+
+/// Compiles `toml` (profiles, geo, sites, monitors) with zone `gslb.example.`, as
+/// configuration generation `generation`.
+pub(crate) fn try_load_generation(toml: &str, generation: u64) -> Result<Snapshot, String> {
     let dir = tempfile::tempdir().unwrap();
     let zones = dir.path().join("zones");
     std::fs::create_dir(&zones).unwrap();
@@ -33,9 +39,14 @@ pub(crate) fn try_load(toml: &str) -> Result<Snapshot, String> {
     let path = dir.path().join("signpost.toml");
     let text = format!("[zones]\ndir = {:?}\n{toml}", zones.display().to_string());
     std::fs::write(&path, text).unwrap();
-    crate::app::load(&path, 1)
+    crate::app::load(&path, generation)
         .map(|l| l.snapshot)
         .map_err(|p| p.to_string())
+}
+
+/// [`try_load_generation`] 1.
+pub(crate) fn try_load(toml: &str) -> Result<Snapshot, String> {
+    try_load_generation(toml, 1)
 }
 
 pub(crate) fn load(toml: &str) -> Snapshot {

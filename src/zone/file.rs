@@ -7,14 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use hickory_proto::ProtoError;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::txt::{Parser, parse_ttl};
+use hickory_proto::serialize::txt::{ParseError, Parser, parse_ttl};
 
 use crate::config::{Problem, Problems};
 
 /// One record read from a zone file, with where it came from.
 #[derive(Clone, Debug)]
-pub struct SourcedRecord {
+pub(crate) struct SourcedRecord {
     pub record: Record,
     pub file: PathBuf,
     pub line: usize,
@@ -176,7 +177,11 @@ struct Context {
 
 /// Reads a zone file (and what it includes). Every record that parses is returned; every
 /// line that does not is a problem.
-pub fn read_zone_file(path: &Path, origin: &Name, problems: &mut Problems) -> Vec<SourcedRecord> {
+pub(crate) fn read_zone_file(
+    path: &Path,
+    origin: &Name,
+    problems: &mut Problems,
+) -> Vec<SourcedRecord> {
     let mut cx = Context {
         origin: origin.clone(),
         default_ttl: None,
@@ -296,24 +301,56 @@ fn read_file(
                 file: path.to_path_buf(),
                 line: entry.line,
             }),
-            Err(msg) => bad(problems, msg),
+            Err(e) => bad(problems, e.to_string()),
         }
     }
 }
 
+/// What is wrong with one record line of a zone file (reported with its file and line).
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("the first record has no owner name; start the line with a name or @")]
+    NoOwner,
+    #[error("bad owner name {text:?}: {source}")]
+    Owner { text: String, source: ProtoError },
+    #[error("bad TTL {0:?}; write seconds, or e.g. 1h, 30m")]
+    Ttl(String),
+    #[error("class {0} is not served; signpost serves class IN only")]
+    Class(String),
+    #[error("{0:?} is not a record type (or a TTL or class); e.g. A, AAAA, CNAME, MX, TXT")]
+    NotAType(String),
+    #[error("no record type on this line")]
+    NoType,
+    #[error("record type {0} is not supported in zone files")]
+    Unsupported(RecordType),
+    #[error("{0} record without data")]
+    NoData(RecordType),
+    #[error("no TTL: give one on the line or set $TTL before it")]
+    NoTtl,
+    #[error("bad {rtype} record data {data:?}: {source}")]
+    Data {
+        rtype: RecordType,
+        data: String,
+        source: ParseError,
+    },
+    #[error("bad {0} record: nothing parsed")]
+    NothingParsed(RecordType),
+}
+
 /// Reads one RR entry: `[owner] [ttl] [class] type rdata…` (TTL and class in either order).
-fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
+fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
     let mut toks = entry.tokens.iter().map(String::as_str).peekable();
     let owner = if entry.blank_owner {
-        cx.last_owner.clone().ok_or_else(|| {
-            "the first record has no owner name; start the line with a name or @".to_owned()
-        })?
+        cx.last_owner.clone().ok_or(RecordError::NoOwner)?
     } else {
         let t = toks.next().unwrap_or_default();
         let mut n = if t == "@" {
             cx.origin.clone()
         } else {
-            Name::parse(t, Some(&cx.origin)).map_err(|e| format!("bad owner name {t:?}: {e}"))?
+            Name::parse(t, Some(&cx.origin)).map_err(|source| RecordError::Owner {
+                text: t.to_owned(),
+                source,
+            })?
         };
         n.set_fqdn(true);
         n
@@ -326,27 +363,20 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
         let Some(t) = toks.next() else { break };
         let upper = t.to_ascii_uppercase();
         if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
-            ttl = Some(
-                parse_ttl(t)
-                    .map_err(|_| format!("bad TTL {t:?}; write seconds, or e.g. 1h, 30m"))?,
-            );
+            ttl = Some(parse_ttl(t).map_err(|_| RecordError::Ttl(t.to_owned()))?);
         } else if let Ok(class) = DNSClass::from_str(&upper) {
             if class != DNSClass::IN {
-                return Err(format!(
-                    "class {upper} is not served; signpost serves class IN only"
-                ));
+                return Err(RecordError::Class(upper));
             }
             cx.class = class;
         } else {
-            rtype = Some(RecordType::from_str(&upper).map_err(|_| {
-                format!(
-                    "{t:?} is not a record type (or a TTL or class); e.g. A, AAAA, CNAME, MX, TXT"
-                )
-            })?);
+            rtype = Some(
+                RecordType::from_str(&upper).map_err(|_| RecordError::NotAType(t.to_owned()))?,
+            );
             break;
         }
     }
-    let rtype = rtype.ok_or_else(|| "no record type on this line".to_owned())?;
+    let rtype = rtype.ok_or(RecordError::NoType)?;
     match rtype {
         RecordType::A
         | RecordType::AAAA
@@ -364,15 +394,11 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
         | RecordType::TLSA
         | RecordType::SVCB
         | RecordType::HTTPS => {}
-        other => {
-            return Err(format!(
-                "record type {other} is not supported in zone files"
-            ));
-        }
+        other => return Err(RecordError::Unsupported(other)),
     }
     let rdata: Vec<&str> = toks.collect();
     if rdata.is_empty() {
-        return Err(format!("{rtype} record without data"));
+        return Err(RecordError::NoData(rtype));
     }
     let inherited = cx.default_ttl.or(cx.last_ttl);
     // An SOA with neither its own TTL nor a $TTL before it takes its MINIMUM field (RFC
@@ -385,19 +411,22 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, String> {
             t
         }
         None if soa_minimum_ttl => 0,
-        None => inherited
-            .ok_or_else(|| "no TTL: give one on the line or set $TTL before it".to_owned())?,
+        None => inherited.ok_or(RecordError::NoTtl)?,
     };
     let snippet = format!("@ {ttl} IN {rtype} {}\n", rdata.join(" "));
     let parsed = Parser::new(snippet, None, Some(cx.origin.clone()))
         .parse()
-        .map_err(|e| format!("bad {rtype} record data {:?}: {e}", rdata.join(" ")))?;
+        .map_err(|source| RecordError::Data {
+            rtype,
+            data: rdata.join(" "),
+            source,
+        })?;
     let mut record = parsed
         .1
         .into_values()
         .flat_map(|rs| rs.records_without_rrsigs().cloned().collect::<Vec<_>>())
         .next()
-        .ok_or_else(|| format!("bad {rtype} record: nothing parsed"))?;
+        .ok_or(RecordError::NothingParsed(rtype))?;
     if soa_minimum_ttl && let RData::SOA(soa) = &record.data {
         record.ttl = soa.minimum;
         cx.last_ttl = Some(soa.minimum);

@@ -10,12 +10,13 @@ use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::ProtoError;
+use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use crate::base::Rtype;
 use crate::config::{Problem, Problems};
-pub use file::{SourcedRecord, read_zone_file};
+use file::{SourcedRecord, read_zone_file};
 use name::{lower_wire, parent, to_text};
 
 /// One record's RDATA, encoded once at load time.
@@ -75,7 +76,7 @@ pub struct Zone {
 impl Zone {
     /// Builds a zone from its records, checking what RFC 1034/2181 require: one SOA at
     /// the apex, NS at the apex, nothing outside the zone, CNAME alone at its name.
-    pub fn build(
+    fn build(
         origin: Name,
         file: &Path,
         records: Vec<SourcedRecord>,
@@ -211,20 +212,32 @@ impl Zone {
 
     /// Attaches a profile at `owner` (lowercase wire name inside this zone). Fails when
     /// static records already live there.
-    pub fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), String> {
+    pub(crate) fn attach_profile(&mut self, owner: &[u8], id: u32) -> Result<(), NameTaken> {
         let node = self.nodes.entry(owner.into()).or_default();
         if !node.rrsets.is_empty() {
-            return Err(format!(
-                "the zone file {} already has records at {}; remove them or rename the profile",
-                self.file.display(),
-                to_text(owner)
-            ));
+            return Err(NameTaken {
+                file: self.file.clone(),
+                name: to_text(owner),
+            });
         }
         node.profile = Some(id);
         let apex = self.apex.clone();
         add_ancestors(&mut self.nodes, owner, &apex);
         Ok(())
     }
+}
+
+/// A profile's name already holds records in a zone file: one name is either static data
+/// or traffic-managed, not both.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the zone file {} already has records at {name}; remove them or rename the profile",
+    file.display()
+)]
+pub(crate) struct NameTaken {
+    pub file: PathBuf,
+    /// The name, as text (`app.gslb.example.`).
+    pub name: String,
 }
 
 fn add_ancestors(nodes: &mut FxHashMap<Box<[u8]>, Node>, owner: &[u8], apex: &[u8]) {
@@ -237,12 +250,12 @@ fn add_ancestors(nodes: &mut FxHashMap<Box<[u8]>, Node>, owner: &[u8], apex: &[u
 }
 
 /// Encodes RDATA with uncompressed names (the bytes are copied into many messages).
-pub fn encode_rdata(data: &RData) -> Result<Rdata, String> {
+fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
     let mut buf = Vec::new();
     {
         let mut enc = BinEncoder::new(&mut buf);
         enc.set_name_encoding(NameEncoding::Uncompressed);
-        data.emit(&mut enc).map_err(|e| e.to_string())?;
+        data.emit(&mut enc)?;
     }
     let target = match data {
         RData::NS(n) => Some(lower_wire(&n.0)),
@@ -260,7 +273,7 @@ pub fn encode_rdata(data: &RData) -> Result<Rdata, String> {
 
 /// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
 /// `.zone` (`gslb.example.zone` serves `gslb.example.`).
-pub fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
+pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
     let mut files = Vec::new();
     match std::fs::read_dir(dir) {
         Ok(rd) => {
@@ -319,11 +332,6 @@ pub fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
         }
     }
     zones
-}
-
-/// A record as text, for tests and logs.
-pub fn record_text(r: &Record) -> String {
-    r.to_string()
 }
 
 #[cfg(test)]

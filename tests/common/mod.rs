@@ -1,25 +1,31 @@
 //! Shared by the integration tests: starts the real `signpost` binary on free loopback
 //! ports with a config and zone directory in a temp dir, waits until it answers, kills it
 //! on drop (or restarts it on the same state); runs its CLI against it; and sends DNS
-//! messages to it over UDP and TCP and HTTP requests to its admin API ([`http`]).
+//! messages to it over UDP and TCP (blocking, or async for tokio tests) and HTTP requests
+//! to its admin API ([`http`]); serves the HTTP(S)/TCP ingresses it probes ([`ingress`]).
+//! Benches include it with `#[path]`.
 //!
 //! Every wait here is bounded: a server that does not answer fails the test, it never
 //! hangs it.
 
 // Each test crate uses a different part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
+pub(crate) mod dns;
 pub(crate) mod http;
+pub(crate) mod ingress;
+
+pub(crate) use dns::*;
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_signpost");
@@ -65,6 +71,8 @@ pub(crate) struct Setup {
     pub(crate) extra: String,
     /// When set, written to `config/admin.token` and named by `admin.token_file`.
     pub(crate) token: Option<String>,
+    /// Logs as JSON lines (`--log-format json`), read back by [`Signpost::log_lines`].
+    pub(crate) json_log: bool,
 }
 
 impl Setup {
@@ -78,7 +86,24 @@ impl Setup {
             udp_sockets: 2,
             extra: String::new(),
             token: None,
+            json_log: false,
         }
+    }
+
+    /// Serves [`GSLB_ZONE`] with `toml` (sites, monitors, profiles) in the config.
+    pub(crate) fn gslb(toml: &str) -> Self {
+        Self::new(&[("gslb.example.zone", GSLB_ZONE)]).extra(toml)
+    }
+
+    pub(crate) fn udp_sockets(mut self, n: usize) -> Self {
+        self.udp_sockets = n;
+        self
+    }
+
+    /// Logs JSON lines, for [`Signpost::log_lines`].
+    pub(crate) fn json_log(mut self) -> Self {
+        self.json_log = true;
+        self
     }
 
     pub(crate) fn tcp_idle_timeout(mut self, t: &str) -> Self {
@@ -163,7 +188,16 @@ impl Signpost {
                 setup.config_text(port, admin),
             )
             .unwrap();
-            let args = ["serve", "--config", "config/signpost.toml"].map(str::to_owned);
+            let json: &[&str] = if setup.json_log {
+                &["--log-format", "json"]
+            } else {
+                &[]
+            };
+            let args: Vec<String> = json
+                .iter()
+                .chain(&["serve", "--config", "config/signpost.toml"])
+                .map(|a| (*a).to_owned())
+                .collect();
             let mut s = Signpost::new(dir, &args, port, admin, &first_zone);
             s.token = setup.token.clone();
             match s.launch() {
@@ -293,6 +327,36 @@ impl Signpost {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The JSON log lines (with [`Setup::json_log`]) whose `fields.message` contains
+    /// `text`.
+    pub(crate) fn log_lines(&self, text: &str) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(text))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded by `limit`) until [`Signpost::log_lines`] finds `n` lines with
+    /// `text`; panics with the log when it does not.
+    pub(crate) async fn wait_for_log(&self, text: &str, n: usize, limit: Duration) {
+        let seen = ingress::wait_for(limit, async || self.log_lines(text).len() >= n).await;
+        assert!(
+            seen.is_some(),
+            "fewer than {n} log lines with {text:?} after {limit:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&mut self) -> u32 {
+        self.child().id()
+    }
+
     /// Panics (with the log) when the process has exited.
     pub(crate) fn assert_running(&mut self) {
         if let Some(status) = self.child().try_wait().unwrap() {
@@ -388,7 +452,19 @@ pub(crate) fn start_default_config() -> Signpost {
 /// `signpost ARGS` run in `dir`, with no `SIGNPOST…` variables from the caller's
 /// environment (they would override the test's config).
 pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    with_test_env(Command::new(BIN), dir, args)
+}
+
+/// [`command`] inside network namespace `netns`: `IP netns exec NETNS signpost ARGS`.
+pub(crate) fn command_in_netns(ip: &Path, netns: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(ip);
+    cmd.args(["netns", "exec", netns, BIN]);
+    with_test_env(cmd, dir, args)
+}
+
+/// `cmd ARGS` in `dir`, stdin closed, logging at info, without the caller's `SIGNPOST…`
+/// variables.
+fn with_test_env(mut cmd: Command, dir: &Path, args: &[&str]) -> Command {
     cmd.args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -434,41 +510,53 @@ impl Ran {
 
 /// Runs `cmd` to completion, bounded in time (killed and failed after 30 s).
 pub(crate) fn run(mut cmd: Command) -> Ran {
+    let out = run_bounded(&mut cmd, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs a command to completion within `limit` (killed after it), capturing its output.
+pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, String> {
     let mut child = cmd
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     // Read both pipes while it runs, so a large output cannot block it.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
     });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + limit;
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{cmd:?} did not finish within {limit:?}; killed"));
+            }
+            Err(e) => return Err(format!("waiting for {cmd:?}: {e}")),
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
     };
-    Ran {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    Ok(Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
 }
 
 /// A loopback port free for both UDP and TCP at the time of the call.
@@ -489,21 +577,63 @@ pub(crate) fn free_tcp_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// A query for `name` and `rtype`, random ID, RD clear, no EDNS.
-pub(crate) fn query(name: &str, rtype: RecordType) -> Message {
-    let mut m = Message::query();
-    m.metadata.recursion_desired = false;
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    m
+/// Asks `server` for [`query`] `name`/`rtype` over UDP from a tokio socket (for async
+/// tests, whose runtime must keep serving the ingresses meanwhile); `Err` on a timeout or
+/// a bad answer.
+pub(crate) async fn ask_async(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Result<Message, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let sock = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| err(&e))?;
+    let msg = query(name, rtype);
+    let id = msg.metadata.id;
+    sock.send_to(&msg.to_vec().map_err(|e| err(&e))?, server)
+        .await
+        .map_err(|e| err(&e))?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map_err(|e| err(&e))?;
+        let reply = Message::from_vec(&buf[..n]).map_err(|e| err(&e))?;
+        if reply.metadata.id == id {
+            return Ok(reply);
+        }
+    }
 }
 
-/// `m` with an OPT record: version, UDP payload size.
-pub(crate) fn with_edns(mut m: Message, version: u8, payload: u16) -> Message {
-    let mut e = Edns::new();
-    e.set_version(version);
-    e.set_max_payload(payload);
-    m.set_edns(e);
-    m
+/// The A records of `name` from `server` ([`ask_async`]).
+pub(crate) async fn query_a(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<Ipv4Addr>, String> {
+    Ok(a_records(
+        &ask_async(server, name, RecordType::A, timeout).await?,
+    ))
+}
+
+/// The distinct addresses seen in `n` answers for `name`, sorted.
+pub(crate) async fn answers(server: SocketAddr, name: &str, n: usize) -> Vec<Ipv4Addr> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        if let Ok(addrs) = query_a(server, name, Duration::from_millis(500)).await {
+            for a in addrs {
+                if !seen.contains(&a) {
+                    seen.push(a);
+                }
+            }
+        }
+    }
+    seen.sort();
+    seen
 }
 
 /// Sends one datagram from a new socket and returns the first datagram that comes back.
@@ -552,55 +682,6 @@ pub(crate) fn tcp_exchange(addr: SocketAddr, wire: &[u8]) -> io::Result<Vec<u8>>
     let mut s = tcp_connect(addr)?;
     tcp_send(&mut s, wire)?;
     tcp_recv(&mut s)
-}
-
-/// The fixed header of a DNS message, read straight from the bytes (hickory would
-/// normalise some of what the tests check).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Header {
-    pub(crate) id: u16,
-    pub(crate) qr: bool,
-    pub(crate) opcode: u8,
-    pub(crate) aa: bool,
-    pub(crate) tc: bool,
-    pub(crate) rd: bool,
-    pub(crate) ra: bool,
-    pub(crate) rcode_low: u8,
-    pub(crate) qdcount: u16,
-    pub(crate) ancount: u16,
-    pub(crate) nscount: u16,
-    pub(crate) arcount: u16,
-}
-
-impl Header {
-    pub(crate) fn read(p: &[u8]) -> Header {
-        assert!(p.len() >= 12, "message shorter than a header: {p:?}");
-        let u16_at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
-        Header {
-            id: u16_at(0),
-            qr: p[2] & 0x80 != 0,
-            opcode: (p[2] >> 3) & 0xF,
-            aa: p[2] & 0x04 != 0,
-            tc: p[2] & 0x02 != 0,
-            rd: p[2] & 0x01 != 0,
-            ra: p[3] & 0x80 != 0,
-            rcode_low: p[3] & 0xF,
-            qdcount: u16_at(4),
-            ancount: u16_at(6),
-            nscount: u16_at(8),
-            arcount: u16_at(10),
-        }
-    }
-}
-
-/// The question section of a message with one question, as bytes.
-pub(crate) fn question_bytes(p: &[u8]) -> &[u8] {
-    let mut i = 12;
-    while p[i] != 0 {
-        assert!(p[i] < 64, "compressed or extended label in a question");
-        i += 1 + usize::from(p[i]);
-    }
-    &p[12..i + 1 + 4]
 }
 
 /// The path of an external tool (searched in PATH, then /usr/sbin and /sbin). The interop

@@ -1,35 +1,27 @@
-//! Shared by the health tests and the probe load bench: real HTTP(S) servers on loopback
-//! whose behaviour a test sets (answer, hang, trickle), a test CA, the real signpost binary
-//! on free loopback ports, and a small DNS client.
-#![allow(dead_code, unreachable_pub)]
+//! The test ingress: real HTTP(S) servers on loopback whose behaviour a test sets
+//! (answer, hang, trickle) and a test CA, for what signpost probes.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug, Default)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
     /// TLS server name indication, for HTTPS servers.
-    pub sni: Option<String>,
+    pub(crate) sni: Option<String>,
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -39,7 +31,7 @@ impl Request {
 
 /// What the server does with a request.
 #[derive(Clone, Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Answer with this status and body.
     Status(u16, &'static str),
     /// A redirect to `location` with this status.
@@ -48,20 +40,22 @@ pub enum Reply {
     Hang,
     /// Read the request and close the connection without answering.
     Close,
+    /// Answer with this status and body after a delay.
+    Delayed(Duration, u16, &'static str),
     /// Send the status line and headers at once, then one body byte every `every`.
     Trickle { len: usize, every: Duration },
 }
 
-pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
-pub fn always(reply: Reply) -> Handler {
+pub(crate) fn always(reply: Reply) -> Handler {
     Arc::new(move |_| reply.clone())
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 (keep-alive unless the client asks to close). Stopping it closes the
 /// listener and every open connection, like a killed process.
-pub struct HttpServer {
-    pub addr: SocketAddr,
+pub(crate) struct HttpServer {
+    pub(crate) addr: SocketAddr,
     handler: Arc<Mutex<Handler>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -70,11 +64,11 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    pub async fn start(handler: Handler) -> Self {
+    pub(crate) async fn start(handler: Handler) -> Self {
         Self::start_at("127.0.0.1:0".parse().unwrap(), handler, None).await
     }
 
-    pub async fn start_tls(handler: Handler, tls: tokio_rustls::TlsAcceptor) -> Self {
+    pub(crate) async fn start_tls(handler: Handler, tls: tokio_rustls::TlsAcceptor) -> Self {
         Self::start_at("127.0.0.1:0".parse().unwrap(), handler, Some(tls)).await
     }
 
@@ -83,16 +77,30 @@ impl HttpServer {
         handler: Handler,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Self {
-        let mut s = Self {
+        let mut s = Self::new(addr, handler, tls);
+        s.listen().await;
+        s
+    }
+
+    /// Serves on `listener`, already bound (in another network namespace, say). Needs a
+    /// tokio runtime.
+    pub(crate) async fn start_on(listener: std::net::TcpListener, handler: Handler) -> Self {
+        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let mut s = Self::new(listener.local_addr().unwrap(), handler, None);
+        s.serve_on(listener);
+        s
+    }
+
+    fn new(addr: SocketAddr, handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        Self {
             addr,
             handler: Arc::new(Mutex::new(handler)),
             tls,
             requests: Arc::default(),
             connections: Arc::default(),
             task: None,
-        };
-        s.listen().await;
-        s
+        }
     }
 
     async fn listen(&mut self) {
@@ -100,6 +108,10 @@ impl HttpServer {
             .await
             .expect("bind test server");
         self.addr = listener.local_addr().unwrap();
+        self.serve_on(listener);
+    }
+
+    fn serve_on(&mut self, listener: TcpListener) {
         let (handler, tls, requests, connections) = (
             self.handler.clone(),
             self.tls.clone(),
@@ -133,34 +145,34 @@ impl HttpServer {
     }
 
     /// Changes what the server answers from now on.
-    pub fn set(&self, handler: Handler) {
+    pub(crate) fn set(&self, handler: Handler) {
         *self.handler.lock().unwrap() = handler;
     }
 
     /// Closes the listener and every connection; the port refuses connections.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
         }
     }
 
     /// Listens again on the same port.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         self.stop();
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.listen().await;
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 
-    pub fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
 
     /// Connections accepted so far.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 }
@@ -220,6 +232,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let reply = (handler.lock().unwrap().clone())(&req);
         requests.lock().unwrap().push(req);
+        let reply = match reply {
+            Reply::Delayed(after, status, body) => {
+                tokio::time::sleep(after).await;
+                Reply::Status(status, body)
+            }
+            other => other,
+        };
         let head = |status: u16, len: usize, extra: &str, close: bool| {
             format!(
                 "HTTP/1.1 {status} {}\r\nContent-Length: {len}\r\n{}{extra}\r\n",
@@ -246,7 +265,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     .await;
                 let _ = stream.shutdown().await;
             }
-            Reply::Close => {}
+            Reply::Close | Reply::Delayed(..) => {}
             Reply::Hang => {
                 // Keep the connection open until the client gives up.
                 while let Ok(n) = stream.read(&mut chunk).await {
@@ -289,7 +308,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// A port on 127.0.0.1 that refuses connections (bound, then released).
-pub async fn closed_port() -> SocketAddr {
+pub(crate) async fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
@@ -297,13 +316,13 @@ pub async fn closed_port() -> SocketAddr {
 }
 
 /// A CA generated for the test, and server certificates it signs.
-pub struct TestCa {
+pub(crate) struct TestCa {
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pub pem: String,
+    pub(crate) pem: String,
 }
 
 impl TestCa {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -322,12 +341,12 @@ impl TestCa {
     }
 
     /// Writes the CA certificate as PEM to `path`.
-    pub fn write(&self, path: &std::path::Path) {
+    pub(crate) fn write(&self, path: &std::path::Path) {
         std::fs::write(path, &self.pem).unwrap();
     }
 
     /// A TLS acceptor with a certificate for `names` signed by this CA.
-    pub fn acceptor(&self, names: &[&str]) -> tokio_rustls::TlsAcceptor {
+    pub(crate) fn acceptor(&self, names: &[&str]) -> tokio_rustls::TlsAcceptor {
         let key = rcgen::KeyPair::generate().unwrap();
         let params =
             rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -348,7 +367,10 @@ impl TestCa {
 }
 
 /// Polls `f` every 20 ms until it returns true or `limit` passes; returns the time taken.
-pub async fn wait_for(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
+pub(crate) async fn wait_for(
+    limit: Duration,
+    mut f: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
     let start = Instant::now();
     loop {
         if f().await {
@@ -361,180 +383,11 @@ pub async fn wait_for(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Opti
     }
 }
 
-const ZONE: &str = "$ORIGIN gslb.example.
-$TTL 300
-@   IN SOA ns1 hostmaster 1 3600 600 86400 60
-@   IN NS  ns1
-ns1 IN A   127.0.0.1
-";
-
-/// The real binary, serving `gslb.example` plus `profiles` (TOML) on a free loopback port.
-pub struct Signpost {
-    child: Child,
-    /// The UDP DNS address.
-    pub dns: SocketAddr,
-    pub logs: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Signpost {
-    pub fn start(profiles: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let zones = dir.path().join("zones");
-        std::fs::create_dir(&zones).unwrap();
-        std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
-        let config = dir.path().join("signpost.toml");
-        let text = format!(
-            "[dns]\nlisten = [\"127.0.0.1:0\"]\nudp_sockets = 1\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[zones]\ndir = {:?}\n\n[state]\ndir = {:?}\n\n{profiles}",
-            zones.display().to_string(),
-            dir.path().join("state").display().to_string(),
-        );
-        std::fs::write(&config, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args([
-                "--log-format",
-                "json",
-                "--log-level",
-                "info",
-                "serve",
-                "--config",
-            ])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start signpost");
-        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut seen = VecDeque::new();
-        let dns = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("signpost did not start listening; stderr: {seen:#?}");
-                }
-            };
-            seen.push_back(line.clone());
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            let f = &v["fields"];
-            if f["message"] == "listening for DNS" && f["proto"] == "udp" {
-                break f["addr"].as_str().unwrap().parse().unwrap();
-            }
-        };
-        Self {
-            child,
-            dns,
-            logs,
-            _dir: dir,
-        }
-    }
-
-    /// Log lines (JSON) whose `fields.message` contains `text`.
-    pub fn log_lines(&self, text: &str) -> Vec<serde_json::Value> {
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| {
-                v["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains(text))
-            })
-            .collect()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Signpost {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Asks `server` for the A records of `name` over UDP; `Err` on timeout or a bad answer.
-pub async fn query_a(
-    server: SocketAddr,
-    name: &str,
-    timeout: Duration,
-) -> Result<Vec<Ipv4Addr>, String> {
-    let reply = query(server, name, timeout).await?;
-    Ok(reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Asks `server` for the A records of `name` over UDP and returns the whole reply.
-pub async fn query(server: SocketAddr, name: &str, timeout: Duration) -> Result<Message, String> {
-    let sock = UdpSocket::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut msg = Message::query();
-    msg.add_query(Query::query(Name::from_str(name).unwrap(), RecordType::A));
-    let id = msg.metadata.id;
-    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
-    sock.send_to(&bytes, server)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-            .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
-            .map_err(|e| e.to_string())?;
-        let reply = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
-        if reply.metadata.id == id {
-            return Ok(reply);
-        }
-    }
-}
-
-/// The distinct addresses seen in `n` answers for `name`.
-pub async fn answers(server: SocketAddr, name: &str, n: usize) -> Vec<Ipv4Addr> {
-    let mut seen = Vec::new();
-    for _ in 0..n {
-        if let Ok(addrs) = query_a(server, name, Duration::from_millis(500)).await {
-            for a in addrs {
-                if !seen.contains(&a) {
-                    seen.push(a);
-                }
-            }
-        }
-    }
-    seen.sort();
-    seen
-}
-
 /// A TCP connection to `addr` works.
-pub async fn reachable(addr: SocketAddr) -> bool {
+pub(crate) async fn reachable(addr: SocketAddr) -> bool {
     TcpStream::connect(addr).await.is_ok()
 }
 
-pub fn ip(s: &str) -> IpAddr {
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
