@@ -8,13 +8,14 @@
 //! 30 s; `SIGNPOST_FAILOVER_FULL=1` runs it at the defaults themselves (about 75 s).
 //! bench/failover.sh measures the same at the defaults, through resolvers.
 
-mod support;
+mod common;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::RData;
-use support::{HttpServer, Reply, Signpost, always, query, wait_for};
+use common::ingress::{HttpServer, Reply, always, wait_for};
+use common::{Setup, Signpost, ask_async};
+use hickory_proto::rr::{RData, RecordType};
 
 /// The timings under test.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +87,9 @@ struct Sample {
 
 /// The addresses and the (one) TTL of an answer.
 async fn ask(sp: &Signpost, name: &str) -> Option<(Vec<Ipv4Addr>, u32)> {
-    let m = query(sp.dns, name, Duration::from_millis(500)).await.ok()?;
+    let m = ask_async(sp.addr, name, RecordType::A, Duration::from_millis(500))
+        .await
+        .ok()?;
     let mut addrs = Vec::new();
     let mut ttl = u32::MAX;
     for r in &m.answers {
@@ -189,7 +192,7 @@ async fn refused_hung_and_503_ingresses_leave_fast_with_short_ttls() {
         ("hung", hung.addr.port()),
         ("http503", http503.addr.port()),
     ];
-    let sp = Signpost::start(&t.config(&ports, good.addr.port()));
+    let sp = Signpost::start(&Setup::gslb(&t.config(&ports, good.addr.port())));
 
     // Online after the first probes; stable one ttl after that, with the full ttl.
     let ttl = Duration::from_secs(u64::from(t.ttl));
@@ -204,8 +207,8 @@ async fn refused_hung_and_503_ingresses_leave_fast_with_short_ttls() {
     .await;
     assert!(
         stable.is_some(),
-        "profiles not stable with both addresses; logs: {:#?}",
-        sp.logs.lock().unwrap()
+        "profiles not stable with both addresses; log:\n{}",
+        sp.log()
     );
 
     refused.stop();
