@@ -194,7 +194,20 @@ async fn refused_hung_and_503_ingresses_leave_fast_with_short_ttls() {
     ];
     let sp = Signpost::start(&Setup::gslb(&t.config(&ports, good.addr.port())));
 
-    // Online after the first probes; stable one ttl after that, with the full ttl.
+    // Online after the first probes (before them every endpoint is CheckingEndpoint and
+    // answered with the full ttl too: wait for the probes, not only for the ttl).
+    let online = wait_for(t.interval * 2, async || {
+        let v = sp.status();
+        let profiles = v["profiles"].as_array().cloned().unwrap_or_default();
+        profiles.iter().all(|p| {
+            p["endpoints"]
+                .as_array()
+                .is_some_and(|e| e.iter().all(|e| e["status"] == "Online"))
+        })
+    })
+    .await;
+    assert!(online.is_some(), "endpoints not Online: {:#}", sp.status());
+    // Stable one ttl after that, with the full ttl.
     let ttl = Duration::from_secs(u64::from(t.ttl));
     let stable = wait_for(t.interval + ttl + t.slack * 2, async || {
         let mut all = true;
