@@ -21,6 +21,7 @@ use crate::snapshot::Snapshot;
 pub const QUERIES: &str = "signpost_dns_queries_total";
 pub const ANSWERS: &str = "signpost_answers_total";
 pub const ENDPOINT_STATUS: &str = "signpost_endpoint_status";
+pub const SHORT_TTL_ANSWERS: &str = "signpost_short_ttl_answers_total";
 pub const PROBE_DURATION: &str = "signpost_probe_duration_seconds";
 pub const PROBE_RESULTS: &str = "signpost_probe_results_total";
 pub const TRANSITIONS: &str = "signpost_status_transitions_total";
@@ -251,7 +252,8 @@ pub fn render_queries(out: &mut String) {
     }
 }
 
-/// Appends `signpost_answers_total` (endpoints that answered at least once) and
+/// Appends `signpost_answers_total` (endpoints that answered at least once),
+/// `signpost_short_ttl_answers_total` (profiles that answered short at least once) and
 /// `signpost_endpoint_status` (every endpoint, 1 for its current status) to a `/metrics`
 /// page, from `snap`.
 pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
@@ -272,6 +274,20 @@ pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
                     Escaped(&e.name)
                 );
             }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {SHORT_TTL_ANSWERS} Profile answers given with a TTL shortened because a profile was unstable (ttl_unstable), by profile\n# TYPE {SHORT_TTL_ANSWERS} counter"
+    );
+    for p in &m.profiles {
+        let n = p.short_ttl_answers.get();
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "{SHORT_TTL_ANSWERS}{{profile=\"{}\"}} {n}",
+                Escaped(&p.key)
+            );
         }
     }
     let _ = writeln!(

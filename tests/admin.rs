@@ -1149,3 +1149,114 @@ fn drains_that_outlive_their_site_or_endpoint_are_shown_and_can_be_cleared() {
         "{state}"
     );
 }
+
+/// Issue 18: a profile whose endpoint failed its latest probe is unstable. DNS answers with
+/// `ttl_unstable`, the status document and `explain` say why, `signpost status` lists it,
+/// and `signpost_short_ttl_answers_total` counts the short answers.
+#[test]
+fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
+    // Nothing listens on `dead`: the first probe (at start) is refused. With
+    // tolerated_failures 3 and retry_interval = interval = 60s the endpoint stays
+    // CheckingEndpoint (served) with a failed latest probe for the whole test.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let shaky = format!(
+        "[monitors.dead]\nport = {dead}\ninterval = \"60s\"\nretry_interval = \"60s\"\ntolerated_failures = 3\n\
+         [profiles.\"shaky.gslb.example\"]\nttl = 60\nttl_unstable = 7\nmonitor = \"dead\"\n\
+         [[profiles.\"shaky.gslb.example\".endpoints]]\nname = \"lone\"\naddress = \"192.0.2.77\"\nprobe_address = \"127.0.0.1\"\n"
+    );
+    let sp = Signpost::start(&setup(&shaky));
+    let name = "shaky.gslb.example.";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let r = sp.api("GET", "/api/v1/status", "", false);
+        let v = r.json();
+        let p = v["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone();
+        if p["unstable"] == true || std::time::Instant::now() > deadline {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["unstable"], true, "{status:#}");
+    assert_eq!(
+        (status["ttl"].as_u64(), status["ttl_now"].as_u64()),
+        (Some(60), Some(7))
+    );
+    let reasons = status["unstable_reasons"].to_string();
+    assert!(
+        reasons.contains(
+            "endpoint lone failed its latest probe (connection refused) and is being confirmed"
+        ),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["endpoints"][0]["status"], "CheckingEndpoint",
+        "{status:#}"
+    );
+
+    // DNS: the short TTL, counted.
+    for _ in 0..3 {
+        assert_eq!(
+            answer(&sp, name),
+            (vec![Ipv4Addr::new(192, 0, 2, 77)], Some(7))
+        );
+    }
+    let m = metrics(&sp);
+    assert_eq!(
+        value(
+            &m,
+            "signpost_short_ttl_answers_total",
+            &[("profile", "shaky.gslb.example")]
+        ),
+        3.0
+    );
+    // A stable profile answers with its ttl and is not counted.
+    let (_, ttl) = answer(&sp, APP);
+    assert!(ttl.is_some());
+    assert!(
+        !m.iter()
+            .any(|s| s.metric == "signpost_short_ttl_answers_total"
+                && s.labels.get("profile") == Some("app.gslb.example")),
+    );
+
+    // explain: the step says why, the answer carries the short TTL.
+    let r = sp.api(
+        "GET",
+        "/api/v1/explain?name=shaky.gslb.example&client=10.1.2.3",
+        "",
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.json();
+    assert_eq!(t["answer"]["ttl"], 7, "{t:#}");
+    assert_eq!(
+        (
+            t["steps"][0]["ttl"].as_u64(),
+            t["steps"][0]["ttl_now"].as_u64()
+        ),
+        (Some(60), Some(7))
+    );
+    assert!(
+        t["steps"][0]["unstable"]
+            .to_string()
+            .contains("failed its latest probe"),
+        "{t:#}"
+    );
+
+    // signpost status lists it.
+    let cli = sp.cli(&["status"]);
+    assert_eq!(cli.code, Some(0), "{}", cli.text());
+    assert!(
+        cli.stdout.contains("unstable: shaky.gslb.example. answers with ttl 7 (not 60): endpoint lone failed its latest probe"),
+        "{}",
+        cli.text()
+    );
+}

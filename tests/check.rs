@@ -132,6 +132,40 @@ fn check_reports_bad_per_endpoint_monitor_overrides_once_each() {
 }
 
 #[test]
+fn check_names_bad_fast_failover_keys() {
+    // retry_interval shorter than 100 ms or longer than the interval.
+    let monitors = "\n[monitors.web]\ninterval = \"10s\"\nretry_interval = \"20s\"\n\n\
+        [monitors.fast]\nretry_interval = \"10ms\"\n";
+    let dir = setup(&(config(common::free_port(), "", "") + monitors), GOOD_ZONE);
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    for want in [
+        "signpost.toml: monitors.web.retry_interval: 20s is longer than interval (10s); use at most the interval (equal to it turns fast confirmation off)",
+        "signpost.toml: monitors.fast.retry_interval: 10ms is too short; use at least \"100ms\"",
+    ] {
+        assert!(out.contains(want), "{want}\nnot in\n{out}");
+    }
+    assert!(out.contains("2 error(s)"), "{out}");
+
+    // ttl_unstable out of range; an endpoint's override of the interval below the
+    // monitor's retry_interval.
+    let profiles = "\n[monitors.web]\nretry_interval = \"1s\"\n\n\
+        [profiles.\"app.gslb.example\"]\nmonitor = \"web\"\nttl_unstable = 0\n\
+        [[profiles.\"app.gslb.example\".endpoints]]\nname = \"a\"\naddress = \"192.0.2.10\"\n\
+        monitor = { interval = \"500ms\" }\n";
+    let dir = setup(&(config(common::free_port(), "", "") + profiles), GOOD_ZONE);
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    for want in [
+        "signpost.toml: profiles.\"app.gslb.example\".ttl_unstable: 0 is out of range; use 1 to 86400 seconds",
+        "signpost.toml: profiles.\"app.gslb.example\".endpoints[0].monitor.retry_interval: 1s is longer than interval (500ms)",
+    ] {
+        assert!(out.contains(want), "{want}\nnot in\n{out}");
+    }
+    assert!(out.contains("2 error(s)"), "{out}");
+}
+
+#[test]
 fn check_accepts_a_good_config() {
     let dir = setup(&config(common::free_port(), "", ""), GOOD_ZONE);
     let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);

@@ -27,6 +27,7 @@ fn target(addr: SocketAddr, protocol: Protocol) -> ProbeTarget {
         timeout: Duration::from_secs(1),
         tolerated_failures: 2,
         rise: 1,
+        retry_interval: Duration::from_secs(1),
         tls: TlsSpec::default(),
         reuse_connection: true,
     }

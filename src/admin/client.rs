@@ -259,6 +259,15 @@ pub fn status_table(doc: &StatusDoc) -> String {
             d.drain().reason
         ));
     }
+    for p in doc.profiles.iter().filter(|p| p.unstable) {
+        out.push_str(&format!(
+            "unstable: {} answers with ttl {} (not {}): {}\n",
+            p.name,
+            p.ttl_now,
+            p.ttl,
+            p.unstable_reasons.join("; ")
+        ));
+    }
     out.push_str(&format!("generation: {}\n", doc.generation));
     if let Some(r) = &doc.last_reload
         && !r.ok
@@ -549,6 +558,27 @@ mod tests {
             ["dublin", "hub-dublin", "Degraded", "1.0"]
         );
         assert_eq!(row("dublin")[6], "no");
+    }
+
+    #[test]
+    fn status_table_says_which_profiles_answer_with_a_short_ttl_and_why() {
+        let v = json!({
+            "generation": 1,
+            "profiles": [
+                { "name": "app.gslb.example.", "ttl": 30, "ttl_now": 5, "unstable": true,
+                  "unstable_reasons": ["endpoint a failed its latest probe (connection refused) and is being confirmed"],
+                  "endpoints": [] },
+                { "name": "calm.gslb.example.", "ttl": 30, "ttl_now": 30, "unstable": false,
+                  "unstable_reasons": [], "endpoints": [] },
+            ],
+            "sites": [],
+        });
+        let t = status_table(&serde_json::from_value(v).unwrap());
+        assert!(
+            t.contains("unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n"),
+            "{t}"
+        );
+        assert!(!t.contains("calm.gslb.example."), "{t}");
     }
 
     #[test]

@@ -72,6 +72,15 @@ pub struct ProfileDoc {
     pub answering_rcode: Option<String>,
     /// No endpoint is eligible: `all_down` decides the answer.
     pub all_down_fallback: bool,
+    /// The TTL while the profile is unstable (docs/health.md, "Health-aware TTL").
+    pub ttl_unstable: u32,
+    /// The TTL answers carry now: `ttl`, or min(`ttl`, `ttl_unstable`) while unstable.
+    pub ttl_now: u32,
+    pub unstable: bool,
+    /// Why the profile is unstable, one line per reason.
+    pub unstable_reasons: Vec<String>,
+    /// When the last recent status change stops counting (RFC 3339), if one does.
+    pub unstable_until: Option<String>,
     pub endpoints: Vec<EndpointDoc>,
 }
 
@@ -351,6 +360,7 @@ impl StatusDoc {
                     })
                     .collect();
                 let now = policy::answering(snap, pi as u32);
+                let reasons = crate::status::unstable_reasons(snap, pi);
                 ProfileDoc {
                     name: p.name.to_string(),
                     key: p.key.clone(),
@@ -360,6 +370,15 @@ impl StatusDoc {
                     answering: now.records,
                     answering_rcode: now.rcode.map(str::to_owned),
                     all_down_fallback: now.all_down_fallback,
+                    ttl_unstable: p.ttl_unstable,
+                    ttl_now: snap.ttl(pi as u32),
+                    unstable: !reasons.is_empty(),
+                    unstable_reasons: reasons,
+                    unstable_until: snap
+                        .profiles
+                        .get(pi)
+                        .and_then(|s| s.changed_until)
+                        .map(rfc3339),
                     endpoints,
                 }
             })
@@ -431,6 +450,11 @@ mod tests {
                 answering: vec!["192.0.2.10".into()],
                 answering_rcode: None,
                 all_down_fallback: true,
+                ttl_unstable: 5,
+                ttl_now: 5,
+                unstable: true,
+                unstable_reasons: vec!["the all-down fallback serves".into()],
+                unstable_until: None,
                 endpoints: vec![EndpointDoc {
                     name: "seattle".into(),
                     site: Some("hub-seattle".into()),

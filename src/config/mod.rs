@@ -385,6 +385,24 @@ pub(crate) fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str
             format!("{} is too short; use at least \"100ms\"", m.interval),
         );
     }
+    // Only a retry_interval set by hand is checked: the default (1s) follows a shorter
+    // interval.
+    if let Some(retry) = m.retry_interval {
+        if retry.0 < std::time::Duration::from_millis(100) {
+            bad(
+                &format!("{at}.retry_interval"),
+                format!("{retry} is too short; use at least \"100ms\""),
+            );
+        } else if retry.0 > m.interval.0 {
+            bad(
+                &format!("{at}.retry_interval"),
+                format!(
+                    "{retry} is longer than interval ({}); use at most the interval (equal to it turns fast confirmation off)",
+                    m.interval
+                ),
+            );
+        }
+    }
     if m.protocol == Protocol::Tcp && m.port.is_none() {
         bad(
             &format!("{at}.port"),

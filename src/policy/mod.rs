@@ -246,13 +246,13 @@ impl Decision {
         }
     }
 
-    /// Calls `f` with each record of the answer in order, with the profile it comes from
-    /// (for its TTL). A CNAME is the only record when present.
+    /// Calls `f` with each record of the answer in order, with the index of the profile it
+    /// comes from (for its TTL: `Snapshot::ttl`). A CNAME is the only record when present.
     pub fn for_each_record<'s>(
         &self,
         snap: &'s Snapshot,
         qtype: Rtype,
-        mut f: impl FnMut(&'s ProfileDef, Record<'s>),
+        mut f: impl FnMut(u32, Record<'s>),
     ) {
         if self.kind != Kind::Answer {
             return;
@@ -263,19 +263,19 @@ impl Decision {
                 Answer::Addrs { v4, v6 } if qtype == Rtype::AAAA => {
                     for (i, a) in v6.iter().enumerate() {
                         if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
-                            f(p, Record::Aaaa(*a));
+                            f(pick.profile, Record::Aaaa(*a));
                         }
                     }
                 }
                 Answer::Addrs { v4, .. } => {
                     for (i, a) in v4.iter().enumerate() {
                         if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
-                            f(p, Record::A(*a));
+                            f(pick.profile, Record::A(*a));
                         }
                     }
                 }
                 Answer::Cname { wire, .. } => {
-                    f(p, Record::Cname(wire));
+                    f(pick.profile, Record::Cname(wire));
                     return;
                 }
                 Answer::Nested(_) => {}
