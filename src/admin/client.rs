@@ -578,7 +578,7 @@ mod tests {
             t.contains("unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n"),
             "{t}"
         );
-        assert!(!t.contains("calm.gslb.example."), "{t}");
+        assert!(!t.contains("unstable: calm.gslb.example."), "{t}");
     }
 
     #[test]
