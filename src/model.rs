@@ -399,6 +399,30 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 ),
             ),
             Some(zi) => {
+                // RFC 1034 §4.3.2: a name at or below a delegation gets the referral, so
+                // a profile there could never be answered.
+                let z = &zones[zi];
+                // (At the cut itself the NS records already hold the name.)
+                let mut at_or_above: &[u8] = parent(&p.wire).unwrap_or_default();
+                while at_or_above.len() > z.apex.len() {
+                    if z.nodes.get(at_or_above).is_some_and(|n| n.cut) {
+                        bad(
+                            at.clone(),
+                            format!(
+                                "{} is below the delegation {} in {}, so queries for it get that referral and it could never be answered; rename the profile or remove the NS records at {}",
+                                p.name,
+                                crate::zone::name::to_text(at_or_above),
+                                z.file.display(),
+                                crate::zone::name::to_text(at_or_above),
+                            ),
+                        );
+                        break;
+                    }
+                    match parent(at_or_above) {
+                        Some(pp) => at_or_above = pp,
+                        None => break,
+                    }
+                }
                 if let Err(e) = zones[zi].attach_profile(&p.wire, pi as u32) {
                     bad(at, e.to_string());
                 }

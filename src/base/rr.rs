@@ -17,9 +17,11 @@ impl Rtype {
     pub const TXT: Rtype = Rtype(16);
     pub const AAAA: Rtype = Rtype(28);
     pub const SRV: Rtype = Rtype(33);
+    pub const DNAME: Rtype = Rtype(39);
     pub const OPT: Rtype = Rtype(41);
     pub const DS: Rtype = Rtype(43);
     pub const CAA: Rtype = Rtype(257);
+    pub const TSIG: Rtype = Rtype(250);
     pub const IXFR: Rtype = Rtype(251);
     pub const AXFR: Rtype = Rtype(252);
     pub const MAILB: Rtype = Rtype(253);

@@ -59,6 +59,8 @@ struct Resolved {
     aa: bool,
     /// ECS scope prefix of the routing rule that decided (0: not client-dependent).
     scope: u8,
+    /// The answer ends in a referral (its glue is needed, not optional).
+    referral: bool,
 }
 
 /// Answers `packet` (from `source`) into `out`.
@@ -97,6 +99,14 @@ pub fn respond(
                 Rcode::FORMERR
             };
             let mut w = Writer::new(out, q, q.qname_len > 0);
+            // RFC 6891 §7: a FORMERR to a query with an OPT carries one, or the client
+            // concludes EDNS is unsupported. NOTIMP never does (the opcode is unknown, so
+            // nothing else in the message is read).
+            if let Some(e) = q.edns
+                && rc == Rcode::FORMERR
+            {
+                w.opt(rc, e.dnssec_ok, None);
+            }
             w.finish(q, false, false, rc);
             outcome.rcode = rc;
             return outcome;
@@ -122,6 +132,7 @@ pub fn respond(
         rcode,
         aa: false,
         scope: 0,
+        referral: false,
     };
     let res = match q.qtype {
         _ if q.qclass != 1 && q.qclass != 255 => refuse(Rcode::REFUSED),
@@ -146,7 +157,12 @@ pub fn respond(
         (Some(_), None) => 11,
         (Some(_), Some(cs)) => 11 + 8 + usize::from(cs.source_prefix).div_ceil(8),
     };
-    let tc = w.buf.len() + opt_len > limit;
+    let mut tc = w.buf.len() + opt_len > limit;
+    // RFC 2181 §9: additional records are dropped before anything is truncated; a
+    // referral's glue is needed (RFC 9471), so it is kept or the answer truncated.
+    if tc && !res.referral && w.drop_additional() {
+        tc = w.buf.len() + opt_len > limit;
+    }
     if tc {
         w.truncate_records();
         outcome.truncated = true;
@@ -158,7 +174,8 @@ pub fn respond(
             ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))),
         );
     }
-    w.finish(q, aa, tc, rc);
+    // RFC 1034 §3.7.1: an answer to class ANY is never authoritative.
+    w.finish(q, aa && q.qclass != 255, tc, rc);
     outcome.rcode = rc;
     outcome
 }
@@ -179,6 +196,7 @@ fn resolve<'a>(
         rcode: Rcode::NOERROR,
         aa: true,
         scope: 0,
+        referral: false,
     };
     // The names answered so far: a CNAME back to one of them is a loop, and the answer
     // stops there with each CNAME once.
@@ -186,11 +204,13 @@ fn resolve<'a>(
     for step in 0..=MAX_CHASE {
         seen[step] = name;
         if let Some((cut, node)) = find_cut(zone, name, qtype) {
+            // RFC 1034 §4.3.2 step 3b: the referral, also at the end of a CNAME chain
+            // that enters delegated space (AA then still stands for the first owner).
+            referral(zone, cut, node, w);
+            res.referral = true;
             if step == 0 {
-                referral(zone, cut, node, w);
                 res.aa = false;
             }
-            // After a CNAME into delegated space the resolver follows it from here.
             return res;
         }
         let node = match zone.nodes.get(name) {
@@ -247,6 +267,13 @@ fn answer_profile<'a>(
 ) -> Step<'a> {
     let d = &mut *routing.decision;
     policy::decide_into(snap, pid, qtype, client, routing.rng, d);
+    // ANY is answered as A; where there is no A, as AAAA (RFC 8482 §4.2: a subset of
+    // what exists).
+    let mut rtype = if qtype == Rtype::ANY { Rtype::A } else { qtype };
+    if qtype == Rtype::ANY && d.kind == Kind::NoData {
+        policy::decide_into(snap, pid, Rtype::AAAA, client, routing.rng, d);
+        rtype = Rtype::AAAA;
+    }
     res.scope = res.scope.max(d.scope);
     match d.kind {
         Kind::NoData => {
@@ -260,7 +287,6 @@ fn answer_profile<'a>(
         }
         Kind::Answer => {
             let ttl = snap.model.profiles[pid as usize].ttl;
-            let qtype = if qtype == Rtype::ANY { Rtype::A } else { qtype };
             // signpost_answers_total: each endpoint once per answer (multivalue picks
             // one address at a time).
             let picks = d.picks();
@@ -273,7 +299,7 @@ fn answer_profile<'a>(
                 }
             }
             let mut next = Step::Done;
-            d.for_each_record(snap, qtype, |prof, r| {
+            d.for_each_record(snap, rtype, |prof, r| {
                 let ttl = ttl.min(prof.ttl);
                 match r {
                     Record::A(a) => w.record(Section::Answer, owner, Rtype::A, ttl, &a.octets()),
@@ -282,7 +308,9 @@ fn answer_profile<'a>(
                     }
                     Record::Cname(wire) => {
                         w.record(Section::Answer, owner, Rtype::CNAME, ttl, wire);
-                        if qtype != Rtype::CNAME {
+                        // Asked for the CNAME itself, or ANY: the CNAME alone (RFC 1034
+                        // §4.3.2 step 3a), as for a static CNAME.
+                        if qtype != Rtype::CNAME && qtype != Rtype::ANY {
                             next = Step::Chase(wire);
                         }
                     }
@@ -337,12 +365,13 @@ fn write_set<'a>(w: &mut Writer<'a, '_>, section: Section, owner: &'a [u8], set:
 
 /// NODATA / NXDOMAIN: the SOA in authority with the negative TTL (RFC 2308 §3).
 fn negative<'a>(zone: &'a Zone, w: &mut Writer<'a, '_>) {
-    w.record(
+    w.soa(
         Section::Authority,
         &zone.apex,
-        Rtype::SOA,
         zone.negative_ttl,
-        &zone.soa.rdata[0].wire,
+        &zone.soa_mname,
+        &zone.soa_rname,
+        &zone.soa_fixed,
     );
 }
 

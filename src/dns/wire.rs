@@ -192,21 +192,33 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
     if q.opcode != 0 {
         return Err(ParseError::NotImp);
     }
-    if qd != 1 {
-        return Err(ParseError::FormErr);
-    }
     let mut r = Reader { p, pos: HEADER_LEN };
-    let len = r.name(&mut q.qname_sent, &mut q.qname_lower)?;
-    q.qtype = Rtype(r.u16()?);
-    q.qclass = r.u16()?;
-    q.qname_len = len;
+    // Every question is read (the first one kept) and every record is walked even when
+    // the message is already known to be wrong, so that an OPT in it is seen and the
+    // FORMERR carries one (RFC 6891 §7).
+    let mut bad = qd != 1;
+    for i in 0..qd {
+        if i == 0 {
+            let len = r.name(&mut q.qname_sent, &mut q.qname_lower)?;
+            q.qtype = Rtype(r.u16()?);
+            q.qclass = r.u16()?;
+            q.qname_len = len;
+        } else {
+            r.skip_name()?;
+            r.bytes(4)?;
+        }
+    }
     for _ in 0..(u32::from(an) + u32::from(ns)) {
         r.skip_name()?;
-        r.bytes(8)?;
+        let t = Rtype(r.u16()?);
+        r.bytes(6)?;
         let rdlen = r.u16()? as usize;
         r.bytes(rdlen)?;
+        // OPT and TSIG only ever belong in the additional section (RFC 6891 §6.1.1,
+        // RFC 8945 §5.1).
+        bad |= t == Rtype::OPT || t == Rtype::TSIG;
     }
-    for _ in 0..ar {
+    for i in 0..ar {
         let name_at = r.pos;
         r.skip_name()?;
         let t = Rtype(r.u16()?);
@@ -214,19 +226,28 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
         let ttl = r.u32()?;
         let rdlen = r.u16()? as usize;
         let rdata = r.bytes(rdlen)?;
+        if t == Rtype::TSIG {
+            // RFC 8945 §5.1: the last record, class ANY, TTL 0, well-formed RDATA.
+            bad |= i + 1 != ar || class != 255 || ttl != 0 || !tsig_rdata_ok(rdata);
+            continue;
+        }
         if t != Rtype::OPT {
             continue;
         }
-        if q.edns.is_some() || p[name_at] != 0 {
-            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root.
-            return Err(ParseError::FormErr);
-        }
+        let first = q.edns.is_none();
         let mut edns = Edns {
             payload: class,
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
             ecs: None,
         };
+        if first {
+            q.edns = Some(edns);
+        }
+        if !first || p[name_at] != 0 {
+            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root.
+            return Err(ParseError::FormErr);
+        }
         let mut o = Reader { p: rdata, pos: 0 };
         while o.pos < rdata.len() {
             let code = o.u16()?;
@@ -238,10 +259,36 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
         }
         q.edns = Some(edns);
     }
-    if r.pos != p.len() {
+    if bad || r.pos != p.len() {
         return Err(ParseError::FormErr);
     }
     Ok(())
+}
+
+/// RFC 8945 §4.2: algorithm name (uncompressed), time signed (48 bits), fudge, MAC size
+/// and MAC, original ID, error, other length and other data, filling the RDATA exactly.
+fn tsig_rdata_ok(d: &[u8]) -> bool {
+    let mut r = Reader { p: d, pos: 0 };
+    let mut walk = || -> Result<(), ParseError> {
+        loop {
+            let len = r.u8()?;
+            if len == 0 {
+                break;
+            }
+            if len & 0xC0 != 0 {
+                return Err(ParseError::FormErr);
+            }
+            r.bytes(usize::from(len))?;
+        }
+        r.bytes(8)?;
+        let mac = r.u16()?;
+        r.bytes(usize::from(mac))?;
+        r.bytes(4)?;
+        let other = r.u16()?;
+        r.bytes(usize::from(other))?;
+        Ok(())
+    };
+    walk().is_ok() && r.pos == d.len()
 }
 
 /// RFC 7871 §6: family, source prefix, scope prefix (0 in queries), address truncated to
@@ -311,6 +358,9 @@ pub struct Writer<'a, 'b> {
     names: [MaybeUninit<(u16, &'a [u8])>; MAX_COMPRESS],
     n_names: usize,
     counts: [u16; 3],
+    /// Where the additional section started: buffer length, counts and compression
+    /// targets then (so that it can be dropped, RFC 2181 §9).
+    additional_at: Option<(usize, [u16; 3], usize)>,
     /// Length of header + question: where the record sections start.
     pub question_end: usize,
 }
@@ -337,6 +387,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             names: [const { MaybeUninit::uninit() }; MAX_COMPRESS],
             n_names: 0,
             counts: [0; 3],
+            additional_at: None,
             question_end: HEADER_LEN,
         };
         if echo_question && q.qname_len > 0 {
@@ -402,6 +453,9 @@ impl<'a, 'b> Writer<'a, 'b> {
         ttl: u32,
         rdata: &[u8],
     ) {
+        if section == Section::Additional && self.additional_at.is_none() {
+            self.additional_at = Some((self.buf.len(), self.counts, self.n_names));
+        }
         self.name(owner);
         self.buf.extend_from_slice(&rtype.to_be_bytes());
         self.buf.extend_from_slice(&1u16.to_be_bytes());
@@ -416,10 +470,53 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.counts[section as usize]
     }
 
+    /// Writes an SOA record with its two names compressed (RFC 1035 §4.1.4 allows it for
+    /// SOA): `fixed` is serial, refresh, retry, expire and minimum.
+    pub fn soa(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        ttl: u32,
+        mname: &'a [u8],
+        rname: &'a [u8],
+        fixed: &[u8; 20],
+    ) {
+        self.name(owner);
+        self.buf.extend_from_slice(&Rtype::SOA.to_be_bytes());
+        self.buf.extend_from_slice(&1u16.to_be_bytes());
+        self.buf.extend_from_slice(&ttl.to_be_bytes());
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.name(mname);
+        self.name(rname);
+        self.buf.extend_from_slice(fixed);
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        self.counts[section as usize] += 1;
+    }
+
+    /// Drops the additional section when it was written last (nothing after it in the
+    /// answer or authority sections). False when there is none to drop.
+    pub fn drop_additional(&mut self) -> bool {
+        match self.additional_at {
+            Some((len, counts, n_names))
+                if counts[..2] == self.counts[..2] && self.counts[2] > counts[2] =>
+            {
+                self.buf.truncate(len);
+                self.counts = counts;
+                self.n_names = n_names;
+                self.additional_at = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drops every record written (keeps header and question), for truncation.
     pub fn truncate_records(&mut self) {
         self.buf.truncate(self.question_end);
         self.counts = [0; 3];
+        self.additional_at = None;
         let q = self.question_end;
         self.n_names = self
             .known()

@@ -64,6 +64,11 @@ pub struct Zone {
     pub soa: RrSet,
     /// TTL for negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §5).
     pub negative_ttl: u32,
+    /// The SOA's MNAME and RNAME (lowercase wire) and its five numbers, so that negative
+    /// answers write it with compressed names.
+    pub soa_mname: Box<[u8]>,
+    pub soa_rname: Box<[u8]>,
+    pub soa_fixed: [u8; 20],
     pub nodes: FxHashMap<Box<[u8]>, Node>,
     /// Whether any `*` owner exists (skips wildcard lookups when not).
     pub has_wildcards: bool,
@@ -181,9 +186,9 @@ impl Zone {
         if problems.len() > before {
             return None;
         }
-        let minimum = match &soa_record.data {
-            RData::SOA(s) => s.minimum,
-            _ => 0,
+        let (minimum, soa_mname, soa_rname) = match &soa_record.data {
+            RData::SOA(s) => (s.minimum, lower_wire(&s.mname), lower_wire(&s.rname)),
+            _ => (0, apex.clone(), apex.clone()),
         };
         let negative_ttl = soa_record.ttl.min(minimum);
         let soa = nodes[&apex]
@@ -198,11 +203,17 @@ impl Zone {
             has_wildcards |= owner.starts_with(b"\x01*");
             add_ancestors(&mut nodes, &owner, &apex);
         }
+        let mut soa_fixed = [0u8; 20];
+        let wire = &soa.rdata[0].wire;
+        soa_fixed.copy_from_slice(&wire[wire.len() - 20..]);
         Some(Zone {
             origin,
             apex,
             soa,
             negative_ttl,
+            soa_mname,
+            soa_rname,
+            soa_fixed,
             nodes,
             has_wildcards,
             has_cuts,
