@@ -90,6 +90,7 @@ impl Rcode {
     pub const NXDOMAIN: Rcode = Rcode(3);
     pub const NOTIMP: Rcode = Rcode(4);
     pub const REFUSED: Rcode = Rcode(5);
+    pub const YXDOMAIN: Rcode = Rcode(6);
     pub const BADVERS: Rcode = Rcode(16);
 
     pub fn mnemonic(self) -> Option<&'static str> {

@@ -113,6 +113,8 @@ pub fn respond(
         }
     }
 
+    // Room for a name synthesised from a DNAME (RFC 6672).
+    let mut synth = [0u8; MAX_NAME];
     let mut w = Writer::new(out, q, true);
     let ecs = q.edns.and_then(|e| e.ecs);
     if let Some(e) = q.edns
@@ -141,7 +143,15 @@ pub fn respond(
         Rtype::MAILA | Rtype::MAILB => refuse(Rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
             None => refuse(Rcode::REFUSED),
-            Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w),
+            Some(zone) => resolve(
+                snap,
+                zone,
+                q,
+                &client,
+                &mut routing,
+                &mut w,
+                Some(&mut synth),
+            ),
         },
     };
     let (rc, aa) = (res.rcode, res.aa);
@@ -188,6 +198,7 @@ fn resolve<'a>(
     client: &Client,
     routing: &mut Routing<'_>,
     w: &mut Writer<'a, '_>,
+    mut synth: Option<&'a mut [u8; MAX_NAME]>,
 ) -> Resolved {
     let qtype = q.qtype;
     let mut zone = zone;
@@ -212,6 +223,41 @@ fn resolve<'a>(
                 res.aa = false;
             }
             return res;
+        }
+        // RFC 6672 §3.2: a DNAME above the name redirects it: the DNAME, then the CNAME
+        // synthesised from it, then the chase (one synthesis per answer; past it the
+        // resolver follows).
+        if zone.has_dnames
+            && let Some((owner, set)) = find_dname(zone, name)
+        {
+            write_set(w, Section::Answer, owner, set);
+            let Some(buf) = synth.take() else {
+                return res;
+            };
+            let target = set.rdata[0].target.as_deref().unwrap_or_default();
+            let prefix = &name[..name.len() - owner.len()];
+            let n = prefix.len() + target.len();
+            if n > MAX_NAME {
+                // RFC 6672 §2.2: the synthesised name would be too long.
+                res.rcode = Rcode::YXDOMAIN;
+                return res;
+            }
+            buf[..prefix.len()].copy_from_slice(prefix);
+            buf[prefix.len()..n].copy_from_slice(target);
+            let buf: &'a [u8; MAX_NAME] = buf;
+            let synthesised = &buf[..n];
+            w.record(Section::Answer, name, Rtype::CNAME, set.ttl, synthesised);
+            if qtype == Rtype::CNAME || step == MAX_CHASE || seen[..=step].contains(&synthesised) {
+                return res;
+            }
+            match snap.find_zone(synthesised) {
+                Some(z) => {
+                    zone = z;
+                    name = synthesised;
+                    continue;
+                }
+                None => return res,
+            }
         }
         let node = match zone.nodes.get(name) {
             Some(n) => n,
@@ -424,6 +470,20 @@ fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: Rtype) -> Option<(&'a [u8
             && !(i == 0 && qtype == Rtype::DS)
         {
             return Some((suffix, node));
+        }
+    }
+    None
+}
+
+/// The highest DNAME strictly above `name`, from the apex down (RFC 6672 §3.2).
+fn find_dname<'a>(zone: &'a Zone, name: &'a [u8]) -> Option<(&'a [u8], &'a RrSet)> {
+    let mut starts = [0u8; 128];
+    let n = crate::zone::name::label_starts(name, &mut starts);
+    let below_apex = n.checked_sub(crate::zone::name::label_count(&zone.apex))?;
+    for i in (1..=below_apex).rev() {
+        let suffix = &name[usize::from(*starts.get(i)?)..];
+        if let Some(set) = zone.nodes.get(suffix).and_then(|n| n.rrset(Rtype::DNAME)) {
+            return Some((suffix, set));
         }
     }
     None

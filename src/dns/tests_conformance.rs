@@ -358,3 +358,73 @@ fn opcode_query_is_unaffected() {
     let m = ask(&snap, "ns1.gslb.example.", RecordType::A);
     assert_eq!(m.metadata.op_code, OpCode::Query);
 }
+
+const SIGNED_CHILD: &str = "sub NS ns.sub
+ns.sub A 192.0.2.53
+sub DS 60485 8 2 ( D4B7D520E7BB5F0F67674A0CCEB1E3E0
+                   614B93C4F9E99B8383F6A1E4469DA50A )
+old DNAME new.gslb.example.
+new A 192.0.2.77
+x.new A 192.0.2.78
+private TYPE65280 \\# 4 0A000001
+";
+
+#[test]
+fn zone_files_hold_ds_dname_and_the_generic_form() {
+    let snap = load(SIGNED_CHILD, "");
+    // RFC 4035 §3.1.4.1: DS at a delegation is the parent's, authoritative.
+    let m = ask(&snap, "sub.gslb.example.", RecordType::DS);
+    assert!(m.metadata.authoritative, "{m}");
+    assert_eq!(m.answers.len(), 1, "{m}");
+    assert_eq!(m.answers[0].record_type(), RecordType::DS, "{m}");
+    let RData::Unknown { rdata, .. } = &m.answers[0].data else {
+        // Without DNSSEC support hickory reads DS as unknown data.
+        panic!("{m}")
+    };
+    let bytes = &rdata.anything[..];
+    assert_eq!(&bytes[..4], &[0xEC, 0x45, 8, 2], "{m}");
+    assert_eq!(bytes.len(), 4 + 32, "{m}");
+    // Everything else there is still the referral.
+    let m = ask(&snap, "sub.gslb.example.", RecordType::A);
+    assert!(!m.metadata.authoritative, "{m}");
+    assert_eq!(m.authorities.len(), 1, "{m}");
+
+    // RFC 3597: TYPE65280 with 4 octets of data.
+    let m = ask(&snap, "private.gslb.example.", RecordType::Unknown(65280));
+    assert_eq!(m.answers.len(), 1, "{m}");
+    let RData::Unknown { rdata, .. } = &m.answers[0].data else {
+        panic!("{m}")
+    };
+    assert_eq!(&rdata.anything[..], &[10, 0, 0, 1]);
+}
+
+#[test]
+fn dname_synthesises_the_cname() {
+    let snap = load(SIGNED_CHILD, "");
+    let m = ask(&snap, "x.old.gslb.example.", RecordType::A);
+    assert_eq!(u16::from(m.metadata.response_code), 0, "{m}");
+    assert!(m.metadata.authoritative, "{m}");
+    // hickory-proto reads DNAME as unknown data: its RDATA is the target's wire form.
+    assert_eq!(m.answers[0].record_type(), RecordType::DNAME, "{m}");
+    assert_eq!(m.answers[0].name.to_string(), "old.gslb.example.");
+    let RData::Unknown { rdata, .. } = &m.answers[0].data else {
+        panic!("{m}")
+    };
+    assert_eq!(&rdata.anything[..], b"\x03new\x04gslb\x07example\x00");
+    let got: Vec<String> = m.answers[1..].iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "x.old.gslb.example. 300 IN CNAME x.new.gslb.example.",
+            "x.new.gslb.example. 300 IN A 192.0.2.78",
+        ],
+        "{m}"
+    );
+    // The DNAME's own name is not redirected.
+    let m = ask(&snap, "old.gslb.example.", RecordType::DNAME);
+    assert_eq!(m.answers.len(), 1, "{m}");
+    // A name under the DNAME whose target does not exist: NXDOMAIN after the CNAME.
+    let m = ask(&snap, "nothere.old.gslb.example.", RecordType::A);
+    assert_eq!(u16::from(m.metadata.response_code), 3, "{m}");
+    assert_eq!(m.answers.len(), 2, "{m}");
+}

@@ -74,6 +74,8 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Whether any delegation below the apex exists (skips referral checks when not).
     pub has_cuts: bool,
+    /// Whether any DNAME exists (skips DNAME lookups when not).
+    pub has_dnames: bool,
     /// The file the zone came from.
     pub file: PathBuf,
 }
@@ -199,6 +201,7 @@ impl Zone {
         let owners: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
         let mut has_wildcards = false;
         let has_cuts = nodes.values().any(|n| n.cut);
+        let has_dnames = nodes.values().any(|n| n.rrset(Rtype::DNAME).is_some());
         for owner in owners {
             has_wildcards |= owner.starts_with(b"\x01*");
             add_ancestors(&mut nodes, &owner, &apex);
@@ -217,6 +220,7 @@ impl Zone {
             nodes,
             has_wildcards,
             has_cuts,
+            has_dnames,
             file: file.to_path_buf(),
         })
     }
@@ -274,6 +278,11 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
         RData::PTR(n) => Some(lower_wire(&n.0)),
         RData::MX(mx) => Some(lower_wire(&mx.exchange)),
         RData::SRV(srv) => Some(lower_wire(&srv.target)),
+        // DNAME (read as raw RDATA): its uncompressed target name, lowercased (length
+        // octets are below 64, so ASCII lowercasing leaves them alone).
+        RData::Unknown { code, .. } if Rtype(u16::from(*code)) == Rtype::DNAME => {
+            Some(buf.to_ascii_lowercase().into_boxed_slice())
+        }
         _ => None,
     };
     Ok(Rdata {
