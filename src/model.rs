@@ -50,6 +50,9 @@ pub struct Model {
     /// A digest of the config and zone files this model was compiled from; instances of
     /// one cluster compare it to see that they run the same config.
     pub fingerprint: String,
+    /// This instance's name (`cluster.node`, else the host name), answered to NSID (RFC
+    /// 5001) and to CH TXT `id.server.` / `hostname.bind.`; at most 255 bytes.
+    pub identity: Box<[u8]>,
 }
 
 impl Model {
@@ -433,7 +436,16 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
     if !problems.is_empty() {
         return Err(problems);
     }
+    let mut identity = config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.node_name())
+        .or_else(crate::config::cluster::host_name)
+        .unwrap_or_else(|| "signpost".to_owned())
+        .into_bytes();
+    identity.truncate(255);
     Ok(Model {
+        identity: identity.into_boxed_slice(),
         generation,
         zones,
         zone_by_apex,

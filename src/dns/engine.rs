@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer};
+use super::wire::{self, Ede, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer};
 pub use crate::base::Transport;
 use crate::base::{Rcode, Rtype};
 use crate::policy::{self, Client, Decision, Kind, Pick, Record};
@@ -61,6 +61,43 @@ struct Resolved {
     scope: u8,
     /// The answer ends in a referral (its glue is needed, not optional).
     referral: bool,
+    /// An Extended DNS Error for the OPT (RFC 8914).
+    ede: Option<Ede>,
+}
+
+const CLASS_CH: u16 = 3;
+
+/// CH TXT `id.server.` (RFC 4892 §2) and `hostname.bind.`: this instance's name. Any other
+/// CH name is not served.
+fn chaos<'a>(snap: &Snapshot, q: &'a Query, w: &mut Writer<'a, '_>) -> Resolved {
+    let mut res = Resolved {
+        rcode: Rcode::NOERROR,
+        aa: true,
+        scope: 0,
+        referral: false,
+        ede: None,
+    };
+    if q.qname() != b"\x02id\x06server\x00" && q.qname() != b"\x08hostname\x04bind\x00" {
+        res.rcode = Rcode::REFUSED;
+        res.aa = false;
+        res.ede = Some((20, ""));
+        return res;
+    }
+    if q.qtype == Rtype::TXT || q.qtype == Rtype::ANY {
+        let id = &snap.model.identity;
+        let mut rdata = [0u8; 256];
+        rdata[0] = id.len() as u8;
+        rdata[1..=id.len()].copy_from_slice(id);
+        w.record_in_class(
+            Section::Answer,
+            q.qname(),
+            Rtype::TXT,
+            CLASS_CH,
+            0,
+            &rdata[..=id.len()],
+        );
+    }
+    res
 }
 
 /// Answers `packet` (from `source`) into `out`.
@@ -105,7 +142,7 @@ pub fn respond(
             if let Some(e) = q.edns
                 && rc == Rcode::FORMERR
             {
-                w.opt(rc, e.dnssec_ok, None);
+                w.opt(rc, e.dnssec_ok, None, None, None);
             }
             w.finish(q, false, false, rc);
             outcome.rcode = rc;
@@ -117,10 +154,14 @@ pub fn respond(
     let mut synth = [0u8; MAX_NAME];
     let mut w = Writer::new(out, q, true);
     let ecs = q.edns.and_then(|e| e.ecs);
+    let nsid = match q.edns {
+        Some(e) if e.nsid => Some(&snap.model.identity[..]),
+        _ => None,
+    };
     if let Some(e) = q.edns
         && e.version > 0
     {
-        w.opt(Rcode::BADVERS, e.dnssec_ok, None);
+        w.opt(Rcode::BADVERS, e.dnssec_ok, None, nsid, None);
         w.finish(q, false, false, Rcode::BADVERS);
         outcome.rcode = Rcode::BADVERS;
         return outcome;
@@ -135,8 +176,11 @@ pub fn respond(
         aa: false,
         scope: 0,
         referral: false,
+        // RFC 8914 §4.21: Not Authoritative.
+        ede: (rcode == Rcode::REFUSED).then_some((20, "")),
     };
     let res = match q.qtype {
+        _ if q.qclass == CLASS_CH => chaos(snap, q, &mut w),
         _ if q.qclass != 1 && q.qclass != 255 => refuse(Rcode::REFUSED),
         Rtype::OPT => refuse(Rcode::FORMERR),
         Rtype::AXFR | Rtype::IXFR => refuse(Rcode::REFUSED),
@@ -162,10 +206,9 @@ pub fn respond(
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
     };
-    let opt_len = match (q.edns, ecs) {
-        (None, _) => 0,
-        (Some(_), None) => 11,
-        (Some(_), Some(cs)) => 11 + 8 + usize::from(cs.source_prefix).div_ceil(8),
+    let opt_len = match q.edns {
+        None => 0,
+        Some(_) => wire::opt_len(ecs, nsid, res.ede),
     };
     let mut tc = w.buf.len() + opt_len > limit;
     // RFC 2181 §9: additional records are dropped before anything is truncated; a
@@ -182,6 +225,8 @@ pub fn respond(
             rc,
             e.dnssec_ok,
             ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))),
+            nsid,
+            res.ede,
         );
     }
     // RFC 1034 §3.7.1: an answer to class ANY is never authoritative.
@@ -208,6 +253,7 @@ fn resolve<'a>(
         aa: true,
         scope: 0,
         referral: false,
+        ede: None,
     };
     // The names answered so far: a CNAME back to one of them is a loop, and the answer
     // stops there with each CNAME once.
@@ -329,6 +375,8 @@ fn answer_profile<'a>(
         Kind::ServFail => {
             res.rcode = Rcode::SERVFAIL;
             res.aa = false;
+            // RFC 8914 §4.1: Other Error, with the reason (all_down = "servfail").
+            res.ede = Some((0, "no endpoint is healthy"));
             Step::Done
         }
         Kind::Answer => {

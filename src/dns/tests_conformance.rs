@@ -428,3 +428,103 @@ fn dname_synthesises_the_cname() {
     assert_eq!(u16::from(m.metadata.response_code), 3, "{m}");
     assert_eq!(m.answers.len(), 2, "{m}");
 }
+
+/// The OPT options of an answer, as (code, data).
+fn options(out: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let m = Message::from_vec(out).unwrap();
+    let opt = m.edns.as_ref().expect("an OPT");
+    opt.options()
+        .as_ref()
+        .iter()
+        .map(|(code, o)| {
+            let data = Vec::<u8>::try_from(o).unwrap();
+            (u16::from(*code), data)
+        })
+        .collect()
+}
+
+/// `query` with an OPT holding the option `code` with `data`.
+fn with_option(name: &str, rtype: RecordType, class: DNSClass, code: u16, data: &[u8]) -> Vec<u8> {
+    let mut p = query(name, rtype, class, false);
+    p[11] = 1;
+    p.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0]);
+    p.extend_from_slice(&((4 + data.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&code.to_be_bytes());
+    p.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    p.extend_from_slice(data);
+    p
+}
+
+const NODE: &str = "[cluster]\nnode = \"edge-7\"\nlisten = \"127.0.0.1:7946\"\n";
+
+#[test]
+fn nsid_answers_the_instance_name() {
+    let snap = load("", NODE);
+    let p = with_option("ns1.gslb.example.", RecordType::A, DNSClass::IN, 3, &[]);
+    let out = exchange(&snap, &p, Transport::Udp);
+    assert_eq!(options(&out), [(3, b"edge-7".to_vec())]);
+    // Not asked: not sent.
+    let p = query("ns1.gslb.example.", RecordType::A, DNSClass::IN, true);
+    assert_eq!(options(&exchange(&snap, &p, Transport::Udp)), []);
+    // Without cluster.node: the host name.
+    let snap = load("", "");
+    let p = with_option("ns1.gslb.example.", RecordType::A, DNSClass::IN, 3, &[]);
+    let host = crate::config::cluster::host_name().unwrap_or_else(|| "signpost".into());
+    assert_eq!(
+        options(&exchange(&snap, &p, Transport::Udp)),
+        [(3, host.into_bytes())]
+    );
+}
+
+#[test]
+fn ch_txt_id_server_and_hostname_bind_answer_the_instance_name() {
+    let snap = load("", NODE);
+    for name in ["id.server.", "HOSTNAME.bind."] {
+        let out = exchange(
+            &snap,
+            &query(name, RecordType::TXT, DNSClass::CH, false),
+            Transport::Udp,
+        );
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(u16::from(m.metadata.response_code), 0, "{m}");
+        assert_eq!(m.answers.len(), 1, "{m}");
+        assert_eq!(m.answers[0].dns_class, DNSClass::CH, "{m}");
+        let RData::TXT(txt) = &m.answers[0].data else {
+            panic!("{m}")
+        };
+        assert_eq!(txt.to_string(), "edge-7", "{m}");
+    }
+    // Other CH names are not served.
+    let out = exchange(
+        &snap,
+        &query("version.bind.", RecordType::TXT, DNSClass::CH, false),
+        Transport::Udp,
+    );
+    assert_eq!(out[3] & 0xF, 5);
+}
+
+#[test]
+fn extended_dns_errors_on_refused_and_all_down_servfail() {
+    let toml = r#"
+[profiles."down.gslb.example"]
+method = "priority"
+all_down = "servfail"
+[[profiles."down.gslb.example".endpoints]]
+name = "a"
+address = "192.0.2.9"
+"#;
+    let mut snap = load("", toml);
+    let p = query("www.example.org.", RecordType::A, DNSClass::IN, true);
+    let out = exchange(&snap, &p, Transport::Udp);
+    assert_eq!(out[3] & 0xF, 5);
+    assert_eq!(options(&out), [(15, vec![0, 20])], "Not Authoritative");
+
+    let pid = crate::policy::testutil::pid(&snap, "down.gslb.example.");
+    crate::policy::testutil::set_status(&mut snap, pid, &[crate::snapshot::Status::Degraded]);
+    let p = query("down.gslb.example.", RecordType::A, DNSClass::IN, true);
+    let out = exchange(&snap, &p, Transport::Udp);
+    assert_eq!(out[3] & 0xF, 2);
+    let mut want = vec![0, 0];
+    want.extend_from_slice(b"no endpoint is healthy");
+    assert_eq!(options(&out), [(15, want)]);
+}

@@ -10,7 +10,19 @@ use crate::zone::name::MAX_NAME;
 pub const HEADER_LEN: usize = 12;
 
 /// EDNS option codes.
+const OPT_NSID: u16 = 3;
 const OPT_ECS: u16 = 8;
+const OPT_EDE: u16 = 15;
+
+/// An Extended DNS Error (RFC 8914): info code and extra text.
+pub type Ede = (u16, &'static str);
+
+/// Bytes the OPT record of an answer takes (RFC 6891 §6.1.2 plus its options).
+pub fn opt_len(ecs: Option<ClientSubnet>, nsid: Option<&[u8]>, ede: Option<Ede>) -> usize {
+    11 + ecs.map_or(0, |cs| 8 + usize::from(cs.source_prefix).div_ceil(8))
+        + nsid.map_or(0, |n| 4 + n.len())
+        + ede.map_or(0, |(_, t)| 6 + t.len())
+}
 
 /// Largest UDP payload signpost advertises and uses (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -29,6 +41,8 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub ecs: Option<ClientSubnet>,
+    /// The client asked for the server's identity (RFC 5001).
+    pub nsid: bool,
 }
 
 /// A parsed query. The question name is kept twice, as sent (echoed in the answer) and
@@ -240,6 +254,7 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
             ecs: None,
+            nsid: false,
         };
         if first {
             q.edns = Some(edns);
@@ -255,6 +270,12 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
             let data = o.bytes(olen)?;
             if code == OPT_ECS {
                 edns.ecs = Some(parse_ecs(data)?);
+            } else if code == OPT_NSID {
+                // RFC 5001 §2.3: empty in queries.
+                if !data.is_empty() {
+                    return Err(ParseError::FormErr);
+                }
+                edns.nsid = true;
             }
         }
         q.edns = Some(edns);
@@ -444,6 +465,22 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.remember(start, lower);
     }
 
+    /// Appends one record of a class other than IN.
+    pub fn record_in_class(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        rtype: Rtype,
+        class: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) {
+        self.record(section, owner, rtype, ttl, rdata);
+        // The class sits after the RDATA, TTL, type and class fields of the record.
+        let at = self.buf.len() - rdata.len() - 8;
+        self.buf[at..at + 2].copy_from_slice(&class.to_be_bytes());
+    }
+
     /// Appends one record.
     pub fn record(
         &mut self,
@@ -534,37 +571,55 @@ impl<'a, 'b> Writer<'a, 'b> {
     }
 
     /// Appends the OPT record of the answer (RFC 6891 §6.1.2): version 0, the upper bits of
-    /// `rcode`, the DO bit copied from the query (RFC 3225 §3), ECS echoed with its scope.
-    pub fn opt(&mut self, rcode: Rcode, dnssec_ok: bool, ecs: Option<(ClientSubnet, u8)>) {
+    /// `rcode`, the DO bit copied from the query (RFC 3225 §3), ECS echoed with its scope,
+    /// the server's identity (NSID, RFC 5001) and an Extended DNS Error (RFC 8914).
+    pub fn opt(
+        &mut self,
+        rcode: Rcode,
+        dnssec_ok: bool,
+        ecs: Option<(ClientSubnet, u8)>,
+        nsid: Option<&[u8]>,
+        ede: Option<Ede>,
+    ) {
         self.buf.push(0);
         self.buf.extend_from_slice(&Rtype::OPT.to_be_bytes());
         self.buf.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
         let flags = if dnssec_ok { 0x80 } else { 0 };
         self.buf
             .extend_from_slice(&[rcode.extended_bits(), 0, flags, 0]);
-        match ecs {
-            None => self.buf.extend_from_slice(&0u16.to_be_bytes()),
-            Some((cs, scope)) => {
-                let n = usize::from(cs.source_prefix).div_ceil(8);
-                let (family, octets): (u16, [u8; 16]) = match cs.addr {
-                    IpAddr::V4(a) => {
-                        let mut b = [0u8; 16];
-                        b[..4].copy_from_slice(&a.octets());
-                        (1, b)
-                    }
-                    IpAddr::V6(a) => (2, a.octets()),
-                };
-                let olen = 4 + n;
-                self.buf
-                    .extend_from_slice(&((4 + olen) as u16).to_be_bytes());
-                self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
-                self.buf.extend_from_slice(&(olen as u16).to_be_bytes());
-                self.buf.extend_from_slice(&family.to_be_bytes());
-                self.buf.push(cs.source_prefix);
-                self.buf.push(scope);
-                self.buf.extend_from_slice(&octets[..n]);
-            }
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        if let Some((cs, scope)) = ecs {
+            let n = usize::from(cs.source_prefix).div_ceil(8);
+            let (family, octets): (u16, [u8; 16]) = match cs.addr {
+                IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (1, b)
+                }
+                IpAddr::V6(a) => (2, a.octets()),
+            };
+            self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
+            self.buf.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            self.buf.extend_from_slice(&family.to_be_bytes());
+            self.buf.push(cs.source_prefix);
+            self.buf.push(scope);
+            self.buf.extend_from_slice(&octets[..n]);
         }
+        if let Some(id) = nsid {
+            self.buf.extend_from_slice(&OPT_NSID.to_be_bytes());
+            self.buf.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            self.buf.extend_from_slice(id);
+        }
+        if let Some((code, text)) = ede {
+            self.buf.extend_from_slice(&OPT_EDE.to_be_bytes());
+            self.buf
+                .extend_from_slice(&((2 + text.len()) as u16).to_be_bytes());
+            self.buf.extend_from_slice(&code.to_be_bytes());
+            self.buf.extend_from_slice(text.as_bytes());
+        }
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
         self.counts[Section::Additional as usize] += 1;
     }
 
@@ -714,7 +769,7 @@ mod tests {
         parse_query(&query(b"\x01a\x00", Rtype::A, Some(&opt)), &mut q).unwrap();
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf, &q, true);
-        w.opt(Rcode::BADVERS, q.edns.unwrap().dnssec_ok, None);
+        w.opt(Rcode::BADVERS, q.edns.unwrap().dnssec_ok, None, None, None);
         w.finish(&q, false, false, Rcode::BADVERS);
         let at = w.question_end;
         // root, type OPT, payload 1232, ext-rcode 1 (16 >> 4), version 0, DO, rdlen 0.
