@@ -26,6 +26,9 @@ const SOA: u16 = 6;
 const TXT: u16 = 16;
 const OPT: u16 = 41;
 
+/// EDNS options: (code, data).
+type Options = Vec<(u16, Vec<u8>)>;
+
 /// A query, as `dig` would send it for the RFC's command line.
 #[derive(Clone)]
 struct Q {
@@ -37,7 +40,7 @@ struct Q {
     ad: bool,
     z: bool,
     /// (version, EDNS flags, payload, options).
-    edns: Option<(u8, u16, u16, Vec<(u16, Vec<u8>)>)>,
+    edns: Option<(u8, u16, u16, Options)>,
     tcp: bool,
 }
 
@@ -76,7 +79,7 @@ fn q(name: &'static str, qtype: u16) -> Q {
 }
 
 impl Q {
-    fn edns(mut self, version: u8, flags: u16, payload: u16, opts: Vec<(u16, Vec<u8>)>) -> Q {
+    fn edns(mut self, version: u8, flags: u16, payload: u16, opts: Options) -> Q {
         self.edns = Some((version, flags, payload, opts));
         self
     }

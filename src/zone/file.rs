@@ -487,7 +487,7 @@ fn raw_err(rtype: RecordType, rdata: &[&str], why: &'static str) -> RecordError 
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
