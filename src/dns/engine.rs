@@ -213,7 +213,7 @@ pub fn respond(
     let mut tc = w.buf.len() + opt_len > limit;
     // RFC 2181 §9: additional records are dropped before anything is truncated; a
     // referral's glue is needed (RFC 9471), so it is kept or the answer truncated.
-    if tc && !res.referral && w.drop_additional() {
+    if tc && !res.referral && w.drop_additional(limit - opt_len) {
         tc = w.buf.len() + opt_len > limit;
     }
     if tc {
@@ -401,7 +401,7 @@ fn answer_profile<'a>(
                         w.record(Section::Answer, owner, Rtype::AAAA, ttl, &a.octets())
                     }
                     Record::Cname(wire) => {
-                        w.record(Section::Answer, owner, Rtype::CNAME, ttl, wire);
+                        w.record_compressed(Section::Answer, owner, Rtype::CNAME, ttl, &[], wire);
                         // Asked for the CNAME itself, or ANY: the CNAME alone (RFC 1034
                         // §4.3.2 step 3a), as for a static CNAME.
                         if qtype != Rtype::CNAME && qtype != Rtype::ANY {
@@ -452,8 +452,15 @@ fn answer_node<'a>(
 }
 
 fn write_set<'a>(w: &mut Writer<'a, '_>, section: Section, owner: &'a [u8], set: &'a RrSet) {
+    w.rrset_starts(section);
     for rd in &set.rdata {
-        w.record(section, owner, set.rtype, set.ttl, &rd.wire);
+        match (rd.name_at, &rd.target) {
+            (Some(at), Some(name)) => {
+                let prefix = &rd.wire[..usize::from(at)];
+                w.record_compressed(section, owner, set.rtype, set.ttl, prefix, name);
+            }
+            _ => w.record(section, owner, set.rtype, set.ttl, &rd.wire),
+        }
     }
 }
 

@@ -370,6 +370,9 @@ impl Default for Query {
 
 const MAX_COMPRESS: usize = 48;
 
+/// Additional RRsets whose starts are remembered (past that, they are dropped together).
+const MAX_CUTS: usize = 16;
+
 /// Writes a response. Names written are remembered (lowercase) so later names can point
 /// at them.
 pub struct Writer<'a, 'b> {
@@ -379,9 +382,13 @@ pub struct Writer<'a, 'b> {
     names: [MaybeUninit<(u16, &'a [u8])>; MAX_COMPRESS],
     n_names: usize,
     counts: [u16; 3],
-    /// Where the additional section started: buffer length, counts and compression
-    /// targets then (so that it can be dropped, RFC 2181 §9).
-    additional_at: Option<(usize, [u16; 3], usize)>,
+    /// Where each RRset of the additional section starts: buffer length, additional
+    /// count and compression targets then (so that RRsets can be dropped from the end,
+    /// RFC 2181 §9); `cuts[..n_cuts]` are set, the answer and authority counts were
+    /// `cut_counts` at the first.
+    cuts: [(u16, u16, u16); MAX_CUTS],
+    n_cuts: usize,
+    cut_counts: [u16; 2],
     /// Length of header + question: where the record sections start.
     pub question_end: usize,
 }
@@ -408,7 +415,9 @@ impl<'a, 'b> Writer<'a, 'b> {
             names: [const { MaybeUninit::uninit() }; MAX_COMPRESS],
             n_names: 0,
             counts: [0; 3],
-            additional_at: None,
+            cuts: [(0, 0, 0); MAX_CUTS],
+            n_cuts: 0,
+            cut_counts: [0; 2],
             question_end: HEADER_LEN,
         };
         if echo_question && q.qname_len > 0 {
@@ -481,6 +490,55 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.buf[at..at + 2].copy_from_slice(&class.to_be_bytes());
     }
 
+    /// Appends one record whose RDATA is `prefix` then `name`, compressed (the types RFC
+    /// 3597 §4 allows: NS, CNAME, PTR, MX).
+    pub fn record_compressed(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        rtype: Rtype,
+        ttl: u32,
+        prefix: &[u8],
+        name: &'a [u8],
+    ) {
+        self.mark(section);
+        self.name(owner);
+        self.buf.extend_from_slice(&rtype.to_be_bytes());
+        self.buf.extend_from_slice(&1u16.to_be_bytes());
+        self.buf.extend_from_slice(&ttl.to_be_bytes());
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.buf.extend_from_slice(prefix);
+        self.name(name);
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        self.counts[section as usize] += 1;
+    }
+
+    /// Notes where the additional section starts.
+    #[inline]
+    fn mark(&mut self, section: Section) {
+        if section == Section::Additional && self.n_cuts == 0 {
+            self.rrset_starts(section);
+        }
+    }
+
+    /// Notes that an RRset starts here (additional RRsets may be dropped whole).
+    pub fn rrset_starts(&mut self, section: Section) {
+        if section != Section::Additional || self.n_cuts == MAX_CUTS {
+            return;
+        }
+        if self.n_cuts == 0 {
+            self.cut_counts = [self.counts[0], self.counts[1]];
+        }
+        let cut = (self.buf.len() as u16, self.counts[2], self.n_names as u16);
+        if self.n_cuts > 0 && self.cuts[self.n_cuts - 1] == cut {
+            return;
+        }
+        self.cuts[self.n_cuts] = cut;
+        self.n_cuts += 1;
+    }
+
     /// Appends one record.
     pub fn record(
         &mut self,
@@ -490,9 +548,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         ttl: u32,
         rdata: &[u8],
     ) {
-        if section == Section::Additional && self.additional_at.is_none() {
-            self.additional_at = Some((self.buf.len(), self.counts, self.n_names));
-        }
+        self.mark(section);
         self.name(owner);
         self.buf.extend_from_slice(&rtype.to_be_bytes());
         self.buf.extend_from_slice(&1u16.to_be_bytes());
@@ -532,28 +588,32 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.counts[section as usize] += 1;
     }
 
-    /// Drops the additional section when it was written last (nothing after it in the
-    /// answer or authority sections). False when there is none to drop.
-    pub fn drop_additional(&mut self) -> bool {
-        match self.additional_at {
-            Some((len, counts, n_names))
-                if counts[..2] == self.counts[..2] && self.counts[2] > counts[2] =>
-            {
-                self.buf.truncate(len);
-                self.counts = counts;
-                self.n_names = n_names;
-                self.additional_at = None;
-                true
-            }
-            _ => false,
+    /// Drops additional RRsets from the end until the message is at most `budget` bytes,
+    /// when the additional section was written last (nothing after it in the answer or
+    /// authority sections). False when that cannot make it fit.
+    pub fn drop_additional(&mut self, budget: usize) -> bool {
+        if self.n_cuts == 0 || self.cut_counts != [self.counts[0], self.counts[1]] {
+            return false;
         }
+        let Some(&(len, count, n_names)) = self.cuts[..self.n_cuts]
+            .iter()
+            .rev()
+            .find(|c| usize::from(c.0) <= budget)
+        else {
+            return false;
+        };
+        self.buf.truncate(usize::from(len));
+        self.counts[2] = count;
+        self.n_names = usize::from(n_names);
+        self.n_cuts = 0;
+        true
     }
 
     /// Drops every record written (keeps header and question), for truncation.
     pub fn truncate_records(&mut self) {
         self.buf.truncate(self.question_end);
         self.counts = [0; 3];
-        self.additional_at = None;
+        self.n_cuts = 0;
         let q = self.question_end;
         self.n_names = self
             .known()

@@ -27,6 +27,9 @@ pub struct Rdata {
     /// The name this record points to (NS, CNAME, MX, SRV, PTR), lowercase wire form, for
     /// CNAME chasing and additional-section processing.
     pub target: Option<Box<[u8]>>,
+    /// Where in `wire` a name that may be compressed in answers starts (NS, CNAME, PTR,
+    /// MX: RFC 3597 §4), when it is `target` byte for byte (written in lowercase).
+    pub name_at: Option<u16>,
 }
 
 /// All records of one type at one name.
@@ -285,9 +288,15 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
         }
         _ => None,
     };
+    let name_at = match (data, &target) {
+        (RData::NS(_) | RData::CNAME(_) | RData::PTR(_), Some(t)) if buf[..] == t[..] => Some(0),
+        (RData::MX(_), Some(t)) if buf.get(2..) == Some(&t[..]) => Some(2),
+        _ => None,
+    };
     Ok(Rdata {
         wire: buf.into_boxed_slice(),
         target,
+        name_at,
     })
 }
 
