@@ -1,7 +1,8 @@
 //! Differential test: signpost and Knot DNS (Debian `knot`) serve the same zone on
 //! loopback and answer the same generated queries (names × types × EDNS variants × UDP
 //! and TCP, plus classes and header flags); the answers must agree on RCODE, flags
-//! (AA, TC, RD, CD), every section as a set and the OPT (present, version, DO), except
+//! (AA, TC, RD, CD), every section as a set and the OPT (present, version, DO), every
+//! opcode (RCODE and flags), except
 //! for the short list of intended differences below, each with its reason.
 
 mod common;
@@ -338,6 +339,36 @@ fn signpost_answers_like_knot() {
             if sa != sb {
                 differences.push(format!(
                     "{name} {rtype} {class} {e:?} rd={rd} cd={cd} tcp={tcp}\n  signpost: {sa:?}\n  knot:     {sb:?}"
+                ));
+            }
+        }
+    }
+    // Every other opcode, with and without EDNS: header only, RCODE and flags.
+    for opcode in 1u8..16 {
+        for e in [EdnsVariant::None, EdnsVariant::V0] {
+            let mut wire = build(
+                "gslb.example.",
+                RecordType::SOA,
+                DNSClass::IN,
+                e,
+                true,
+                true,
+            );
+            wire[2] = (wire[2] & 0x87) | (opcode << 3);
+            let a = sp.udp(&wire);
+            let b = common::udp_exchange(knot.addr, &wire, Duration::from_secs(2)).unwrap();
+            compared += 1;
+            // 5. NOTIFY and UPDATE: Knot answers NOTAUTH (it has no ACL allowing them);
+            //    signpost implements neither opcode: NOTIMP (RFC 1035 §4.1.1).
+            // 6. The unknown opcodes' answers: signpost sends the header alone with RD
+            //    and CD copied (genreport's opcodeflg); Knot echoes the question and OPT
+            //    and clears CD. Only the RCODE and AA/TC/RD are compared for them.
+            let head = |p: &[u8]| (p[2], p[3] & 0x0F);
+            let (ha, hb) = (head(&a), head(&b));
+            let expected_apart = matches!(opcode, 4 | 5) && ha.1 == 4 && hb.1 == 9;
+            if ha != hb && !expected_apart {
+                differences.push(format!(
+                    "opcode {opcode} {e:?}\n  signpost: {a:02x?}\n  knot:     {b:02x?}"
                 ));
             }
         }
