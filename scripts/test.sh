@@ -14,9 +14,9 @@ cd "$(dirname "$0")/.."
 # packages whose tool is missing are installed. kubernetes-client is Debian's kubectl;
 # a kubectl already on the PATH is used as it is.
 packages=(bind9-dnsutils unbound bind9 bind9-utils dnsperf chromium chromium-driver iproute2 curl
-    prometheus kubernetes-client systemd man-db zsh fish python3-venv)
+    prometheus kubernetes-client systemd man-db zsh fish python3-venv knot)
 tools=(dig unbound named named-checkzone dnsperf chromium chromedriver ip curl
-    promtool kubectl systemd-analyze man zsh fish python3)
+    promtool kubectl systemd-analyze man zsh fish python3 knotd)
 
 # named and unbound live in /usr/sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -42,7 +42,7 @@ if ((${#missing[@]} > 0)); then
         export DEBIAN_FRONTEND=noninteractive
         # Keep the packages' services from starting at install: policy-rc.d exiting 101
         # ("action forbidden") for the duration, whatever one was there before. They would
-        # take port 53, and the tests start their own unbound and named.
+        # take port 53, and the tests start their own unbound, named and knotd.
         policy=/usr/sbin/policy-rc.d
         backup=""
         if [[ -e "$policy" ]]; then
@@ -61,7 +61,7 @@ if ((${#missing[@]} > 0)); then
         trap - EXIT
         # Under systemd, make sure they stay stopped and do not come back at boot.
         if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-            systemctl disable --now unbound.service named.service prometheus.service >/dev/null 2>&1 || true
+            systemctl disable --now unbound.service named.service prometheus.service knot.service >/dev/null 2>&1 || true
         fi
     else
         echo "test.sh: missing ${missing[*]}; the interop tests and scripts/check-deploy.sh will fail." >&2

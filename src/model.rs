@@ -50,6 +50,9 @@ pub struct Model {
     /// A digest of the config and zone files this model was compiled from; instances of
     /// one cluster compare it to see that they run the same config.
     pub fingerprint: String,
+    /// This instance's name (`cluster.node`, else the host name), answered to NSID (RFC
+    /// 5001) and to CH TXT `id.server.` / `hostname.bind.`; at most 255 bytes.
+    pub identity: Box<[u8]>,
 }
 
 impl Model {
@@ -417,6 +420,30 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 ),
             ),
             Some(zi) => {
+                // RFC 1034 §4.3.2: a name at or below a delegation gets the referral, so
+                // a profile there could never be answered.
+                let z = &zones[zi];
+                // (At the cut itself the NS records already hold the name.)
+                let mut at_or_above: &[u8] = parent(&p.wire).unwrap_or_default();
+                while at_or_above.len() > z.apex.len() {
+                    if z.nodes.get(at_or_above).is_some_and(|n| n.cut) {
+                        bad(
+                            at.clone(),
+                            format!(
+                                "{} is below the delegation {} in {}, so queries for it get that referral and it could never be answered; rename the profile or remove the NS records at {}",
+                                p.name,
+                                crate::zone::name::to_text(at_or_above),
+                                z.file.display(),
+                                crate::zone::name::to_text(at_or_above),
+                            ),
+                        );
+                        break;
+                    }
+                    match parent(at_or_above) {
+                        Some(pp) => at_or_above = pp,
+                        None => break,
+                    }
+                }
                 if let Err(e) = zones[zi].attach_profile(&p.wire, pi as u32) {
                     bad(at, e.to_string());
                 }
@@ -427,7 +454,16 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
     if !problems.is_empty() {
         return Err(problems);
     }
+    let mut identity = config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.node_name())
+        .or_else(crate::config::cluster::host_name)
+        .unwrap_or_else(|| "signpost".to_owned())
+        .into_bytes();
+    identity.truncate(255);
     Ok(Model {
+        identity: identity.into_boxed_slice(),
         generation,
         zones,
         zone_by_apex,

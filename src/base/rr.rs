@@ -17,9 +17,11 @@ impl Rtype {
     pub const TXT: Rtype = Rtype(16);
     pub const AAAA: Rtype = Rtype(28);
     pub const SRV: Rtype = Rtype(33);
+    pub const DNAME: Rtype = Rtype(39);
     pub const OPT: Rtype = Rtype(41);
     pub const DS: Rtype = Rtype(43);
     pub const CAA: Rtype = Rtype(257);
+    pub const TSIG: Rtype = Rtype(250);
     pub const IXFR: Rtype = Rtype(251);
     pub const AXFR: Rtype = Rtype(252);
     pub const MAILB: Rtype = Rtype(253);
@@ -88,6 +90,7 @@ impl Rcode {
     pub const NXDOMAIN: Rcode = Rcode(3);
     pub const NOTIMP: Rcode = Rcode(4);
     pub const REFUSED: Rcode = Rcode(5);
+    pub const YXDOMAIN: Rcode = Rcode(6);
     pub const BADVERS: Rcode = Rcode(16);
 
     pub fn mnemonic(self) -> Option<&'static str> {

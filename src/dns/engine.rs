@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::wire::{self, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer};
+use super::wire::{self, Ede, MAX_UDP_PAYLOAD, ParseError, Query, Section, Writer};
 pub use crate::base::Transport;
 use crate::base::{Rcode, Rtype};
 use crate::policy::{self, Client, Decision, Kind, Pick, Record};
@@ -59,6 +59,45 @@ struct Resolved {
     aa: bool,
     /// ECS scope prefix of the routing rule that decided (0: not client-dependent).
     scope: u8,
+    /// The answer ends in a referral (its glue is needed, not optional).
+    referral: bool,
+    /// An Extended DNS Error for the OPT (RFC 8914).
+    ede: Option<Ede>,
+}
+
+const CLASS_CH: u16 = 3;
+
+/// CH TXT `id.server.` (RFC 4892 §2) and `hostname.bind.`: this instance's name. Any other
+/// CH name is not served.
+fn chaos<'a>(snap: &Snapshot, q: &'a Query, w: &mut Writer<'a, '_>) -> Resolved {
+    let mut res = Resolved {
+        rcode: Rcode::NOERROR,
+        aa: true,
+        scope: 0,
+        referral: false,
+        ede: None,
+    };
+    if q.qname() != b"\x02id\x06server\x00" && q.qname() != b"\x08hostname\x04bind\x00" {
+        res.rcode = Rcode::REFUSED;
+        res.aa = false;
+        res.ede = Some((20, ""));
+        return res;
+    }
+    if q.qtype == Rtype::TXT || q.qtype == Rtype::ANY {
+        let id = &snap.model.identity;
+        let mut rdata = [0u8; 256];
+        rdata[0] = id.len() as u8;
+        rdata[1..=id.len()].copy_from_slice(id);
+        w.record_in_class(
+            Section::Answer,
+            q.qname(),
+            Rtype::TXT,
+            CLASS_CH,
+            0,
+            &rdata[..=id.len()],
+        );
+    }
+    res
 }
 
 /// Answers `packet` (from `source`) into `out`.
@@ -97,18 +136,32 @@ pub fn respond(
                 Rcode::FORMERR
             };
             let mut w = Writer::new(out, q, q.qname_len > 0);
+            // RFC 6891 §7: a FORMERR to a query with an OPT carries one, or the client
+            // concludes EDNS is unsupported. NOTIMP never does (the opcode is unknown, so
+            // nothing else in the message is read).
+            if let Some(e) = q.edns
+                && rc == Rcode::FORMERR
+            {
+                w.opt(rc, e.dnssec_ok, None, None, None);
+            }
             w.finish(q, false, false, rc);
             outcome.rcode = rc;
             return outcome;
         }
     }
 
+    // Room for a name synthesised from a DNAME (RFC 6672).
+    let mut synth = [0u8; MAX_NAME];
     let mut w = Writer::new(out, q, true);
     let ecs = q.edns.and_then(|e| e.ecs);
+    let nsid = match q.edns {
+        Some(e) if e.nsid => Some(&snap.model.identity[..]),
+        _ => None,
+    };
     if let Some(e) = q.edns
         && e.version > 0
     {
-        w.opt(Rcode::BADVERS, e.dnssec_ok, None);
+        w.opt(Rcode::BADVERS, e.dnssec_ok, None, nsid, None);
         w.finish(q, false, false, Rcode::BADVERS);
         outcome.rcode = Rcode::BADVERS;
         return outcome;
@@ -122,15 +175,27 @@ pub fn respond(
         rcode,
         aa: false,
         scope: 0,
+        referral: false,
+        // RFC 8914 §4.21: Not Authoritative.
+        ede: (rcode == Rcode::REFUSED).then_some((20, "")),
     };
     let res = match q.qtype {
+        _ if q.qclass == CLASS_CH => chaos(snap, q, &mut w),
         _ if q.qclass != 1 && q.qclass != 255 => refuse(Rcode::REFUSED),
         Rtype::OPT => refuse(Rcode::FORMERR),
         Rtype::AXFR | Rtype::IXFR => refuse(Rcode::REFUSED),
         Rtype::MAILA | Rtype::MAILB => refuse(Rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
             None => refuse(Rcode::REFUSED),
-            Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w),
+            Some(zone) => resolve(
+                snap,
+                zone,
+                q,
+                &client,
+                &mut routing,
+                &mut w,
+                Some(&mut synth),
+            ),
         },
     };
     let (rc, aa) = (res.rcode, res.aa);
@@ -141,12 +206,16 @@ pub fn respond(
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, MAX_UDP_PAYLOAD)),
     };
-    let opt_len = match (q.edns, ecs) {
-        (None, _) => 0,
-        (Some(_), None) => 11,
-        (Some(_), Some(cs)) => 11 + 8 + usize::from(cs.source_prefix).div_ceil(8),
+    let opt_len = match q.edns {
+        None => 0,
+        Some(_) => wire::opt_len(ecs, nsid, res.ede),
     };
-    let tc = w.buf.len() + opt_len > limit;
+    let mut tc = w.buf.len() + opt_len > limit;
+    // RFC 2181 §9: additional records are dropped before anything is truncated; a
+    // referral's glue is needed (RFC 9471), so it is kept or the answer truncated.
+    if tc && !res.referral && w.drop_additional(limit - opt_len) {
+        tc = w.buf.len() + opt_len > limit;
+    }
     if tc {
         w.truncate_records();
         outcome.truncated = true;
@@ -156,9 +225,12 @@ pub fn respond(
             rc,
             e.dnssec_ok,
             ecs.map(|cs| (cs, res.scope.min(cs.source_prefix))),
+            nsid,
+            res.ede,
         );
     }
-    w.finish(q, aa, tc, rc);
+    // RFC 1034 §3.7.1: an answer to class ANY is never authoritative.
+    w.finish(q, aa && q.qclass != 255, tc, rc);
     outcome.rcode = rc;
     outcome
 }
@@ -171,6 +243,7 @@ fn resolve<'a>(
     client: &Client,
     routing: &mut Routing<'_>,
     w: &mut Writer<'a, '_>,
+    mut synth: Option<&'a mut [u8; MAX_NAME]>,
 ) -> Resolved {
     let qtype = q.qtype;
     let mut zone = zone;
@@ -179,6 +252,8 @@ fn resolve<'a>(
         rcode: Rcode::NOERROR,
         aa: true,
         scope: 0,
+        referral: false,
+        ede: None,
     };
     // The names answered so far: a CNAME back to one of them is a loop, and the answer
     // stops there with each CNAME once.
@@ -186,12 +261,49 @@ fn resolve<'a>(
     for step in 0..=MAX_CHASE {
         seen[step] = name;
         if let Some((cut, node)) = find_cut(zone, name, qtype) {
+            // RFC 1034 §4.3.2 step 3b: the referral, also at the end of a CNAME chain
+            // that enters delegated space (AA then still stands for the first owner).
+            referral(zone, cut, node, w);
+            res.referral = true;
             if step == 0 {
-                referral(zone, cut, node, w);
                 res.aa = false;
             }
-            // After a CNAME into delegated space the resolver follows it from here.
             return res;
+        }
+        // RFC 6672 §3.2: a DNAME above the name redirects it: the DNAME, then the CNAME
+        // synthesised from it, then the chase (one synthesis per answer; past it the
+        // resolver follows).
+        if zone.has_dnames
+            && let Some((owner, set)) = find_dname(zone, name)
+        {
+            write_set(w, Section::Answer, owner, set);
+            let Some(buf) = synth.take() else {
+                return res;
+            };
+            let target = set.rdata[0].target.as_deref().unwrap_or_default();
+            let prefix = &name[..name.len() - owner.len()];
+            let n = prefix.len() + target.len();
+            if n > MAX_NAME {
+                // RFC 6672 §2.2: the synthesised name would be too long.
+                res.rcode = Rcode::YXDOMAIN;
+                return res;
+            }
+            buf[..prefix.len()].copy_from_slice(prefix);
+            buf[prefix.len()..n].copy_from_slice(target);
+            let buf: &'a [u8; MAX_NAME] = buf;
+            let synthesised = &buf[..n];
+            w.record(Section::Answer, name, Rtype::CNAME, set.ttl, synthesised);
+            if qtype == Rtype::CNAME || step == MAX_CHASE || seen[..=step].contains(&synthesised) {
+                return res;
+            }
+            match snap.find_zone(synthesised) {
+                Some(z) => {
+                    zone = z;
+                    name = synthesised;
+                    continue;
+                }
+                None => return res,
+            }
         }
         let node = match zone.nodes.get(name) {
             Some(n) => n,
@@ -247,6 +359,13 @@ fn answer_profile<'a>(
 ) -> Step<'a> {
     let d = &mut *routing.decision;
     policy::decide_into(snap, pid, qtype, client, routing.rng, d);
+    // ANY is answered as A; where there is no A, as AAAA (RFC 8482 §4.2: a subset of
+    // what exists).
+    let mut rtype = if qtype == Rtype::ANY { Rtype::A } else { qtype };
+    if qtype == Rtype::ANY && d.kind == Kind::NoData {
+        policy::decide_into(snap, pid, Rtype::AAAA, client, routing.rng, d);
+        rtype = Rtype::AAAA;
+    }
     res.scope = res.scope.max(d.scope);
     match d.kind {
         Kind::NoData => {
@@ -256,6 +375,8 @@ fn answer_profile<'a>(
         Kind::ServFail => {
             res.rcode = Rcode::SERVFAIL;
             res.aa = false;
+            // RFC 8914 §4.1: Other Error, with the reason (all_down = "servfail").
+            res.ede = Some((0, "no endpoint is healthy"));
             Step::Done
         }
         Kind::Answer => {
@@ -264,7 +385,6 @@ fn answer_profile<'a>(
             let ttl = snap.ttl(pid);
             let configured = snap.model.profiles[pid as usize].ttl;
             let mut short = false;
-            let qtype = if qtype == Rtype::ANY { Rtype::A } else { qtype };
             // signpost_answers_total: each endpoint once per answer (multivalue picks
             // one address at a time).
             let picks = d.picks();
@@ -277,7 +397,7 @@ fn answer_profile<'a>(
                 }
             }
             let mut next = Step::Done;
-            d.for_each_record(snap, qtype, |pi, r| {
+            d.for_each_record(snap, rtype, |pi, r| {
                 let (ttl, configured) = if pi == pid {
                     (ttl, configured)
                 } else {
@@ -291,8 +411,10 @@ fn answer_profile<'a>(
                         w.record(Section::Answer, owner, Rtype::AAAA, ttl, &a.octets())
                     }
                     Record::Cname(wire) => {
-                        w.record(Section::Answer, owner, Rtype::CNAME, ttl, wire);
-                        if qtype != Rtype::CNAME {
+                        w.record_compressed(Section::Answer, owner, Rtype::CNAME, ttl, &[], wire);
+                        // Asked for the CNAME itself, or ANY: the CNAME alone (RFC 1034
+                        // §4.3.2 step 3a), as for a static CNAME.
+                        if qtype != Rtype::CNAME && qtype != Rtype::ANY {
                             next = Step::Chase(wire);
                         }
                     }
@@ -345,19 +467,27 @@ fn answer_node<'a>(
 }
 
 fn write_set<'a>(w: &mut Writer<'a, '_>, section: Section, owner: &'a [u8], set: &'a RrSet) {
+    w.rrset_starts(section);
     for rd in &set.rdata {
-        w.record(section, owner, set.rtype, set.ttl, &rd.wire);
+        match (rd.name_at, &rd.target) {
+            (Some(at), Some(name)) => {
+                let prefix = &rd.wire[..usize::from(at)];
+                w.record_compressed(section, owner, set.rtype, set.ttl, prefix, name);
+            }
+            _ => w.record(section, owner, set.rtype, set.ttl, &rd.wire),
+        }
     }
 }
 
 /// NODATA / NXDOMAIN: the SOA in authority with the negative TTL (RFC 2308 §3).
 fn negative<'a>(zone: &'a Zone, w: &mut Writer<'a, '_>) {
-    w.record(
+    w.soa(
         Section::Authority,
         &zone.apex,
-        Rtype::SOA,
         zone.negative_ttl,
-        &zone.soa.rdata[0].wire,
+        &zone.soa_mname,
+        &zone.soa_rname,
+        &zone.soa_fixed,
     );
 }
 
@@ -410,6 +540,20 @@ fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: Rtype) -> Option<(&'a [u8
             && !(i == 0 && qtype == Rtype::DS)
         {
             return Some((suffix, node));
+        }
+    }
+    None
+}
+
+/// The highest DNAME strictly above `name`, from the apex down (RFC 6672 §3.2).
+fn find_dname<'a>(zone: &'a Zone, name: &'a [u8]) -> Option<(&'a [u8], &'a RrSet)> {
+    let mut starts = [0u8; 128];
+    let n = crate::zone::name::label_starts(name, &mut starts);
+    let below_apex = n.checked_sub(crate::zone::name::label_count(&zone.apex))?;
+    for i in (1..=below_apex).rev() {
+        let suffix = &name[usize::from(*starts.get(i)?)..];
+        if let Some(set) = zone.nodes.get(suffix).and_then(|n| n.rrset(Rtype::DNAME)) {
+            return Some((suffix, set));
         }
     }
     None

@@ -7,3 +7,6 @@ pub mod server;
 pub mod wire;
 
 pub use engine::{Outcome, Transport, respond};
+
+#[cfg(test)]
+mod tests_conformance;

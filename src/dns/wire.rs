@@ -10,7 +10,19 @@ use crate::zone::name::MAX_NAME;
 pub const HEADER_LEN: usize = 12;
 
 /// EDNS option codes.
+const OPT_NSID: u16 = 3;
 const OPT_ECS: u16 = 8;
+const OPT_EDE: u16 = 15;
+
+/// An Extended DNS Error (RFC 8914): info code and extra text.
+pub type Ede = (u16, &'static str);
+
+/// Bytes the OPT record of an answer takes (RFC 6891 §6.1.2 plus its options).
+pub fn opt_len(ecs: Option<ClientSubnet>, nsid: Option<&[u8]>, ede: Option<Ede>) -> usize {
+    11 + ecs.map_or(0, |cs| 8 + usize::from(cs.source_prefix).div_ceil(8))
+        + nsid.map_or(0, |n| 4 + n.len())
+        + ede.map_or(0, |(_, t)| 6 + t.len())
+}
 
 /// Largest UDP payload signpost advertises and uses (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -29,6 +41,8 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub ecs: Option<ClientSubnet>,
+    /// The client asked for the server's identity (RFC 5001).
+    pub nsid: bool,
 }
 
 /// A parsed query. The question name is kept twice, as sent (echoed in the answer) and
@@ -192,21 +206,33 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
     if q.opcode != 0 {
         return Err(ParseError::NotImp);
     }
-    if qd != 1 {
-        return Err(ParseError::FormErr);
-    }
     let mut r = Reader { p, pos: HEADER_LEN };
-    let len = r.name(&mut q.qname_sent, &mut q.qname_lower)?;
-    q.qtype = Rtype(r.u16()?);
-    q.qclass = r.u16()?;
-    q.qname_len = len;
+    // Every question is read (the first one kept) and every record is walked even when
+    // the message is already known to be wrong, so that an OPT in it is seen and the
+    // FORMERR carries one (RFC 6891 §7).
+    let mut bad = qd != 1;
+    for i in 0..qd {
+        if i == 0 {
+            let len = r.name(&mut q.qname_sent, &mut q.qname_lower)?;
+            q.qtype = Rtype(r.u16()?);
+            q.qclass = r.u16()?;
+            q.qname_len = len;
+        } else {
+            r.skip_name()?;
+            r.bytes(4)?;
+        }
+    }
     for _ in 0..(u32::from(an) + u32::from(ns)) {
         r.skip_name()?;
-        r.bytes(8)?;
+        let t = Rtype(r.u16()?);
+        r.bytes(6)?;
         let rdlen = r.u16()? as usize;
         r.bytes(rdlen)?;
+        // OPT and TSIG only ever belong in the additional section (RFC 6891 §6.1.1,
+        // RFC 8945 §5.1).
+        bad |= t == Rtype::OPT || t == Rtype::TSIG;
     }
-    for _ in 0..ar {
+    for i in 0..ar {
         let name_at = r.pos;
         r.skip_name()?;
         let t = Rtype(r.u16()?);
@@ -214,19 +240,29 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
         let ttl = r.u32()?;
         let rdlen = r.u16()? as usize;
         let rdata = r.bytes(rdlen)?;
+        if t == Rtype::TSIG {
+            // RFC 8945 §5.1: the last record, class ANY, TTL 0, well-formed RDATA.
+            bad |= i + 1 != ar || class != 255 || ttl != 0 || !tsig_rdata_ok(rdata);
+            continue;
+        }
         if t != Rtype::OPT {
             continue;
         }
-        if q.edns.is_some() || p[name_at] != 0 {
-            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root.
-            return Err(ParseError::FormErr);
-        }
+        let first = q.edns.is_none();
         let mut edns = Edns {
             payload: class,
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
             ecs: None,
+            nsid: false,
         };
+        if first {
+            q.edns = Some(edns);
+        }
+        if !first || p[name_at] != 0 {
+            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root.
+            return Err(ParseError::FormErr);
+        }
         let mut o = Reader { p: rdata, pos: 0 };
         while o.pos < rdata.len() {
             let code = o.u16()?;
@@ -234,14 +270,46 @@ pub fn parse_query(p: &[u8], q: &mut Query) -> Result<(), ParseError> {
             let data = o.bytes(olen)?;
             if code == OPT_ECS {
                 edns.ecs = Some(parse_ecs(data)?);
+            } else if code == OPT_NSID {
+                // RFC 5001 §2.3: empty in queries.
+                if !data.is_empty() {
+                    return Err(ParseError::FormErr);
+                }
+                edns.nsid = true;
             }
         }
         q.edns = Some(edns);
     }
-    if r.pos != p.len() {
+    if bad || r.pos != p.len() {
         return Err(ParseError::FormErr);
     }
     Ok(())
+}
+
+/// RFC 8945 §4.2: algorithm name (uncompressed), time signed (48 bits), fudge, MAC size
+/// and MAC, original ID, error, other length and other data, filling the RDATA exactly.
+fn tsig_rdata_ok(d: &[u8]) -> bool {
+    let mut r = Reader { p: d, pos: 0 };
+    let mut walk = || -> Result<(), ParseError> {
+        loop {
+            let len = r.u8()?;
+            if len == 0 {
+                break;
+            }
+            if len & 0xC0 != 0 {
+                return Err(ParseError::FormErr);
+            }
+            r.bytes(usize::from(len))?;
+        }
+        r.bytes(8)?;
+        let mac = r.u16()?;
+        r.bytes(usize::from(mac))?;
+        r.bytes(4)?;
+        let other = r.u16()?;
+        r.bytes(usize::from(other))?;
+        Ok(())
+    };
+    walk().is_ok() && r.pos == d.len()
 }
 
 /// RFC 7871 §6: family, source prefix, scope prefix (0 in queries), address truncated to
@@ -302,6 +370,9 @@ impl Default for Query {
 
 const MAX_COMPRESS: usize = 48;
 
+/// Additional RRsets whose starts are remembered (past that, they are dropped together).
+const MAX_CUTS: usize = 16;
+
 /// Writes a response. Names written are remembered (lowercase) so later names can point
 /// at them.
 pub struct Writer<'a, 'b> {
@@ -311,6 +382,13 @@ pub struct Writer<'a, 'b> {
     names: [MaybeUninit<(u16, &'a [u8])>; MAX_COMPRESS],
     n_names: usize,
     counts: [u16; 3],
+    /// Where each RRset of the additional section starts: buffer length, additional
+    /// count and compression targets then (so that RRsets can be dropped from the end,
+    /// RFC 2181 §9); `cuts[..n_cuts]` are set, the answer and authority counts were
+    /// `cut_counts` at the first.
+    cuts: [(u16, u16, u16); MAX_CUTS],
+    n_cuts: usize,
+    cut_counts: [u16; 2],
     /// Length of header + question: where the record sections start.
     pub question_end: usize,
 }
@@ -337,6 +415,9 @@ impl<'a, 'b> Writer<'a, 'b> {
             names: [const { MaybeUninit::uninit() }; MAX_COMPRESS],
             n_names: 0,
             counts: [0; 3],
+            cuts: [(0, 0, 0); MAX_CUTS],
+            n_cuts: 0,
+            cut_counts: [0; 2],
             question_end: HEADER_LEN,
         };
         if echo_question && q.qname_len > 0 {
@@ -393,6 +474,71 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.remember(start, lower);
     }
 
+    /// Appends one record of a class other than IN.
+    pub fn record_in_class(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        rtype: Rtype,
+        class: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) {
+        self.record(section, owner, rtype, ttl, rdata);
+        // The class sits after the RDATA, TTL, type and class fields of the record.
+        let at = self.buf.len() - rdata.len() - 8;
+        self.buf[at..at + 2].copy_from_slice(&class.to_be_bytes());
+    }
+
+    /// Appends one record whose RDATA is `prefix` then `name`, compressed (the types RFC
+    /// 3597 §4 allows: NS, CNAME, PTR, MX).
+    pub fn record_compressed(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        rtype: Rtype,
+        ttl: u32,
+        prefix: &[u8],
+        name: &'a [u8],
+    ) {
+        self.mark(section);
+        self.name(owner);
+        self.buf.extend_from_slice(&rtype.to_be_bytes());
+        self.buf.extend_from_slice(&1u16.to_be_bytes());
+        self.buf.extend_from_slice(&ttl.to_be_bytes());
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.buf.extend_from_slice(prefix);
+        self.name(name);
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        self.counts[section as usize] += 1;
+    }
+
+    /// Notes where the additional section starts.
+    #[inline]
+    fn mark(&mut self, section: Section) {
+        if section == Section::Additional && self.n_cuts == 0 {
+            self.rrset_starts(section);
+        }
+    }
+
+    /// Notes that an RRset starts here (additional RRsets may be dropped whole).
+    pub fn rrset_starts(&mut self, section: Section) {
+        if section != Section::Additional || self.n_cuts == MAX_CUTS {
+            return;
+        }
+        if self.n_cuts == 0 {
+            self.cut_counts = [self.counts[0], self.counts[1]];
+        }
+        let cut = (self.buf.len() as u16, self.counts[2], self.n_names as u16);
+        if self.n_cuts > 0 && self.cuts[self.n_cuts - 1] == cut {
+            return;
+        }
+        self.cuts[self.n_cuts] = cut;
+        self.n_cuts += 1;
+    }
+
     /// Appends one record.
     pub fn record(
         &mut self,
@@ -402,6 +548,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         ttl: u32,
         rdata: &[u8],
     ) {
+        self.mark(section);
         self.name(owner);
         self.buf.extend_from_slice(&rtype.to_be_bytes());
         self.buf.extend_from_slice(&1u16.to_be_bytes());
@@ -416,10 +563,57 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.counts[section as usize]
     }
 
+    /// Writes an SOA record with its two names compressed (RFC 1035 §4.1.4 allows it for
+    /// SOA): `fixed` is serial, refresh, retry, expire and minimum.
+    pub fn soa(
+        &mut self,
+        section: Section,
+        owner: &'a [u8],
+        ttl: u32,
+        mname: &'a [u8],
+        rname: &'a [u8],
+        fixed: &[u8; 20],
+    ) {
+        self.name(owner);
+        self.buf.extend_from_slice(&Rtype::SOA.to_be_bytes());
+        self.buf.extend_from_slice(&1u16.to_be_bytes());
+        self.buf.extend_from_slice(&ttl.to_be_bytes());
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.name(mname);
+        self.name(rname);
+        self.buf.extend_from_slice(fixed);
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        self.counts[section as usize] += 1;
+    }
+
+    /// Drops additional RRsets from the end until the message is at most `budget` bytes,
+    /// when the additional section was written last (nothing after it in the answer or
+    /// authority sections). False when that cannot make it fit.
+    pub fn drop_additional(&mut self, budget: usize) -> bool {
+        if self.n_cuts == 0 || self.cut_counts != [self.counts[0], self.counts[1]] {
+            return false;
+        }
+        let Some(&(len, count, n_names)) = self.cuts[..self.n_cuts]
+            .iter()
+            .rev()
+            .find(|c| usize::from(c.0) <= budget)
+        else {
+            return false;
+        };
+        self.buf.truncate(usize::from(len));
+        self.counts[2] = count;
+        self.n_names = usize::from(n_names);
+        self.n_cuts = 0;
+        true
+    }
+
     /// Drops every record written (keeps header and question), for truncation.
     pub fn truncate_records(&mut self) {
         self.buf.truncate(self.question_end);
         self.counts = [0; 3];
+        self.n_cuts = 0;
         let q = self.question_end;
         self.n_names = self
             .known()
@@ -437,37 +631,55 @@ impl<'a, 'b> Writer<'a, 'b> {
     }
 
     /// Appends the OPT record of the answer (RFC 6891 §6.1.2): version 0, the upper bits of
-    /// `rcode`, the DO bit copied from the query (RFC 3225 §3), ECS echoed with its scope.
-    pub fn opt(&mut self, rcode: Rcode, dnssec_ok: bool, ecs: Option<(ClientSubnet, u8)>) {
+    /// `rcode`, the DO bit copied from the query (RFC 3225 §3), ECS echoed with its scope,
+    /// the server's identity (NSID, RFC 5001) and an Extended DNS Error (RFC 8914).
+    pub fn opt(
+        &mut self,
+        rcode: Rcode,
+        dnssec_ok: bool,
+        ecs: Option<(ClientSubnet, u8)>,
+        nsid: Option<&[u8]>,
+        ede: Option<Ede>,
+    ) {
         self.buf.push(0);
         self.buf.extend_from_slice(&Rtype::OPT.to_be_bytes());
         self.buf.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
         let flags = if dnssec_ok { 0x80 } else { 0 };
         self.buf
             .extend_from_slice(&[rcode.extended_bits(), 0, flags, 0]);
-        match ecs {
-            None => self.buf.extend_from_slice(&0u16.to_be_bytes()),
-            Some((cs, scope)) => {
-                let n = usize::from(cs.source_prefix).div_ceil(8);
-                let (family, octets): (u16, [u8; 16]) = match cs.addr {
-                    IpAddr::V4(a) => {
-                        let mut b = [0u8; 16];
-                        b[..4].copy_from_slice(&a.octets());
-                        (1, b)
-                    }
-                    IpAddr::V6(a) => (2, a.octets()),
-                };
-                let olen = 4 + n;
-                self.buf
-                    .extend_from_slice(&((4 + olen) as u16).to_be_bytes());
-                self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
-                self.buf.extend_from_slice(&(olen as u16).to_be_bytes());
-                self.buf.extend_from_slice(&family.to_be_bytes());
-                self.buf.push(cs.source_prefix);
-                self.buf.push(scope);
-                self.buf.extend_from_slice(&octets[..n]);
-            }
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        if let Some((cs, scope)) = ecs {
+            let n = usize::from(cs.source_prefix).div_ceil(8);
+            let (family, octets): (u16, [u8; 16]) = match cs.addr {
+                IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (1, b)
+                }
+                IpAddr::V6(a) => (2, a.octets()),
+            };
+            self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
+            self.buf.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            self.buf.extend_from_slice(&family.to_be_bytes());
+            self.buf.push(cs.source_prefix);
+            self.buf.push(scope);
+            self.buf.extend_from_slice(&octets[..n]);
         }
+        if let Some(id) = nsid {
+            self.buf.extend_from_slice(&OPT_NSID.to_be_bytes());
+            self.buf.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            self.buf.extend_from_slice(id);
+        }
+        if let Some((code, text)) = ede {
+            self.buf.extend_from_slice(&OPT_EDE.to_be_bytes());
+            self.buf
+                .extend_from_slice(&((2 + text.len()) as u16).to_be_bytes());
+            self.buf.extend_from_slice(&code.to_be_bytes());
+            self.buf.extend_from_slice(text.as_bytes());
+        }
+        let rdlen = (self.buf.len() - len_at - 2) as u16;
+        self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
         self.counts[Section::Additional as usize] += 1;
     }
 
@@ -617,7 +829,7 @@ mod tests {
         parse_query(&query(b"\x01a\x00", Rtype::A, Some(&opt)), &mut q).unwrap();
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf, &q, true);
-        w.opt(Rcode::BADVERS, q.edns.unwrap().dnssec_ok, None);
+        w.opt(Rcode::BADVERS, q.edns.unwrap().dnssec_ok, None, None, None);
         w.finish(&q, false, false, Rcode::BADVERS);
         let at = w.question_end;
         // root, type OPT, payload 1232, ext-rcode 1 (16 >> 4), version 0, DO, rdlen 0.

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use hickory_proto::ProtoError;
+use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 use hickory_proto::serialize::txt::{ParseError, Parser, parse_ttl};
 
 use crate::config::{Problem, Problems};
@@ -327,6 +329,12 @@ enum RecordError {
     NoData(RecordType),
     #[error("no TTL: give one on the line or set $TTL before it")]
     NoTtl,
+    #[error("bad {rtype} record data {data:?}: {why}")]
+    Raw {
+        rtype: RecordType,
+        data: String,
+        why: &'static str,
+    },
     #[error("bad {rtype} record data {data:?}: {source}")]
     Data {
         rtype: RecordType,
@@ -370,33 +378,36 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
             }
             cx.class = class;
         } else {
-            rtype = Some(
-                RecordType::from_str(&upper).map_err(|_| RecordError::NotAType(t.to_owned()))?,
-            );
+            // RFC 3597 §5: any type as TYPEnnn.
+            let generic = upper
+                .strip_prefix("TYPE")
+                .and_then(|n| n.parse::<u16>().ok())
+                .map(RecordType::from);
+            rtype = Some(match generic {
+                Some(t) => t,
+                None => {
+                    RecordType::from_str(&upper).map_err(|_| RecordError::NotAType(t.to_owned()))?
+                }
+            });
             break;
         }
     }
     let rtype = rtype.ok_or(RecordError::NoType)?;
-    match rtype {
-        RecordType::A
-        | RecordType::AAAA
-        | RecordType::NS
-        | RecordType::CNAME
-        | RecordType::SOA
-        | RecordType::MX
-        | RecordType::TXT
-        | RecordType::SRV
-        | RecordType::CAA
-        | RecordType::PTR
-        | RecordType::HINFO
-        | RecordType::NAPTR
-        | RecordType::SSHFP
-        | RecordType::TLSA
-        | RecordType::SVCB
-        | RecordType::HTTPS => {}
-        other => return Err(RecordError::Unsupported(other)),
-    }
     let rdata: Vec<&str> = toks.collect();
+    // The RFC 3597 generic form (`\# length hex`) is accepted for every type that can be
+    // stored; DS and DNAME are read here (hickory-proto reads them only with DNSSEC on).
+    let raw = if rdata.first() == Some(&"\\#") {
+        Some(generic_rdata(rtype, &rdata)?)
+    } else if rtype == RecordType::DS {
+        Some(ds_rdata(&rdata)?)
+    } else if rtype == RecordType::DNAME {
+        Some(dname_rdata(&rdata, &cx.origin)?)
+    } else {
+        None
+    };
+    if raw.is_none() {
+        supported(rtype)?;
+    }
     if rdata.is_empty() {
         return Err(RecordError::NoData(rtype));
     }
@@ -404,7 +415,8 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
     // An SOA with neither its own TTL nor a $TTL before it takes its MINIMUM field (RFC
     // 2308 §4, as BIND does), and so do the TTL-less records after it; it is known only
     // once the RDATA is parsed, below.
-    let soa_minimum_ttl = ttl.is_none() && inherited.is_none() && rtype == RecordType::SOA;
+    let soa_minimum_ttl =
+        ttl.is_none() && inherited.is_none() && rtype == RecordType::SOA && raw.is_none();
     let ttl = match ttl {
         Some(t) => {
             cx.last_ttl = Some(t);
@@ -413,6 +425,13 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
         None if soa_minimum_ttl => 0,
         None => inherited.ok_or(RecordError::NoTtl)?,
     };
+    if let Some(bytes) = raw {
+        let data = RData::Unknown {
+            code: rtype,
+            rdata: NULL::with(bytes),
+        };
+        return Ok(Record::from_rdata(owner, ttl, data));
+    }
     let snippet = format!("@ {ttl} IN {rtype} {}\n", rdata.join(" "));
     let parsed = Parser::new(snippet, None, Some(cx.origin.clone()))
         .parse()
@@ -433,6 +452,99 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
     }
     record.name = owner;
     Ok(record)
+}
+
+/// The types read by hickory-proto's parser.
+fn supported(rtype: RecordType) -> Result<(), RecordError> {
+    match rtype {
+        RecordType::A
+        | RecordType::AAAA
+        | RecordType::NS
+        | RecordType::CNAME
+        | RecordType::SOA
+        | RecordType::MX
+        | RecordType::TXT
+        | RecordType::SRV
+        | RecordType::CAA
+        | RecordType::PTR
+        | RecordType::HINFO
+        | RecordType::NAPTR
+        | RecordType::SSHFP
+        | RecordType::TLSA
+        | RecordType::SVCB
+        | RecordType::HTTPS => {}
+        other => return Err(RecordError::Unsupported(other)),
+    }
+    Ok(())
+}
+
+fn raw_err(rtype: RecordType, rdata: &[&str], why: &'static str) -> RecordError {
+    RecordError::Raw {
+        rtype,
+        data: rdata.join(" "),
+        why,
+    }
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// RFC 3597 §5: `\# length hex…` (the hex may be split in several tokens).
+fn generic_rdata(rtype: RecordType, rdata: &[&str]) -> Result<Vec<u8>, RecordError> {
+    let code = u16::from(rtype);
+    // Meta types and the OPT pseudo-record never live in a zone (RFC 6895 §3.1).
+    if code == 0 || code == 41 || (128..=255).contains(&code) {
+        return Err(RecordError::Unsupported(rtype));
+    }
+    let err = |why| raw_err(rtype, rdata, why);
+    let len: usize = rdata
+        .get(1)
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| err("the generic form is \\# <length> <hex>"))?;
+    let bytes = hex(&rdata[2..].concat()).ok_or_else(|| err("the data is not hexadecimal"))?;
+    if bytes.len() != len || len > usize::from(u16::MAX) {
+        return Err(err("the length does not match the hexadecimal data"));
+    }
+    Ok(bytes)
+}
+
+/// RFC 4034 §5.3: `key-tag algorithm digest-type digest-hex…`.
+fn ds_rdata(rdata: &[&str]) -> Result<Vec<u8>, RecordError> {
+    let err = |why| raw_err(RecordType::DS, rdata, why);
+    if rdata.len() < 4 {
+        return Err(err("write key-tag algorithm digest-type digest"));
+    }
+    let tag: u16 = rdata[0].parse().map_err(|_| err("bad key tag"))?;
+    let alg: u8 = rdata[1].parse().map_err(|_| err("bad algorithm number"))?;
+    let dt: u8 = rdata[2].parse().map_err(|_| err("bad digest type"))?;
+    let digest = hex(&rdata[3..].concat()).ok_or_else(|| err("the digest is not hexadecimal"))?;
+    let mut out = tag.to_be_bytes().to_vec();
+    out.push(alg);
+    out.push(dt);
+    out.extend_from_slice(&digest);
+    Ok(out)
+}
+
+/// RFC 6672 §2.1: one target name, uncompressed.
+fn dname_rdata(rdata: &[&str], origin: &Name) -> Result<Vec<u8>, RecordError> {
+    let err = |why| raw_err(RecordType::DNAME, rdata, why);
+    let [t] = rdata else {
+        return Err(err("write one target name"));
+    };
+    let mut n = if *t == "@" {
+        origin.clone()
+    } else {
+        Name::parse(t, Some(origin)).map_err(|_| err("bad target name"))?
+    };
+    n.set_fqdn(true);
+    n.to_bytes().map_err(|_| err("bad target name"))
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub struct Rdata {
     /// The name this record points to (NS, CNAME, MX, SRV, PTR), lowercase wire form, for
     /// CNAME chasing and additional-section processing.
     pub target: Option<Box<[u8]>>,
+    /// Where in `wire` a name that may be compressed in answers starts (NS, CNAME, PTR,
+    /// MX: RFC 3597 §4), when it is `target` byte for byte (written in lowercase).
+    pub name_at: Option<u16>,
 }
 
 /// All records of one type at one name.
@@ -64,11 +67,18 @@ pub struct Zone {
     pub soa: RrSet,
     /// TTL for negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §5).
     pub negative_ttl: u32,
+    /// The SOA's MNAME and RNAME (lowercase wire) and its five numbers, so that negative
+    /// answers write it with compressed names.
+    pub soa_mname: Box<[u8]>,
+    pub soa_rname: Box<[u8]>,
+    pub soa_fixed: [u8; 20],
     pub nodes: FxHashMap<Box<[u8]>, Node>,
     /// Whether any `*` owner exists (skips wildcard lookups when not).
     pub has_wildcards: bool,
     /// Whether any delegation below the apex exists (skips referral checks when not).
     pub has_cuts: bool,
+    /// Whether any DNAME exists (skips DNAME lookups when not).
+    pub has_dnames: bool,
     /// The file the zone came from.
     pub file: PathBuf,
 }
@@ -181,9 +191,9 @@ impl Zone {
         if problems.len() > before {
             return None;
         }
-        let minimum = match &soa_record.data {
-            RData::SOA(s) => s.minimum,
-            _ => 0,
+        let (minimum, soa_mname, soa_rname) = match &soa_record.data {
+            RData::SOA(s) => (s.minimum, lower_wire(&s.mname), lower_wire(&s.rname)),
+            _ => (0, apex.clone(), apex.clone()),
         };
         let negative_ttl = soa_record.ttl.min(minimum);
         let soa = nodes[&apex]
@@ -194,18 +204,26 @@ impl Zone {
         let owners: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
         let mut has_wildcards = false;
         let has_cuts = nodes.values().any(|n| n.cut);
+        let has_dnames = nodes.values().any(|n| n.rrset(Rtype::DNAME).is_some());
         for owner in owners {
             has_wildcards |= owner.starts_with(b"\x01*");
             add_ancestors(&mut nodes, &owner, &apex);
         }
+        let mut soa_fixed = [0u8; 20];
+        let wire = &soa.rdata[0].wire;
+        soa_fixed.copy_from_slice(&wire[wire.len() - 20..]);
         Some(Zone {
             origin,
             apex,
             soa,
             negative_ttl,
+            soa_mname,
+            soa_rname,
+            soa_fixed,
             nodes,
             has_wildcards,
             has_cuts,
+            has_dnames,
             file: file.to_path_buf(),
         })
     }
@@ -263,11 +281,22 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
         RData::PTR(n) => Some(lower_wire(&n.0)),
         RData::MX(mx) => Some(lower_wire(&mx.exchange)),
         RData::SRV(srv) => Some(lower_wire(&srv.target)),
+        // DNAME (read as raw RDATA): its uncompressed target name, lowercased (length
+        // octets are below 64, so ASCII lowercasing leaves them alone).
+        RData::Unknown { code, .. } if Rtype(u16::from(*code)) == Rtype::DNAME => {
+            Some(buf.to_ascii_lowercase().into_boxed_slice())
+        }
+        _ => None,
+    };
+    let name_at = match (data, &target) {
+        (RData::NS(_) | RData::CNAME(_) | RData::PTR(_), Some(t)) if buf[..] == t[..] => Some(0),
+        (RData::MX(_), Some(t)) if buf.get(2..) == Some(&t[..]) => Some(2),
         _ => None,
     };
     Ok(Rdata {
         wire: buf.into_boxed_slice(),
         target,
+        name_at,
     })
 }
 
