@@ -1155,9 +1155,10 @@ fn drains_that_outlive_their_site_or_endpoint_are_shown_and_can_be_cleared() {
 /// and `signpost_short_ttl_answers_total` counts the short answers.
 #[test]
 fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
-    // Nothing listens on `dead`: the first probe (at start) is refused. With
-    // tolerated_failures 3 and retry_interval = interval = 60s the endpoint stays
-    // CheckingEndpoint (served) with a failed latest probe for the whole test.
+    // Nothing listens on `dead`: the first probe (at start) is refused. A target that
+    // never succeeded is Degraded on its first failure (issue 16), so the profile is
+    // unstable twice over: a status change less than one ttl ago, and the all-down
+    // fallback answering (serve_all) for the whole test.
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -1192,13 +1193,12 @@ fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
     );
     let reasons = status["unstable_reasons"].to_string();
     assert!(
-        reasons.contains(
-            "endpoint lone failed its latest probe (connection refused) and is being confirmed"
-        ),
+        reasons.contains("endpoint lone became Degraded")
+            && reasons.contains("answers with every enabled endpoint"),
         "{status:#}"
     );
     assert_eq!(
-        status["endpoints"][0]["status"], "CheckingEndpoint",
+        status["endpoints"][0]["status"], "Degraded",
         "{status:#}"
     );
 
@@ -1247,7 +1247,7 @@ fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
     assert!(
         t["steps"][0]["unstable"]
             .to_string()
-            .contains("failed its latest probe"),
+            .contains("became Degraded"),
         "{t:#}"
     );
 
@@ -1255,7 +1255,7 @@ fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
     let cli = sp.cli(&["status"]);
     assert_eq!(cli.code, Some(0), "{}", cli.text());
     assert!(
-        cli.stdout.contains("unstable: shaky.gslb.example. answers with ttl 7 (not 60): endpoint lone failed its latest probe"),
+        cli.stdout.contains("unstable: shaky.gslb.example. answers with ttl 7 (not 60): endpoint lone became Degraded"),
         "{}",
         cli.text()
     );
