@@ -13,10 +13,11 @@ use crate::admin::{AdminState, Command, ReloadDone, ReloadError};
 use crate::drain::{AuditEntry, Drains, audit, rfc3339};
 use crate::snapshot::ReloadReport;
 
+use crate::cluster::{Cluster, ClusterKey, ClusterOptions, DrainSet, HealthMode};
 use crate::config::{Config, Problems};
 use crate::dns::server;
 use crate::health::{Prober, Scheduler, SchedulerOptions};
-use crate::publisher::{Command as WriterCommand, Event, Publisher, PublisherOptions};
+use crate::publisher::{ClusterLink, Command as WriterCommand, Event, Publisher, PublisherOptions};
 use crate::snapshot::{Shared, Snapshot};
 use crate::zone;
 
@@ -43,9 +44,77 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let model = crate::model::compile(&config, zones, generation)?;
+    let mut model = crate::model::compile(&config, zones, generation)?;
+    model.fingerprint = fingerprint(&config);
     let snapshot = crate::status::initial_snapshot(Arc::new(model));
     Ok(Loaded { config, snapshot })
+}
+
+/// A digest of what decides answers — sites, monitors, profiles, geography and every
+/// zone file — leaving out what is naturally per instance (listen addresses, state
+/// directory, `[cluster]`): the instances of a cluster compare it to see that they
+/// serve the same config. SHA-256, first 16 hex digits.
+fn fingerprint(config: &Config) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let answers = serde_json::json!({
+        "sites": config.sites,
+        "monitors": config.monitors,
+        "profiles": config.profiles,
+        "geo": config.geo,
+    });
+    ctx.update(answers.to_string().as_bytes());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&config.zones.dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "zone"))
+        .collect();
+    files.sort();
+    for f in files {
+        ctx.update(f.file_name().unwrap_or_default().as_encoded_bytes());
+        ctx.update(&std::fs::read(&f).unwrap_or_default());
+    }
+    ctx.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Joins the cluster `[cluster]` describes.
+async fn start_cluster(
+    spec: &crate::config::cluster::ClusterSpec,
+    state_dir: &Path,
+) -> Result<(Arc<Cluster>, ClusterLink), String> {
+    let node = spec
+        .node_name()
+        .ok_or("cluster.node is not set and the host name cannot be read; set cluster.node")?;
+    let site = spec.site_name().unwrap_or_else(|| node.clone());
+    let listen = spec
+        .listen_addr()
+        .ok_or_else(|| format!("cluster.listen = {:?} is not an address", spec.listen))?;
+    let key = match &spec.key_file {
+        Some(p) => ClusterKey::load(p)?,
+        None => ClusterKey::insecure_default(),
+    };
+    let drains = DrainSet::load(state_dir).map_err(|e| {
+        format!(
+            "cannot restore cluster drains from {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    let mut opts = ClusterOptions::new(node.clone(), listen, key);
+    opts.peers = spec.peers.clone();
+    opts.gossip_interval = spec.gossip_interval.0;
+    opts.drains = drains;
+    let cluster = Arc::new(Cluster::start(opts).await.map_err(|e| e.to_string())?);
+    let mode = match spec.health {
+        crate::config::cluster::ClusterHealth::Majority => HealthMode::Majority,
+        crate::config::cluster::ClusterHealth::Local => HealthMode::Local,
+    };
+    info!(node, site, %listen, peers = spec.peers.len(), ?mode, "cluster joined");
+    let link = ClusterLink::new(cluster.clone(), mode, site);
+    Ok((cluster, link))
 }
 
 /// The admin bearer token, if configured; an error when it is needed and missing.
@@ -184,6 +253,20 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let model = shared.load().model.clone();
     let mut publisher = Publisher::new(model.clone(), shared.clone(), PublisherOptions::default())
         .with_drains(drains, config.state.dir.clone(), SystemTime::now());
+    let mut cluster = None;
+    if let Some(spec) = &config.cluster {
+        match start_cluster(spec, &config.state.dir).await {
+            Ok((c, link)) => {
+                let mode = link.mode();
+                publisher = publisher.with_cluster(link, SystemTime::now());
+                cluster = Some((c, mode));
+            }
+            Err(e) => {
+                error!("cannot join the cluster: {e}");
+                return 1;
+            }
+        }
+    }
     publisher.publish(SystemTime::now());
 
     let mut threads = Vec::new();
@@ -214,6 +297,17 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     // and reloads all reach it as events.
     let (events, events_rx) = mpsc::channel::<Event>(4096);
     let publisher_task = tokio::spawn(publisher.run(events_rx));
+    if let Some(c) = &cluster {
+        let mut changes = c.0.subscribe();
+        let events = events.clone();
+        tasks.push(tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if events.send(Event::Cluster).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
     let prober = Arc::new(Prober::new());
     let options = SchedulerOptions::for_open_files(raise_open_files_limit());
     let probe_rt = match crate::health::scheduler::probe_runtime() {
@@ -255,6 +349,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         commands,
         token,
         metrics: metrics_handle.clone(),
+        cluster: cluster.clone(),
     });
     tasks.push(tokio::spawn(crate::admin::serve(
         admin_listener,

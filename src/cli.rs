@@ -92,6 +92,57 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Exit 0 when a running server's admin listener answers GET /healthz (or /readyz) with
+    /// 200, else 1: for container HEALTHCHECKs and scripts.
+    Healthcheck {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Ask /readyz (zones loaded, first probe round done) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+    },
+    /// Print a shell completion script for bash, zsh or fish to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages (signpost.1 and one per subcommand) into a directory; used when
+    /// packaging.
+    #[command(hide = true)]
+    Manpage {
+        /// Directory to write the pages to (it must exist).
+        dir: PathBuf,
+    },
+}
+
+/// Shells `signpost completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    /// Writes the completion script for `signpost` to `out`.
+    pub fn write_completions(self, out: &mut dyn std::io::Write) {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let shell = match self {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        };
+        clap_complete::generate(shell, &mut cmd, "signpost", out);
+    }
+}
+
+/// Writes the man pages of `signpost` (roff) into `dir`: `signpost.1`, which lists the
+/// subcommands, and `signpost-SUBCOMMAND.1` for each one it lists.
+pub fn write_manpages(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::generate_to(Cli::command(), dir)
 }
 
 /// How the CLI reaches the admin API.

@@ -10,6 +10,17 @@ fn main() {
     let code = match cli.command {
         Command::Serve { config } => signpost::app::serve(&config),
         Command::Check { config } => signpost::app::check(&config),
+        Command::Completions { shell } => {
+            shell.write_completions(&mut std::io::stdout().lock());
+            0
+        }
+        Command::Manpage { dir } => match signpost::cli::write_manpages(&dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("Error: {}: {e}", dir.display());
+                1
+            }
+        },
         other => match client(other) {
             Ok(()) => 0,
             Err(e) => {
@@ -31,11 +42,18 @@ fn client(cmd: Command) -> Result<(), CliError> {
     }
     match cmd {
         Command::Status { api, json } => {
-            let v = api.api()?.call(Method::GET, "/api/v1/status", None)?;
+            let api = api.api()?;
+            let v = api.call(Method::GET, "/api/v1/status", None)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 print!("{}", status_table(&v));
+                // An older server has no cluster view: say nothing of it.
+                if let Ok(c) = api.call(Method::GET, "/api/v1/cluster", None)
+                    && let Ok(doc) = serde_json::from_value(c)
+                {
+                    print!("{}", signpost::admin::cluster::text(&doc));
+                }
             }
         }
         Command::Drain {
@@ -81,7 +99,15 @@ fn client(cmd: Command) -> Result<(), CliError> {
             let v = api.api()?.call(Method::POST, "/api/v1/reload", None)?;
             println!("{}", v["message"].as_str().unwrap_or("reloaded"));
         }
-        Command::Serve { .. } | Command::Check { .. } => unreachable!("handled in main"),
+        Command::Healthcheck { api, ready } => {
+            let path = if ready { "/readyz" } else { "/healthz" };
+            let v = api.api()?.call(Method::GET, path, None)?;
+            print!("{}", v.as_str().unwrap_or("ok\n"));
+        }
+        Command::Serve { .. }
+        | Command::Check { .. }
+        | Command::Completions { .. }
+        | Command::Manpage { .. } => unreachable!("handled in main"),
     }
     Ok(())
 }

@@ -47,6 +47,9 @@ pub struct Model {
     pub mmdb: Option<PathBuf>,
     /// Client location data for routing: regions by index, the MaxMind DB.
     pub geo: Geo,
+    /// A digest of the config and zone files this model was compiled from; instances of
+    /// one cluster compare it to see that they run the same config.
+    pub fingerprint: String,
 }
 
 impl Model {
@@ -162,6 +165,20 @@ pub struct ProbeTarget {
 }
 
 impl ProbeTarget {
+    /// What is probed and what counts as success, as one string: the same on every
+    /// instance that probes this target, whatever its config order or timings.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.url(),
+            self.host,
+            self.headers,
+            self.expected_status,
+            self.body_contains,
+            self.tls
+        )
+    }
+
     /// `https://192.0.2.10:443/healthz`, `tcp://192.0.2.10:5432`, for logs and status.
     pub fn url(&self) -> String {
         let host = match self.addr {
@@ -403,6 +420,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
         regions,
         mmdb: config.geo.mmdb.clone(),
         geo,
+        fingerprint: String::new(),
     })
 }
 

@@ -21,6 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::base::Status;
+use crate::cluster::{
+    self, ActiveDrains, Cluster, DrainAction, DrainRecord, DrainSet, HealthMode, HealthStatus,
+    HealthView as PeerView, NodeMeta, TargetId,
+};
 use crate::drain::{AuditEntry, Drain, DrainDone, DrainError, DrainTarget, Drains, audit, rfc3339};
 use crate::health::{EndpointView, HealthView, ProbeResult, TargetHealth};
 use crate::metrics as m;
@@ -70,6 +74,8 @@ pub enum Event {
         report: ReloadReport,
         done: oneshot::Sender<()>,
     },
+    /// The cluster's state changed: a peer's drains, views or liveness.
+    Cluster,
 }
 
 /// An answer held back until the snapshot that shows the change is published, so that a
@@ -152,6 +158,114 @@ pub struct Publisher {
     reload: Option<Arc<ReloadReport>>,
     /// Answers to send after the next publish.
     replies: Vec<Reply>,
+    /// The other instances, when this one is part of a cluster.
+    cluster: Option<ClusterLink>,
+}
+
+/// This writer's side of the cluster (DESIGN.md, "Cluster"): drains are records merged by
+/// the cluster, and each probe target's status is combined from the live nodes' views.
+pub struct ClusterLink {
+    cluster: Arc<Cluster>,
+    mode: HealthMode,
+    /// This node's site and version, for its meta.
+    site: String,
+    /// Per model target: its identity in the cluster.
+    ids: Vec<TargetId>,
+    /// Per model target: the view last published.
+    views: Vec<Option<PeerView>>,
+}
+
+impl ClusterLink {
+    pub fn new(cluster: Arc<Cluster>, mode: HealthMode, site: String) -> Self {
+        Self {
+            cluster,
+            mode,
+            site,
+            ids: Vec::new(),
+            views: Vec::new(),
+        }
+    }
+
+    pub fn mode(&self) -> HealthMode {
+        self.mode
+    }
+
+    /// Follows a new model: target identities, and the meta that says which config this
+    /// node serves.
+    fn set_model(&mut self, model: &Model) {
+        let old: std::collections::HashMap<TargetId, PeerView> = self
+            .ids
+            .iter()
+            .zip(&self.views)
+            .filter_map(|(id, v)| Some((*id, (*v)?)))
+            .collect();
+        self.ids = model
+            .targets
+            .iter()
+            .map(|t| TargetId::of(&t.identity()))
+            .collect();
+        self.views = self.ids.iter().map(|id| old.get(id).copied()).collect();
+        let gone: Vec<TargetId> = old
+            .keys()
+            .filter(|id| !self.ids.contains(id))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            self.cluster.remove_health(gone);
+        }
+        self.cluster.set_meta(NodeMeta {
+            site: self.site.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            config_fingerprint: model.fingerprint.clone(),
+            config_generation: model.generation,
+        });
+    }
+}
+
+fn health_status(s: Status) -> HealthStatus {
+    match s {
+        Status::Online => HealthStatus::Online,
+        Status::Degraded => HealthStatus::Degraded,
+        _ => HealthStatus::Checking,
+    }
+}
+
+fn wall_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// The drains in force as the model names them: an endpoint drain's profile is matched
+/// as DNS matches names, so that nodes spelling a profile differently agree.
+fn drains_of(model: &Model, active: &ActiveDrains) -> Drains {
+    let drain = |a: &cluster::ActiveDrain| Drain {
+        reason: a.reason.clone(),
+        since_ms: a.since_ms,
+        ramp_ms: a.ramp_ms,
+    };
+    let mut out = Drains::default();
+    for (site, a) in &active.sites {
+        out.sites.insert(site.clone(), drain(a));
+    }
+    for (key, a) in &active.endpoints {
+        let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+        let key = match model.profile(profile) {
+            Some((_, p)) => Drains::endpoint_key(&p.key, endpoint),
+            None => key.clone(),
+        };
+        out.endpoints.insert(key, drain(a));
+    }
+    out
+}
+
+fn cluster_target(target: &DrainTarget) -> cluster::DrainTarget {
+    match target {
+        DrainTarget::Site(s) => cluster::DrainTarget::site(s.clone()),
+        DrainTarget::Endpoint { profile, endpoint } => {
+            cluster::DrainTarget::endpoint(profile, endpoint.clone())
+        }
+    }
 }
 
 impl Publisher {
@@ -172,9 +286,50 @@ impl Publisher {
             state_dir: None,
             reload: None,
             replies: Vec::new(),
+            cluster: None,
         };
         p.reset_history(SystemTime::UNIX_EPOCH);
         p
+    }
+
+    /// Joins the cluster: drains become the cluster's merged records (a drain kept in
+    /// `drains.json` from before the cluster, and not known to it, is recorded as made
+    /// here), and health combines the live nodes' views.
+    pub fn with_cluster(mut self, mut link: ClusterLink, now: SystemTime) -> Self {
+        link.set_model(&self.model);
+        let known = drains_of(&self.model, &link.cluster.active_drains());
+        let local = std::mem::take(&mut self.drains);
+        for (site, d) in &local.sites {
+            if !known.sites.contains_key(site) {
+                let t = cluster::DrainTarget::site(site.clone());
+                link.cluster.drain_since(
+                    t,
+                    d.reason.clone(),
+                    d.since_ms,
+                    d.ramp_ms,
+                    "drains.json",
+                    wall_ms(now),
+                );
+            }
+        }
+        for (key, d) in &local.endpoints {
+            if !known.endpoints.contains_key(key) {
+                let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+                let t = cluster::DrainTarget::endpoint(profile, endpoint);
+                link.cluster.drain_since(
+                    t,
+                    d.reason.clone(),
+                    d.since_ms,
+                    d.ramp_ms,
+                    "drains.json",
+                    wall_ms(now),
+                );
+            }
+        }
+        self.drains = drains_of(&self.model, &link.cluster.active_drains());
+        self.cluster = Some(link);
+        self.reset_history(now);
+        self
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -237,6 +392,50 @@ impl Publisher {
                 self.replies.push(Reply::Done(done));
                 Change::Status
             }
+            Event::Cluster => self.apply_cluster(wall),
+        }
+    }
+
+    /// Takes in what the peers changed: drains made elsewhere (audited with their origin,
+    /// persisted here) and their health views.
+    fn apply_cluster(&mut self, now: SystemTime) -> Change {
+        let Some(link) = &self.cluster else {
+            return Change::None;
+        };
+        let adopted = link.cluster.take_adopted_drains();
+        let next = drains_of(&self.model, &link.cluster.active_drains());
+        let merged = link.cluster.drains();
+        if let Some(dir) = &self.state_dir {
+            for r in &adopted {
+                let entry = remote_audit(r, now);
+                if let Err(e) = crate::drain::offload(|| audit(dir, &entry)) {
+                    error!(error = %e, "cannot write the audit log");
+                }
+            }
+        }
+        if next == self.drains {
+            // Views or liveness: statuses may change; publish compares them.
+            return Change::Status;
+        }
+        for r in &adopted {
+            info!(origin = %r.origin, target = ?r.target, "drain from a peer applied");
+        }
+        self.persist(&next, Some(&merged));
+        self.drains = next;
+        metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
+        Change::Status
+    }
+
+    /// Saves the drain set (and the cluster's records) in `state.dir`; an error is
+    /// logged, the drains stay in force.
+    fn persist(&self, drains: &Drains, records: Option<&DrainSet>) {
+        let Some(dir) = &self.state_dir else { return };
+        let r = crate::drain::offload(|| {
+            drains.save(dir)?;
+            records.map_or(Ok(()), |r| r.save(dir))
+        });
+        if let Err(e) = r {
+            error!(error = %e, dir = %dir.display(), "cannot save drain state");
         }
     }
 
@@ -259,7 +458,7 @@ impl Publisher {
             Some(d) => ("drain", d.reason.clone()),
             None => ("undrain", String::new()),
         };
-        let result = self.change_drains(&target, drain, now);
+        let result = self.change_drains(&target, drain, &caller, now);
         let entry = AuditEntry {
             time: rfc3339(now),
             caller,
@@ -294,11 +493,49 @@ impl Publisher {
         &mut self,
         target: &DrainTarget,
         drain: Option<Drain>,
+        caller: &str,
         now: SystemTime,
     ) -> Result<DrainDone, DrainError> {
         let (next, message) = self.drains.apply(&self.model, target, drain, now)?;
+        let records = self.cluster.as_ref().map(|link| {
+            let key = match target {
+                DrainTarget::Site(s) => next.sites.get(s),
+                DrainTarget::Endpoint { .. } => None,
+            };
+            let key = key.or_else(|| match target {
+                DrainTarget::Endpoint { profile, endpoint } => self
+                    .model
+                    .profile(profile)
+                    .and_then(|(_, p)| next.endpoints.get(&Drains::endpoint_key(&p.key, endpoint)))
+                    .or_else(|| {
+                        next.find_endpoint_key(profile, endpoint)
+                            .and_then(|k| next.endpoints.get(&k))
+                    }),
+                DrainTarget::Site(_) => None,
+            });
+            let t = cluster_target(target);
+            match key {
+                Some(d) => link.cluster.drain_since(
+                    t,
+                    d.reason.clone(),
+                    d.since_ms,
+                    d.ramp_ms,
+                    caller,
+                    wall_ms(now),
+                ),
+                None => link.cluster.undrain(t, caller, wall_ms(now)),
+            };
+            link.cluster.drains()
+        });
+        let next = match &self.cluster {
+            Some(link) => drains_of(&self.model, &link.cluster.active_drains()),
+            None => next,
+        };
         if let Some(dir) = &self.state_dir
-            && let Err(source) = crate::drain::offload(|| next.save(dir))
+            && let Err(source) = crate::drain::offload(|| {
+                next.save(dir)?;
+                records.as_ref().map_or(Ok(()), |r| r.save(dir))
+            })
         {
             error!(error = %source, dir = %dir.display(), "cannot save drain state");
             return Err(DrainError::Save {
@@ -348,8 +585,71 @@ impl Publisher {
 
     /// Every endpoint's status, reason and weight at `now` ([`crate::status`]).
     pub fn derive(&self, now: SystemTime) -> Derived {
-        let targets: Vec<TargetStatus> = self.health.iter().map(TargetStatus::of).collect();
-        status::derive(&self.model, &targets, &self.drains, now)
+        status::derive(&self.model, &self.target_statuses(), &self.drains, now)
+    }
+
+    /// Each probe target's status: this node's own view, or with `health = "majority"`
+    /// the live nodes' combined view (DESIGN.md, "Cluster").
+    fn target_statuses(&self) -> Vec<TargetStatus> {
+        let own = self.health.iter().map(TargetStatus::of);
+        let Some(link) = self
+            .cluster
+            .as_ref()
+            .filter(|l| l.mode == HealthMode::Majority)
+        else {
+            return own.collect();
+        };
+        let board = link.cluster.health_board();
+        own.zip(&link.ids)
+            .map(|(mine, id)| {
+                let (combined, votes) = board.combine(link.mode, id, health_status(mine.status));
+                let status = match combined {
+                    HealthStatus::Online => Status::Online,
+                    HealthStatus::Degraded => Status::Degraded,
+                    HealthStatus::Checking => Status::CheckingEndpoint,
+                };
+                if status == mine.status {
+                    return mine;
+                }
+                TargetStatus {
+                    status,
+                    reason: format!(
+                        "cluster: {}; this node sees {}: {}",
+                        votes.describe(combined),
+                        mine.status.as_str(),
+                        mine.reason
+                    )
+                    .into(),
+                }
+            })
+            .collect()
+    }
+
+    /// Publishes this node's own view of every target whose status changed.
+    fn share_views(&mut self, now: SystemTime) {
+        let Some(link) = &mut self.cluster else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (i, h) in self.health.iter().enumerate() {
+            let status = health_status(h.status());
+            let before = link.views.get(i).copied().flatten();
+            if before.is_some_and(|v| v.status == status) {
+                continue;
+            }
+            let view = PeerView {
+                status,
+                rtt_us: h.rtt.get().map(|d| d.as_micros() as u64),
+                since_ms: wall_ms(now),
+            };
+            if let Some(slot) = link.views.get_mut(i) {
+                *slot = Some(view);
+                changed.push((link.ids[i], view));
+            }
+        }
+        if !changed.is_empty() {
+            link.cluster.set_health(changed);
+        }
     }
 
     /// The snapshot for the current state at `now`, with endpoint history as of the last
@@ -379,6 +679,7 @@ impl Publisher {
     /// the last publish, stores the new snapshot, then answers the operator calls it
     /// holds. Returns how many endpoints changed status.
     pub fn publish(&mut self, now: SystemTime) -> usize {
+        self.share_views(now);
         let derived = self.derive(now);
         let mut changed = 0;
         for (pi, states) in derived.iter().enumerate() {
@@ -448,6 +749,9 @@ impl Publisher {
         self.probed = health.iter().filter(|h| h.last.is_some()).count();
         self.model = model;
         self.health = health;
+        if let Some(link) = &mut self.cluster {
+            link.set_model(&self.model);
+        }
         // New endpoints start from their derived status, without a logged transition.
         let derived = self.derive(now);
         self.published = Vec::with_capacity(derived.len());
@@ -547,6 +851,29 @@ fn statuses(derived: &Derived) -> Vec<Vec<Status>> {
         .iter()
         .map(|eps| eps.iter().map(|d| d.status).collect())
         .collect()
+}
+
+/// The audit line of a drain or undrain learned from a peer.
+fn remote_audit(r: &DrainRecord, now: SystemTime) -> AuditEntry {
+    let (action, reason) = match &r.action {
+        DrainAction::Drain { reason, .. } => ("drain", reason.clone()),
+        DrainAction::Undrain => ("undrain", String::new()),
+    };
+    let target = match &r.target {
+        cluster::DrainTarget::Site(s) => DrainTarget::Site(s.clone()),
+        cluster::DrainTarget::Endpoint { profile, endpoint } => DrainTarget::Endpoint {
+            profile: profile.clone(),
+            endpoint: endpoint.clone(),
+        },
+    };
+    AuditEntry {
+        time: rfc3339(now),
+        caller: format!("cluster node {} ({})", r.origin, r.operator),
+        action: action.to_owned(),
+        target: target.to_string(),
+        reason,
+        result: format!("applied from node {}", r.origin),
+    }
 }
 
 fn log_transition(profile: &str, endpoint: &str, from: Status, to: Status, reason: &str) {

@@ -3,6 +3,7 @@
 //! configured; each is sent to the publisher as a [`Command`] and audited there.
 
 pub mod client;
+pub mod cluster;
 pub mod page;
 pub mod status;
 
@@ -115,6 +116,9 @@ pub struct AdminState {
     pub commands: mpsc::Sender<Command>,
     pub token: Option<String>,
     pub metrics: PrometheusHandle,
+    /// The cluster and how its health views combine, when this instance is one of
+    /// several.
+    pub cluster: Option<(Arc<crate::cluster::Cluster>, crate::cluster::HealthMode)>,
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
@@ -160,6 +164,11 @@ pub enum TokenError {
     },
     #[error("admin.token_file {} is empty; put a long random token in it", path.display())]
     Empty { path: std::path::PathBuf },
+}
+
+fn cluster_doc(state: &AdminState) -> cluster::ClusterDoc {
+    let c = state.cluster.as_ref().map(|(c, mode)| (c.as_ref(), *mode));
+    cluster::cluster_doc(&state.snapshot.load(), c)
 }
 
 /// Checks that a non-loopback listener has a token (DESIGN: refuse to start otherwise).
@@ -265,6 +274,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             let mut page = state.metrics.render();
             crate::metrics::render_queries(&mut page);
             crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
+            cluster::render_metrics(&cluster_doc(state), &mut page);
             return text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -274,6 +284,9 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         (&Method::GET, ["api", "v1", "status"]) => {
             let snap = state.snapshot.load();
             return json_response(StatusCode::OK, &status::status_json(&snap));
+        }
+        (&Method::GET, ["api", "v1", "cluster"]) => {
+            return json_response(StatusCode::OK, &json!(cluster_doc(state)));
         }
         (&Method::GET, ["api", "v1", "explain"]) => {
             let snap = state.snapshot.load();
@@ -408,7 +421,7 @@ fn is_known_path(segs: &[&str]) -> bool {
     matches!(
         segs,
         [] | ["metrics" | "healthz" | "readyz"]
-            | ["api", "v1", "status" | "explain" | "reload"]
+            | ["api", "v1", "status" | "explain" | "reload" | "cluster"]
             | ["api", "v1", "sites", _, "drain" | "undrain"]
             | [
                 "api",

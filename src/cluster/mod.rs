@@ -391,12 +391,27 @@ impl Cluster {
         operator: impl Into<String>,
         now_ms: u64,
     ) -> DrainRecord {
+        self.drain_since(target, reason, now_ms, ramp_ms, operator, now_ms)
+    }
+
+    /// Like [`Cluster::drain`], for a drain whose ramp began earlier (`since_ms`): a drain
+    /// made again keeps the start of the one in force, so that it never brings traffic
+    /// back.
+    pub fn drain_since(
+        &self,
+        target: DrainTarget,
+        reason: impl Into<String>,
+        since_ms: u64,
+        ramp_ms: u64,
+        operator: impl Into<String>,
+        now_ms: u64,
+    ) -> DrainRecord {
         let mut s = self.write();
         let hlc = s.clock.tick(now_ms);
         let r = DrainRecord::drain(
             target,
             reason,
-            now_ms,
+            since_ms,
             ramp_ms,
             s.node.clone(),
             operator,
