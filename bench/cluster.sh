@@ -53,7 +53,7 @@ if [ -z "${CLUSTER_BENCH_NETNS:-}" ]; then
   cp "$LIB/bench.example.zone" "$WORK/bench.example.zone"
   log "signpost $SIGNPOST_BIN; namespace $NS; work $WORK"
   ip netns exec "$NS" env CLUSTER_BENCH_NETNS="$NS" WORK="$WORK" SIGNPOST_BIN="$SIGNPOST_BIN" \
-    INGRESS_BIN="$INGRESS_BIN" KEEP=1 DRAINS="$DRAINS" PROPAGATE_NODES="$PROPAGATE_NODES" \
+    INGRESS_BIN="$INGRESS_BIN" DRAINS="$DRAINS" PROPAGATE_NODES="$PROPAGATE_NODES" \
     LOAD_NODES="$LOAD_NODES" TARGETS="$TARGETS" INTERVAL="$INTERVAL" \
     FLIP_PER_MILLE="$FLIP_PER_MILLE" WARMUP="$WARMUP" WINDOW="$WINDOW" \
     PARTITION="$PARTITION" PARTITION_NODES="$PARTITION_NODES" \
@@ -62,7 +62,12 @@ if [ -z "${CLUSTER_BENCH_NETNS:-}" ]; then
 fi
 
 # --- inside the namespace --------------------------------------------------------------
-trap cleanup EXIT
+# Ends what this part started; the outer part removes $WORK and the namespace.
+inner_cleanup() {
+  local WORK=
+  cleanup
+}
+trap inner_cleanup EXIT
 trap 'exit 130' INT TERM
 PY="python3 $LIB/cluster.py"
 

@@ -249,6 +249,7 @@ def sample(args):
         with open(f"/proc/{p}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         ticks[p] = int(fields[11]) + int(fields[12])
+    t = time.monotonic()
     out = subprocess.run(["nft", "-j", "list", "chain", "inet", "spbench", "count"],
                          check=True, capture_output=True, text=True, timeout=10).stdout
     counters = {}
@@ -261,7 +262,7 @@ def sample(args):
             if "counter" in e:
                 counters[comment] = e["counter"]["bytes"]
     print(json.dumps({
-        "t": time.monotonic(),
+        "t": t,
         "ticks": ticks,
         "tx": {p: counters.get(f"tx-{p}", 0) for p in ports},
         "rx": {p: counters.get(f"rx-{p}", 0) for p in ports},
