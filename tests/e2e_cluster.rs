@@ -42,8 +42,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
-use common::ingress::{self, HttpServer, always};
-use common::netns::{self, APP, Net, RESOLVER, SiteNet, TOKEN, ZONE};
+use common::netns::{self, APP, Ingresses, Net, RESOLVER, SiteNet, TOKEN, ZONE, detection_worst};
 
 const A: SiteNet = SiteNet {
     name: "site-a",
@@ -61,16 +60,6 @@ const SITES: [SiteNet; 3] = [A, B, C];
 
 const GOSSIP_PORT: u16 = 7946;
 const ADMIN_PORT: u16 = 8053;
-/// The probe settings: detection takes at most `interval × (tolerated_failures + 1) +
-/// timeout`.
-const INTERVAL: Duration = Duration::from_secs(1);
-const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
-const TOLERATED_FAILURES: u32 = 1;
-
-fn detection_worst() -> Duration {
-    INTERVAL * (TOLERATED_FAILURES + 1) + PROBE_TIMEOUT
-}
-
 /// The acceptance bounds (issue 13).
 const DRAIN_SPREAD: Duration = Duration::from_secs(2);
 const HEALED_SPREAD: Duration = Duration::from_secs(5);
@@ -132,10 +121,9 @@ impl Node {
 }
 
 struct Lab {
+    /// Dropped before `net` (the processes, the namespaces).
+    ingress: Ingresses,
     net: Net,
-    ingress: Vec<(SiteNet, HttpServer)>,
-    /// Runs the ingresses.
-    runtime: tokio::runtime::Runtime,
 }
 
 impl Lab {
@@ -144,13 +132,8 @@ impl Lab {
     fn start() -> Option<Lab> {
         let net = Net::start(&SITES, true)?;
         let mut lab = Lab {
+            ingress: Ingresses::new(),
             net,
-            ingress: Vec::new(),
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("tokio runtime"),
         };
         lab.write_configs();
         for site in SITES {
@@ -198,16 +181,10 @@ impl Lab {
         // One config for every instance; each overrides its addresses, node name, peers
         // and state dir through the environment (SIGNPOST__…), as a container would.
         let mut conf = format!(
-            "[dns]\nlisten = [\"127.0.0.1:5300\"]\nudp_sockets = 1\n\n\
-             [admin]\nlisten = \"127.0.0.1:{ADMIN_PORT}\"\ntoken_file = \"{d}/admin.token\"\n\n\
-             [zones]\ndir = \"{d}/zones\"\n\n[state]\ndir = \"{d}/state\"\n\n\
-             [cluster]\nlisten = \"127.0.0.1:{GOSSIP_PORT}\"\nkey_file = \"{d}/cluster.key\"\n\
-             health = \"majority\"\n\n\
-             [monitors.ingress]\nprotocol = \"http\"\nport = 80\npath = \"/\"\n\
-             interval = \"{}\"\ntimeout = \"{}\"\ntolerated_failures = {TOLERATED_FAILURES}\n\
-             rise = 1\n\n",
-            humantime::format_duration(INTERVAL),
-            humantime::format_duration(PROBE_TIMEOUT),
+            "{}[cluster]\nlisten = \"127.0.0.1:{GOSSIP_PORT}\"\nkey_file = \"{d}/cluster.key\"\n\
+             health = \"majority\"\n\n{}",
+            self.net.config_head(),
+            netns::monitor_toml(),
         );
         for site in SITES {
             conf.push_str(&format!("[[sites]]\nname = \"{}\"\n", site.name));
@@ -262,20 +239,12 @@ impl Lab {
     }
 
     fn start_ingress(&mut self, site: SiteNet) {
-        let listener = netns::bind_in(
-            &self.net.netns(site.name),
-            SocketAddrV4::new(site.ingress(), 80),
-        );
-        let ingress = self.runtime.block_on(HttpServer::start_on(
-            listener,
-            always(ingress::Reply::Status(200, site.name)),
-        ));
-        self.ingress.push((site, ingress));
+        self.ingress.start(&self.net, site);
     }
 
     /// Stops `site`'s app: its port refuses connections from now on.
     fn stop_ingress(&mut self, site: SiteNet) {
-        self.ingress.retain(|(s, _)| *s != site);
+        self.ingress.stop(site);
     }
 
     // -- asking the instances ------------------------------------------------------------
@@ -451,13 +420,6 @@ impl Lab {
             .and_then(|a| a.iter().find(|e| e["endpoint"] == site.name))
             .cloned()
             .ok_or_else(|| format!("no endpoint {} in {v}", site.name))
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The ingresses first; the processes and namespaces go with `net`.
-        self.ingress.clear();
     }
 }
 

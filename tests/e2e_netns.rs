@@ -31,29 +31,22 @@ mod common;
 
 use std::fs;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::ingress::{self, HttpServer, always};
-use common::netns::{self, APP, Net, RESOLVER, Reply, SiteNet, ZONE, tools};
+use common::netns::{
+    self, APP, INTERVAL, Ingresses, Net, PROBE_TIMEOUT, RESOLVER, RISE, Reply, SiteNet,
+    TOLERATED_FAILURES, ZONE, detection_worst, tools,
+};
 use common::run_bounded;
 
 // The settings under test; docs/deploy.md records the failover times measured with them.
 const TTL: Duration = Duration::from_secs(5);
-const INTERVAL: Duration = Duration::from_secs(1);
-const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
-const TOLERATED_FAILURES: u32 = 1;
-const RISE: u32 = 1;
 const WEIGHT_A: u32 = 3;
 const WEIGHT_B: u32 = 1;
-
-/// Worst-case detection: `interval × (tolerated_failures + 1) + timeout`.
-fn detection_worst() -> Duration {
-    INTERVAL * (TOLERATED_FAILURES + 1) + PROBE_TIMEOUT
-}
 
 /// Room for a loaded 2-core machine (process start-up, poll granularity) on top of the
 /// formula, in the assertions on measured times.
@@ -170,10 +163,9 @@ impl SiteReply for Reply {
 
 struct Lab {
     resolver: Resolver,
+    /// Dropped before `net` (the processes, the namespaces).
+    ingress: Ingresses,
     net: Net,
-    ingress: Vec<(Site, HttpServer)>,
-    /// Runs the ingresses.
-    runtime: tokio::runtime::Runtime,
 }
 
 impl Lab {
@@ -182,13 +174,8 @@ impl Lab {
         let net = Net::start(&Site::NETS, resolver == Resolver::Bind)?;
         let mut lab = Lab {
             resolver,
+            ingress: Ingresses::new(),
             net,
-            ingress: Vec::new(),
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("tokio runtime"),
         };
         lab.write_configs();
         for site in Site::ALL {
@@ -229,16 +216,10 @@ impl Lab {
         // One config for both instances; each overrides its addresses and state dir through
         // the environment (SIGNPOST__DNS__LISTEN, …) as a container deployment would.
         let mut conf = format!(
-            "[dns]\nlisten = [\"127.0.0.1:5300\"]\nudp_sockets = 1\n\n\
-             [admin]\nlisten = \"127.0.0.1:8053\"\ntoken_file = \"{d}/admin.token\"\n\n\
-             [zones]\ndir = \"{d}/zones\"\n\n[state]\ndir = \"{d}/state\"\n\n\
-             [monitors.ingress]\nprotocol = \"http\"\nport = 80\npath = \"/\"\n\
-             interval = \"{}\"\ntimeout = \"{}\"\ntolerated_failures = {TOLERATED_FAILURES}\n\
-             rise = {RISE}\n\n\
-             [[sites]]\nname = \"site-a\"\n[[sites]]\nname = \"site-b\"\n\n\
+            "{}{}[[sites]]\nname = \"site-a\"\n[[sites]]\nname = \"site-b\"\n\n\
              [profiles.\"{APP}\"]\nmethod = \"weighted\"\nttl = {}\nmonitor = \"ingress\"\n",
-            humantime::format_duration(INTERVAL),
-            humantime::format_duration(PROBE_TIMEOUT),
+            self.net.config_head(),
+            netns::monitor_toml(),
             TTL.as_secs()
         );
         for (site, weight) in [(Site::A, WEIGHT_A), (Site::B, WEIGHT_B)] {
@@ -466,20 +447,12 @@ impl Lab {
 
     /// Starts (or restarts) `site`'s app.
     fn start_ingress(&mut self, site: Site) {
-        let listener = netns::bind_in(
-            &self.netns(site.name()),
-            SocketAddrV4::new(site.ingress(), 80),
-        );
-        let ingress = self.runtime.block_on(HttpServer::start_on(
-            listener,
-            always(ingress::Reply::Status(200, site.name())),
-        ));
-        self.ingress.push((site, ingress));
+        self.ingress.start(&self.net, site.net());
     }
 
     /// Stops `site`'s app: its port refuses connections from now on.
     fn stop_ingress(&mut self, site: Site) {
-        self.ingress.retain(|(s, _)| *s != site);
+        self.ingress.stop(site.net());
     }
 
     /// Takes `site`'s only link down, inside its namespace: its ingress and its signpost
@@ -568,13 +541,6 @@ impl Lab {
             std::thread::sleep(POLL);
         }
         panic!("the client did not see both sites again within {limit:?} (seen {seen:?})");
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The ingresses first; the network (processes, namespaces) goes with `net`.
-        self.ingress.clear();
     }
 }
 

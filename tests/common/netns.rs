@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::ingress::{self, HttpServer, always};
 use super::run_bounded;
 
 /// The delegated zone.
@@ -43,6 +44,29 @@ pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 pub(crate) const CORP_AUTH: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 53);
 /// The admin API's bearer token.
 pub(crate) const TOKEN: &str = "e2e-operator-token";
+
+// The probe settings of the end-to-end tests; docs/deploy.md records the failover times
+// measured with them.
+pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+pub(crate) const TOLERATED_FAILURES: u32 = 1;
+pub(crate) const RISE: u32 = 1;
+
+/// Worst-case detection: `interval × (tolerated_failures + 1) + timeout`.
+pub(crate) fn detection_worst() -> Duration {
+    INTERVAL * (TOLERATED_FAILURES + 1) + PROBE_TIMEOUT
+}
+
+/// `[monitors.ingress]`: HTTP on port 80 with the settings above.
+pub(crate) fn monitor_toml() -> String {
+    format!(
+        "[monitors.ingress]\nprotocol = \"http\"\nport = 80\npath = \"/\"\n\
+         interval = \"{}\"\ntimeout = \"{}\"\ntolerated_failures = {TOLERATED_FAILURES}\n\
+         rise = {RISE}\n\n",
+        humantime::format_duration(INTERVAL),
+        humantime::format_duration(PROBE_TIMEOUT),
+    )
+}
 
 /// A site's addresses: `198.18.<octet>.x`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +238,42 @@ pub(crate) fn bind_in(netns: &str, addr: SocketAddrV4) -> TcpListener {
         .unwrap_or_else(|e| panic!("ingress {addr} in {netns}: {e}"))
 }
 
+/// The sites' apps: an HTTP server on each site's ingress address, port 80, answering
+/// `200 <site name>`.
+pub(crate) struct Ingresses {
+    servers: Vec<(SiteNet, HttpServer)>,
+    /// Runs the servers.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Ingresses {
+    pub(crate) fn new() -> Ingresses {
+        Ingresses {
+            servers: Vec::new(),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
+        }
+    }
+
+    /// Starts (or restarts) `site`'s app, in `net`'s namespace for the site.
+    pub(crate) fn start(&mut self, net: &Net, site: SiteNet) {
+        let listener = bind_in(&net.netns(site.name), SocketAddrV4::new(site.ingress(), 80));
+        let server = self.runtime.block_on(HttpServer::start_on(
+            listener,
+            always(ingress::Reply::Status(200, site.name)),
+        ));
+        self.servers.push((site, server));
+    }
+
+    /// Stops `site`'s app: its port refuses connections from now on.
+    pub(crate) fn stop(&mut self, site: SiteNet) {
+        self.servers.retain(|(s, _)| *s != site);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // DNS answers as dig shows them.
 
@@ -366,6 +426,18 @@ impl Net {
             format!("nameserver {RESOLVER}\noptions timeout:4 attempts:2\n"),
         )
         .expect("client resolv.conf");
+    }
+
+    /// The start of every signpost's config: DNS and admin on loopback (each instance
+    /// moves them to its site's address with `SIGNPOST__…` variables), the bearer token,
+    /// the zones, a state dir (moved the same way).
+    pub(crate) fn config_head(&self) -> String {
+        let d = self.dir.path().display();
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:5300\"]\nudp_sockets = 1\n\n\
+             [admin]\nlisten = \"127.0.0.1:8053\"\ntoken_file = \"{d}/admin.token\"\n\n\
+             [zones]\ndir = \"{d}/zones\"\n\n[state]\ndir = \"{d}/state\"\n\n"
+        )
     }
 
     /// The zone the signposts serve: [`ZONE`]'s SOA and one NS (with its address) per site.
