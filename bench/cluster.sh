@@ -12,8 +12,13 @@
 #      $FLIP_PER_MILLE ‰ of them between 200 and 503 every second. After $WARMUP s, over
 #      $WINDOW s: each node's CPU (utime+stime of every thread, /proc/PID/stat) and its
 #      gossip bytes sent and received (nft counters on the output hook matching its
-#      gossip port: every UDP datagram with IP and UDP headers). The same probes on one
-#      node without [cluster] give the baseline CPU.
+#      gossip port: every UDP datagram with IP and UDP headers), with its probes and
+#      status transitions per second (from /metrics) to show the probes kept their
+#      schedule. The same probes on one node without [cluster] give the baseline CPU.
+#      A flipped target changes status at its next probe, so the interval sets only the
+#      delay, not the rate of changes (about 1 %/s of the targets, less the few that flip
+#      back within one interval); 30 s keeps three nodes' 10,000 probes on schedule on a
+#      shared 2-core machine.
 #   3. partition: node N's gossip dropped both ways (nft) for $PARTITION s while site s1
 #      is drained at node 1 and s2 at node N; then the time from healing until every node
 #      shows both drains, and until every node lists N live nodes; $PARTITION_RUNS runs.
@@ -29,7 +34,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 quick_defaults DRAINS=10 TARGETS=1000 WARMUP=15 WINDOW=10 PARTITION=10 PARTITION_RUNS=1
-defaults DRAINS=50 PROPAGATE_NODES="3 5" LOAD_NODES=3 TARGETS=10000 INTERVAL=10s \
+defaults DRAINS=50 PROPAGATE_NODES="3 5" LOAD_NODES=3 TARGETS=10000 INTERVAL=30s \
   FLIP_PER_MILLE=10 WARMUP=40 WINDOW=30 PARTITION=30 PARTITION_NODES=3 PARTITION_RUNS=3 \
   PARTS="propagate load partition" LOAD_MODES="cluster alone"
 
@@ -163,6 +168,10 @@ for i, pid in enumerate(b["ticks"]):
         "cpu_pct": round(100 * (a["ticks"][pid] - b["ticks"][pid]) / hz / dt, 1),
         "gossip_tx_Bps": round((a["tx"][port] - b["tx"][port]) / dt),
         "gossip_rx_Bps": round((a["rx"][port] - b["rx"][port]) / dt),
+        "probes_per_s": round((a["metrics"][port]["signpost_probe_results_total"]
+                               - b["metrics"][port]["signpost_probe_results_total"]) / dt),
+        "transitions_per_s": round((a["metrics"][port]["signpost_status_transitions_total"]
+                                    - b["metrics"][port]["signpost_status_transitions_total"]) / dt, 1),
     })
 print(json.dumps({"load": mode, "nodes": n, "targets": targets, "window_s": round(dt, 1), "per_node": nodes}))
 EOF

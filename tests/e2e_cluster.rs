@@ -35,7 +35,7 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
@@ -124,16 +124,20 @@ struct Lab {
     /// Dropped before `net` (the processes, the namespaces).
     ingress: Ingresses,
     net: Net,
+    /// Held until everything else is gone.
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 impl Lab {
     /// The three sites, their ingresses and signposts in one cluster, BIND; waits until
     /// every instance lists the three live and answers every site. `None` when skipped.
     fn start() -> Option<Lab> {
+        let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let net = Net::start(&SITES, true)?;
         let mut lab = Lab {
             ingress: Ingresses::new(),
             net,
+            _one_at_a_time: one,
         };
         lab.write_configs();
         for site in SITES {
@@ -506,7 +510,6 @@ fn report(line: &str) {
 /// client's through BIND; an undrain at site-c's brings site-a back as fast.
 #[test]
 fn drain_at_one_instance_applies_at_every_instance() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(lab) = Lab::start() else {
         return;
     };
@@ -544,7 +547,6 @@ fn drain_at_one_instance_applies_at_every_instance() {
 /// down every instance drops it within detection + 1 s.
 #[test]
 fn a_broken_path_from_one_site_does_not_drop_a_healthy_site() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut lab) = Lab::start() else {
         return;
     };
@@ -606,7 +608,6 @@ fn a_broken_path_from_one_site_does_not_drop_a_healthy_site() {
 /// healing.
 #[test]
 fn a_partition_keeps_both_sides_serving_and_heals() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(lab) = Lab::start() else {
         return;
     };
@@ -682,7 +683,6 @@ fn a_partition_keeps_both_sides_serving_and_heals() {
 /// back from its peers.
 #[test]
 fn a_node_restarted_empty_gets_the_drains_back() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut lab) = Lab::start() else {
         return;
     };
@@ -722,7 +722,6 @@ fn a_node_restarted_empty_gets_the_drains_back() {
 /// for the three.
 #[test]
 fn an_instance_with_another_key_never_joins() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut lab) = Lab::start() else {
         return;
     };

@@ -24,8 +24,9 @@ gossip 7900+i. Its admin token is in WORK/admin.token.
       N live nodes again, is measured. Undrains both after each run.
 
   cluster.py sample PID... -- PORT...
-      Prints utime+stime ticks of each PID and the nft byte counters (sent, received) of
-      each gossip PORT as JSON.
+      Prints utime+stime ticks of each PID (node 1, 2, …), the nft byte counters (sent,
+      received) of each gossip PORT, and each node's probe results and status transitions
+      so far (sums over /metrics) as JSON.
 """
 
 import ipaddress
@@ -241,9 +242,23 @@ def partition(work, n, seconds, runs):
     print(json.dumps({"nodes": n, "partition_s": seconds, "runs": results}))
 
 
+def metric_sums(i, names):
+    """The sum over every label set of each metric family in `names` at node i."""
+    sums = dict.fromkeys(names, 0.0)
+    url = f"{admin(i)}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in sums:
+                sums[name] += float(line.rsplit(" ", 1)[1])
+    return sums
+
+
 def sample(args):
     sep = args.index("--")
     pids, ports = args[:sep], args[sep + 1:]
+    families = ("signpost_probe_results_total", "signpost_status_transitions_total")
+    metrics = {str(7901 + k): metric_sums(k + 1, families) for k in range(len(pids))}
     ticks = {}
     for p in pids:
         with open(f"/proc/{p}/stat", encoding="ascii") as f:
@@ -266,6 +281,7 @@ def sample(args):
         "ticks": ticks,
         "tx": {p: counters.get(f"tx-{p}", 0) for p in ports},
         "rx": {p: counters.get(f"rx-{p}", 0) for p in ports},
+        "metrics": metrics,
     }))
 
 
