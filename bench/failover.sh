@@ -20,9 +20,21 @@
 # Env:   FAULTS="refused hung 503" SERVERS="signpost-2s gdnsd signpost-500ms"
 #        SIGNPOST_BIN (skip the build) KEEP=1 (keep $WORK)
 # Targets: signpost-2s no slower than gdnsd; signpost-500ms <= 1.5 s.
+#
+# VIEW=client bench/failover.sh: the client view (issue 18), at the default monitor and
+# TTL, with fast confirmation and health-aware TTL on and off in the same run: the time
+# from the fault to the last answer holding the dead address, straight from signpost and
+# through Unbound and BIND as the corporate resolver. See bench/lib/failover_client.sh
+# (RUNS=5, about 2 minutes a trial).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+if [ "${VIEW:-server}" = client ]; then
+  # shellcheck source=lib/failover_client.sh
+  source "$LIB/failover_client.sh"
+  exit 0
+fi
 
 quick_defaults RUNS=1 WINDOW=12
 defaults RUNS=3 WINDOW=15 WATCH_MS=10 FAULTS="refused hung 503" \

@@ -41,11 +41,30 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
             e.to_string(),
         ));
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let mut model = crate::model::compile(&config, zones, generation)?;
-    model.fingerprint = fingerprint(&config);
+    // The model's checks (names that must exist, addresses, zones) run even after
+    // problems in single values, so that one `check` reports every problem.
+    let model = match crate::model::compile(&config, zones, generation) {
+        Ok(mut model) if problems.is_empty() => {
+            model.fingerprint = fingerprint(&config);
+            model
+        }
+        Ok(_) => return Err(problems),
+        Err(more) => {
+            for p in more.0 {
+                // A key already reported bad is not blamed again as a consequence.
+                let echo = !p.location.is_empty()
+                    && problems.0.iter().any(|q| {
+                        q.file == p.file
+                            && !q.location.is_empty()
+                            && p.location.starts_with(&q.location)
+                    });
+                if !echo {
+                    problems.push(p);
+                }
+            }
+            return Err(problems);
+        }
+    };
     let snapshot = crate::status::initial_snapshot(Arc::new(model));
     Ok(Loaded { config, snapshot })
 }
@@ -154,8 +173,11 @@ pub fn serve(path: &Path) -> i32 {
     let loaded = match load(path, 1) {
         Ok(l) => l,
         Err(problems) => {
-            eprintln!("{problems}");
-            eprintln!(
+            // Through the log, so that `--log-format json` is JSON from the first line.
+            for p in &problems.0 {
+                error!(file = %p.file.display(), key = %p.location, "{p}");
+            }
+            error!(
                 "{}: {} error(s); not starting",
                 path.display(),
                 problems.len()
@@ -170,7 +192,7 @@ pub fn serve(path: &Path) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            error!("cannot start the runtime: {e}");
             return 1;
         }
     };
@@ -181,6 +203,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let Loaded { config, snapshot } = loaded;
     let config = release_parsed_profiles(config);
     let metrics_handle = crate::metrics::install();
+    crate::metrics::loaded(SystemTime::now());
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
@@ -333,7 +356,9 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     );
 
     let (commands, commands_rx) = mpsc::channel::<Command>(64);
+    let token_cell = Arc::new(arc_swap::ArcSwapOption::from(token.map(Arc::new)));
     let controller = Controller {
+        token: token_cell.clone(),
         config_path,
         config,
         events: events.clone(),
@@ -347,7 +372,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let admin_state = Arc::new(AdminState {
         snapshot: shared.clone(),
         commands,
-        token,
+        token: token_cell,
         metrics: metrics_handle.clone(),
         cluster: cluster.clone(),
     });
@@ -410,6 +435,8 @@ struct Controller {
     scheduler_options: SchedulerOptions,
     probe_rt: tokio::runtime::Handle,
     shared: Shared,
+    /// The admin API's bearer token: read again from `admin.token_file` on every reload.
+    token: Arc<arc_swap::ArcSwapOption<String>>,
 }
 
 impl Controller {
@@ -541,9 +568,20 @@ impl Controller {
                     self.events.clone(),
                     self.scheduler_options,
                 ));
+                // `load` read and checked the token file.
+                let token = admin_token(&config).ok().flatten();
+                let token_changed = self.token.load().as_deref() != token.as_ref();
+                if token_changed {
+                    self.token.store(token.map(Arc::new));
+                    info!(caller, "the admin token changed: the new one is in force");
+                }
                 self.config = release_parsed_profiles(config);
+                crate::metrics::loaded(SystemTime::now());
                 info!(caller, generation, "reloaded");
                 let mut message = format!("reloaded: serving generation {generation}");
+                if token_changed {
+                    message.push_str("; the admin token changed: the old one no longer works");
+                }
                 if !restart.is_empty() {
                     message.push_str(&format!("; {restart}"));
                 }
@@ -580,8 +618,9 @@ fn restart_needed(old: &Config, new: &Config) -> String {
     if old.dns != new.dns {
         keys.push("dns");
     }
-    if old.admin != new.admin {
-        keys.push("admin");
+    // The token file is read again on every reload; the listener needs a restart.
+    if old.admin.listen != new.admin.listen {
+        keys.push("admin.listen");
     }
     if old.state != new.state {
         keys.push("state.dir");

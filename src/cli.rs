@@ -69,8 +69,10 @@ pub enum Command {
     Undrain {
         #[command(flatten)]
         api: ApiArgs,
+        /// Site to undrain (also one the config no longer has, while a drain for it is stored).
         #[arg(long, required_unless_present = "endpoint")]
         site: Option<String>,
+        /// One endpoint instead: PROFILE/ENDPOINT, e.g. app.gslb.example/seattle.
         #[arg(long, conflicts_with = "site")]
         endpoint: Option<String>,
     },
@@ -86,6 +88,9 @@ pub enum Command {
         /// Client address (or ECS subnet, e.g. 10.20.1.0/24).
         #[arg(long)]
         client: String,
+        /// Print the API's JSON document instead of the readable trace.
+        #[arg(long)]
+        json: bool,
     },
     /// Reload the config and zones of a running server (a bad config keeps the old one serving).
     Reload {
@@ -166,6 +171,9 @@ pub enum CliError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Call(#[from] CallError),
+    /// The server's status document does not read as one (a different program?).
+    #[error("the admin API's status document does not parse: {0}")]
+    Document(serde_json::Error),
 }
 
 impl ApiArgs {
@@ -181,5 +189,37 @@ impl ApiArgs {
             base: self.admin.clone(),
             token: token.map(|t| t.trim().to_owned()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "signpost", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

@@ -1,7 +1,7 @@
 use clap::Parser;
 use hyper::Method;
 use serde_json::json;
-use signpost::admin::client::{drain_path, status_table};
+use signpost::admin::client::{drain_path, explain_text, status_table};
 use signpost::cli::{Cli, CliError, Command, LogFormat};
 
 fn main() {
@@ -47,7 +47,8 @@ fn client(cmd: Command) -> Result<(), CliError> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                print!("{}", status_table(&v));
+                let doc = serde_json::from_value(v).map_err(CliError::Document)?;
+                print!("{}", status_table(&doc));
                 // An older server has no cluster view: say nothing of it.
                 if let Ok(c) = api.call(Method::GET, "/api/v1/cluster", None)
                     && let Ok(doc) = serde_json::from_value(c)
@@ -85,6 +86,7 @@ fn client(cmd: Command) -> Result<(), CliError> {
             name,
             qtype,
             client,
+            json,
         } => {
             let path = format!(
                 "/api/v1/explain?name={}&type={}&client={}",
@@ -93,7 +95,11 @@ fn client(cmd: Command) -> Result<(), CliError> {
                 signpost::admin::page::urlenc(&client)
             );
             let v = api.api()?.call(Method::GET, &path, None)?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", explain_text(&v));
+            }
         }
         Command::Reload { api } => {
             let v = api.api()?.call(Method::POST, "/api/v1/reload", None)?;
@@ -115,8 +121,13 @@ fn client(cmd: Command) -> Result<(), CliError> {
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal, and never with NO_COLOR set
+    // (https://no-color.org): a log file or journal gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

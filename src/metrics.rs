@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::base::Status;
 use crate::base::Transport;
 use crate::base::{Rcode, Rtype};
 use crate::snapshot::Snapshot;
@@ -20,12 +21,18 @@ use crate::snapshot::Snapshot;
 pub const QUERIES: &str = "signpost_dns_queries_total";
 pub const ANSWERS: &str = "signpost_answers_total";
 pub const ENDPOINT_STATUS: &str = "signpost_endpoint_status";
+pub const SHORT_TTL_ANSWERS: &str = "signpost_short_ttl_answers_total";
 pub const PROBE_DURATION: &str = "signpost_probe_duration_seconds";
 pub const PROBE_RESULTS: &str = "signpost_probe_results_total";
 pub const TRANSITIONS: &str = "signpost_status_transitions_total";
 pub const RELOADS: &str = "signpost_reloads_total";
 pub const GENERATION: &str = "signpost_config_generation";
 pub const DRAINS_ACTIVE: &str = "signpost_drains_active";
+pub const BUILD_INFO: &str = "signpost_build_info";
+pub const ENDPOINT_RTT: &str = "signpost_endpoint_rtt_seconds";
+pub const LAST_SUCCESS: &str = "signpost_probe_last_success_timestamp_seconds";
+pub const PROFILE_ALL_DOWN: &str = "signpost_profile_all_down";
+pub const LAST_RELOAD_SUCCESS: &str = "signpost_last_reload_success_timestamp_seconds";
 
 /// Installs the global recorder (once per process) and returns the handle that renders
 /// `/metrics`.
@@ -73,6 +80,20 @@ fn describe() {
         DRAINS_ACTIVE,
         "Operator drains in force (sites and endpoints)"
     );
+    describe_gauge!(
+        LAST_RELOAD_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the last successful config load (at start or by a reload)"
+    );
+}
+
+/// Records a successful config load (start or reload) at `now`.
+pub fn loaded(now: std::time::SystemTime) {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::gauge!(LAST_RELOAD_SUCCESS).set(secs);
 }
 
 const QTYPES: [(Rtype, &str); 12] = [
@@ -231,7 +252,8 @@ pub fn render_queries(out: &mut String) {
     }
 }
 
-/// Appends `signpost_answers_total` (endpoints that answered at least once) and
+/// Appends `signpost_answers_total` (endpoints that answered at least once),
+/// `signpost_short_ttl_answers_total` (profiles that answered short at least once) and
 /// `signpost_endpoint_status` (every endpoint, 1 for its current status) to a `/metrics`
 /// page, from `snap`.
 pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
@@ -256,24 +278,172 @@ pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "# HELP {ENDPOINT_STATUS} 1 for the endpoint's current status (labels profile, endpoint, site, status)\n# TYPE {ENDPOINT_STATUS} gauge"
+        "# HELP {SHORT_TTL_ANSWERS} Profile answers given with a TTL shortened because a profile was unstable (ttl_unstable), by profile\n# TYPE {SHORT_TTL_ANSWERS} counter"
+    );
+    for p in &m.profiles {
+        let n = p.short_ttl_answers.get();
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "{SHORT_TTL_ANSWERS}{{profile=\"{}\"}} {n}",
+                Escaped(&p.key)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {ENDPOINT_STATUS} 1 for the endpoint's current status, 0 for the others: one series per endpoint and status (checking_endpoint, online, degraded, disabled, always_serve)\n# TYPE {ENDPOINT_STATUS} gauge"
     );
     for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
         for (e, st) in p.endpoints.iter().zip(states) {
             let site = e.site.map_or("", |s| m.sites[s as usize].as_str());
-            let _ = writeln!(
-                out,
-                "{ENDPOINT_STATUS}{{profile=\"{}\",endpoint=\"{}\",site=\"{}\",status=\"{}\"}} 1",
-                Escaped(&p.key),
-                Escaped(&e.name),
-                Escaped(site),
-                st.status.as_str()
-            );
+            for s in Status::ALL {
+                let _ = writeln!(
+                    out,
+                    "{ENDPOINT_STATUS}{{profile=\"{}\",endpoint=\"{}\",site=\"{}\",status=\"{}\"}} {}",
+                    Escaped(&p.key),
+                    Escaped(&e.name),
+                    Escaped(site),
+                    s.label(),
+                    u8::from(st.status == s)
+                );
+            }
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {ENDPOINT_RTT} Smoothed round-trip time of the endpoint's successful probes from this instance\n# TYPE {ENDPOINT_RTT} gauge"
+    );
+    for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
+        for (e, st) in p.endpoints.iter().zip(states) {
+            if let Some(rtt) = st.rtt {
+                let _ = writeln!(
+                    out,
+                    "{ENDPOINT_RTT}{{profile=\"{}\",endpoint=\"{}\"}} {}",
+                    Escaped(&p.key),
+                    Escaped(&e.name),
+                    rtt.as_secs_f64()
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {LAST_SUCCESS} Unix time the endpoint's last successful probe started\n# TYPE {LAST_SUCCESS} gauge"
+    );
+    for p in &m.profiles {
+        for e in &p.endpoints {
+            let at = e
+                .target
+                .and_then(|t| snap.health.targets.get(t as usize))
+                .and_then(|t| t.last_success);
+            if let Some(at) = at {
+                let secs = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                let _ = writeln!(
+                    out,
+                    "{LAST_SUCCESS}{{profile=\"{}\",endpoint=\"{}\"}} {secs}",
+                    Escaped(&p.key),
+                    Escaped(&e.name),
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {PROFILE_ALL_DOWN} 1 while no endpoint of the profile is eligible and all_down decides the answer\n# TYPE {PROFILE_ALL_DOWN} gauge"
+    );
+    for (pi, p) in m.profiles.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{PROFILE_ALL_DOWN}{{profile=\"{}\"}} {}",
+            Escaped(&p.key),
+            u8::from(crate::policy::all_down_fallback(snap, pi as u32))
+        );
     }
 }
 
-/// A label value in the Prometheus text format: `\`, `"` and newlines escaped.
+/// `signpost_build_info` and the `process_*` families (from /proc).
+pub fn render_process(out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "# HELP {BUILD_INFO} Always 1; the version of signpost in its label\n# TYPE {BUILD_INFO} gauge\n\
+         {BUILD_INFO}{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let Some(p) = process::read() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+         # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n\
+         # HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+         # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n\
+         # HELP process_virtual_memory_bytes Virtual memory size in bytes.\n\
+         # TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes {}\n\
+         # HELP process_open_fds Number of open file descriptors.\n\
+         # TYPE process_open_fds gauge\nprocess_open_fds {}\n\
+         # HELP process_max_fds Maximum number of open file descriptors.\n\
+         # TYPE process_max_fds gauge\nprocess_max_fds {}\n\
+         # HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n\
+         # TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
+        p.cpu_seconds, p.resident_bytes, p.virtual_bytes, p.open_fds, p.max_fds, p.start_time
+    );
+}
+
+/// The process's own figures, the way Prometheus client libraries read them on Linux.
+mod process {
+    pub(super) struct Figures {
+        pub(super) cpu_seconds: f64,
+        pub(super) resident_bytes: u64,
+        pub(super) virtual_bytes: u64,
+        pub(super) open_fds: u64,
+        pub(super) max_fds: u64,
+        pub(super) start_time: f64,
+    }
+
+    pub(super) fn read() -> Option<Figures> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // f[0] is field 3 (state): field n is f[n - 3].
+        let num = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        // SAFETY: sysconf only reads a configuration value.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+        let page = if page > 0 { page as u64 } else { 4096 };
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or(0);
+        Some(Figures {
+            cpu_seconds: (num(14)? + num(15)?) as f64 / ticks,
+            virtual_bytes: num(23)?,
+            resident_bytes: num(24)? * page,
+            open_fds,
+            max_fds,
+            start_time: boot as f64 + num(22)? as f64 / ticks,
+        })
+    }
+}
+
 struct Escaped<'a>(&'a str);
 
 impl std::fmt::Display for Escaped<'_> {

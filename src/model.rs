@@ -81,6 +81,8 @@ pub struct ProfileDef {
     pub wire: Box<[u8]>,
     pub method: Method,
     pub ttl: u32,
+    /// The TTL while the profile is unstable: min(`ttl`, `ttl_unstable`).
+    pub ttl_unstable: u32,
     pub all_down: AllDown,
     pub max_answers: u32,
     /// performance: fraction of the best RTT within which endpoints tie.
@@ -102,6 +104,9 @@ pub struct ProfileDef {
     pub client_nets: NetSet,
     /// Whether a country or continent decides (so the MaxMind DB is consulted).
     pub uses_geoip: bool,
+    /// Answers given with a TTL shortened because a profile was unstable
+    /// (`signpost_short_ttl_answers_total`).
+    pub short_ttl_answers: AnswerCounter,
 }
 
 /// What an endpoint answers with.
@@ -159,6 +164,8 @@ pub struct ProbeTarget {
     pub timeout: Duration,
     pub tolerated_failures: u32,
     pub rise: u32,
+    /// Fast confirmation pace (see `MonitorSpec::retry_interval`).
+    pub retry_interval: Duration,
     pub tls: TlsSpec,
     /// HTTP(S): probe over a kept-alive connection when one is open (`reuse_connection`).
     pub reuse_connection: bool,
@@ -283,6 +290,15 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
                 format!("{} is out of range; use 1 to 86400 seconds", spec.ttl),
             );
         }
+        if !(1..=86400).contains(&spec.ttl_unstable) {
+            bad(
+                format!("{at}.ttl_unstable"),
+                format!(
+                    "{} is out of range; use 1 to 86400 seconds (ttl_unstable = ttl turns health-aware TTLs off)",
+                    spec.ttl_unstable
+                ),
+            );
+        }
         if spec.endpoints.is_empty() {
             bad(
                 format!("{at}.endpoints"),
@@ -346,6 +362,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             wire,
             method: spec.method,
             ttl: spec.ttl,
+            ttl_unstable: spec.ttl_unstable.min(spec.ttl),
             all_down: spec.all_down,
             max_answers: spec
                 .max_answers
@@ -365,6 +382,7 @@ pub fn compile(config: &Config, mut zones: Vec<Zone>, generation: u64) -> Result
             geo_index: FxHashMap::default(),
             client_nets: NetSet::default(),
             uses_geoip: false,
+            short_ttl_answers: AnswerCounter::default(),
         });
         origins.push(origin);
     }
@@ -555,7 +573,10 @@ fn compile_endpoint(
                     .split(['.', '['])
                     .next()
                     .unwrap_or_default();
-                if set.contains(&field) || (field == "port" && set.contains(&"protocol")) {
+                // A problem of a key the override does not set, caused by one it does.
+                let caused = (field == "port" && set.contains(&"protocol"))
+                    || (field == "retry_interval" && set.contains(&"interval"));
+                if set.contains(&field) || caused {
                     fail(key, msg);
                 }
             });
@@ -607,6 +628,7 @@ fn compile_endpoint(
                 timeout: m.timeout.0,
                 tolerated_failures: m.tolerated_failures,
                 rise: m.rise.max(1),
+                retry_interval: m.retry_interval(),
                 tls: m.tls.clone(),
                 reuse_connection: m.reuse_connection && m.protocol != Protocol::Tcp,
             };
@@ -658,6 +680,9 @@ fn apply_override(m: &MonitorSpec, o: Option<&crate::config::MonitorOverride>) -
         tls,
         reuse_connection
     );
+    if o.retry_interval.is_some() {
+        m.retry_interval = o.retry_interval;
+    }
     if o.port.is_some() {
         m.port = o.port;
     }

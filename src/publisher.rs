@@ -158,6 +158,8 @@ pub struct Publisher {
     reload: Option<Arc<ReloadReport>>,
     /// Answers to send after the next publish.
     replies: Vec<Reply>,
+    /// See [`Publisher::next_stable`].
+    next_stable: Option<SystemTime>,
     /// The other instances, when this one is part of a cluster.
     cluster: Option<ClusterLink>,
 }
@@ -287,6 +289,7 @@ impl Publisher {
             reload: None,
             replies: Vec::new(),
             cluster: None,
+            next_stable: None,
         };
         p.reset_history(SystemTime::UNIX_EPOCH);
         p
@@ -571,12 +574,16 @@ impl Publisher {
             return Change::None;
         };
         let first = h.last.is_none();
+        let was_ok = h.last.as_ref().map(|l| l.ok);
         let reason = r.outcome.reason.map(Arc::<str>::from);
         let flip = h.record(r.at, now, r.outcome.ok, r.outcome.rtt, reason);
         if first {
             self.probed += 1;
         }
-        if flip.is_some() || (first && self.probed == self.health.len()) {
+        // A first failure (or the success after one) changes the answers' TTL
+        // (`status::stability`) even when the status holds.
+        let turned = was_ok.is_some_and(|ok| ok != r.outcome.ok);
+        if flip.is_some() || turned || (first && self.probed == self.health.len()) {
             Change::Status
         } else {
             Change::Info
@@ -655,12 +662,14 @@ impl Publisher {
     /// The snapshot for the current state at `now`, with endpoint history as of the last
     /// publish.
     pub fn rebuild(&self, now: SystemTime) -> Snapshot {
-        self.assemble(&self.derive(now))
+        self.assemble(&self.derive(now), now)
     }
 
-    fn assemble(&self, derived: &Derived) -> Snapshot {
+    fn assemble(&self, derived: &Derived, now: SystemTime) -> Snapshot {
         let endpoints =
             status::endpoint_states(&self.model, derived, |t| self.health[t as usize].rtt.get());
+        let latest_failed = |t: u32| self.health[t as usize].last.as_ref().is_some_and(|l| !l.ok);
+        let profiles = status::stability(&self.model, derived, latest_failed, &self.history, now);
         let health = HealthView {
             targets: self.health.iter().map(TargetHealth::view).collect(),
             endpoints: self.history.clone(),
@@ -669,10 +678,17 @@ impl Publisher {
         Snapshot {
             model: self.model.clone(),
             endpoints,
+            profiles,
             drains: Arc::new(self.drains.clone()),
             reload: self.reload.clone(),
             health: Arc::new(health),
         }
+    }
+
+    /// When the next profile becomes stable again by time alone (one `ttl` after its last
+    /// status change), as of the last publish: the writer publishes again then.
+    pub fn next_stable(&self) -> Option<SystemTime> {
+        self.next_stable
     }
 
     /// Derives every endpoint's state at `now`, logs and counts each status change since
@@ -697,10 +713,16 @@ impl Publisher {
                 self.published[pi][ei] = d.status;
                 let endpoint = &profile.endpoints[ei];
                 log_transition(&profile.key, &endpoint.name, before, d.status, &d.reason);
-                metrics::counter!(m::TRANSITIONS, "to" => d.status.as_str()).increment(1);
+                metrics::counter!(m::TRANSITIONS, "to" => d.status.label()).increment(1);
             }
         }
-        let snapshot = self.assemble(&derived);
+        let snapshot = self.assemble(&derived, now);
+        self.next_stable = snapshot
+            .profiles
+            .iter()
+            .filter_map(|p| p.changed_until)
+            .filter(|&u| u > now)
+            .min();
         self.shared.store(Arc::new(snapshot));
         for r in self.replies.drain(..) {
             r.send();
@@ -730,6 +752,10 @@ impl Publisher {
             .iter()
             .map(|p| {
                 let old = self.model.profile(&p.key).map(|(i, _)| i as usize);
+                if let Some(op) = old {
+                    p.short_ttl_answers
+                        .carry_from(&self.model.profiles[op].short_ttl_answers);
+                }
                 p.endpoints
                     .iter()
                     .map(|e| {
@@ -790,8 +816,19 @@ impl Publisher {
         metrics::gauge!(m::GENERATION).set(self.model.generation as f64);
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
         let mut last_publish = start;
-        let mut due: Option<TokioInstant> =
-            self.drains.ramping(wall_start).then(|| start + RAMP_STEP);
+        // A profile becomes stable again one ttl after its last status change: publish then.
+        let stable_at = |p: &Self| {
+            p.next_stable
+                .map(|w| start + w.duration_since(wall_start).unwrap_or_default())
+        };
+        let earliest = |a: Option<TokioInstant>, b: Option<TokioInstant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut due: Option<TokioInstant> = earliest(
+            self.drains.ramping(wall_start).then(|| start + RAMP_STEP),
+            stable_at(&self),
+        );
         loop {
             let event = match due {
                 None => events.recv().await,
@@ -830,6 +867,7 @@ impl Publisher {
                 self.publish(at);
                 last_publish = now;
                 due = self.drains.ramping(at).then(|| now + RAMP_STEP);
+                due = earliest(due, stable_at(&self));
             }
         }
     }
@@ -1021,10 +1059,10 @@ interval = "1s"
             Status::Online
         );
 
-        // tolerated_failures = 1: the first failure is tolerated (nothing to publish), the
-        // second is not: a, a-too, and top's nested endpoint (its child now has too few
-        // endpoints up) change.
-        for (change, published) in [(Change::Info, 0), (Change::Status, 3)] {
+        // tolerated_failures = 1: the first failure is tolerated (no status changes, but
+        // the answers' TTL does: published promptly), the second is not: a, a-too, and
+        // top's nested endpoint (its child now has too few endpoints up) change.
+        for (change, published) in [(Change::Status, 0), (Change::Status, 3)] {
             let failure = probe(1, t, false, "status 503 not in 200-299");
             assert_eq!(p.apply(failure, now, SystemTime::now()), change);
             assert_eq!(p.publish(SystemTime::now()), published);
@@ -1259,9 +1297,12 @@ interval = "1s"
         };
         let text = page();
         for line in [
-            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="Online"} 1"#,
-            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="off",site="",status="Disabled"} 1"#,
-            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="b",site="",status="CheckingEndpoint"} 1"#,
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="online"} 1"#,
+            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="off",site="",status="disabled"} 1"#,
+            r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="b",site="",status="checking_endpoint"} 1"#,
+            // One series per state: the others are 0.
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="degraded"} 0"#,
+            r#"signpost_endpoint_status{profile="static.gslb.example",endpoint="s",site="",status="checking_endpoint"} 0"#,
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
@@ -1284,7 +1325,7 @@ interval = "1s"
         let text = page();
         assert!(!text.contains(r#"endpoint="b""#), "{text}");
         assert!(
-            text.contains(r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="c",site="",status="CheckingEndpoint"} 1"#),
+            text.contains(r#"signpost_endpoint_status{profile="app.gslb.example",endpoint="c",site="",status="checking_endpoint"} 1"#),
             "{text}"
         );
         let carried = format!(
@@ -1361,6 +1402,174 @@ interval = "1s"
         assert_eq!(s.reload.as_ref().map(|r| r.ok), Some(true));
         assert_eq!(status(&s, "static.gslb.example", "s"), Status::Disabled);
 
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    const TWO_SITES: &str = r#"
+[monitors.web]
+port = 8080
+tolerated_failures = 1
+rise = 2
+interval = "1s"
+
+[profiles."app.gslb.example"]
+monitor = "web"
+ttl = 30
+ttl_unstable = 5
+[[profiles."app.gslb.example".endpoints]]
+name = "a"
+address = "192.0.2.1"
+[[profiles."app.gslb.example".endpoints]]
+name = "b"
+address = "192.0.2.2"
+
+[profiles."quiet.gslb.example"]
+monitor = "web"
+ttl = 20
+all_down = "nodata"
+[[profiles."quiet.gslb.example".endpoints]]
+name = "a"
+address = "192.0.2.1"
+"#;
+
+    /// (ttl now, reasons as `Unstable` kinds) of `profile` in `s`.
+    fn ttl_of(s: &Snapshot, profile: &str) -> (u32, Vec<&'static str>) {
+        let (pi, _) = s.model.profile(profile).unwrap();
+        let st = &s.profiles[pi as usize];
+        let kinds = st
+            .unstable
+            .iter()
+            .map(|u| match u {
+                crate::snapshot::Unstable::FailedProbe { .. } => "failed_probe",
+                crate::snapshot::Unstable::AllDown => "all_down",
+                crate::snapshot::Unstable::Changed { .. } => "changed",
+            })
+            .collect();
+        assert_eq!(s.ttl(pi), st.ttl);
+        (st.ttl, kinds)
+    }
+
+    /// The health-aware TTL rule, step by step, with the wall clock given.
+    #[test]
+    fn a_profile_is_unstable_while_a_failure_is_confirmed_and_one_ttl_after_a_change() {
+        let m = model(TWO_SITES, 1);
+        let (a, b) = (
+            target_of(&m, "app.gslb.example", "a"),
+            target_of(&m, "app.gslb.example", "b"),
+        );
+        let (mut p, shared) = publisher(m);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let now = Instant::now();
+        p.publish(t0);
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
+
+        // Both come Online at 0 s: a change, so short until 30 s.
+        assert_eq!(p.apply(probe(1, a, true, ""), now, at(0)), Change::Status);
+        assert_eq!(p.apply(probe(1, b, true, ""), now, at(0)), Change::Status);
+        p.publish(at(0));
+        let s = shared.load();
+        assert_eq!(
+            ttl_of(&s, "app.gslb.example"),
+            (5, vec!["changed", "changed"])
+        );
+        // ttl_unstable defaults to 5.
+        assert_eq!(ttl_of(&s, "quiet.gslb.example"), (5, vec!["changed"]));
+        assert_eq!(p.next_stable(), Some(at(20)), "quiet's ttl is 20");
+        p.publish(at(29));
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example").0, 5);
+        assert_eq!(ttl_of(&shared.load(), "quiet.gslb.example").0, 20);
+        assert_eq!(p.next_stable(), Some(at(30)));
+        p.publish(at(30));
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
+        assert_eq!(p.next_stable(), None);
+
+        // a fails once (tolerated): still Online, but its failure is being confirmed.
+        // The first failure is published at once (it changes the TTL), a routine
+        // success after a success is not.
+        assert_eq!(p.apply(probe(1, b, true, ""), now, at(40)), Change::Info);
+        assert_eq!(
+            p.apply(probe(1, a, false, "connection refused"), now, at(40)),
+            Change::Status
+        );
+        p.publish(at(40));
+        let s = shared.load();
+        assert_eq!(status(&s, "app.gslb.example", "a"), Status::Online);
+        assert_eq!(ttl_of(&s, "app.gslb.example"), (5, vec!["failed_probe"]));
+        let (pi, _) = s.model.profile("app.gslb.example").unwrap();
+        assert_eq!(
+            crate::status::unstable_reasons(&s, pi as usize),
+            ["endpoint a failed its latest probe (connection refused) and is being confirmed"]
+        );
+        // Confirmed: Degraded at 41 s; unstable until 71 s although a keeps failing.
+        p.apply(probe(1, a, false, "connection refused"), now, at(41));
+        p.publish(at(41));
+        assert_eq!(
+            status(&shared.load(), "app.gslb.example", "a"),
+            Status::Degraded
+        );
+        assert_eq!(
+            ttl_of(&shared.load(), "app.gslb.example"),
+            (5, vec!["changed"])
+        );
+        p.apply(probe(1, a, false, "connection refused"), now, at(50));
+        p.publish(at(70));
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example").0, 5);
+        p.publish(at(71));
+        assert_eq!(
+            ttl_of(&shared.load(), "app.gslb.example"),
+            (30, vec![]),
+            "a Degraded endpoint that keeps failing is in no answer"
+        );
+        // quiet's only endpoint is a: nothing eligible, but all_down = "nodata" serves
+        // nothing, so only the change counts.
+        assert_eq!(ttl_of(&shared.load(), "quiet.gslb.example"), (20, vec![]));
+
+        // b fails once: being confirmed; its recovery (a success) ends that at once.
+        p.apply(probe(1, b, false, "status 503"), now, at(80));
+        p.publish(at(80));
+        assert_eq!(
+            ttl_of(&shared.load(), "app.gslb.example"),
+            (5, vec!["failed_probe"])
+        );
+        assert_eq!(p.apply(probe(1, b, true, ""), now, at(81)), Change::Status);
+        p.publish(at(81));
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
+
+        // b Degraded too: every endpoint down, serve_all answers with both.
+        p.apply(probe(1, b, false, "status 503"), now, at(90));
+        p.apply(probe(1, b, false, "status 503"), now, at(91));
+        p.publish(at(91));
+        p.publish(at(200));
+        assert_eq!(
+            ttl_of(&shared.load(), "app.gslb.example"),
+            (5, vec!["all_down"])
+        );
+    }
+
+    /// In the event loop, the profile turns stable again one ttl after its last change
+    /// with no event to wake the writer: the loop schedules that publish itself.
+    #[tokio::test(start_paused = true)]
+    async fn run_republishes_when_a_profile_becomes_stable() {
+        let m = model(TWO_SITES, 1);
+        let (a, b) = (
+            target_of(&m, "app.gslb.example", "a"),
+            target_of(&m, "app.gslb.example", "b"),
+        );
+        let (p, shared) = publisher(m);
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(p.run(rx));
+        tx.send(probe(1, a, true, "")).await.unwrap();
+        tx.send(probe(1, b, true, "")).await.unwrap();
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example").0, 5);
+        // Published at status_delay (5 ms): stable at 30 s + 5 ms.
+        tokio::time::sleep_until(start + Duration::from_millis(30_004)).await;
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example").0, 5);
+        tokio::time::sleep_until(start + Duration::from_millis(30_006)).await;
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
         drop(tx);
         task.await.unwrap();
     }

@@ -3,7 +3,7 @@
 //! DNS workers load it per query and never lock.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -40,6 +40,44 @@ impl EndpointState {
     }
 }
 
+/// A profile's answer TTL as of one snapshot, and why it is short (DESIGN.md, "Health
+/// semantics": health-aware TTL). Decided by the writer when it publishes
+/// (`status::stability`), so the DNS path only reads `ttl`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProfileState {
+    /// The TTL of the profile's answers: `ttl`, or min(`ttl`, `ttl_unstable`) while the
+    /// profile is unstable.
+    pub ttl: u32,
+    /// Why the profile is unstable; empty when it is stable.
+    pub unstable: Vec<Unstable>,
+    /// When the last recent status change stops making the profile unstable (the writer
+    /// publishes again then).
+    pub changed_until: Option<SystemTime>,
+}
+
+impl ProfileState {
+    /// A stable profile answering with `ttl`.
+    pub fn stable(ttl: u32) -> Self {
+        Self {
+            ttl,
+            unstable: Vec::new(),
+            changed_until: None,
+        }
+    }
+}
+
+/// Why a profile is unstable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unstable {
+    /// An endpoint that answers (Online or CheckingEndpoint) failed its latest probe: it
+    /// is being confirmed. Index into the profile's endpoints.
+    FailedProbe { endpoint: u32 },
+    /// No endpoint is eligible and `all_down = "serve_all"` answers with every enabled one.
+    AllDown,
+    /// An endpoint changed status at `at`, less than one `ttl` ago.
+    Changed { endpoint: u32, at: SystemTime },
+}
+
 /// The outcome of the last reload attempt, shown by the status API and page.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ReloadReport {
@@ -58,6 +96,8 @@ pub struct Snapshot {
     pub model: Arc<Model>,
     /// Per profile, per endpoint (same order as the model).
     pub endpoints: Vec<Vec<EndpointState>>,
+    /// Per profile (same order as the model): the TTL its answers carry now, and why.
+    pub profiles: Vec<ProfileState>,
     /// Operator drains in force.
     pub drains: Arc<Drains>,
     /// The last reload attempt, if any since start.
@@ -75,6 +115,14 @@ impl Snapshot {
     /// The most specific served zone holding `qname` (lowercase wire form).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
         self.model.find_zone(qname)
+    }
+
+    /// The TTL of profile `profile`'s answers now (what the query path reads).
+    #[inline]
+    pub fn ttl(&self, profile: u32) -> u32 {
+        self.profiles
+            .get(profile as usize)
+            .map_or_else(|| self.model.profiles[profile as usize].ttl, |p| p.ttl)
     }
 
     pub fn zones(&self) -> &[Zone] {

@@ -12,14 +12,15 @@
 //! 6. else its probe target's status.
 
 use std::sync::{Arc, LazyLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::base::Status;
+use crate::config::AllDown;
 use crate::drain::Drains;
-use crate::health::{HealthView, TargetHealth};
+use crate::health::{EndpointView, HealthView, TargetHealth};
 // Compile rejects nesting cycles and nesting deeper than this; here it is a second guard.
 use crate::model::{Answer, MAX_NESTING, Model};
-use crate::snapshot::{EndpointState, Snapshot, WEIGHT_SCALE};
+use crate::snapshot::{EndpointState, ProfileState, Snapshot, Unstable, WEIGHT_SCALE};
 
 /// What the rule needs of one probe target: its status and why.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,6 +230,113 @@ pub fn endpoint_states(
         .collect()
 }
 
+/// The health-aware TTL rule (DESIGN.md, "Health semantics"): per profile, whether it is
+/// unstable at `now` and the TTL its answers carry. A profile is unstable while
+/// - an endpoint that answers (Online or CheckingEndpoint) failed its latest probe
+///   (`latest_failed`, per probe target): the failure is being confirmed;
+/// - no endpoint is eligible and `all_down = "serve_all"` answers anyway;
+/// - an endpoint changed status less than one `ttl` ago (`history`: when each endpoint
+///   entered its status, as published).
+///
+/// A Degraded or Disabled endpoint whose probes keep failing does not make its profile
+/// unstable: it is in no answer (unless the all-down fallback serves it, which counts).
+/// Unstable answers carry min(`ttl`, `ttl_unstable`).
+pub fn stability(
+    model: &Model,
+    derived: &Derived,
+    latest_failed: impl Fn(u32) -> bool,
+    history: &[Vec<EndpointView>],
+    now: SystemTime,
+) -> Vec<ProfileState> {
+    model
+        .profiles
+        .iter()
+        .zip(derived)
+        .enumerate()
+        .map(|(pi, (p, states))| {
+            let mut unstable = Vec::new();
+            let mut changed_until: Option<SystemTime> = None;
+            let mut eligible = false;
+            let mut served_by_fallback = false;
+            for (ei, (e, d)) in p.endpoints.iter().zip(states).enumerate() {
+                let endpoint = ei as u32;
+                eligible |= d.weight > 0 && d.status.eligible();
+                served_by_fallback |= d.status != Status::Disabled;
+                let answers = matches!(d.status, Status::Online | Status::CheckingEndpoint);
+                if answers && e.target.is_some_and(&latest_failed) {
+                    unstable.push(Unstable::FailedProbe { endpoint });
+                }
+                let since = history
+                    .get(pi)
+                    .and_then(|h| h.get(ei))
+                    .and_then(|v| v.since);
+                if let Some(at) = since {
+                    let until = at + Duration::from_secs(u64::from(p.ttl));
+                    if now < until {
+                        unstable.push(Unstable::Changed { endpoint, at });
+                        changed_until = Some(changed_until.map_or(until, |u| u.max(until)));
+                    }
+                }
+            }
+            if !eligible && served_by_fallback && p.all_down == AllDown::ServeAll {
+                unstable.push(Unstable::AllDown);
+            }
+            let ttl = if unstable.is_empty() {
+                p.ttl
+            } else {
+                p.ttl.min(p.ttl_unstable)
+            };
+            ProfileState {
+                ttl,
+                unstable,
+                changed_until,
+            }
+        })
+        .collect()
+}
+
+/// Why profile `profile` of `snap` is unstable, in words (for `explain` and the status
+/// API); empty when it is stable.
+pub fn unstable_reasons(snap: &Snapshot, profile: usize) -> Vec<String> {
+    let Some(state) = snap.profiles.get(profile) else {
+        return Vec::new();
+    };
+    let p = &snap.model.profiles[profile];
+    state
+        .unstable
+        .iter()
+        .map(|u| match *u {
+            Unstable::FailedProbe { endpoint } => {
+                let e = &p.endpoints[endpoint as usize];
+                let why = snap
+                    .health
+                    .probe_of(&snap.model, profile, endpoint as usize)
+                    .and_then(|t| t.last.as_ref()?.reason.clone());
+                format!(
+                    "endpoint {} failed its latest probe ({}) and is being confirmed",
+                    e.name,
+                    why.as_deref().unwrap_or("probe failed")
+                )
+            }
+            Unstable::AllDown => {
+                "no endpoint is eligible; all_down = \"serve_all\" answers with every enabled endpoint"
+                    .to_owned()
+            }
+            Unstable::Changed { endpoint, at } => {
+                let e = &p.endpoints[endpoint as usize];
+                let now = snap.endpoints[profile][endpoint as usize].status;
+                format!(
+                    "endpoint {} became {} at {}, less than ttl = {}s before this snapshot",
+                    e.name,
+                    now.as_str(),
+                    crate::drain::rfc3339(at),
+                    p.ttl
+                )
+            }
+        })
+        .collect()
+}
+
 /// The snapshot of a freshly loaded model, before any probe result or drain: what
 /// `signpost check` compiles and what serving starts from.
 pub fn initial_snapshot(model: Arc<Model>) -> Snapshot {
@@ -236,9 +344,15 @@ pub fn initial_snapshot(model: Arc<Model>) -> Snapshot {
     let derived = derive(&model, &targets, &Drains::default(), SystemTime::UNIX_EPOCH);
     let endpoints = endpoint_states(&model, &derived, |_| None);
     let health = Arc::new(HealthView::initial(&model));
+    let profiles = model
+        .profiles
+        .iter()
+        .map(|p| ProfileState::stable(p.ttl))
+        .collect();
     Snapshot {
         model,
         endpoints,
+        profiles,
         drains: Arc::default(),
         reload: None,
         health,

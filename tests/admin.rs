@@ -202,6 +202,22 @@ fn a_drained_site_leaves_every_profile_within_a_second_stays_drained_across_a_re
     // explain agrees: app-a is a candidate, Disabled and not eligible; app-b answers.
     let ran = sp.cli(&["explain", "app.gslb.example", "--client", "10.1.2.3"]);
     assert_eq!(ran.code, Some(0), "{}", ran.text());
+    // Readable by default: the answer, and app-a not eligible.
+    assert!(ran.stdout.contains("answer: NOERROR"), "{}", ran.stdout);
+    let row = ran.stdout.lines().find(|l| l.contains("app-a")).unwrap();
+    assert!(
+        row.contains("Disabled") && row.contains(" no "),
+        "{}",
+        ran.stdout
+    );
+    let ran = sp.cli(&[
+        "explain",
+        "app.gslb.example",
+        "--client",
+        "10.1.2.3",
+        "--json",
+    ]);
+    assert_eq!(ran.code, Some(0), "{}", ran.text());
     let v: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(
         v["answer"]["endpoints"][0], "app.gslb.example./app-b",
@@ -604,11 +620,11 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
     }
     // Every endpoint has its current status at 1 (and no other at 1).
     for (profile, ep, site, status) in [
-        ("app.gslb.example", "app-a", "hub-a", "Disabled"),
-        ("app.gslb.example", "app-b", "hub-b", "Online"),
-        ("api.gslb.example", "api-a", "hub-a", "Disabled"),
-        ("api.gslb.example", "api-b", "hub-b", "Online"),
-        ("web.gslb.example", "web-a", "hub-a", "Disabled"),
+        ("app.gslb.example", "app-a", "hub-a", "disabled"),
+        ("app.gslb.example", "app-b", "hub-b", "online"),
+        ("api.gslb.example", "api-a", "hub-a", "disabled"),
+        ("api.gslb.example", "api-b", "hub-b", "online"),
+        ("web.gslb.example", "web-a", "hub-a", "disabled"),
     ] {
         let ones: Vec<&str> = m
             .iter()
@@ -636,12 +652,12 @@ fn metrics_parse_as_prometheus_text_and_hold_every_family() {
         other => panic!("signpost_probe_duration_seconds is {other:?}"),
     }
     assert!(value(&m, "signpost_probe_results_total", &[("outcome", "ok")]) >= 1.0);
-    assert!(value(&m, "signpost_status_transitions_total", &[("to", "Online")]) >= 1.0);
+    assert!(value(&m, "signpost_status_transitions_total", &[("to", "online")]) >= 1.0);
     assert!(
         value(
             &m,
             "signpost_status_transitions_total",
-            &[("to", "Disabled")]
+            &[("to", "disabled")]
         ) >= 3.0
     );
     assert_eq!(reloads(&m), (1.0, 1.0), "signpost_reloads_total: ok, error");
@@ -1131,5 +1147,116 @@ fn drains_that_outlive_their_site_or_endpoint_are_shown_and_can_be_cleared() {
     assert!(
         !state.contains("hub-b") && !state.contains("api-a"),
         "{state}"
+    );
+}
+
+/// Issue 18: a profile whose endpoint failed its latest probe is unstable. DNS answers with
+/// `ttl_unstable`, the status document and `explain` say why, `signpost status` lists it,
+/// and `signpost_short_ttl_answers_total` counts the short answers.
+#[test]
+fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
+    // Nothing listens on `dead`: the first probe (at start) is refused. With
+    // tolerated_failures 3 and retry_interval = interval = 60s the endpoint stays
+    // CheckingEndpoint (served) with a failed latest probe for the whole test.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let shaky = format!(
+        "[monitors.dead]\nport = {dead}\ninterval = \"60s\"\nretry_interval = \"60s\"\ntolerated_failures = 3\n\
+         [profiles.\"shaky.gslb.example\"]\nttl = 60\nttl_unstable = 7\nmonitor = \"dead\"\n\
+         [[profiles.\"shaky.gslb.example\".endpoints]]\nname = \"lone\"\naddress = \"192.0.2.77\"\nprobe_address = \"127.0.0.1\"\n"
+    );
+    let sp = Signpost::start(&setup(&shaky));
+    let name = "shaky.gslb.example.";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let r = sp.api("GET", "/api/v1/status", "", false);
+        let v = r.json();
+        let p = v["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone();
+        if p["unstable"] == true || std::time::Instant::now() > deadline {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["unstable"], true, "{status:#}");
+    assert_eq!(
+        (status["ttl"].as_u64(), status["ttl_now"].as_u64()),
+        (Some(60), Some(7))
+    );
+    let reasons = status["unstable_reasons"].to_string();
+    assert!(
+        reasons.contains(
+            "endpoint lone failed its latest probe (connection refused) and is being confirmed"
+        ),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["endpoints"][0]["status"], "CheckingEndpoint",
+        "{status:#}"
+    );
+
+    // DNS: the short TTL, counted.
+    for _ in 0..3 {
+        assert_eq!(
+            answer(&sp, name),
+            (vec![Ipv4Addr::new(192, 0, 2, 77)], Some(7))
+        );
+    }
+    let m = metrics(&sp);
+    assert_eq!(
+        value(
+            &m,
+            "signpost_short_ttl_answers_total",
+            &[("profile", "shaky.gslb.example")]
+        ),
+        3.0
+    );
+    // A stable profile answers with its ttl and is not counted.
+    let (_, ttl) = answer(&sp, APP);
+    assert!(ttl.is_some());
+    assert!(
+        !m.iter()
+            .any(|s| s.metric == "signpost_short_ttl_answers_total"
+                && s.labels.get("profile") == Some("app.gslb.example")),
+    );
+
+    // explain: the step says why, the answer carries the short TTL.
+    let r = sp.api(
+        "GET",
+        "/api/v1/explain?name=shaky.gslb.example&client=10.1.2.3",
+        "",
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.json();
+    assert_eq!(t["answer"]["ttl"], 7, "{t:#}");
+    assert_eq!(
+        (
+            t["steps"][0]["ttl"].as_u64(),
+            t["steps"][0]["ttl_now"].as_u64()
+        ),
+        (Some(60), Some(7))
+    );
+    assert!(
+        t["steps"][0]["unstable"]
+            .to_string()
+            .contains("failed its latest probe"),
+        "{t:#}"
+    );
+
+    // signpost status lists it.
+    let cli = sp.cli(&["status"]);
+    assert_eq!(cli.code, Some(0), "{}", cli.text());
+    assert!(
+        cli.stdout.contains("unstable: shaky.gslb.example. answers with ttl 7 (not 60): endpoint lone failed its latest probe"),
+        "{}",
+        cli.text()
     );
 }

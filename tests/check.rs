@@ -132,6 +132,40 @@ fn check_reports_bad_per_endpoint_monitor_overrides_once_each() {
 }
 
 #[test]
+fn check_names_bad_fast_failover_keys() {
+    // retry_interval shorter than 100 ms or longer than the interval.
+    let monitors = "\n[monitors.web]\ninterval = \"10s\"\nretry_interval = \"20s\"\n\n\
+        [monitors.fast]\nretry_interval = \"10ms\"\n";
+    let dir = setup(&(config(common::free_port(), "", "") + monitors), GOOD_ZONE);
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    for want in [
+        "signpost.toml: monitors.web.retry_interval: 20s is longer than interval (10s); use at most the interval (equal to it turns fast confirmation off)",
+        "signpost.toml: monitors.fast.retry_interval: 10ms is too short; use at least \"100ms\"",
+    ] {
+        assert!(out.contains(want), "{want}\nnot in\n{out}");
+    }
+    assert!(out.contains("2 error(s)"), "{out}");
+
+    // ttl_unstable out of range; an endpoint's override of the interval below the
+    // monitor's retry_interval.
+    let profiles = "\n[monitors.web]\nretry_interval = \"1s\"\n\n\
+        [profiles.\"app.gslb.example\"]\nmonitor = \"web\"\nttl_unstable = 0\n\
+        [[profiles.\"app.gslb.example\".endpoints]]\nname = \"a\"\naddress = \"192.0.2.10\"\n\
+        monitor = { interval = \"500ms\" }\n";
+    let dir = setup(&(config(common::free_port(), "", "") + profiles), GOOD_ZONE);
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    for want in [
+        "signpost.toml: profiles.\"app.gslb.example\".ttl_unstable: 0 is out of range; use 1 to 86400 seconds",
+        "signpost.toml: profiles.\"app.gslb.example\".endpoints[0].monitor.retry_interval: 1s is longer than interval (500ms)",
+    ] {
+        assert!(out.contains(want), "{want}\nnot in\n{out}");
+    }
+    assert!(out.contains("2 error(s)"), "{out}");
+}
+
+#[test]
 fn check_accepts_a_good_config() {
     let dir = setup(&config(common::free_port(), "", ""), GOOD_ZONE);
     let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
@@ -405,4 +439,110 @@ fn an_unknown_key_in_any_table_of_the_full_config_is_named() {
     // root, dns, admin, zones, state, geo, monitors.web, its tls, 2 sites, the profile,
     // 2 endpoints, the first one's monitor override.
     assert_eq!(checked, 14);
+}
+
+/// Issue 16: a bad duration, an unknown monitor, an unknown site and a bad IP address in
+/// one config are all reported by one `check`; a misspelt method lists the methods.
+#[test]
+fn four_mistakes_in_one_config_are_reported_by_one_check() {
+    let cfg = format!(
+        "{}\n[monitors.web]\ninterval = \"ten seconds\"\n\n[[sites]]\nname = \"hub-a\"\n\n\
+         [profiles.\"app.gslb.example\"]\nmonitor = \"nope\"\n\
+         [[profiles.\"app.gslb.example\".endpoints]]\nname = \"a\"\nsite = \"hub-x\"\naddress = \"300.1.2.3\"\n\n\
+         [profiles.\"api.gslb.example\"]\nmethod = \"priorty\"\n\
+         [[profiles.\"api.gslb.example\".endpoints]]\nname = \"b\"\naddress = \"192.0.2.5\"\n",
+        config(common::free_port(), "", "")
+    );
+    let dir = setup(&cfg, &format!("$ORIGIN gslb.example.\n{GOOD_ZONE}"));
+    let (code, out) = run(dir.path(), &["check", "--config", "signpost.toml"]);
+    assert_eq!(code, Some(EX_CONFIG), "{out}");
+    let at = "signpost.toml: profiles.\"app.gslb.example\"";
+    for want in [
+        "signpost.toml: monitors.web.interval: invalid duration \"ten seconds\"".to_owned(),
+        format!("{at}.monitor: no monitor named \"nope\""),
+        format!("{at}.endpoints[0].site: no site named \"hub-x\""),
+        format!("{at}.endpoints[0].address: \"300.1.2.3\" is not an IP address"),
+        "signpost.toml: profiles.\"api.gslb.example\".method: \"priorty\" is not one of \
+         priority, weighted, performance, geographic, multivalue, subnet"
+            .to_owned(),
+    ] {
+        assert!(out.contains(&want), "no {want:?} in:\n{out}");
+    }
+    assert!(out.contains("5 error(s)"), "{out}");
+}
+
+/// A bad environment override is blamed on the variable, not the config file.
+#[test]
+fn a_bad_environment_override_names_the_variable() {
+    let dir = setup(
+        &config(common::free_port(), "", ""),
+        &format!("$ORIGIN gslb.example.\n{GOOD_ZONE}"),
+    );
+    let mut cmd = common::command(dir.path(), &["check", "--config", "signpost.toml"]);
+    cmd.env("SIGNPOST__DNS__LISTN", "127.0.0.1:53")
+        .env("SIGNPOST__DNS__UDP_SOCKETS", "many");
+    let ran = common::run(cmd);
+    let out = ran.text();
+    assert_eq!(ran.code, Some(EX_CONFIG), "{out}");
+    assert!(
+        out.contains(
+            "error: environment variable SIGNPOST__DNS__LISTN: dns.listn: unknown field `listn`"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: environment variable SIGNPOST__DNS__UDP_SOCKETS: dns.udp_sockets: "),
+        "{out}"
+    );
+    assert!(out.contains("overrides the config file"), "{out}");
+    assert!(!out.contains("error: signpost.toml"), "{out}");
+}
+
+/// `serve --log-format json` with a bad config: every line it writes is JSON, the problems
+/// included, each with its file and key; human logs to a pipe carry no colour codes.
+#[test]
+fn start_up_errors_are_json_from_the_first_line_and_never_coloured_in_a_pipe() {
+    let cfg = format!(
+        "{}\n[monitors.web]\ninterval = \"ten seconds\"\n",
+        config(common::free_port(), "", "")
+    );
+    let dir = setup(&cfg, &format!("$ORIGIN gslb.example.\n{GOOD_ZONE}"));
+    let ran = common::run(common::command(
+        dir.path(),
+        &["--log-format", "json", "serve", "--config", "signpost.toml"],
+    ));
+    assert_eq!(ran.code, Some(EX_CONFIG), "{}", ran.text());
+    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+    let lines: Vec<serde_json::Value> = ran
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", ran.stderr);
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert_eq!(lines[0]["fields"]["key"], "monitors.web.interval");
+    assert!(
+        lines[1]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("1 error(s); not starting"),
+        "{}",
+        ran.stderr
+    );
+
+    let human = common::run(common::command(
+        dir.path(),
+        &["serve", "--config", "signpost.toml"],
+    ));
+    assert_eq!(human.code, Some(EX_CONFIG));
+    assert!(
+        human.stderr.contains("monitors.web.interval"),
+        "{}",
+        human.stderr
+    );
+    assert!(
+        !human.stderr.contains('\x1b'),
+        "colour codes: {:?}",
+        human.stderr
+    );
 }

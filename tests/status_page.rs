@@ -138,3 +138,160 @@ fn the_status_page_drains_a_site_with_the_token_and_refreshes_itself() {
         Duration::from_secs(8),
     );
 }
+
+/// A port nothing listens on (bound, then closed): probes to it are refused.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 16: with both sites of a profile down, the page says so (a banner) and what DNS
+/// answers (the all-down fallback: both addresses); a priority profile shows its priority
+/// column, a ramp in progress (weight and end), and a drained site's endpoint with no
+/// Drain button. Saves `target/status-page-fallback.png`.
+#[test]
+fn the_status_page_shows_the_fallback_a_ramp_and_a_drained_site() {
+    let dead = closed_port();
+    let extra = format!(
+        "[[sites]]\nname = \"hub-a\"\n[[sites]]\nname = \"hub-b\"\n[[sites]]\nname = \"hub-c\"\n\n\
+         [monitors.dead]\nport = {dead}\ninterval = \"300ms\"\ntimeout = \"1s\"\n\n\
+         [profiles.\"app.gslb.example\"]\nmethod = \"weighted\"\nall_down = \"serve_all\"\nmonitor = \"dead\"\n\
+         [[profiles.\"app.gslb.example\".endpoints]]\nname = \"app-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.1\"\nprobe_address = \"127.0.0.1\"\n\
+         [[profiles.\"app.gslb.example\".endpoints]]\nname = \"app-b\"\nsite = \"hub-b\"\naddress = \"192.0.2.2\"\nprobe_address = \"127.0.0.1\"\n\n\
+         [profiles.\"api.gslb.example\"]\nmethod = \"priority\"\n\
+         [[profiles.\"api.gslb.example\".endpoints]]\nname = \"api-a\"\nsite = \"hub-a\"\naddress = \"192.0.2.11\"\npriority = 1\n\
+         [[profiles.\"api.gslb.example\".endpoints]]\nname = \"api-b\"\nsite = \"hub-b\"\naddress = \"192.0.2.12\"\npriority = 2\n\
+         [[profiles.\"api.gslb.example\".endpoints]]\nname = \"api-c\"\nsite = \"hub-c\"\naddress = \"192.0.2.13\"\npriority = 1\n"
+    );
+    let sp = Signpost::start(
+        &Setup::new(&[("gslb.example.zone", GSLB_ZONE)])
+            .token(TOKEN)
+            .extra(&extra),
+    );
+    let ramp = sp.api(
+        "POST",
+        "/api/v1/profiles/api.gslb.example/endpoints/api-a/drain",
+        r#"{"reason": "kernel upgrade", "ramp": "2m"}"#,
+        true,
+    );
+    assert_eq!(ramp.status, 200, "{}", ramp.body);
+    let site = sp.api(
+        "POST",
+        "/api/v1/sites/hub-c/drain",
+        r#"{"reason": "rack move"}"#,
+        true,
+    );
+    assert_eq!(site.status, 200, "{}", site.body);
+
+    // Both app endpoints Degraded: the document says the fallback decides, and what DNS
+    // gives.
+    let mut st = serde_json::Value::Null;
+    poll(Duration::from_secs(10), || {
+        st = sp.status();
+        st["profiles"][1]["all_down_fallback"] == true
+            && st["profiles"][0]["endpoints"][0]["effective_weight"].as_f64() < Some(1.0)
+    })
+    .unwrap_or_else(|| panic!("no all-down fallback and ramp in the status: {st:#}"));
+    let app = &st["profiles"][1];
+    assert_eq!(app["name"], "app.gslb.example.", "{st:#}");
+    assert_eq!(app["all_down"], "serve_all");
+    assert_eq!(
+        app["answering"],
+        serde_json::json!(["192.0.2.1", "192.0.2.2"]),
+        "{st:#}"
+    );
+    let api = &st["profiles"][0];
+    assert_eq!(api["all_down_fallback"], false);
+    // The ramping api-a still answers with api-c (same priority); hub-c is drained.
+    let mut answering: Vec<String> = serde_json::from_value(api["answering"].clone()).unwrap();
+    answering.sort();
+    assert_eq!(answering, ["192.0.2.11"], "{st:#}");
+    let api_a = &api["endpoints"][0];
+    assert_eq!(api_a["status"], "Online");
+    let w = api_a["effective_weight"].as_f64().unwrap();
+    assert!(w > 0.5 && w < 1.0, "{api_a:#}");
+    assert!(api_a["ramp_ends"].is_string(), "{api_a:#}");
+    assert_eq!(api["endpoints"][2]["status"], "Disabled");
+    assert_eq!(api["endpoints"][2]["drain"]["scope"], "site");
+
+    let b = Browser::start().unwrap();
+    b.goto(&format!("http://{}/", sp.admin)).unwrap();
+    let banner = b.find("p[id='fallback-app.gslb.example']").unwrap();
+    let text = b.text(&banner).unwrap();
+    assert!(text.contains("all_down = \"serve_all\""), "{text}");
+    assert!(text.contains("every enabled endpoint"), "{text}");
+    assert!(
+        b.find("p[id='fallback-api.gslb.example']").is_err(),
+        "a banner on a profile that is not in fallback"
+    );
+    let summary = b.text(&b.find("#fallback-summary").unwrap()).unwrap();
+    assert!(summary.contains("app.gslb.example."), "{summary}");
+    assert!(!summary.contains("api.gslb.example."), "{summary}");
+    let now = b
+        .find("p.answering[data-profile='app.gslb.example'] b")
+        .unwrap();
+    assert_eq!(b.text(&now).unwrap(), "192.0.2.1, 192.0.2.2");
+    let body = b.body_text().unwrap();
+    assert!(body.contains("signpost "), "{body}");
+    assert!(body.contains("Instance "), "{body}");
+    assert!(
+        body.contains(&format!("http://127.0.0.1:{dead}/")),
+        "no probe URL on the page:\n{body}"
+    );
+
+    // The priority column only on the priority profile.
+    assert!(
+        b.find("table[data-profile='api.gslb.example'] td.priority")
+            .is_ok()
+    );
+    assert!(
+        b.find("table[data-profile='app.gslb.example'] td.priority")
+            .is_err()
+    );
+    // The ramp: weight below 1 of 1 and when it ends.
+    let at = "table[data-profile='api.gslb.example'] tr[data-endpoint='api-a']";
+    let weight = b
+        .text(&b.find(&format!("{at} td.weight")).unwrap())
+        .unwrap();
+    assert!(weight.contains(" of 1 (ramp ends 20"), "{weight}");
+    let drain = b.text(&b.find(&format!("{at} td.drain")).unwrap()).unwrap();
+    assert!(drain.starts_with("draining (kernel upgrade"), "{drain}");
+    b.find(&format!("{at} button[data-url$='/undrain']"))
+        .expect("an Undrain button for the endpoint's own drain");
+    // The site-drained endpoint: Disabled, no Drain button.
+    let (status, _, drain) = row(&b, "api.gslb.example", "api-c").unwrap();
+    assert_eq!(status, "Disabled");
+    assert!(drain.contains("drained (rack move)"), "{drain}");
+    assert!(
+        b.find("table[data-profile='api.gslb.example'] tr[data-endpoint='api-c'] button")
+            .is_err(),
+        "a button on a site-drained endpoint"
+    );
+    // A Degraded endpoint shows no RTT.
+    let rtt = b
+        .text(
+            &b.find("table[data-profile='app.gslb.example'] tr[data-endpoint='app-a'] td.rtt")
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(rtt, "—");
+
+    let png = b.screenshot().unwrap();
+    assert_eq!(&png[1..4], b"PNG", "not a PNG");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page-fallback.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+    // The profile in fallback itself (the summary's link scrolls to it).
+    b.goto(&format!("http://{}/#profile-app.gslb.example", sp.admin))
+        .unwrap();
+    b.find("p[id='fallback-app.gslb.example']").unwrap();
+    let png = b.screenshot().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/status-page-fallback-profile.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}

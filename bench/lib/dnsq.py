@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Minimal DNS client for the benchmark scripts (loopback only, bounded in time).
+Queries go without RD, or with RD when DNSQ_RD=1 (asking a resolver).
 
   dnsq.py ask SERVER PORT NAME [TYPE]
       One query; prints the rcode and the A/AAAA addresses of the answer; exit 0 on an
@@ -36,7 +37,9 @@ def loopback(server):
 
 def build(name, qtype):
     qid = random.randrange(65536)
-    hdr = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
+    # RD when DNSQ_RD=1: a recursive resolver (Unbound, BIND) is being asked.
+    flags = 0x0100 if os.environ.get("DNSQ_RD") == "1" else 0
+    hdr = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 0)
     wire = b"".join(
         bytes([len(label)]) + label.encode("ascii")
         for label in name.rstrip(".").split(".")

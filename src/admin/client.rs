@@ -9,7 +9,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+use super::doc::{StaleDrainDoc, StatusDoc};
 use super::page::urlenc;
+use crate::base::Status;
 
 /// Where the API is and how to authenticate.
 #[derive(Clone, Debug)]
@@ -151,7 +153,7 @@ pub fn drain_path(
 }
 
 /// `signpost status` as a table.
-pub fn status_table(v: &Value) -> String {
+pub fn status_table(doc: &StatusDoc) -> String {
     let mut rows = vec![
         [
             "PROFILE",
@@ -166,46 +168,32 @@ pub fn status_table(v: &Value) -> String {
         ]
         .map(str::to_owned),
     ];
-    for p in v["profiles"].as_array().into_iter().flatten() {
-        for e in p["endpoints"].as_array().into_iter().flatten() {
-            let answer = e["answer"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let drain = match &e["drain"] {
-                Value::Null => String::new(),
+    for p in &doc.profiles {
+        for e in &p.endpoints {
+            let drain = match &e.drain {
+                None => String::new(),
                 // Still answered: the ramp is running.
-                d if e["status"] != "Disabled" => format!(
-                    "draining until {}: {}",
-                    d["ramp_ends"].as_str().unwrap_or(""),
-                    d["reason"].as_str().unwrap_or("")
-                ),
-                d => format!("drained: {}", d["reason"].as_str().unwrap_or("")),
+                Some(d) if e.status != Status::Disabled => {
+                    format!("draining until {}: {}", d.ramp_ends, d.reason)
+                }
+                Some(d) => format!("drained: {}", d.reason),
             };
-            let last = match &e["last_probe"] {
-                Value::Null => "-".to_owned(),
-                lp if lp["ok"].as_bool() == Some(true) => "ok".to_owned(),
-                lp => lp["reason"].as_str().unwrap_or("failed").to_owned(),
+            let last = match &e.last_probe {
+                None => "-".to_owned(),
+                Some(lp) if lp.ok => "ok".to_owned(),
+                Some(lp) => lp.reason.as_deref().unwrap_or("failed").to_owned(),
             };
             rows.push([
-                p["name"].as_str().unwrap_or("").to_owned(),
-                e["name"].as_str().unwrap_or("").to_owned(),
-                e["site"].as_str().unwrap_or("-").to_owned(),
-                answer,
-                e["status"].as_str().unwrap_or("").to_owned(),
-                format!(
-                    "{}/{}",
-                    e["effective_weight"].as_f64().unwrap_or_default(),
-                    e["weight"]
-                ),
-                e["rtt_ms"]
-                    .as_f64()
-                    .map_or("-".into(), |r| format!("{r:.1}ms")),
+                p.name.clone(),
+                e.name.clone(),
+                e.site.as_deref().unwrap_or("-").to_owned(),
+                e.answer.join(","),
+                e.status.as_str().to_owned(),
+                format!("{}/{}", e.effective_weight, e.weight),
+                match (&e.last_probe, e.rtt_ms) {
+                    (Some(lp), Some(r)) if lp.ok => format!("{r:.1}ms"),
+                    _ => "-".into(),
+                },
                 last,
                 drain,
             ]);
@@ -227,47 +215,183 @@ pub fn status_table(v: &Value) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let sites: Vec<String> = v["sites"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| match &s["drain"] {
-            Value::Null => format!("{} (active)", s["name"].as_str().unwrap_or("")),
-            d => format!(
-                "{} (drained: {})",
-                s["name"].as_str().unwrap_or(""),
-                d["reason"].as_str().unwrap_or("")
-            ),
+    let sites: Vec<String> = doc
+        .sites
+        .iter()
+        .map(|s| match &s.drain {
+            None => format!("{} (active)", s.name),
+            Some(d) => format!("{} (drained: {})", s.name, d.reason),
         })
         .collect();
-    if !sites.is_empty() {
-        out.push_str(&format!("\nsites: {}\n", sites.join(", ")));
+    out.push('\n');
+    for p in &doc.profiles {
+        let answering = if p.answering.is_empty() {
+            p.answering_rcode
+                .as_deref()
+                .unwrap_or("no records")
+                .to_owned()
+        } else {
+            p.answering.join(", ")
+        };
+        out.push_str(&format!("{} answers {answering}", p.name));
+        if p.all_down_fallback {
+            out.push_str(&format!(
+                " (ALL DOWN: all_down = \"{}\" in force)",
+                p.all_down
+            ));
+        }
+        out.push('\n');
     }
-    for d in v["stale_drains"].as_array().into_iter().flatten() {
-        let reason = d["drain"]["reason"].as_str().unwrap_or("");
-        let (what, undrain) = match d["site"].as_str() {
-            Some(site) => (format!("site {site}"), format!("--site {site}")),
-            None => {
-                let (p, e) = (
-                    d["profile"].as_str().unwrap_or(""),
-                    d["endpoint"].as_str().unwrap_or(""),
-                );
-                (format!("endpoint {p}/{e}"), format!("--endpoint {p}/{e}"))
-            }
+    if !sites.is_empty() {
+        out.push_str(&format!("sites: {}\n", sites.join(", ")));
+    }
+    for d in &doc.stale_drains {
+        let (what, undrain) = match d {
+            StaleDrainDoc::Site { site, .. } => (format!("site {site}"), format!("--site {site}")),
+            StaleDrainDoc::Endpoint {
+                profile: p,
+                endpoint: e,
+                ..
+            } => (format!("endpoint {p}/{e}"), format!("--endpoint {p}/{e}")),
         };
         out.push_str(&format!(
-            "stale drain: {what} is not in the config ({reason}); it applies again if it comes back; clear it with: signpost undrain {undrain}\n"
+            "stale drain: {what} is not in the config ({}); it applies again if it comes back; clear it with: signpost undrain {undrain}\n",
+            d.drain().reason
         ));
     }
-    out.push_str(&format!("generation: {}\n", v["generation"]));
-    if let Some(r) = v["last_reload"].as_object()
-        && r.get("ok").and_then(Value::as_bool) == Some(false)
+    for p in doc.profiles.iter().filter(|p| p.unstable) {
+        out.push_str(&format!(
+            "unstable: {} answers with ttl {} (not {}): {}\n",
+            p.name,
+            p.ttl_now,
+            p.ttl,
+            p.unstable_reasons.join("; ")
+        ));
+    }
+    out.push_str(&format!("generation: {}\n", doc.generation));
+    if let Some(r) = &doc.last_reload
+        && !r.ok
     {
         out.push_str(&format!(
             "last reload FAILED at {}: {}\n",
-            r["time"].as_str().unwrap_or(""),
-            r["message"].as_str().unwrap_or("")
+            r.time, r.message
         ));
+    }
+    out
+}
+
+/// `signpost explain` for people: the answer, the rule that decided it, and each
+/// profile's candidates (`*` marks those picked). `--json` prints the document instead.
+pub fn explain_text(v: &Value) -> String {
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let c = &v["client"];
+    let mut whereabouts = Vec::new();
+    if let Some(r) = c["region"].as_str() {
+        whereabouts.push(format!("region {r}"));
+    }
+    if let Some(x) = c["country"].as_str() {
+        whereabouts.push(format!("country {x}"));
+    }
+    if let Some(x) = c["continent"].as_str() {
+        whereabouts.push(format!("continent {x}"));
+    }
+    let ecs = c["ecs_source_prefix"]
+        .as_u64()
+        .map_or(String::new(), |p| format!(" (ECS /{p})"));
+    out.push_str(&format!(
+        "{} {} from {}{ecs}{}\n",
+        s(&v["profile"]),
+        s(&v["qtype"]),
+        s(&c["address"]),
+        if whereabouts.is_empty() {
+            ", no known location".to_owned()
+        } else {
+            format!(", {}", whereabouts.join(", "))
+        }
+    ));
+    let a = &v["answer"];
+    let records: Vec<String> = a["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(&s)
+        .collect();
+    out.push_str(&format!(
+        "answer: {}{}{}\n",
+        s(&a["rcode"]),
+        a["ttl"]
+            .as_u64()
+            .map_or(String::new(), |t| format!(", TTL {t}")),
+        if records.is_empty() {
+            if s(&a["kind"]) == "nodata" {
+                ", no records (NODATA)".to_owned()
+            } else {
+                String::new()
+            }
+        } else {
+            format!(": {}", records.join(", "))
+        }
+    ));
+    out.push_str(&format!("rule: {}\n", s(&v["rule"])));
+    for (i, step) in v["steps"].as_array().into_iter().flatten().enumerate() {
+        out.push_str(&format!(
+            "\nstep {}: {} (method {}, all_down = {}): {}{}\n",
+            i + 1,
+            s(&step["profile"]),
+            s(&step["method"]),
+            s(&step["all_down"]),
+            s(&step["rule"]),
+            if step["served_all_down"] == true {
+                " [ALL-DOWN FALLBACK]"
+            } else {
+                ""
+            }
+        ));
+        let mut rows = vec![
+            [
+                "", "ENDPOINT", "SITE", "STATUS", "WEIGHT", "ELIGIBLE", "ANSWERS",
+            ]
+            .map(str::to_owned),
+        ];
+        for c in step["candidates"].as_array().into_iter().flatten() {
+            let mut weight = s(&c["weight"]);
+            if let Some(p) = c["priority"].as_u64() {
+                weight.push_str(&format!(" prio {p}"));
+            }
+            if let Some(l) = c["latency_ms"].as_f64() {
+                weight.push_str(&format!(" {l:.1}ms"));
+            }
+            rows.push([
+                if c["picked"] == true { "*" } else { "" }.to_owned(),
+                s(&c["endpoint"]),
+                c["site"].as_str().unwrap_or("-").to_owned(),
+                s(&c["status"]),
+                weight,
+                if c["eligible"] == true { "yes" } else { "no" }.to_owned(),
+                s(&c["answers"]),
+            ]);
+        }
+        let mut widths = [0usize; 7];
+        for r in &rows {
+            for (i, c) in r.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        for r in &rows {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect();
+            out.push_str("  ");
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
     }
     out
 }
@@ -339,7 +463,9 @@ mod tests {
         let drain = |reason: &str| json!({ "reason": reason, "ramp_ends": "2026-01-01T10:05:00Z" });
         let v = json!({
             "generation": 3,
-            "profiles": [{ "name": "app.gslb.example.", "endpoints": [
+            "profiles": [{ "name": "app.gslb.example.", "all_down": "serve_all",
+              "answering": ["192.0.2.10", "198.51.100.10"], "all_down_fallback": true,
+              "endpoints": [
                 { "name": "seattle", "site": "hub-seattle", "answer": ["192.0.2.10"],
                   "status": "Online", "weight": 1, "effective_weight": 0.5,
                   "drain": drain("kernel upgrade") },
@@ -350,7 +476,7 @@ mod tests {
             "sites": [{ "name": "hub-seattle", "drain": drain("kernel upgrade") },
                       { "name": "hub-dublin", "drain": null }],
         });
-        let t = status_table(&v);
+        let t = status_table(&serde_json::from_value(v).unwrap());
         let row = |name: &str| t.lines().find(|l| l.contains(name)).unwrap().to_owned();
         let cells = |name: &str| {
             row(name)
@@ -366,7 +492,93 @@ mod tests {
         assert_eq!(cells("dublin ")[4..6], ["Disabled", "2/2"], "{t}");
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
+        assert!(
+            t.contains(
+                "app.gslb.example. answers 192.0.2.10, 198.51.100.10 (ALL DOWN: all_down = \"serve_all\" in force)\n"
+            ),
+            "{t}"
+        );
         assert!(t.ends_with("generation: 3\n"), "{t}");
+    }
+
+    #[test]
+    fn explain_text_says_the_answer_the_rule_and_the_candidates() {
+        let v = json!({
+            "profile": "app.gslb.example.", "qtype": "A",
+            "client": { "address": "10.1.2.3", "region": "corp-amer", "regions": [] },
+            "rule": "priority 1: the lowest priority among eligible endpoints",
+            "answer": { "kind": "answer", "rcode": "NOERROR", "ttl": 30,
+                        "records": ["A 192.0.2.10"], "endpoints": ["app.gslb.example./seattle"] },
+            "steps": [{ "profile": "app.gslb.example.", "method": "priority", "all_down": "serve_all",
+                "rule": "priority 1", "outcome": "answer", "served_all_down": false,
+                "candidates": [
+                    { "endpoint": "seattle", "site": "hub-seattle", "status": "Online", "weight": 1.0,
+                      "priority": 1, "eligible": true, "picked": true, "answers": "192.0.2.10" },
+                    { "endpoint": "dublin", "site": "hub-dublin", "status": "Degraded", "weight": 1.0,
+                      "priority": 2, "eligible": false, "picked": false, "answers": "198.51.100.10" },
+                ] }],
+        });
+        let t = explain_text(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0], "app.gslb.example. A from 10.1.2.3, region corp-amer",
+            "{t}"
+        );
+        assert_eq!(lines[1], "answer: NOERROR, TTL 30: A 192.0.2.10", "{t}");
+        assert!(lines[2].starts_with("rule: priority 1"), "{t}");
+        assert!(
+            t.contains(
+                "step 1: app.gslb.example. (method priority, all_down = serve_all): priority 1\n"
+            ),
+            "{t}"
+        );
+        let row = |name: &str| {
+            t.lines()
+                .find(|l| l.contains(name))
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            row("seattle"),
+            [
+                "*",
+                "seattle",
+                "hub-seattle",
+                "Online",
+                "1.0",
+                "prio",
+                "1",
+                "yes",
+                "192.0.2.10"
+            ]
+        );
+        assert_eq!(
+            row("dublin")[..4],
+            ["dublin", "hub-dublin", "Degraded", "1.0"]
+        );
+        assert_eq!(row("dublin")[6], "no");
+    }
+
+    #[test]
+    fn status_table_says_which_profiles_answer_with_a_short_ttl_and_why() {
+        let v = json!({
+            "generation": 1,
+            "profiles": [
+                { "name": "app.gslb.example.", "ttl": 30, "ttl_now": 5, "unstable": true,
+                  "unstable_reasons": ["endpoint a failed its latest probe (connection refused) and is being confirmed"],
+                  "endpoints": [] },
+                { "name": "calm.gslb.example.", "ttl": 30, "ttl_now": 30, "unstable": false,
+                  "unstable_reasons": [], "endpoints": [] },
+            ],
+            "sites": [],
+        });
+        let t = status_table(&serde_json::from_value(v).unwrap());
+        assert!(
+            t.contains("unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n"),
+            "{t}"
+        );
+        assert!(!t.contains("calm.gslb.example."), "{t}");
     }
 
     #[test]
@@ -380,7 +592,7 @@ mod tests {
                 { "profile": "app.gslb.example", "endpoint": "gone", "drain": { "reason": "x" } },
             ],
         });
-        let t = status_table(&v);
+        let t = status_table(&serde_json::from_value(v).unwrap());
         assert!(
             t.contains("stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old"),
             "{t}"

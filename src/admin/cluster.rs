@@ -277,6 +277,83 @@ pub fn text(doc: &ClusterDoc) -> String {
     out
 }
 
+/// The cluster section of the status page: a banner when configs differ, the nodes,
+/// and per endpoint the nodes' votes.
+pub fn html(doc: &ClusterDoc) -> String {
+    use super::page::esc;
+    let mut out = String::new();
+    if !doc.enabled {
+        return out;
+    }
+    out.push_str("<h2 id=\"cluster\">Cluster</h2>\n");
+    if doc.config_mismatch {
+        out.push_str(
+            "<p class=\"banner\" id=\"config-mismatch\">The live nodes serve different \
+             configs (their fingerprints differ): they may answer differently. Deploy the \
+             same config and zones to every node, then reload.</p>\n",
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<p>This node: <b>{}</b>; health: {}.</p>",
+        esc(doc.node.as_deref().unwrap_or("")),
+        esc(doc.health.as_deref().unwrap_or(""))
+    );
+    out.push_str(
+        "<table id=\"nodes\"><tr><th>Node</th><th>Site</th><th>State</th><th>Last heard</th>\
+         <th>Config</th><th>Version</th></tr>\n",
+    );
+    for n in &doc.nodes {
+        let (class, state) = if n.live {
+            ("ok", "live")
+        } else {
+            ("bad", "dead")
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}{}</td><td>{}</td><td><span class=\"st {class}\">{state}</span></td>\
+             <td>{}</td><td>{} (generation {})</td><td>{}</td></tr>",
+            esc(&n.name),
+            if n.is_self { " (this node)" } else { "" },
+            esc(&n.site),
+            esc(n.last_heard.as_deref().unwrap_or("—")),
+            esc(&n.config_fingerprint),
+            n.config_generation,
+            esc(&n.version)
+        );
+    }
+    out.push_str("</table>\n");
+    if !doc.endpoints.is_empty() {
+        out.push_str(
+            "<table id=\"votes\"><tr><th>Profile</th><th>Endpoint</th><th>Served</th>\
+             <th>Votes</th><th>Each node</th></tr>\n",
+        );
+        for e in &doc.endpoints {
+            let views: Vec<String> = e
+                .views
+                .iter()
+                .map(|v| format!("{}: {}", esc(&v.node), esc(&v.status)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if e.disagree {
+                    " class=\"disagree\""
+                } else {
+                    ""
+                },
+                esc(&e.profile),
+                esc(&e.endpoint),
+                esc(&e.combined),
+                esc(&e.votes),
+                views.join(", ")
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +418,9 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("signpost_cluster_config_mismatch 1"), "{m}");
+        let h = html(&doc);
+        assert!(h.contains("id=\"config-mismatch\""), "{h}");
+        assert!(h.contains("2 of 3 see Online"), "{h}");
         let t = text(&doc);
         assert!(t.contains("WARNING"), "{t}");
         assert!(t.contains("a (this)"), "{t}");

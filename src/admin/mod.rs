@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod doc;
 pub mod page;
 pub mod status;
 
@@ -114,7 +115,8 @@ fn drain_status(e: &DrainError) -> u16 {
 pub struct AdminState {
     pub snapshot: Shared,
     pub commands: mpsc::Sender<Command>,
-    pub token: Option<String>,
+    /// The bearer token, replaced when a reload reads a changed token file.
+    pub token: Arc<arc_swap::ArcSwapOption<String>>,
     pub metrics: PrometheusHandle,
     /// The cluster and how its health views combine, when this instance is one of
     /// several.
@@ -166,6 +168,18 @@ pub enum TokenError {
     Empty { path: std::path::PathBuf },
 }
 
+/// The status document, naming this instance by its cluster node name when it has one.
+fn status_doc(state: &AdminState) -> doc::StatusDoc {
+    let mut d = doc::StatusDoc::build(&state.snapshot.load());
+    if let (Some((c, _)), Some(i)) = (&state.cluster, d.instance.as_mut()) {
+        i.name = c.node();
+    }
+    if state.cluster.is_some() {
+        d.cluster = Some(cluster_doc(state));
+    }
+    d
+}
+
 fn cluster_doc(state: &AdminState) -> cluster::ClusterDoc {
     let c = state.cluster.as_ref().map(|(c, mode)| (c.as_ref(), *mode));
     cluster::cluster_doc(&state.snapshot.load(), c)
@@ -203,7 +217,7 @@ pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
 
 type Resp = Response<Full<Bytes>>;
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Resp {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(
         serde_json::to_vec_pretty(body).unwrap_or_default(),
     )));
@@ -254,11 +268,10 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
     // Read-only routes.
     match (&method, segs.as_slice()) {
         (&Method::GET, []) => {
-            let snap = state.snapshot.load();
             return text(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                page::render(&snap),
+                page::render(&status_doc(state)),
             );
         }
         (&Method::GET, ["healthz"]) => return text(StatusCode::OK, "text/plain", "ok\n"),
@@ -274,6 +287,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             let mut page = state.metrics.render();
             crate::metrics::render_queries(&mut page);
             crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
+            crate::metrics::render_process(&mut page);
             cluster::render_metrics(&cluster_doc(state), &mut page);
             return text(
                 StatusCode::OK,
@@ -282,8 +296,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             );
         }
         (&Method::GET, ["api", "v1", "status"]) => {
-            let snap = state.snapshot.load();
-            return json_response(StatusCode::OK, &status::status_json(&snap));
+            return json_response(StatusCode::OK, &status_doc(state));
         }
         (&Method::GET, ["api", "v1", "cluster"]) => {
             return json_response(StatusCode::OK, &json!(cluster_doc(state)));
@@ -436,7 +449,8 @@ fn is_known_path(segs: &[&str]) -> bool {
 }
 
 fn authorize(state: &AdminState, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(token) = &state.token else {
+    let token = state.token.load();
+    let Some(token) = token.as_deref() else {
         return Ok(());
     };
     let given = req

@@ -3,9 +3,8 @@
 
 use std::fmt::Write;
 
-use super::status::{StaleDrain, answer_text, stale_drains};
-use crate::drain::Drain;
-use crate::snapshot::{Snapshot, Status};
+use super::doc::{DrainDoc, DrainScope, EndpointDoc, ProfileDoc, StaleDrainDoc, StatusDoc};
+use crate::base::Status;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -32,26 +31,15 @@ fn status_class(s: Status) -> &'static str {
     }
 }
 
-fn drain_text(d: Option<&Drain>) -> String {
+fn drain_text(d: Option<&DrainDoc>) -> String {
     match d {
         None => String::new(),
-        Some(d) if d.ramp_ms > 0 => format!(
+        Some(d) if d.ramp_seconds > 0.0 => format!(
             "drained ({}; ramp {}s)",
-            if d.reason.is_empty() {
-                "no reason given"
-            } else {
-                &d.reason
-            },
-            d.ramp_ms / 1000
+            d.reason_text(),
+            d.ramp_seconds.trunc()
         ),
-        Some(d) => format!(
-            "drained ({})",
-            if d.reason.is_empty() {
-                "no reason given"
-            } else {
-                &d.reason
-            }
-        ),
+        Some(d) => format!("drained ({})", d.reason_text()),
     }
 }
 
@@ -61,7 +49,9 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.92em}\
 th{background:#f3f3f3}.st{font-weight:600;border-radius:.3em;padding:.1em .4em}\
 .ok{background:#d4f5d4;color:#145214}.bad{background:#fbd4d4;color:#7a1010}\
 .checking{background:#fff2c2;color:#6b5200}.off{background:#ddd;color:#444}\
-#msg{min-height:1.2em;color:#7a1010}.controls input{margin-right:.6em}";
+#msg{min-height:1.2em;color:#7a1010}\
+.banner{background:#fbd4d4;color:#7a1010;border:1px solid #d88;padding:.5em .8em;font-weight:600;margin:.6em 0}\
+.answering b{font-family:monospace}.probe{font-family:monospace;font-size:.85em}.controls input{margin-right:.6em}";
 
 const SCRIPT: &str = r#"
 function kept(id){const v=document.getElementById(id).value;sessionStorage.setItem('signpost-'+id,v);return v;}
@@ -82,24 +72,23 @@ document.addEventListener('DOMContentLoaded',()=>{
 });
 "#;
 
-/// Renders the whole page.
-pub fn render(snap: &Snapshot) -> String {
-    let m = &snap.model;
+/// Renders the whole page from the status document.
+pub fn render(doc: &StatusDoc) -> String {
     let mut h = String::with_capacity(8192);
     let _ = write!(
         h,
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>signpost status</title>\
          <meta name=viewport content='width=device-width'><style>{STYLE}</style></head><body>\
-         <h1>signpost</h1><p>Config generation {}. Zones: {}</p>",
-        m.generation,
-        esc(&m
-            .zones
-            .iter()
-            .map(|z| z.origin.to_string())
-            .collect::<Vec<_>>()
-            .join(", "))
+         <h1>signpost</h1><p id=instance>{}Config generation {}. Zones: {}</p>",
+        doc.instance.as_ref().map_or(String::new(), |i| format!(
+            "Instance <b>{}</b>, signpost {}. ",
+            esc(&i.name),
+            esc(&i.version)
+        )),
+        doc.generation,
+        esc(&doc.zones.join(", "))
     );
-    if let Some(r) = &snap.reload
+    if let Some(r) = &doc.last_reload
         && !r.ok
     {
         let _ = write!(
@@ -109,15 +98,33 @@ pub fn render(snap: &Snapshot) -> String {
             esc(&r.message)
         );
     }
+    let fallback: Vec<&ProfileDoc> = doc
+        .profiles
+        .iter()
+        .filter(|p| p.all_down_fallback)
+        .collect();
+    if !fallback.is_empty() {
+        h.push_str("<div class=banner id=fallback-summary>No endpoint is eligible in ");
+        for (i, p) in fallback.iter().enumerate() {
+            let _ = write!(
+                h,
+                "{}<a href='#profile-{}'>{}</a> (all_down = \"{}\")",
+                if i > 0 { ", " } else { "" },
+                esc(&p.key),
+                esc(&p.name),
+                esc(&p.all_down)
+            );
+        }
+        h.push_str(": the all-down fallback decides what DNS answers.</div>");
+    }
     h.push_str(
         "<div class=controls><label>Admin token <input id=token type=password autocomplete=off></label>\
          <label>Drain reason <input id=reason value='maintenance'></label></div><p id=msg></p>",
     );
 
     h.push_str("<h2>Sites</h2><table id=sites><tr><th>site</th><th>drain</th><th></th></tr>");
-    for s in &m.sites {
-        let d = snap.drains.sites.get(s);
-        let (label, action, drain) = if d.is_some() {
+    for site in &doc.sites {
+        let (label, action, drain) = if site.drain.is_some() {
             ("Undrain", "undrain", "0")
         } else {
             ("Drain", "drain", "1")
@@ -126,31 +133,27 @@ pub fn render(snap: &Snapshot) -> String {
             h,
             "<tr data-site='{s}'><td>{s}</td><td class=drain>{}</td><td><button id='{action}-site-{s}' \
              data-url='/api/v1/sites/{u}/{action}' data-drain={drain}>{label} site</button></td></tr>",
-            esc(&drain_text(d)),
-            s = esc(s),
-            u = esc(&urlenc(s)),
+            esc(&drain_text(site.drain.as_ref())),
+            s = esc(&site.name),
+            u = esc(&urlenc(&site.name)),
         );
     }
     h.push_str("</table>");
 
-    let stale = stale_drains(snap);
-    if !stale.is_empty() {
+    if !doc.stale_drains.is_empty() {
         h.push_str(
             "<h2>Stale drains</h2><p>These drains name a site or endpoint the config no longer \
              has. They apply again if it comes back, until undrained.</p>\
              <table id=stale-drains><tr><th>drained</th><th>drain</th><th></th></tr>",
         );
-        for d in &stale {
-            let (what, url, drain) = match d {
-                StaleDrain::Site { site, drain } => (
+        for d in &doc.stale_drains {
+            let (what, url) = match d {
+                StaleDrainDoc::Site { site, .. } => (
                     format!("site {site}"),
                     format!("/api/v1/sites/{}/undrain", urlenc(site)),
-                    drain,
                 ),
-                StaleDrain::Endpoint {
-                    profile,
-                    endpoint,
-                    drain,
+                StaleDrainDoc::Endpoint {
+                    profile, endpoint, ..
                 } => (
                     format!("endpoint {profile}/{endpoint}"),
                     format!(
@@ -158,7 +161,6 @@ pub fn render(snap: &Snapshot) -> String {
                         urlenc(profile),
                         urlenc(endpoint)
                     ),
-                    drain,
                 ),
             };
             let _ = write!(
@@ -166,77 +168,146 @@ pub fn render(snap: &Snapshot) -> String {
                 "<tr><td>{}</td><td class=drain>{}</td><td><button data-url='{}' data-drain=0>\
                  Undrain</button></td></tr>",
                 esc(&what),
-                esc(&drain_text(Some(drain))),
+                esc(&drain_text(Some(d.drain()))),
                 esc(&url)
             );
         }
         h.push_str("</table>");
     }
 
-    for (pi, p) in m.profiles.iter().enumerate() {
-        let _ = write!(
-            h,
-            "<h2>{}</h2><p>method {}, TTL {} s</p><table class=profile data-profile='{}'>\
-             <tr><th>endpoint</th><th>site</th><th>answer</th><th>status</th><th>weight</th>\
-             <th>last probe</th><th>RTT</th><th>drain</th><th></th></tr>",
-            esc(&p.name.to_string()),
-            esc(&format!("{:?}", p.method).to_lowercase()),
-            p.ttl,
-            esc(&p.key)
-        );
-        for (ei, e) in p.endpoints.iter().enumerate() {
-            let st = &snap.endpoints[pi][ei];
-            let site = e.site.map(|s| m.sites[s as usize].as_str());
-            let d = snap.drains.for_endpoint(&p.key, &e.name, site);
-            let own = snap
-                .drains
-                .endpoints
-                .contains_key(&crate::drain::Drains::endpoint_key(&p.key, &e.name));
-            let (label, action, drain) = if own {
-                ("Undrain", "undrain", "0")
-            } else {
-                ("Drain", "drain", "1")
-            };
-            let probe = super::status::probe_json(snap, e.target);
-            let last = if probe.is_null() {
-                "—".to_owned()
-            } else {
-                format!(
-                    "{} {}",
-                    probe["time"].as_str().unwrap_or(""),
-                    if probe["ok"].as_bool() == Some(true) {
-                        "ok".to_owned()
-                    } else {
-                        probe["reason"].as_str().unwrap_or("failed").to_owned()
-                    }
-                )
-            };
-            let _ = write!(
-                h,
-                "<tr data-endpoint='{en}'><td>{en}</td><td>{site}</td><td>{ans}</td>\
-                 <td><span class='st {cls}'>{status}</span></td><td>{w}</td><td>{last}</td><td>{rtt}</td>\
-                 <td class=drain>{drain_txt}</td><td><button data-url='/api/v1/profiles/{pu}/endpoints/{eu}/{action}' \
-                 data-drain={drain}>{label}</button></td></tr>",
-                en = esc(&e.name),
-                site = esc(site.unwrap_or("")),
-                ans = esc(&answer_text(snap, &e.answer).join(", ")),
-                cls = status_class(st.status),
-                status = st.status.as_str(),
-                w = st.effective_weight(),
-                last = esc(&last),
-                rtt = st.rtt.map_or("—".to_owned(), |r| format!(
-                    "{:.1} ms",
-                    r.as_secs_f64() * 1000.0
-                )),
-                drain_txt = esc(&drain_text(d)),
-                pu = esc(&urlenc(&p.key)),
-                eu = esc(&urlenc(&e.name)),
-            );
-        }
-        h.push_str("</table>");
+    if let Some(c) = &doc.cluster {
+        h.push_str(&super::cluster::html(c));
+    }
+    for p in &doc.profiles {
+        profile_section(&mut h, p);
     }
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
     h
+}
+
+/// One profile: what it answers now, the fallback banner, and its endpoints.
+fn profile_section(h: &mut String, p: &ProfileDoc) {
+    let priority = p.method == "priority";
+    let _ = write!(
+        h,
+        "<h2 id='profile-{}'>{}</h2><p>method {}, TTL {} s, all_down = \"{}\"</p>",
+        esc(&p.key),
+        esc(&p.name),
+        esc(&p.method),
+        p.ttl,
+        esc(&p.all_down),
+    );
+    if p.all_down_fallback {
+        let what = match p.all_down.as_str() {
+            "serve_all" => "DNS answers every enabled endpoint as if it were Online",
+            "servfail" => "DNS answers SERVFAIL",
+            _ => "DNS answers with no records (NODATA)",
+        };
+        let _ = write!(
+            h,
+            "<p class=banner id='fallback-{}'>No endpoint is eligible: all_down = \"{}\" is in \
+             force; {what}.</p>",
+            esc(&p.key),
+            esc(&p.all_down),
+        );
+    }
+    let answering = if p.answering.is_empty() {
+        p.answering_rcode
+            .clone()
+            .unwrap_or_else(|| "no records".to_owned())
+    } else {
+        p.answering.join(", ")
+    };
+    let _ = write!(
+        h,
+        "<p class=answering data-profile='{}'>DNS answers now (a client with no location): \
+         <b>{}</b></p><table class=profile data-profile='{}'><tr><th>endpoint</th><th>site</th>\
+         <th>answer</th>{}<th>status</th><th>since</th><th>weight</th><th>probe</th>\
+         <th>last probe</th><th>RTT</th><th>drain</th><th></th></tr>",
+        esc(&p.key),
+        esc(&answering),
+        esc(&p.key),
+        if priority { "<th>priority</th>" } else { "" },
+    );
+    for e in &p.endpoints {
+        let scope = e.drain.as_ref().and_then(|d| d.scope);
+        let button = match scope {
+            Some(DrainScope::Site) => String::new(),
+            Some(DrainScope::Endpoint) => endpoint_button(p, e, "Undrain", "undrain", "0"),
+            None => endpoint_button(p, e, "Drain", "drain", "1"),
+        };
+        let last = match &e.last_probe {
+            None => "—".to_owned(),
+            Some(l) => format!(
+                "{} {}",
+                l.time,
+                if l.ok {
+                    "ok"
+                } else {
+                    l.reason.as_deref().unwrap_or("failed")
+                }
+            ),
+        };
+        // An RTT is shown only while the last probe succeeded: a Degraded endpoint's
+        // average is from before it failed.
+        let rtt = match (&e.last_probe, e.rtt_ms) {
+            (Some(l), Some(r)) if l.ok => format!("{r:.1} ms"),
+            _ => "—".to_owned(),
+        };
+        let weight = match &e.ramp_ends {
+            Some(end) => format!("{} of {} (ramp ends {end})", e.effective_weight, e.weight),
+            None => e.weight.to_string(),
+        };
+        let mut drain_txt = drain_text(e.drain.as_ref());
+        if e.ramp_ends.is_some() {
+            // Still answered while the weight falls.
+            drain_txt = drain_txt.replacen("drained", "draining", 1);
+        }
+        if scope == Some(DrainScope::Site) {
+            drain_txt.push_str(", site drain");
+        }
+        let _ = write!(
+            h,
+            "<tr data-endpoint='{en}'><td>{en}</td><td>{site}</td><td>{ans}</td>{prio}\
+             <td><span class='st {cls}'>{status}</span></td><td class=since>{since}</td>\
+             <td class=weight>{weight}</td><td class=probe>{probe}</td><td>{last}</td><td class=rtt>{rtt}</td>\
+             <td class=drain>{drain_txt}</td><td>{button}</td></tr>",
+            en = esc(&e.name),
+            site = esc(e.site.as_deref().unwrap_or("")),
+            ans = esc(&e.answer.join(", ")),
+            prio = if priority {
+                format!("<td class=priority>{}</td>", e.priority)
+            } else {
+                String::new()
+            },
+            cls = status_class(e.status),
+            status = e.status.as_str(),
+            since = esc(e.since.as_deref().unwrap_or("start")),
+            weight = esc(&weight),
+            probe = esc(e.probe.as_deref().unwrap_or("not monitored")),
+            last = esc(&last),
+            rtt = esc(&rtt),
+            drain_txt = esc(&drain_txt),
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn endpoint_button(
+    p: &ProfileDoc,
+    e: &EndpointDoc,
+    label: &str,
+    action: &str,
+    drain: &str,
+) -> String {
+    format!(
+        "<button id='{action}-{pid}-{eid}' data-url='/api/v1/profiles/{pu}/endpoints/{eu}/{action}' \
+         data-drain={drain}>{label}</button>",
+        pid = esc(&p.key),
+        eid = esc(&e.name),
+        pu = esc(&urlenc(&p.key)),
+        eu = esc(&urlenc(&e.name)),
+    )
 }
 
 /// Percent-encodes a path segment.

@@ -1,9 +1,9 @@
 //! An endpoint's status (DESIGN.md, "Health semantics").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An endpoint's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     /// Probed, no result yet; served.
     CheckingEndpoint,
@@ -24,6 +24,26 @@ impl Status {
             self,
             Status::CheckingEndpoint | Status::Online | Status::AlwaysServe
         )
+    }
+
+    /// Every status, in declaration order.
+    pub const ALL: [Status; 5] = [
+        Status::CheckingEndpoint,
+        Status::Online,
+        Status::Degraded,
+        Status::Disabled,
+        Status::AlwaysServe,
+    ];
+
+    /// The lowercase form metrics labels use: `checking_endpoint`, `online`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::CheckingEndpoint => "checking_endpoint",
+            Status::Online => "online",
+            Status::Degraded => "degraded",
+            Status::Disabled => "disabled",
+            Status::AlwaysServe => "always_serve",
+        }
     }
 
     pub fn as_str(self) -> &'static str {

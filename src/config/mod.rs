@@ -169,6 +169,18 @@ impl Config {
             .list_separator(",")
             .with_list_parse_key("geo.regions")
             .ignore_empty(true);
+        // The overriding variables, each with the key path it sets (`dns.listen`).
+        let overrides: Vec<(String, String)> = match &env {
+            Some(env) => env.keys().cloned().collect::<Vec<_>>(),
+            None => std::env::vars().map(|(k, _)| k).collect(),
+        }
+        .into_iter()
+        .filter_map(|k| {
+            let rest = k.strip_prefix("SIGNPOST__")?;
+            let key = rest.to_lowercase().replace("__", ".");
+            Some((k, key))
+        })
+        .collect();
         if let Some(env) = env {
             envsrc = envsrc.source(Some(env.into_iter().collect()));
         }
@@ -298,6 +310,7 @@ impl Config {
         }
 
         cfg.check_values(&mut problems);
+        blame_overrides(&mut problems, &overrides);
         (cfg, problems)
     }
 
@@ -371,6 +384,24 @@ pub(crate) fn check_monitor(m: &MonitorSpec, at: &str, bad: &mut impl FnMut(&str
             &format!("{at}.interval"),
             format!("{} is too short; use at least \"100ms\"", m.interval),
         );
+    }
+    // Only a retry_interval set by hand is checked: the default (1s) follows a shorter
+    // interval.
+    if let Some(retry) = m.retry_interval {
+        if retry.0 < std::time::Duration::from_millis(100) {
+            bad(
+                &format!("{at}.retry_interval"),
+                format!("{retry} is too short; use at least \"100ms\""),
+            );
+        } else if retry.0 > m.interval.0 {
+            bad(
+                &format!("{at}.retry_interval"),
+                format!(
+                    "{retry} is longer than interval ({}); use at most the interval (equal to it turns fast confirmation off)",
+                    m.interval
+                ),
+            );
+        }
     }
     if m.protocol == Protocol::Tcp && m.port.is_none() {
         bad(
@@ -461,7 +492,9 @@ fn table(
 }
 
 /// Reads one table. serde stops at the first bad key, so each bad key is reported, taken
-/// out, and the rest read again: one mistake never hides the next in the same table.
+/// out, and the rest read again: one mistake never hides the next in the same table, and
+/// the table (without its bad keys) still takes part in the checks of the whole config.
+/// `None` only when a required key is missing or the value is not a table.
 fn read<T: DeserializeOwned>(
     v: &config::Value,
     at: &str,
@@ -469,13 +502,13 @@ fn read<T: DeserializeOwned>(
     problems: &mut Problems,
 ) -> Option<T> {
     let mut v = v.clone();
-    let mut failed = false;
     loop {
         let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-            Ok(t) => return (!failed).then_some(t),
+            // Read leniently: without its bad keys (defaults in their place), so that the
+            // checks that look across tables still see it. The problems are reported.
+            Ok(t) => return Some(t),
             Err(e) => e,
         };
-        failed = true;
         let inner = e.path().to_string();
         let loc = if inner == "." || inner.is_empty() {
             at.to_owned()
@@ -516,6 +549,35 @@ fn read_into<T: DeserializeOwned>(
     }
 }
 
+/// A problem in a key that an environment variable set is that variable's: it names the
+/// variable instead of the config file.
+fn blame_overrides(problems: &mut Problems, overrides: &[(String, String)]) {
+    for p in &mut problems.0 {
+        let unquoted = p.location.replace('"', "");
+        let by = overrides.iter().find(|(_, key)| {
+            unquoted == *key
+                || unquoted.starts_with(&format!("{key}."))
+                || unquoted.starts_with(&format!("{key}["))
+        });
+        if let Some((var, _)) = by {
+            p.file = PathBuf::from(format!("environment variable {var}"));
+            p.message
+                .push_str(&format!(" (set by {var}, which overrides the config file)"));
+        }
+    }
+}
+
+/// The values an enum of the config takes, by the type name the config crate's errors
+/// use.
+fn enum_values(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Method" => "priority, weighted, performance, geographic, multivalue, subnet",
+        "AllDown" => "serve_all, nodata, servfail",
+        "Protocol" => "http, https, tcp",
+        _ => return None,
+    })
+}
+
 /// Makes serde's messages say what to do.
 fn explain_serde(msg: &str) -> String {
     // The config crate appends " for key `…`"; the key path is already given.
@@ -523,6 +585,14 @@ fn explain_serde(msg: &str) -> String {
         Some(i) => &msg[..i],
         None => msg,
     };
+    if let Some(rest) = msg.strip_prefix("enum ")
+        && let Some((name, given)) = rest.split_once(" does not have variant constructor ")
+    {
+        return match enum_values(name) {
+            Some(values) => format!("{given:?} is not one of {values}"),
+            None => msg.to_owned(),
+        };
+    }
     if msg.starts_with("unknown field") {
         format!("{msg}; remove it or correct its spelling")
     } else if msg.starts_with("missing field") {
@@ -654,6 +724,24 @@ tls = { ca_file = "/nonexistent/ca.pem" }
             vec!["127.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
         );
         assert_eq!(c.dns.udp_sockets, 3);
+    }
+
+    /// The values an enum error lists are the ones the config accepts.
+    #[test]
+    fn enum_errors_list_values_that_parse() {
+        fn all<T: serde::de::DeserializeOwned>(name: &str) {
+            for v in enum_values(name).unwrap().split(", ") {
+                serde_json::from_value::<T>(serde_json::Value::String(v.into()))
+                    .unwrap_or_else(|e| panic!("{name}: {v}: {e}"));
+            }
+        }
+        all::<Method>("Method");
+        all::<AllDown>("AllDown");
+        all::<Protocol>("Protocol");
+        assert_eq!(
+            explain_serde("enum Method does not have variant constructor priorty"),
+            "\"priorty\" is not one of priority, weighted, performance, geographic, multivalue, subnet"
+        );
     }
 
     #[test]

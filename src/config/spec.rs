@@ -162,6 +162,13 @@ pub struct MonitorSpec {
     pub tolerated_failures: u32,
     #[serde(default = "default_rise")]
     pub rise: u32,
+    /// Fast confirmation: after a failed probe of a target that is not Degraded, the next
+    /// probes start this long after the previous one started (never before it finished),
+    /// until the target is Degraded or a probe succeeds; then `interval` again. Default
+    /// 1s, or the `interval` when that is shorter ([`MonitorSpec::retry_interval`]);
+    /// `retry_interval = interval` turns fast confirmation off.
+    #[serde(default)]
+    pub retry_interval: Option<HumanDuration>,
     #[serde(default)]
     pub tls: TlsSpec,
     /// http/https: send probes over an idle connection left open by an earlier probe of
@@ -187,6 +194,7 @@ impl Default for MonitorSpec {
             timeout: default_timeout(),
             tolerated_failures: default_tolerated_failures(),
             rise: default_rise(),
+            retry_interval: None,
             tls: TlsSpec::default(),
             reuse_connection: default_reuse_connection(),
         }
@@ -211,6 +219,18 @@ fn default_tolerated_failures() -> u32 {
 fn default_rise() -> u32 {
     2
 }
+/// `retry_interval` when not set.
+pub const DEFAULT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl MonitorSpec {
+    /// The fast confirmation pace in force: `retry_interval`, by default 1s, and never
+    /// longer than the `interval`.
+    pub fn retry_interval(&self) -> std::time::Duration {
+        self.retry_interval
+            .map_or(DEFAULT_RETRY_INTERVAL, |d| d.0)
+            .min(self.interval.0)
+    }
+}
 fn default_reuse_connection() -> bool {
     true
 }
@@ -230,6 +250,7 @@ pub struct MonitorOverride {
     pub timeout: Option<HumanDuration>,
     pub tolerated_failures: Option<u32>,
     pub rise: Option<u32>,
+    pub retry_interval: Option<HumanDuration>,
     pub tls: Option<TlsSpec>,
     pub reuse_connection: Option<bool>,
 }
@@ -253,6 +274,7 @@ impl MonitorOverride {
             timeout,
             tolerated_failures,
             rise,
+            retry_interval,
             tls,
             reuse_connection
         );
@@ -276,6 +298,12 @@ pub struct ProfileSpec {
     pub method: Method,
     #[serde(default = "default_profile_ttl")]
     pub ttl: u32,
+    /// Seconds. While the profile is unstable (an answering endpoint failed its latest
+    /// probe, the all-down fallback is in force, or an endpoint changed status less than
+    /// `ttl` ago) its answers carry min(`ttl`, `ttl_unstable`). Default 5;
+    /// `ttl_unstable = ttl` turns health-aware TTLs off.
+    #[serde(default = "default_ttl_unstable")]
+    pub ttl_unstable: u32,
     #[serde(default)]
     pub monitor: Option<String>,
     #[serde(default)]
@@ -298,6 +326,9 @@ pub struct ProfileSpec {
 
 fn default_profile_ttl() -> u32 {
     30
+}
+fn default_ttl_unstable() -> u32 {
+    5
 }
 
 /// `[[profiles."NAME".endpoints]]`

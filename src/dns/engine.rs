@@ -259,7 +259,11 @@ fn answer_profile<'a>(
             Step::Done
         }
         Kind::Answer => {
-            let ttl = snap.model.profiles[pid as usize].ttl;
+            // The TTLs the writer decided (health-aware: short while a profile is
+            // unstable); a nested answer carries the shorter of both profiles'.
+            let ttl = snap.ttl(pid);
+            let configured = snap.model.profiles[pid as usize].ttl;
+            let mut short = false;
             let qtype = if qtype == Rtype::ANY { Rtype::A } else { qtype };
             // signpost_answers_total: each endpoint once per answer (multivalue picks
             // one address at a time).
@@ -273,8 +277,14 @@ fn answer_profile<'a>(
                 }
             }
             let mut next = Step::Done;
-            d.for_each_record(snap, qtype, |prof, r| {
-                let ttl = ttl.min(prof.ttl);
+            d.for_each_record(snap, qtype, |pi, r| {
+                let (ttl, configured) = if pi == pid {
+                    (ttl, configured)
+                } else {
+                    let child = &snap.model.profiles[pi as usize];
+                    (ttl.min(snap.ttl(pi)), configured.min(child.ttl))
+                };
+                short |= ttl < configured;
                 match r {
                     Record::A(a) => w.record(Section::Answer, owner, Rtype::A, ttl, &a.octets()),
                     Record::Aaaa(a) => {
@@ -288,6 +298,11 @@ fn answer_profile<'a>(
                     }
                 }
             });
+            if short {
+                snap.model.profiles[pid as usize]
+                    .short_ttl_answers
+                    .increment();
+            }
             next
         }
     }

@@ -1,10 +1,11 @@
 //! What is a target's health, given its probe results so far?
 //!
 //! A pure state machine (DESIGN.md, "Health semantics"): a target starts
-//! CheckingEndpoint; its first success makes it Online; more than `tolerated_failures`
-//! consecutive failures make it Degraded (from CheckingEndpoint too, so a target that never
-//! answers leaves CheckingEndpoint after `tolerated_failures + 1` probes); `rise`
-//! consecutive successes bring a Degraded target back Online. A flip is reported once, so
+//! CheckingEndpoint; its first success makes it Online, its first failure Degraded (a
+//! target that has never succeeded gets no benefit of the doubt, so a restart never
+//! answers a site already known to be down); once Online, more than `tolerated_failures`
+//! consecutive failures make it Degraded; `rise` consecutive successes bring a Degraded
+//! target back Online. A flip is reported once, so
 //! callers log and count only real transitions. Time is an argument everywhere.
 
 use std::sync::Arc;
@@ -66,12 +67,10 @@ impl Hysteresis {
         }
         let next = match self.status {
             Status::CheckingEndpoint if ok => Status::Online,
+            // Never succeeded: no benefit of the doubt.
+            Status::CheckingEndpoint => Status::Degraded,
             Status::Degraded if ok && self.successes >= self.rise => Status::Online,
-            Status::CheckingEndpoint | Status::Online
-                if !ok && self.failures > self.tolerated_failures =>
-            {
-                Status::Degraded
-            }
+            Status::Online if !ok && self.failures > self.tolerated_failures => Status::Degraded,
             s => s,
         };
         if next == self.status {
@@ -128,6 +127,8 @@ pub struct TargetHealth {
     pub hysteresis: Hysteresis,
     pub rtt: Ewma,
     pub last: Option<LastProbe>,
+    /// When the last successful probe started (wall clock).
+    pub last_success: Option<SystemTime>,
 }
 
 impl TargetHealth {
@@ -137,6 +138,7 @@ impl TargetHealth {
             hysteresis: Hysteresis::new(tolerated_failures, rise),
             rtt: Ewma::new(interval.saturating_mul(5)),
             last: None,
+            last_success: None,
         }
     }
 
@@ -152,6 +154,7 @@ impl TargetHealth {
     ) -> Option<(Status, Status)> {
         if ok {
             self.rtt.observe(now, rtt);
+            self.last_success = Some(at);
         }
         self.last = Some(LastProbe {
             at,
@@ -171,6 +174,7 @@ impl TargetHealth {
         TargetView {
             status: self.hysteresis.status(),
             last: self.last.clone(),
+            last_success: self.last_success,
             rtt: self.rtt.get(),
             transitions: self.hysteresis.transitions(),
             consecutive_failures: self.hysteresis.consecutive_failures(),
@@ -203,9 +207,11 @@ mod tests {
             (0, 1, "+", &[Online]),
             (0, 1, "-", &[Degraded]),
             (3, 2, "+", &[Online]),
-            // First results that fail count toward Degraded by the same rule.
-            (2, 2, "---", &[Checking, Checking, Degraded]),
-            (2, 2, "--+", &[Checking, Checking, Online]),
+            // A target that has never succeeded is Degraded on its first failure, and
+            // then needs `rise` successes like any Degraded target.
+            (2, 2, "---", &[Degraded, Degraded, Degraded]),
+            (2, 2, "-++", &[Degraded, Degraded, Online]),
+            (5, 1, "-+", &[Degraded, Online]),
             // Degraded after tolerated_failures + 1 consecutive failures.
             (1, 1, "+--", &[Online, Online, Degraded]),
             (3, 2, "+----", &[Online, Online, Online, Online, Degraded]),

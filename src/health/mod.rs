@@ -45,6 +45,8 @@ pub struct TargetView {
     /// The target's own status: CheckingEndpoint, Online or Degraded.
     pub status: Status,
     pub last: Option<LastProbe>,
+    /// When the last successful probe started.
+    pub last_success: Option<SystemTime>,
     /// Smoothed round-trip time of successful probes.
     pub rtt: Option<Duration>,
     /// How many times the status changed since the target was first probed.
@@ -85,6 +87,7 @@ impl HealthView {
             .map(|_| TargetView {
                 status: Status::CheckingEndpoint,
                 last: None,
+                last_success: None,
                 rtt: None,
                 transitions: 0,
                 consecutive_failures: 0,

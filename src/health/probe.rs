@@ -807,6 +807,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             tolerated_failures: 0,
             rise: 1,
+            retry_interval: Duration::from_secs(1),
             tls: TlsSpec::default(),
             reuse_connection: true,
         }

@@ -18,8 +18,10 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::hysteresis::Hysteresis;
 use super::probe::{Check, ProbeOutcome};
-use crate::model::Model;
+use crate::base::Status;
+use crate::model::{Model, ProbeTarget};
 
 /// One probe's result, as sent to the publisher.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,7 +178,6 @@ impl Scheduler {
         let start = Instant::now();
         for (i, target) in model.targets.iter().enumerate() {
             let first = start + first_offset(i, target.interval);
-            let interval = target.interval;
             let (model, checker, outbox, permits) = (
                 model.clone(),
                 checker.clone(),
@@ -187,17 +188,19 @@ impl Scheduler {
                 async move {
                     let target = &model.targets[i];
                     let prepared = checker.prepare(target);
-                    let mut tick = tokio::time::interval_at(first, interval);
-                    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    let mut pace = Pace::new(first);
                     let mut successes: u32 = 0;
                     loop {
-                        tick.tick().await;
+                        tokio::time::sleep_until(pace.due).await;
+                        pace.woke(Instant::now());
                         let Ok(permit) = permits.acquire().await else {
                             return;
                         };
                         let at = SystemTime::now();
+                        let started = Instant::now();
                         let outcome = checker.check(target, &prepared).await;
                         drop(permit);
+                        pace.probed(target, outcome.ok, started, Instant::now());
                         successes = if outcome.ok {
                             successes.saturating_add(1)
                         } else {
@@ -240,6 +243,86 @@ impl Scheduler {
 impl Drop for Scheduler {
     fn drop(&mut self) {
         self.tasks.abort_all();
+    }
+}
+
+/// A probe that wakes this much after its deadline is late: the steady schedule then
+/// restarts from the moment it woke (as a tokio `Interval` with
+/// `MissedTickBehavior::Delay` does), instead of firing the missed probes in a burst.
+const LATE: Duration = Duration::from_millis(5);
+
+/// When one target's next probe starts: a pure rule of its results and the time, so the
+/// scheduler's pacing is tested exactly in paused time.
+///
+/// - Steady: every `interval` from the target's first offset, so a healthy fleet keeps the
+///   spread the offsets give it (a probe that ends after its next deadline delays the
+///   schedule rather than bunching probes).
+/// - Fast confirmation (DESIGN.md, "Health semantics"): after a failed probe of a target
+///   that is not Degraded, the next probe starts `retry_interval` after the failed one
+///   started, but never before it finished (a target has one probe in flight at most);
+///   so a refused ingress is retried every `retry_interval`, a hung one back to back at
+///   its `timeout`. Retries keep the phase of the failure that began them, so targets that
+///   fail together are still spread.
+/// - Once the target is Degraded or a probe succeeds, the steady schedule resumes at its
+///   first deadline after now: same phase as before, no extra probe.
+///
+/// The rule keeps its own copy of the status machine (`tolerated_failures`, `rise`): the
+/// scheduler never asks the publisher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// When the next probe starts.
+    pub due: Instant,
+    /// The deadline of the last steady probe (the phase of the schedule).
+    grid: Instant,
+    /// The next probe confirms a failure.
+    retrying: bool,
+    /// The status machine, fed the same results as the publisher's.
+    health: Option<Hysteresis>,
+}
+
+impl Pace {
+    /// A schedule whose first probe is at `first`.
+    pub fn new(first: Instant) -> Self {
+        Self {
+            due: first,
+            grid: first,
+            retrying: false,
+            health: None,
+        }
+    }
+
+    /// Whether the next probe confirms a failure (at `retry_interval`).
+    pub fn retrying(&self) -> bool {
+        self.retrying
+    }
+
+    /// The probe due at `self.due` woke at `now`.
+    pub fn woke(&mut self, now: Instant) {
+        if !self.retrying {
+            self.grid = if now > self.due + LATE { now } else { self.due };
+        }
+    }
+
+    /// Records a probe of `target` that started at `started` and ended at `now`, and sets
+    /// when the next one starts.
+    pub fn probed(&mut self, target: &ProbeTarget, ok: bool, started: Instant, now: Instant) {
+        let health = self
+            .health
+            .get_or_insert_with(|| Hysteresis::new(target.tolerated_failures, target.rise));
+        health.observe(ok);
+        let was_retrying = self.retrying;
+        self.retrying = !ok && health.status() != Status::Degraded;
+        let interval = target.interval.max(Duration::from_millis(1));
+        self.due = if self.retrying {
+            (started + target.retry_interval).max(now)
+        } else if was_retrying {
+            // Back to the steady schedule, at its first deadline after now.
+            let behind = now.saturating_duration_since(self.grid);
+            let steps = behind.as_nanos() / interval.as_nanos() + 1;
+            self.grid + interval * u32::try_from(steps).unwrap_or(u32::MAX)
+        } else {
+            self.grid + interval
+        };
     }
 }
 
@@ -317,6 +400,7 @@ mod tests {
                 timeout: Duration::from_millis(interval_ms),
                 tolerated_failures: 0,
                 rise: 1,
+                retry_interval: Duration::from_millis(interval_ms),
                 tls: TlsSpec::default(),
                 reuse_connection: false,
             })
@@ -425,6 +509,243 @@ mod tests {
             ms(got[3].1) <= 3011,
             "first success after a failure: {got:?}"
         );
+    }
+
+    /// An ingress that works until `fault` (after the start) and then refuses (fails in
+    /// 1 ms) or hangs (fails at the target's `timeout`); healthy again from `heal`.
+    struct Faulty {
+        start: Instant,
+        fault: Duration,
+        heal: Duration,
+        hung: bool,
+        seen: Mutex<Vec<(u16, Duration)>>,
+    }
+
+    impl Faulty {
+        fn new(fault: u64, heal: u64, hung: bool) -> Arc<Self> {
+            Arc::new(Self {
+                start: Instant::now(),
+                fault: Duration::from_millis(fault),
+                heal: Duration::from_millis(heal),
+                hung,
+                seen: Mutex::new(Vec::new()),
+            })
+        }
+
+        /// Start times of target `port`'s probes, in ms since the start.
+        fn starts(&self, port: u16) -> Vec<u64> {
+            let seen = self.seen.lock().unwrap();
+            seen.iter()
+                .filter(|s| s.0 == port)
+                .map(|s| s.1.as_millis() as u64)
+                .collect()
+        }
+    }
+
+    impl Check for Faulty {
+        type Prepared = ();
+
+        fn prepare(&self, _: &ProbeTarget) {}
+
+        async fn check(&self, target: &ProbeTarget, _: &()) -> ProbeOutcome {
+            let t = self.start.elapsed();
+            self.seen.lock().unwrap().push((target.port, t));
+            let ok = t < self.fault || t >= self.heal;
+            let busy = if !ok && self.hung {
+                target.timeout
+            } else {
+                Duration::from_millis(1)
+            };
+            tokio::time::sleep(busy).await;
+            ProbeOutcome {
+                ok,
+                rtt: busy,
+                reason: None,
+            }
+        }
+    }
+
+    /// Default timings: interval 10 s, timeout 5 s, tolerated_failures 3, rise 2,
+    /// retry_interval `retry` ms.
+    fn defaults(targets: u16, retry: u64) -> Arc<Model> {
+        let mut m = (*model(&[(1, 10_000)])).clone_targets(targets);
+        for t in &mut m.targets {
+            t.timeout = Duration::from_secs(5);
+            t.tolerated_failures = 3;
+            t.rise = 2;
+            t.retry_interval = Duration::from_millis(retry);
+        }
+        Arc::new(m)
+    }
+
+    impl Model {
+        fn clone_targets(&self, n: u16) -> Model {
+            let mut m = Model::default();
+            m.generation = self.generation;
+            m.targets = (1..=n)
+                .map(|port| ProbeTarget {
+                    port,
+                    ..self.targets[0].clone()
+                })
+                .collect();
+            m
+        }
+    }
+
+    async fn run_for(m: Arc<Model>, check: Arc<Faulty>, secs: u64) {
+        let (tx, mut rx) = mpsc::channel::<ProbeResult>(4096);
+        let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        drop(sched);
+        drain.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_target_is_confirmed_every_retry_interval_then_probed_at_interval() {
+        // Target 0 is first probed at 0 s. The fault at 25 s: the probe at 30 s fails,
+        // three retries a second apart make it Degraded (tolerated_failures = 3), then
+        // the steady schedule resumes at 40 s.
+        let check = Faulty::new(25_000, u64::MAX, false);
+        run_for(defaults(1, 1_000), check.clone(), 61).await;
+        assert_eq!(
+            check.starts(1),
+            [
+                0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 40_000, 50_000, 60_000
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_target_is_retried_as_soon_as_each_probe_times_out() {
+        // Each failed probe takes the 5 s timeout: the retries cannot start a second
+        // after it began (one probe in flight per target), so they follow back to back.
+        // Degraded at 50 s; the next steady deadline after that is 60 s.
+        let check = Faulty::new(25_000, u64::MAX, true);
+        run_for(defaults(1, 1_000), check.clone(), 71).await;
+        assert_eq!(
+            check.starts(1),
+            [
+                0, 10_000, 20_000, 30_000, 35_000, 40_000, 45_000, 60_000, 70_000
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_ends_the_confirmation_and_keeps_the_phase() {
+        // Fails at 30 s, healthy again at 31.5 s: the retry at 32 s succeeds; the next
+        // probe is at 40 s, as if nothing happened.
+        let check = Faulty::new(25_000, 31_500, false);
+        run_for(defaults(1, 1_000), check.clone(), 51).await;
+        assert_eq!(
+            check.starts(1),
+            [0, 10_000, 20_000, 30_000, 31_000, 32_000, 40_000, 50_000]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_interval_equal_to_interval_is_todays_schedule() {
+        let check = Faulty::new(25_000, u64::MAX, false);
+        run_for(defaults(1, 10_000), check.clone(), 71).await;
+        assert_eq!(
+            check.starts(1),
+            [0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn targets_that_fail_together_stay_spread() {
+        // 100 targets, all refusing from 25 s on. Each target keeps its own phase: its
+        // retries follow its first failure at 1 s steps, its steady probes its offset.
+        let check = Faulty::new(25_000, u64::MAX, false);
+        run_for(defaults(100, 1_000), check.clone(), 60).await;
+        let mut all = Vec::new();
+        for port in 1..=100u16 {
+            let off =
+                first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis() as u64;
+            // The first probe after the fault.
+            let f = (0..)
+                .map(|k| off + 10_000 * k)
+                .find(|&t| t >= 25_000)
+                .unwrap();
+            let mut want: Vec<u64> = (0..)
+                .map(|k| off + 10_000 * k)
+                .take_while(|&t| t < f)
+                .collect();
+            want.extend([f, f + 1_000, f + 2_000, f + 3_000]);
+            want.extend((1..).map(|k| f + 10_000 * k).take_while(|&t| t < 60_000));
+            let got = check.starts(port);
+            // Exact to the timer's 1 ms resolution.
+            assert_eq!(got.len(), want.len(), "target {port}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g >= w && g - w <= 1, "target {port}: {got:?} vs {want:?}");
+            }
+            all.extend(got);
+        }
+        // No herd: steady, 100 targets at 10 s are 10 probes a second and at most 2 in any
+        // 100 ms. While they are confirmed (25 s to 38 s), about 40 targets (those that
+        // failed in the last 3 s) probe once a second each: at most 42 in a second, and
+        // still at most 5 in any 100 ms, never all 100 at once.
+        all.sort_unstable();
+        let per = |from: u64, width: u64| {
+            all.iter()
+                .filter(|&&t| t >= from && t < from + width)
+                .count()
+        };
+        let steady_max = (0..25_000).step_by(100).map(|t| per(t, 100)).max().unwrap();
+        let confirm_max = (25_000..38_000)
+            .step_by(100)
+            .map(|t| per(t, 100))
+            .max()
+            .unwrap();
+        assert!(steady_max <= 2, "{steady_max}");
+        assert!(confirm_max <= 5, "{confirm_max}");
+        let second_max = (25_000..38_000)
+            .step_by(100)
+            .map(|t| per(t, 1_000))
+            .max()
+            .unwrap();
+        assert!(second_max <= 42, "{second_max} probes in one second");
+    }
+
+    #[test]
+    fn pace_rules() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut target = model(&[(1, 10_000)]).targets[0].clone();
+        target.tolerated_failures = 1;
+        target.rise = 1;
+        target.retry_interval = ms(1_000);
+        let mut p = Pace::new(t0);
+        // A quick success: the next probe one interval later.
+        p.woke(t0);
+        p.probed(&target, true, t0, t0 + ms(3));
+        assert_eq!(p.due, t0 + ms(10_000));
+        // Woken 2 ms late (timer slack): still on the grid.
+        p.woke(t0 + ms(10_002));
+        p.probed(&target, false, t0 + ms(10_002), t0 + ms(10_004));
+        assert!(p.retrying());
+        assert_eq!(
+            p.due,
+            t0 + ms(11_002),
+            "retry_interval after the failed start"
+        );
+        p.woke(t0 + ms(11_002));
+        // The second failure: Degraded (tolerated_failures = 1); back to the grid.
+        p.probed(&target, false, t0 + ms(11_002), t0 + ms(11_500));
+        assert!(!p.retrying());
+        assert_eq!(p.due, t0 + ms(20_000));
+        // Degraded targets fail at the steady pace.
+        p.woke(t0 + ms(20_000));
+        p.probed(&target, false, t0 + ms(20_000), t0 + ms(20_001));
+        assert_eq!(p.due, t0 + ms(30_000));
+        // A slow steady probe (ends after its next deadline): the next starts at once and
+        // the schedule restarts from there (as tokio's `Delay`).
+        p.woke(t0 + ms(30_000));
+        p.probed(&target, true, t0 + ms(30_000), t0 + ms(41_000));
+        assert_eq!(p.due, t0 + ms(40_000));
+        p.woke(t0 + ms(41_000));
+        assert_eq!(p.grid, t0 + ms(41_000));
     }
 
     #[tokio::test(start_paused = true)]

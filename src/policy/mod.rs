@@ -7,6 +7,7 @@
 //! decision and also fills a serializable [`Trace`] for the admin API's explain; the
 //! words of the trace are produced only there.
 
+mod answering;
 mod location;
 mod methods;
 pub mod trace;
@@ -28,6 +29,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 pub(crate) use crate::model::geoip::{GeoKey, code_str};
+pub use answering::{Answering, all_down_fallback, answering};
 use location::Location;
 pub use trace::{
     AnswerTrace, CandidateTrace, ClientTrace, ExplainError, ProfileRef, RegionTrace, StepTrace,
@@ -244,13 +246,13 @@ impl Decision {
         }
     }
 
-    /// Calls `f` with each record of the answer in order, with the profile it comes from
-    /// (for its TTL). A CNAME is the only record when present.
+    /// Calls `f` with each record of the answer in order, with the index of the profile it
+    /// comes from (for its TTL: `Snapshot::ttl`). A CNAME is the only record when present.
     pub fn for_each_record<'s>(
         &self,
         snap: &'s Snapshot,
         qtype: Rtype,
-        mut f: impl FnMut(&'s ProfileDef, Record<'s>),
+        mut f: impl FnMut(u32, Record<'s>),
     ) {
         if self.kind != Kind::Answer {
             return;
@@ -261,19 +263,19 @@ impl Decision {
                 Answer::Addrs { v4, v6 } if qtype == Rtype::AAAA => {
                     for (i, a) in v6.iter().enumerate() {
                         if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
-                            f(p, Record::Aaaa(*a));
+                            f(pick.profile, Record::Aaaa(*a));
                         }
                     }
                 }
                 Answer::Addrs { v4, .. } => {
                     for (i, a) in v4.iter().enumerate() {
                         if pick.addr == ALL_ADDRS || usize::from(pick.addr) == i {
-                            f(p, Record::A(*a));
+                            f(pick.profile, Record::A(*a));
                         }
                     }
                 }
                 Answer::Cname { wire, .. } => {
-                    f(p, Record::Cname(wire));
+                    f(pick.profile, Record::Cname(wire));
                     return;
                 }
                 Answer::Nested(_) => {}

@@ -85,6 +85,12 @@ pub struct StepTrace {
     pub scope: u8,
     /// Endpoints picked at this step.
     pub picked: Vec<String>,
+    /// The profile's configured `ttl`.
+    pub ttl: u32,
+    /// The TTL its answers carry now: `ttl`, or min(`ttl`, `ttl_unstable`) while unstable.
+    pub ttl_now: u32,
+    /// Why the profile is unstable (health-aware TTL), in words; empty when stable.
+    pub unstable: Vec<String>,
 }
 
 /// One endpoint of a profile as the decision saw it.
@@ -311,6 +317,9 @@ pub(super) fn record_step(
             .iter()
             .map(|k| p.endpoints[k.endpoint as usize].name.clone())
             .collect(),
+        ttl: p.ttl,
+        ttl_now: view.snap.ttl(view.profile),
+        unstable: crate::status::unstable_reasons(view.snap, view.profile as usize),
     });
 }
 
@@ -359,7 +368,7 @@ pub(super) fn finish(
         .steps
         .first()
         .and_then(|s| model.profile(&s.profile))
-        .map_or(u32::MAX, |(_, p)| p.ttl);
+        .map_or(u32::MAX, |(i, _)| snap.ttl(i));
     let qt = if qtype == Rtype::ANY { Rtype::A } else { qtype };
     let mut a = AnswerTrace {
         kind: outcome(d.kind),
@@ -371,7 +380,7 @@ pub(super) fn finish(
         ..AnswerTrace::default()
     };
     d.for_each_record(snap, qt, |p, r| {
-        a.ttl = Some(top_ttl.min(p.ttl));
+        a.ttl = Some(top_ttl.min(snap.ttl(p)));
         a.records.push(match r {
             Record::A(x) => format!("A {x}"),
             Record::Aaaa(x) => format!("AAAA {x}"),
