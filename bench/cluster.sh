@@ -27,7 +27,7 @@
 #        QUICK=1 bench/cluster.sh       (DRAINS=10 TARGETS=1000 WINDOW=10 PARTITION=10 PARTITION_RUNS=1)
 # Env:   DRAINS PROPAGATE_NODES LOAD_NODES TARGETS INTERVAL FLIP_PER_MILLE WARMUP WINDOW
 #        PARTITION PARTITION_NODES PARTITION_RUNS PARTS="propagate load partition"
-#        LOAD_MODES="cluster alone"
+#        LOAD_MODES="cluster alone" ALONE_NODES=1 (nodes without [cluster] in the baseline)
 #        SIGNPOST_BIN INGRESS_BIN (skip the builds) KEEP=1 (keep $WORK)
 set -euo pipefail
 
@@ -36,7 +36,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 quick_defaults DRAINS=10 TARGETS=1000 WARMUP=15 WINDOW=10 PARTITION=10 PARTITION_RUNS=1
 defaults DRAINS=50 PROPAGATE_NODES="3 5" LOAD_NODES=3 TARGETS=10000 INTERVAL=30s \
   FLIP_PER_MILLE=10 WARMUP=40 WINDOW=30 PARTITION=30 PARTITION_NODES=3 PARTITION_RUNS=3 \
-  PARTS="propagate load partition" LOAD_MODES="cluster alone"
+  PARTS="propagate load partition" LOAD_MODES="cluster alone" ALONE_NODES=1
 
 # --- outside: build, make the namespace, run the rest inside it ----------------------
 if [ -z "${CLUSTER_BENCH_NETNS:-}" ]; then
@@ -62,7 +62,7 @@ if [ -z "${CLUSTER_BENCH_NETNS:-}" ]; then
     LOAD_NODES="$LOAD_NODES" TARGETS="$TARGETS" INTERVAL="$INTERVAL" \
     FLIP_PER_MILLE="$FLIP_PER_MILLE" WARMUP="$WARMUP" WINDOW="$WINDOW" \
     PARTITION="$PARTITION" PARTITION_NODES="$PARTITION_NODES" \
-    PARTITION_RUNS="$PARTITION_RUNS" PARTS="$PARTS" LOAD_MODES="$LOAD_MODES" bash "${BASH_SOURCE[0]}"
+    PARTITION_RUNS="$PARTITION_RUNS" PARTS="$PARTS" LOAD_MODES="$LOAD_MODES" ALONE_NODES="$ALONE_NODES" bash "${BASH_SOURCE[0]}"
   exit
 fi
 
@@ -141,7 +141,7 @@ for part in $PARTS; do
       sleep 0.5
       kill -0 "$ING" || { cat "$WORK/ingress.log" >&2; die "cluster_ingress did not start"; }
       for mode in $LOAD_MODES; do
-        if [ "$mode" = cluster ]; then n=$LOAD_NODES; c=1; else n=1; c=0; fi
+        if [ "$mode" = cluster ]; then n=$LOAD_NODES; c=1; else n=$ALONE_NODES; c=0; fi
         setup_nft "$n"
         start_nodes "$n" "$TARGETS" "$c"
         [ "$c" = 1 ] && $PY wait-live "$WORK" "$n" 60
