@@ -2,9 +2,9 @@
 //! delegation of `gslb.corp.example` to two signpost instances, one per site, and a client
 //! resolves the app name through it and fetches the app over HTTP while sites fail.
 //!
-//! Every host is a network namespace this test creates (names `spe2e-<pid>-<n>-<role>`,
-//! deleted on drop, even on panic). Every address is inside 198.18.0.0/15 (RFC 2544's
-//! benchmark range) and exists only inside those namespaces:
+//! Every host is a network namespace this test creates (`common::netns`: names
+//! `spe2e-<pid>-<n>-<role>`, deleted on drop, even on panic). Every address is inside
+//! 198.18.0.0/15 (RFC 2544's benchmark range) and exists only inside those namespaces:
 //!
 //! ```text
 //!   client   eth0 198.18.1.10   dig, curl (its resolv.conf names 198.18.1.1)
@@ -29,42 +29,24 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Once, OnceLock};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::ingress::{self, HttpServer, always};
+use common::netns::{
+    self, APP, INTERVAL, Ingresses, Net, PROBE_TIMEOUT, RESOLVER, RISE, Reply, SiteNet,
+    TOLERATED_FAILURES, ZONE, detection_worst, tools,
+};
 use common::run_bounded;
-
-const APP: &str = "app.gslb.corp.example";
-const ZONE: &str = "gslb.corp.example";
-/// The corporate resolver, as the client sees it.
-const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
-/// BIND's authoritative address (on corp's loopback): corp.example and the private root.
-const CORP_AUTH: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 53);
-const TOKEN: &str = "e2e-operator-token";
 
 // The settings under test; docs/deploy.md records the failover times measured with them.
 const TTL: Duration = Duration::from_secs(5);
-const INTERVAL: Duration = Duration::from_secs(1);
-const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
-const TOLERATED_FAILURES: u32 = 1;
-const RISE: u32 = 1;
 const WEIGHT_A: u32 = 3;
 const WEIGHT_B: u32 = 1;
-
-/// Worst-case detection: `interval × (tolerated_failures + 1) + timeout`.
-fn detection_worst() -> Duration {
-    INTERVAL * (TOLERATED_FAILURES + 1) + PROBE_TIMEOUT
-}
 
 /// Room for a loaded 2-core machine (process start-up, poll granularity) on top of the
 /// formula, in the assertions on measured times.
@@ -86,33 +68,33 @@ enum Site {
 
 impl Site {
     const ALL: [Site; 2] = [Site::A, Site::B];
+    const NETS: [SiteNet; 2] = [
+        SiteNet {
+            name: "site-a",
+            octet: 10,
+        },
+        SiteNet {
+            name: "site-b",
+            octet: 20,
+        },
+    ];
+
+    fn net(self) -> SiteNet {
+        Self::NETS[self as usize]
+    }
 
     fn name(self) -> &'static str {
-        match self {
-            Site::A => "site-a",
-            Site::B => "site-b",
-        }
-    }
-
-    fn octet(self) -> u8 {
-        match self {
-            Site::A => 10,
-            Site::B => 20,
-        }
-    }
-
-    fn gateway(self) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, self.octet(), 1)
+        self.net().name
     }
 
     /// The site's signpost (DNS on :53, admin API on :8053).
     fn ns(self) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, self.octet(), 53)
+        self.net().ns()
     }
 
     /// The site's ingress: the answer for the app name.
     fn ingress(self) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, self.octet(), 80)
+        self.net().ingress()
     }
 
     fn admin_url(self) -> String {
@@ -139,175 +121,28 @@ impl Resolver {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Preflight: root, tools, leftovers of killed runs.
-
-struct Tools {
-    ip: PathBuf,
-    named: PathBuf,
-    rndc: PathBuf,
-    dig: PathBuf,
-    curl: PathBuf,
+/// Unbound's tools (BIND's are in `netns::tools`).
+struct UnboundTools {
     unbound: PathBuf,
     unbound_control: PathBuf,
 }
 
-fn tools() -> &'static Tools {
-    static TOOLS: OnceLock<Tools> = OnceLock::new();
-    TOOLS.get_or_init(|| Tools {
-        ip: common::tool("ip"),
-        named: common::tool("named"),
-        rndc: common::tool("rndc"),
-        dig: common::tool("dig"),
-        curl: common::tool("curl"),
+fn unbound_tools() -> &'static UnboundTools {
+    static TOOLS: OnceLock<UnboundTools> = OnceLock::new();
+    TOOLS.get_or_init(|| UnboundTools {
         unbound: common::tool("unbound"),
         unbound_control: common::tool("unbound-control"),
     })
 }
 
-/// Whether to run: false only when `SIGNPOST_SKIP_NETNS=1`. Panics when not root.
-fn preflight() -> bool {
-    if std::env::var("SIGNPOST_SKIP_NETNS").is_ok_and(|v| v == "1") {
-        eprintln!("SIGNPOST_SKIP_NETNS=1: skipping the network-namespace end-to-end test");
-        return false;
-    }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "the end-to-end test needs root (ip netns, veth pairs, DNS on port 53), but runs as \
-         uid {euid}; run it as root, or set SIGNPOST_SKIP_NETNS=1 to skip it explicitly"
-    );
-    tools();
-    static REAP: Once = Once::new();
-    REAP.call_once(reap_stale_namespaces);
-    true
-}
-
-/// Deletes namespaces left by runs of this test that were killed before their cleanup ran
-/// (`spe2e-<pid>-…` whose pid is gone), with whatever still runs inside them.
-fn reap_stale_namespaces() {
-    let Ok(out) = run_bounded(
-        Command::new(&tools().ip).args(["netns", "list"]),
-        Duration::from_secs(10),
-    ) else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines().take(1000) {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(pid) = name
-            .strip_prefix("spe2e-")
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        eprintln!("removing network namespace {name} left by an earlier run (pid {pid})");
-        delete_namespace(name);
-    }
-}
-
-fn delete_namespace(name: &str) {
-    if let Ok(out) = run_bounded(
-        Command::new(&tools().ip).args(["netns", "pids", name]),
-        Duration::from_secs(10),
-    ) {
-        for pid in String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-            .take(100)
-        {
-            // SAFETY: kill has no memory-safety preconditions; these pids run inside a
-            // namespace this test created.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-    let _ = run_bounded(
-        Command::new(&tools().ip).args(["netns", "del", name]),
-        Duration::from_secs(10),
-    );
-    let _ = fs::remove_dir_all(Path::new("/etc/netns").join(name));
-}
-
-// ---------------------------------------------------------------------------------------
-// Small process helpers: every command runs with a time limit.
-
-/// Runs `ip` with whitespace-separated arguments, panicking with ip's message on failure.
-fn ip(args: &str) {
-    let out = run_bounded(
-        Command::new(&tools().ip).args(args.split_whitespace()),
-        Duration::from_secs(10),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// Moves the calling thread into a network namespace created by `ip netns add`.
-fn enter_netns(name: &str) -> io::Result<()> {
-    let f = File::open(Path::new("/run/netns").join(name))?;
-    // SAFETY: setns on a valid namespace fd; it changes only this thread's network namespace.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// The app: a tiny HTTP server answering `200 <site>`, its socket created in a namespace.
-
-/// A listener on `addr` in namespace `netns` (bound from a thread that entered it).
-fn bind_in(netns: &str, addr: SocketAddrV4) -> TcpListener {
-    let ns = netns.to_owned();
-    std::thread::spawn(move || enter_netns(&ns).and_then(|()| TcpListener::bind(addr)))
-        .join()
-        .expect("the bind thread")
-        .unwrap_or_else(|e| panic!("ingress {addr} in {netns}: {e}"))
-}
-
-// ---------------------------------------------------------------------------------------
-// DNS answers as the client sees them.
-
-#[derive(Clone, Debug)]
-struct Reply {
-    /// NOERROR, SERVFAIL, …, or TIMEOUT when dig got no answer.
-    status: String,
-    /// (TTL, address) of each A record in the answer section.
-    answers: Vec<(u32, Ipv4Addr)>,
-}
-
-impl Reply {
-    fn parse(out: &Output) -> Reply {
-        let text = String::from_utf8_lossy(&out.stdout);
-        let status = text
-            .split("status: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .map(str::to_owned)
-            .unwrap_or_else(|| "TIMEOUT".to_owned());
-        let answers = text
-            .lines()
-            .filter(|l| !l.starts_with(';'))
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                match f.as_slice() {
-                    [_, ttl, "IN", "A", addr] => Some((ttl.parse().ok()?, addr.parse().ok()?)),
-                    _ => None,
-                }
-            })
-            .collect();
-        Reply { status, answers }
-    }
-
+/// What the client sees, in this test's terms.
+trait SiteReply {
     /// The site whose ingress is the whole answer, if it is exactly one of them.
+    fn only_site(&self) -> Option<Site>;
+    fn brief(&self) -> String;
+}
+
+impl SiteReply for Reply {
     fn only_site(&self) -> Option<Site> {
         match (self.status.as_str(), self.answers.as_slice()) {
             ("NOERROR", [(_, addr)]) => Site::of_ingress(*addr),
@@ -324,50 +159,24 @@ impl Reply {
 }
 
 // ---------------------------------------------------------------------------------------
-// The lab: namespaces, links, BIND/Unbound, two signposts, two ingresses.
-
-struct Proc {
-    label: String,
-    child: Child,
-    log: PathBuf,
-}
+// The lab: the network of `common::netns`, BIND/Unbound, two signposts, two ingresses.
 
 struct Lab {
     resolver: Resolver,
-    prefix: String,
-    namespaces: Vec<String>,
-    dir: tempfile::TempDir,
-    procs: Vec<Proc>,
-    ingress: Vec<(Site, HttpServer)>,
-    /// Runs the ingresses.
-    runtime: tokio::runtime::Runtime,
+    /// Dropped before `net` (the processes, the namespaces).
+    ingress: Ingresses,
+    net: Net,
 }
 
 impl Lab {
     /// Builds the network and starts everything; `None` when skipped explicitly.
     fn start(resolver: Resolver) -> Option<Lab> {
-        if !preflight() {
-            return None;
-        }
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let net = Net::start(&Site::NETS, resolver == Resolver::Bind)?;
         let mut lab = Lab {
             resolver,
-            prefix: format!("spe2e-{}-{n}", std::process::id()),
-            namespaces: Vec::new(),
-            dir: tempfile::Builder::new()
-                .prefix("signpost-e2e-")
-                .tempdir()
-                .expect("temp dir"),
-            procs: Vec::new(),
-            ingress: Vec::new(),
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("tokio runtime"),
+            ingress: Ingresses::new(),
+            net,
         };
-        lab.build_network();
         lab.write_configs();
         for site in Site::ALL {
             lab.start_ingress(site);
@@ -390,106 +199,27 @@ impl Lab {
     }
 
     fn netns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
+        self.net.netns(role)
     }
 
     fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-
-    fn build_network(&mut self) {
-        for role in ["corp", "client", Site::A.name(), Site::B.name()] {
-            let ns = self.netns(role);
-            ip(&format!("netns add {ns}"));
-            self.namespaces.push(ns.clone());
-            ip(&format!("-n {ns} link set lo up"));
-        }
-        let corp = self.netns("corp");
-        let client = self.netns("client");
-        // Each veth pair is created straight between two namespaces: nothing in the host's.
-        ip(&format!(
-            "-n {corp} link add to-client type veth peer name eth0 netns {client}"
-        ));
-        ip(&format!("-n {corp} addr add {RESOLVER}/24 dev to-client"));
-        ip(&format!("-n {corp} link set to-client up"));
-        ip(&format!("-n {corp} addr add {CORP_AUTH}/32 dev lo"));
-        ip(&format!("-n {client} addr add {CLIENT}/24 dev eth0"));
-        ip(&format!("-n {client} link set eth0 up"));
-        ip(&format!("-n {client} route add default via {RESOLVER}"));
-        for site in Site::ALL {
-            let ns = self.netns(site.name());
-            let (dev, gw) = (format!("to-{}", &site.name()[5..]), site.gateway());
-            ip(&format!(
-                "-n {corp} link add {dev} type veth peer name eth0 netns {ns}"
-            ));
-            ip(&format!("-n {corp} addr add {gw}/24 dev {dev}"));
-            ip(&format!("-n {corp} link set {dev} up"));
-            for addr in [site.ns(), site.ingress()] {
-                ip(&format!("-n {ns} addr add {addr}/24 dev eth0"));
-            }
-            ip(&format!("-n {ns} link set eth0 up"));
-            ip(&format!("-n {ns} route add default via {gw}"));
-        }
-        // corp routes between the client and the sites.
-        let out = run_bounded(
-            Command::new(&tools().ip).args([
-                "netns",
-                "exec",
-                &corp,
-                "sh",
-                "-c",
-                "echo 1 > /proc/sys/net/ipv4/ip_forward",
-            ]),
-            Duration::from_secs(10),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "cannot enable forwarding in {corp}");
-        // The client's stub resolver (curl, getaddrinfo) asks the corporate resolver;
-        // `ip netns exec` bind-mounts this file over /etc/resolv.conf.
-        let etc = Path::new("/etc/netns").join(&client);
-        fs::create_dir_all(&etc).expect("/etc/netns/<client>");
-        fs::write(
-            etc.join("resolv.conf"),
-            format!("nameserver {RESOLVER}\noptions timeout:4 attempts:2\n"),
-        )
-        .expect("client resolv.conf");
+        self.net.path(file)
     }
 
     fn write_configs(&self) {
-        let d = self.dir.path().display().to_string();
-        fs::create_dir_all(self.path("zones")).expect("zones dir");
+        let d = self.net.dir.path().display().to_string();
         for site in Site::ALL {
             fs::create_dir_all(self.path(&format!("state-{}", site.name()))).expect("state dir");
         }
-        fs::write(self.path("admin.token"), format!("{TOKEN}\n")).expect("token");
         // The delegated zone, served by both instances.
-        fs::write(
-            self.path(&format!("zones/{ZONE}.zone")),
-            format!(
-                "$ORIGIN {ZONE}.\n$TTL 300\n\
-                 @    IN SOA ns-a hostmaster.corp.example. 1 3600 600 86400 5\n\
-                 \x20    IN NS  ns-a\n\
-                 \x20    IN NS  ns-b\n\
-                 ns-a IN A   {}\n\
-                 ns-b IN A   {}\n",
-                Site::A.ns(),
-                Site::B.ns()
-            ),
-        )
-        .expect("zone");
+        self.net.write_signpost_zone(&Site::NETS);
         // One config for both instances; each overrides its addresses and state dir through
         // the environment (SIGNPOST__DNS__LISTEN, …) as a container deployment would.
         let mut conf = format!(
-            "[dns]\nlisten = [\"127.0.0.1:5300\"]\nudp_sockets = 1\n\n\
-             [admin]\nlisten = \"127.0.0.1:8053\"\ntoken_file = \"{d}/admin.token\"\n\n\
-             [zones]\ndir = \"{d}/zones\"\n\n[state]\ndir = \"{d}/state\"\n\n\
-             [monitors.ingress]\nprotocol = \"http\"\nport = 80\npath = \"/\"\n\
-             interval = \"{}\"\ntimeout = \"{}\"\ntolerated_failures = {TOLERATED_FAILURES}\n\
-             rise = {RISE}\n\n\
-             [[sites]]\nname = \"site-a\"\n[[sites]]\nname = \"site-b\"\n\n\
+            "{}{}[[sites]]\nname = \"site-a\"\n[[sites]]\nname = \"site-b\"\n\n\
              [profiles.\"{APP}\"]\nmethod = \"weighted\"\nttl = {}\nmonitor = \"ingress\"\n",
-            humantime::format_duration(INTERVAL),
-            humantime::format_duration(PROBE_TIMEOUT),
+            self.net.config_head(),
+            netns::monitor_toml(),
             TTL.as_secs()
         );
         for (site, weight) in [(Site::A, WEIGHT_A), (Site::B, WEIGHT_B)] {
@@ -502,93 +232,32 @@ impl Lab {
         }
         fs::write(self.path("signpost.toml"), conf).expect("signpost.toml");
 
-        // BIND: a private root (so nothing is ever asked outside these namespaces) and
-        // corp.example with the delegation of gslb.corp.example, NS + glue.
-        fs::write(
-            self.path("root.zone"),
-            format!(
-                "$TTL 3600\n\
-                 .                IN SOA ns.corp.example. hostmaster.corp.example. 1 3600 600 86400 60\n\
-                 .                IN NS  ns.corp.example.\n\
-                 corp.example.    IN NS  ns.corp.example.\n\
-                 ns.corp.example. IN A   {CORP_AUTH}\n"
-            ),
-        )
-        .expect("root zone");
-        fs::write(
-            self.path("corp.example.zone"),
-            format!(
-                "$ORIGIN corp.example.\n$TTL 3600\n\
-                 @         IN SOA ns hostmaster 1 3600 600 86400 60\n\
-                 \x20         IN NS  ns\n\
-                 ns        IN A   {CORP_AUTH}\n\
-                 ; the delegation to one signpost per site, with glue\n\
-                 gslb      IN NS  ns-a.gslb\n\
-                 gslb      IN NS  ns-b.gslb\n\
-                 ns-a.gslb IN A   {}\n\
-                 ns-b.gslb IN A   {}\n",
-                Site::A.ns(),
-                Site::B.ns()
-            ),
-        )
-        .expect("corp.example zone");
-        let (listen, recursion) = match self.resolver {
-            Resolver::Bind => (
-                format!("{CORP_AUTH}; {RESOLVER};"),
-                "recursion yes;\n    allow-recursion { 198.18.1.0/24; };".to_owned(),
-            ),
-            Resolver::Unbound => (format!("{CORP_AUTH};"), "recursion no;".to_owned()),
-        };
-        let secret = "c2lnbnBvc3QtZTJlLXRlc3Qtcm5kYy1rZXktb25seQ==";
-        fs::write(
-            self.path("named.conf"),
-            format!(
-                "options {{\n    directory \"{d}\";\n    pid-file \"{d}/named.pid\";\n\
-                 \x20   session-keyfile \"{d}/session.key\";\n\
-                 \x20   managed-keys-directory \"{d}\";\n\
-                 \x20   listen-on port 53 {{ {listen} }};\n    listen-on-v6 {{ none; }};\n\
-                 \x20   {recursion}\n    forwarders {{ }};\n    dnssec-validation no;\n\
-                 \x20   stale-answer-enable no;\n    stale-cache-enable no;\n\
-                 \x20   notify no;\n}};\n\
-                 key \"e2e\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n\
-                 controls {{ inet 127.0.0.1 port 953 allow {{ 127.0.0.1; }} keys {{ \"e2e\"; }}; }};\n\
-                 zone \".\" {{ type primary; file \"{d}/root.zone\"; }};\n\
-                 zone \"corp.example\" {{ type primary; file \"{d}/corp.example.zone\"; }};\n"
-            ),
-        )
-        .expect("named.conf");
-        fs::write(
-            self.path("rndc.conf"),
-            format!(
-                "key \"e2e\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n\
-                 options {{ default-key \"e2e\"; default-server 127.0.0.1; default-port 953; }};\n"
-            ),
-        )
-        .expect("rndc.conf");
-
         // Unbound: stub zones for corp.example (BIND) and gslb.corp.example (both
         // signposts); the root hints point at the private root only.
         fs::write(
             self.path("root.hints"),
             format!(
                 ".                3600000 IN NS ns.corp.example.\n\
-                 ns.corp.example. 3600000 IN A  {CORP_AUTH}\n"
+                 ns.corp.example. 3600000 IN A  {}\n",
+                netns::CORP_AUTH
             ),
         )
         .expect("root hints");
         fs::write(
             self.path("unbound.conf"),
             format!(
-                "server:\n    interface: {RESOLVER}\n    port: 53\n    do-ip6: no\n\
+                "server:\n    interface: {}\n    port: 53\n    do-ip6: no\n\
                  \x20   access-control: 0.0.0.0/0 refuse\n    access-control: 198.18.1.0/24 allow\n\
                  \x20   username: \"\"\n    chroot: \"\"\n    directory: \"{d}\"\n\
                  \x20   pidfile: \"{d}/unbound.pid\"\n    use-syslog: no\n    logfile: \"\"\n\
                  \x20   verbosity: 1\n    num-threads: 1\n    module-config: \"iterator\"\n\
                  \x20   root-hints: \"{d}/root.hints\"\n    serve-expired: no\n    prefetch: no\n\
-                 stub-zone:\n    name: \"corp.example\"\n    stub-addr: {CORP_AUTH}\n\
+                 stub-zone:\n    name: \"corp.example\"\n    stub-addr: {}\n\
                  stub-zone:\n    name: \"{ZONE}\"\n    stub-addr: {}\n    stub-addr: {}\n\
                  remote-control:\n    control-enable: yes\n\
                  \x20   control-interface: \"{d}/unbound.ctl\"\n    control-use-cert: no\n",
+                RESOLVER,
+                netns::CORP_AUTH,
                 Site::A.ns(),
                 Site::B.ns()
             ),
@@ -596,132 +265,45 @@ impl Lab {
         .expect("unbound.conf");
     }
 
-    /// `program ARGS` inside `role`'s namespace.
-    fn in_netns(&self, role: &str, program: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&tools().ip);
-        cmd.args(["netns", "exec", &self.netns(role)])
-            .arg(program)
-            .args(args);
-        cmd
-    }
-
-    /// Starts a long-running process (inside a namespace), its output in `<label>.log`.
-    fn spawn(&mut self, label: &str, mut cmd: Command) {
-        let log = self.path(&format!("{label}.log"));
-        let out = File::create(&log).expect("log file");
-        cmd.env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out);
-        // SAFETY: prctl is async-signal-safe. The process (ip execs into the program) gets
-        // SIGTERM if the test thread dies without running Drop.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
-        self.procs.push(Proc {
-            label: label.to_owned(),
-            child,
-            log,
-        });
-    }
-
     fn start_signpost(&mut self, site: Site) {
-        let config = self.path("signpost.toml").display().to_string();
         let state = self
             .path(&format!("state-{}", site.name()))
             .display()
             .to_string();
-        let mut cmd = common::command_in_netns(
-            &tools().ip,
-            &self.netns(site.name()),
-            self.dir.path(),
-            &["serve", "--config", &config],
-        );
+        let mut cmd = self.net.signpost(site.name(), &self.path("signpost.toml"));
         cmd.envs([
             ("SIGNPOST__DNS__LISTEN", format!("{}:53", site.ns())),
             ("SIGNPOST__ADMIN__LISTEN", format!("{}:8053", site.ns())),
             ("SIGNPOST__STATE__DIR", state),
         ]);
-        self.spawn(&format!("signpost-{}", site.name()), cmd);
+        self.net.spawn(&format!("signpost-{}", site.name()), cmd);
     }
 
     fn start_resolver(&mut self) {
-        let named_conf = self.path("named.conf").display().to_string();
-        let named = self.in_netns(
-            "corp",
-            &tools().named,
-            &["-g", "-4", "-n", "1", "-c", &named_conf],
-        );
-        self.spawn("named", named);
+        self.net.start_named();
         if self.resolver == Resolver::Unbound {
             self.wait_for("BIND (authoritative for corp.example)", || {
-                let r = self.dig("corp", CORP_AUTH, "corp.example", "SOA", &["+norec"]);
+                let r = self.dig("corp", netns::CORP_AUTH, "corp.example", "SOA", &["+norec"]);
                 (r.status == "NOERROR").then_some(()).ok_or(r.brief())
             });
             let conf = self.path("unbound.conf").display().to_string();
-            let unbound = self.in_netns("corp", &tools().unbound, &["-d", "-c", &conf]);
-            self.spawn("unbound", unbound);
+            let unbound = self
+                .net
+                .in_netns("corp", &unbound_tools().unbound, &["-d", "-c", &conf]);
+            self.net.spawn("unbound", unbound);
         }
     }
 
     /// Polls `ready` until it succeeds, for at most 20 s; fails early if a process died.
-    fn wait_for(&self, what: &str, mut ready: impl FnMut() -> Result<(), String>) {
-        let start = Instant::now();
-        let mut last = String::new();
-        while start.elapsed() < Duration::from_secs(20) {
-            match ready() {
-                Ok(()) => return,
-                Err(e) => last = e,
-            }
-            self.assert_running();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("{what} not ready within 20 s; last: {last}");
-    }
-
-    fn assert_running(&self) {
-        for p in &self.procs {
-            // try_wait needs &mut; a zero-signal kill tells whether the pid still exists.
-            // SAFETY: signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(p.child.id() as i32, 0) } == 0
-                && !fs::read_to_string(format!("/proc/{}/stat", p.child.id()))
-                    .unwrap_or_default()
-                    .contains(") Z ");
-            assert!(alive, "{} exited; its log follows", p.label);
-        }
+    fn wait_for(&self, what: &str, ready: impl FnMut() -> Result<(), String>) {
+        self.net.wait_for(what, ready);
     }
 
     // -- what the client and the operator do ----------------------------------------------
 
     /// `dig` from a namespace.
     fn dig(&self, role: &str, server: Ipv4Addr, name: &str, qtype: &str, extra: &[&str]) -> Reply {
-        let mut cmd = Command::new(&tools().ip);
-        cmd.args(["netns", "exec", &self.netns(role)])
-            .arg(&tools().dig)
-            .arg(format!("@{server}"))
-            .args([
-                name,
-                qtype,
-                "+noall",
-                "+comments",
-                "+answer",
-                "+tries=1",
-                "+timeout=4",
-            ])
-            .args(extra);
-        match run_bounded(&mut cmd, Duration::from_secs(15)) {
-            Ok(out) => Reply::parse(&out),
-            Err(e) => Reply {
-                status: format!("TIMEOUT ({e})"),
-                answers: Vec::new(),
-            },
-        }
+        self.net.dig(role, server, name, qtype, extra)
     }
 
     /// Asks one signpost directly from the client, without recursion.
@@ -769,27 +351,18 @@ impl Lab {
 
     /// Drops the app name from the resolver's cache, so the next query reaches signpost.
     fn flush_resolver(&self) {
-        let corp = self.netns("corp");
-        let mut cmd = Command::new(&tools().ip);
-        cmd.args(["netns", "exec", &corp]);
         match self.resolver {
-            Resolver::Bind => cmd
-                .arg(&tools().rndc)
-                .arg("-c")
-                .arg(self.path("rndc.conf"))
-                .args(["flushname", APP]),
-            Resolver::Unbound => cmd
-                .arg(&tools().unbound_control)
-                .arg("-c")
-                .arg(self.path("unbound.conf"))
-                .args(["flush", APP]),
-        };
-        let out = run_bounded(&mut cmd, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            out.status.success(),
-            "flushing the resolver's cache: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+            Resolver::Bind => self.net.flush_bind(APP),
+            Resolver::Unbound => {
+                let mut cmd = self
+                    .net
+                    .in_netns("corp", &unbound_tools().unbound_control, &[]);
+                cmd.arg("-c")
+                    .arg(self.path("unbound.conf"))
+                    .args(["flush", APP]);
+                self.net.run_ok("flushing the resolver's cache", &mut cmd);
+            }
+        }
     }
 
     /// Flushes and resolves until the resolver holds `site` in its cache (the answer a
@@ -853,9 +426,14 @@ impl Lab {
         let admin = site.admin_url();
         let token = self.path("admin.token").display().to_string();
         let out = run_bounded(
-            common::command_in_netns(&tools().ip, &self.netns(site.name()), self.dir.path(), args)
-                .args(["--admin", &admin, "--token-file", &token])
-                .env("NO_COLOR", "1"),
+            common::command_in_netns(
+                &tools().ip,
+                &self.netns(site.name()),
+                self.net.dir.path(),
+                args,
+            )
+            .args(["--admin", &admin, "--token-file", &token])
+            .env("NO_COLOR", "1"),
             Duration::from_secs(40),
         )?;
         if out.status.success() {
@@ -869,29 +447,18 @@ impl Lab {
 
     /// Starts (or restarts) `site`'s app.
     fn start_ingress(&mut self, site: Site) {
-        let listener = bind_in(
-            &self.netns(site.name()),
-            SocketAddrV4::new(site.ingress(), 80),
-        );
-        let ingress = self.runtime.block_on(HttpServer::start_on(
-            listener,
-            always(ingress::Reply::Status(200, site.name())),
-        ));
-        self.ingress.push((site, ingress));
+        self.ingress.start(&self.net, site.net());
     }
 
     /// Stops `site`'s app: its port refuses connections from now on.
     fn stop_ingress(&mut self, site: Site) {
-        self.ingress.retain(|(s, _)| *s != site);
+        self.ingress.stop(site.net());
     }
 
     /// Takes `site`'s only link down, inside its namespace: its ingress and its signpost
     /// are unreachable from everywhere else.
     fn cut_off(&self, site: Site) {
-        ip(&format!(
-            "-n {} link set eth0 down",
-            self.netns(site.name())
-        ));
+        self.net.link(site.name(), false);
     }
 
     /// Polls the client until, for `SETTLE`, every answer through the resolver is `site`
@@ -977,42 +544,6 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.ingress.clear();
-        for p in &self.procs {
-            // SAFETY: SIGTERM to a child this lab started.
-            unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for p in &mut self.procs {
-            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if matches!(p.child.try_wait(), Ok(None)) {
-                let _ = p.child.kill();
-                let _ = p.child.wait();
-            }
-        }
-        if std::thread::panicking() {
-            for p in &self.procs {
-                let log = fs::read_to_string(&p.log).unwrap_or_default();
-                let lines: Vec<&str> = log.lines().collect();
-                eprintln!(
-                    "---- {} (last lines of {}) ----\n{}",
-                    p.label,
-                    p.log.display(),
-                    lines[lines.len().saturating_sub(40)..].join("\n")
-                );
-            }
-        }
-        for ns in &self.namespaces {
-            delete_namespace(ns);
-        }
-    }
-}
-
-/// A measured failover: when the client settled on the surviving site, and what else it
 /// saw before, in order.
 struct Failover {
     took: Duration,

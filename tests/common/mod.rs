@@ -2,7 +2,8 @@
 //! ports with a config and zone directory in a temp dir, waits until it answers, kills it
 //! on drop (or restarts it on the same state); runs its CLI against it; and sends DNS
 //! messages to it over UDP and TCP (blocking, or async for tokio tests) and HTTP requests
-//! to its admin API ([`http`]); serves the HTTP(S)/TCP ingresses it probes ([`ingress`]).
+//! to its admin API ([`http`]); serves the HTTP(S)/TCP ingresses it probes ([`ingress`]);
+//! builds the network namespaces of the end-to-end tests ([`netns`]).
 //! Benches include it with `#[path]`.
 //!
 //! Every wait here is bounded: a server that does not answer fails the test, it never
@@ -14,6 +15,8 @@
 pub(crate) mod dns;
 pub(crate) mod http;
 pub(crate) mod ingress;
+#[cfg(target_os = "linux")]
+pub(crate) mod netns;
 
 pub(crate) use dns::*;
 
