@@ -1197,10 +1197,7 @@ fn an_unstable_profile_answers_with_ttl_unstable_and_says_why() {
             && reasons.contains("answers with every enabled endpoint"),
         "{status:#}"
     );
-    assert_eq!(
-        status["endpoints"][0]["status"], "Degraded",
-        "{status:#}"
-    );
+    assert_eq!(status["endpoints"][0]["status"], "Degraded", "{status:#}");
 
     // DNS: the short TTL, counted.
     for _ in 0..3 {
