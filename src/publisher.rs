@@ -114,6 +114,10 @@ pub enum Change {
     Info,
     /// Something that can change answers or readiness.
     Status,
+    /// Peers' views or drains changed: published within `peer_delay`, so that a busy
+    /// cluster (thousands of targets changing on every peer) costs a few rebuilds a
+    /// second, not one per gossip update.
+    Peer,
 }
 
 /// How eagerly changes are published.
@@ -418,7 +422,7 @@ impl Publisher {
         }
         if next == self.drains {
             // Views or liveness: statuses may change; publish compares them.
-            return Change::Status;
+            return Change::Peer;
         }
         for r in &adopted {
             info!(origin = %r.origin, target = ?r.target, "drain from a peer applied");
@@ -426,7 +430,7 @@ impl Publisher {
         self.persist(&next, Some(&merged));
         self.drains = next;
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
-        Change::Status
+        Change::Peer
     }
 
     /// Saves the drain set (and the cluster's records) in `state.dir`; an error is
@@ -846,6 +850,7 @@ impl Publisher {
                     // An operator waits for the answer: publish now.
                     _ if !self.replies.is_empty() => Some(now),
                     Change::Status => Some(now + self.options.status_delay),
+                    Change::Peer => Some(now + PEER_DELAY),
                     Change::Info => Some((last_publish + self.options.info_period).max(now)),
                 };
                 // While a drain ramps, weights move with time: republish every RAMP_STEP.
@@ -872,6 +877,10 @@ impl Publisher {
         }
     }
 }
+
+/// How long peers' changes wait to be published together (a gossip round is 200 ms by
+/// default, so this adds little to how fast a drain made elsewhere applies here).
+const PEER_DELAY: Duration = Duration::from_millis(100);
 
 /// How often weights are republished while a drain ramps.
 const RAMP_STEP: Duration = Duration::from_millis(250);
