@@ -411,7 +411,6 @@ impl Publisher {
         };
         let adopted = link.cluster.take_adopted_drains();
         let next = drains_of(&self.model, &link.cluster.active_drains());
-        let merged = link.cluster.drains();
         if let Some(dir) = &self.state_dir {
             for r in &adopted {
                 let entry = remote_audit(r, now);
@@ -427,6 +426,7 @@ impl Publisher {
         for r in &adopted {
             info!(origin = %r.origin, target = ?r.target, "drain from a peer applied");
         }
+        let merged = link.cluster.drains();
         self.persist(&next, Some(&merged));
         self.drains = next;
         metrics::gauge!(m::DRAINS_ACTIVE).set(self.drains.len() as f64);
