@@ -113,7 +113,7 @@ async fn start_cluster(
         .listen_addr()
         .ok_or_else(|| format!("cluster.listen = {:?} is not an address", spec.listen))?;
     let key = match &spec.key_file {
-        Some(p) => ClusterKey::load(p)?,
+        Some(p) => ClusterKey::load(p).map_err(|e| e.to_string())?,
         None => ClusterKey::insecure_default(),
     };
     let drains = DrainSet::load(state_dir).map_err(|e| {
@@ -319,7 +319,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     // The publisher is the only writer of `shared` from here on: probe results, drains
     // and reloads all reach it as events.
     let (events, events_rx) = mpsc::channel::<Event>(4096);
-    let publisher_task = tokio::spawn(publisher.run(events_rx));
+    let publisher_task = tokio::spawn(publisher.run(events_rx, SystemTime::now()));
     if let Some(c) = &cluster {
         let mut changes = c.0.subscribe();
         let events = events.clone();

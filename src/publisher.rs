@@ -808,13 +808,13 @@ impl Publisher {
     /// Publishes the current state, then applies events until every sender is gone,
     /// publishing coalesced changes.
     ///
-    /// The clock is read here only: the wall clock once at start, the runtime's clock
-    /// once per wake-up; wall time is then the start plus the runtime's elapsed time, so
-    /// that tests in paused time see exact ramps.
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+    /// `wall_start` is the wall-clock time now, as the caller reads it. The writer reads
+    /// only the runtime's clock: once at start and once per wake-up; wall time is then
+    /// `wall_start` plus the runtime's elapsed time, so that tests in paused time see
+    /// exact ramps.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, wall_start: SystemTime) {
         use tokio::time::{Instant as TokioInstant, sleep_until};
         let start = TokioInstant::now();
-        let wall_start = SystemTime::now();
         let wall = |t: TokioInstant| wall_start + t.duration_since(start);
         self.publish(wall_start);
         metrics::gauge!(m::GENERATION).set(self.model.generation as f64);
@@ -1362,7 +1362,7 @@ interval = "1s"
     async fn operator_calls_are_answered_once_their_change_is_published() {
         let (p, shared) = publisher(model(PROFILES, 1));
         let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx));
+        let task = tokio::spawn(p.run(rx, SystemTime::now()));
         let drain = |endpoint: &str, reply| {
             Event::Command(Command::Drain {
                 target: DrainTarget::Endpoint {
@@ -1568,7 +1568,7 @@ address = "192.0.2.1"
         );
         let (p, shared) = publisher(m);
         let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx));
+        let task = tokio::spawn(p.run(rx, SystemTime::now()));
         tx.send(probe(1, a, true, "")).await.unwrap();
         tx.send(probe(1, b, true, "")).await.unwrap();
         let start = tokio::time::Instant::now();
@@ -1592,7 +1592,7 @@ address = "192.0.2.1"
         );
         let (p, shared) = publisher(m);
         let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx));
+        let task = tokio::spawn(p.run(rx, SystemTime::now()));
         tokio::time::sleep(Duration::from_millis(1)).await;
         let first = shared.load_full();
 

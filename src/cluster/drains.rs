@@ -264,6 +264,15 @@ pub struct ActiveDrains {
     pub endpoints: BTreeMap<String, ActiveDrain>,
 }
 
+/// Why a persisted drain set cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainSetError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("record {0} has an empty or oversized field")]
+    Record(usize),
+}
+
 /// The merged records: one per target, the greatest seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DrainSet {
@@ -367,12 +376,12 @@ impl DrainSet {
     }
 
     /// Reads the persisted form; a record that is not well formed is an error.
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let f: DrainSetFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_json(text: &str) -> Result<Self, DrainSetError> {
+        let f: DrainSetFile = serde_json::from_str(text)?;
         let mut set = DrainSet::new();
         for (i, r) in f.records.into_iter().enumerate() {
             if !r.is_well_formed() {
-                return Err(format!("record {i} has an empty or oversized field"));
+                return Err(DrainSetError::Record(i));
             }
             set.insert(r);
         }

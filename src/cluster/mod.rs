@@ -48,7 +48,7 @@ use tokio::sync::{Notify, mpsc, watch};
 pub use drains::{ActiveDrain, ActiveDrains, DrainAction, DrainRecord, DrainSet, DrainTarget};
 pub use health::{HealthMode, HealthStatus, HealthView, TargetId, Votes};
 pub use hlc::{Clock, Hlc};
-pub use seal::{ClusterKey, Reject, RejectCounters};
+pub use seal::{ClusterKey, KeyError, Reject, RejectCounters};
 
 /// Key of a node's [`NodeMeta`].
 const META_KEY: &str = "meta";

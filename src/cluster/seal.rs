@@ -56,6 +56,25 @@ impl fmt::Debug for ClusterKey {
     }
 }
 
+/// Why a cluster key cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("is not base64")]
+    NotBase64,
+    #[error("holds {0} bytes after base64, not 32")]
+    Length(usize),
+    #[error("cannot read {} ({source})", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} {reason}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        reason: Box<KeyError>,
+    },
+}
+
 impl ClusterKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
@@ -63,24 +82,32 @@ impl ClusterKey {
 
     /// Reads the key file's text: 32 bytes in base64 (standard alphabet, padding
     /// optional), surrounding white space ignored.
-    pub fn from_base64(text: &str) -> Result<Self, String> {
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         let t = text.trim();
         let bytes = STANDARD
             .decode(t)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(t))
-            .map_err(|_| "is not base64".to_owned())?;
+            .map_err(|_| KeyError::NotBase64)?;
         let n = bytes.len();
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| format!("holds {n} bytes after base64; a cluster key is 32 bytes"))?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Length(n))?;
         Ok(Self(bytes))
     }
 
     /// Reads a key file (see [`ClusterKey::from_base64`]).
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
-        Self::from_base64(&text).map_err(|e| format!("{} {e}", path.display()))
+    pub fn load(path: &std::path::Path) -> Result<Self, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_base64(&text).map_err(|e| KeyError::File {
+            path: path.to_owned(),
+            reason: Box::new(e),
+        })
+    }
+
+    /// The key's 32 bytes.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
     }
 
     /// The key used without `key_file` (loopback clusters only): public, so it gives the
@@ -653,11 +680,13 @@ mod tests {
         assert!(
             ClusterKey::from_base64("c2hvcnQ=")
                 .unwrap_err()
+                .to_string()
                 .contains("holds 5 bytes")
         );
         assert!(
             ClusterKey::from_base64("not base64!")
                 .unwrap_err()
+                .to_string()
                 .contains("base64")
         );
         assert!(!format!("{k:?}").contains(&text));

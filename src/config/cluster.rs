@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
@@ -108,18 +107,8 @@ fn valid_node_name(name: &str) -> bool {
 }
 
 /// Reads a cluster key file: 32 bytes in base64. The error says what is wrong.
-pub fn read_key_file(path: &Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
-    let t = text.trim();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(t)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(t))
-        .map_err(|_| format!("{} is not base64", path.display()))?;
-    let n = bytes.len();
-    bytes
-        .try_into()
-        .map_err(|_| format!("{} holds {n} bytes after base64, not 32", path.display()))
+pub fn read_key_file(path: &Path) -> Result<[u8; 32], crate::cluster::KeyError> {
+    crate::cluster::ClusterKey::load(path).map(|k| k.bytes())
 }
 
 const KEY_HINT: &str = "write 32 random bytes in base64 to it, e.g. `head -c 32 /dev/urandom | base64 > cluster.key`, and give every instance the same file";
