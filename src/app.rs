@@ -13,7 +13,9 @@ use crate::admin::{AdminState, Command, ReloadDone, ReloadError};
 use crate::drain::{AuditEntry, Drains, audit, rfc3339};
 use crate::snapshot::ReloadReport;
 
-use crate::cluster::{Cluster, ClusterKey, ClusterOptions, DrainSet, HealthMode};
+use crate::cluster::{
+    Cluster, ClusterKey, ClusterOptions, DrainSet, HealthMode, KeyError, StartError,
+};
 use crate::config::{Config, Problems};
 use crate::dns::server;
 use crate::health::{Prober, Scheduler, SchedulerOptions};
@@ -100,33 +102,47 @@ fn fingerprint(config: &Config) -> String {
         .collect()
 }
 
+/// Why `serve` could not join the cluster `[cluster]` describes.
+#[derive(Debug, thiserror::Error)]
+enum JoinError {
+    #[error("cluster.node is not set and the host name cannot be read; set cluster.node")]
+    NoNode,
+    #[error("cluster.listen = {0:?} is not an address")]
+    Listen(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot restore cluster drains from {}: {source}", dir.display())]
+    Drains {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
 /// Joins the cluster `[cluster]` describes.
 async fn start_cluster(
     spec: &crate::config::cluster::ClusterSpec,
     state_dir: &Path,
-) -> Result<(Arc<Cluster>, ClusterLink), String> {
-    let node = spec
-        .node_name()
-        .ok_or("cluster.node is not set and the host name cannot be read; set cluster.node")?;
+) -> Result<(Arc<Cluster>, ClusterLink), JoinError> {
+    let node = spec.node_name().ok_or(JoinError::NoNode)?;
     let site = spec.site_name().unwrap_or_else(|| node.clone());
     let listen = spec
         .listen_addr()
-        .ok_or_else(|| format!("cluster.listen = {:?} is not an address", spec.listen))?;
+        .ok_or_else(|| JoinError::Listen(spec.listen.clone()))?;
     let key = match &spec.key_file {
-        Some(p) => ClusterKey::load(p).map_err(|e| e.to_string())?,
+        Some(p) => ClusterKey::load(p)?,
         None => ClusterKey::insecure_default(),
     };
-    let drains = DrainSet::load(state_dir).map_err(|e| {
-        format!(
-            "cannot restore cluster drains from {}: {e}",
-            state_dir.display()
-        )
+    let drains = DrainSet::load(state_dir).map_err(|source| JoinError::Drains {
+        dir: state_dir.to_path_buf(),
+        source,
     })?;
     let mut opts = ClusterOptions::new(node.clone(), listen, key);
     opts.peers = spec.peers.clone();
     opts.gossip_interval = spec.gossip_interval.0;
     opts.drains = drains;
-    let cluster = Arc::new(Cluster::start(opts).await.map_err(|e| e.to_string())?);
+    let cluster = Arc::new(Cluster::start(opts).await?);
     let mode = match spec.health {
         crate::config::cluster::ClusterHealth::Majority => HealthMode::Majority,
         crate::config::cluster::ClusterHealth::Local => HealthMode::Local,

@@ -606,11 +606,15 @@ fn explain_serde(msg: &str) -> String {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Config, Problems> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("signpost.toml");
+    /// Loads `text` as `dir/signpost.toml`, with no environment overrides.
+    pub(super) fn load_in(dir: &Path, text: &str) -> Result<Config, Problems> {
+        let p = dir.join("signpost.toml");
         std::fs::write(&p, text).unwrap();
         Config::load_with_env(&p, Some(HashMap::new()))
+    }
+
+    fn load(text: &str) -> Result<Config, Problems> {
+        load_in(tempfile::tempdir().unwrap().path(), text)
     }
 
     #[test]

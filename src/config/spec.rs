@@ -379,8 +379,9 @@ fn default_min_child() -> u32 {
     1
 }
 
-/// A string or a list of strings (so that `SIGNPOST__DNS__LISTEN=127.0.0.1:53` works).
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A string or a list of strings (so that `SIGNPOST__DNS__LISTEN=127.0.0.1:53` works); a
+/// string is a comma-separated list.
+pub(super) fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

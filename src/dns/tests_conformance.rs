@@ -7,6 +7,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::engine::{Scratch, Transport, respond};
+use crate::config::Problems;
+use crate::policy::testutil::try_load_zone;
 use crate::snapshot::Snapshot;
 
 const HEAD: &str = "$ORIGIN gslb.example.
@@ -17,17 +19,8 @@ ns1     IN A   192.0.2.1
 ";
 
 /// Serves `gslb.example.` (HEAD then `records`) with the profiles of `toml`.
-fn try_load(records: &str, toml: &str) -> Result<Snapshot, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let zones = dir.path().join("zones");
-    std::fs::create_dir(&zones).unwrap();
-    std::fs::write(zones.join("gslb.example.zone"), format!("{HEAD}{records}")).unwrap();
-    let path = dir.path().join("signpost.toml");
-    let text = format!("[zones]\ndir = {:?}\n{toml}", zones.display().to_string());
-    std::fs::write(&path, text).unwrap();
-    crate::app::load(&path, 1)
-        .map(|l| l.snapshot)
-        .map_err(|p| p.to_string())
+fn try_load(records: &str, toml: &str) -> Result<Snapshot, Problems> {
+    try_load_zone(&format!("{HEAD}{records}"), toml, 1)
 }
 
 fn load(records: &str, toml: &str) -> Snapshot {
@@ -367,7 +360,8 @@ address = "192.0.2.9"
 "#;
     let e = try_load("sub NS ns.sub\nns.sub A 192.0.2.53\n", toml)
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(e.contains("below the delegation sub.gslb.example."), "{e}");
     // Beside the delegation it is fine.
     try_load("other NS ns.other\nns.other A 192.0.2.53\n", toml).unwrap();
