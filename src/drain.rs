@@ -5,7 +5,7 @@
 //! `state.dir/audit.log` as one JSON line.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -124,50 +124,31 @@ impl Drains {
 
     /// Reads `dir/drains.json`; a missing file is no drains.
     pub fn load(dir: &Path) -> io::Result<Drains> {
-        let path = dir.join(DRAINS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let mut d: Drains = serde_json::from_slice(&bytes).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is not valid drain state ({e}); fix or remove it",
-                            path.display()
-                        ),
-                    )
-                })?;
-                // `since` in seconds (older state): below 1e11 is before 1973 in ms.
-                for drain in d.sites.values_mut().chain(d.endpoints.values_mut()) {
-                    if drain.since_ms < 100_000_000_000 {
-                        drain.since_ms *= 1000;
-                    }
-                }
-                Ok(d)
+        let Some(text) = crate::base::state::read(dir, DRAINS_FILE)? else {
+            return Ok(Drains::default());
+        };
+        let mut d: Drains = serde_json::from_str(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not valid drain state ({e}); fix or remove it",
+                    dir.join(DRAINS_FILE).display()
+                ),
+            )
+        })?;
+        // `since` in seconds (older state): below 1e11 is before 1973 in ms.
+        for drain in d.sites.values_mut().chain(d.endpoints.values_mut()) {
+            if drain.since_ms < 100_000_000_000 {
+                drain.since_ms *= 1000;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("cannot read {}: {e}", path.display()),
-            )),
         }
+        Ok(d)
     }
 
-    /// Writes `dir/drains.json` atomically: temp file, fsync, rename, fsync the dir.
+    /// Writes `dir/drains.json` atomically (see [`crate::base::state::write`]).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(DRAINS_FILE);
-        let tmp = dir.join(format!(".{DRAINS_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        crate::base::state::write(dir, DRAINS_FILE, &json)
     }
 }
 

@@ -7,11 +7,13 @@
 //!   (routing [`Method`], [`AllDown`] behaviour, probe [`Protocol`], DNS [`Transport`]);
 //! - [`name`]: profile names as operators write them, normalised as DNS matches them;
 //! - [`tls`]: loading trusted roots for HTTPS probes;
-//! - [`time`]: timestamps as signpost writes them in files, logs and the API.
+//! - [`time`]: timestamps as signpost writes them in files, logs and the API;
+//! - [`state`]: files in the state directory, read whole and written atomically.
 
 pub(crate) mod kinds;
 pub(crate) mod name;
 pub(crate) mod rr;
+pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod time;
 pub(crate) mod tls;

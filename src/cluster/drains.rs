@@ -10,8 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +125,16 @@ pub enum DrainAction {
     Undrain,
 }
 
+impl DrainAction {
+    pub fn drain(reason: impl Into<String>, since_ms: u64, ramp_ms: u64) -> Self {
+        DrainAction::Drain {
+            reason: reason.into(),
+            since_ms,
+            ramp_ms,
+        }
+    }
+}
+
 /// One drain or undrain, as made at one node.
 ///
 /// The derived order is the "last writer wins" order: HLC time, then the origin node's
@@ -156,6 +165,37 @@ pub enum BadRecord {
 }
 
 impl DrainRecord {
+    /// A record of `action` on `target`, made at node `origin` by `operator` at `hlc`. The
+    /// reason and the operator are cut to at most [`MAX_TEXT`] bytes.
+    pub fn new(
+        target: DrainTarget,
+        action: DrainAction,
+        origin: impl Into<String>,
+        operator: impl Into<String>,
+        hlc: Hlc,
+    ) -> Self {
+        let action = match action {
+            DrainAction::Drain {
+                reason,
+                since_ms,
+                ramp_ms,
+            } => DrainAction::Drain {
+                reason: cut(reason),
+                since_ms,
+                ramp_ms,
+            },
+            DrainAction::Undrain => DrainAction::Undrain,
+        };
+        Self {
+            hlc,
+            origin: origin.into(),
+            target,
+            action,
+            operator: cut(operator.into()),
+        }
+    }
+
+    /// A drain whose ramp began at `since_ms` and lasts `ramp_ms`.
     pub fn drain(
         target: DrainTarget,
         reason: impl Into<String>,
@@ -165,17 +205,8 @@ impl DrainRecord {
         operator: impl Into<String>,
         hlc: Hlc,
     ) -> Self {
-        Self {
-            hlc,
-            origin: origin.into(),
-            target,
-            action: DrainAction::Drain {
-                reason: cut(reason.into()),
-                since_ms,
-                ramp_ms,
-            },
-            operator: cut(operator.into()),
-        }
+        let action = DrainAction::drain(reason, since_ms, ramp_ms);
+        Self::new(target, action, origin, operator, hlc)
     }
 
     pub fn undrain(
@@ -184,13 +215,7 @@ impl DrainRecord {
         operator: impl Into<String>,
         hlc: Hlc,
     ) -> Self {
-        Self {
-            hlc,
-            origin: origin.into(),
-            target,
-            action: DrainAction::Undrain,
-            operator: cut(operator.into()),
-        }
+        Self::new(target, DrainAction::Undrain, origin, operator, hlc)
     }
 
     /// The gossip key-value: `(target.key(), compact JSON)`.
@@ -390,41 +415,23 @@ impl DrainSet {
 
     /// Reads `dir/cluster-drains.json`; a missing file is an empty set.
     pub fn load(dir: &Path) -> io::Result<Self> {
-        let path = Self::path(dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_json(&text).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{} is not valid cluster drain state ({e}); fix or remove it (the peers give the records back)",
-                        path.display()
-                    ),
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::new()),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("cannot read {}: {e}", path.display()),
-            )),
-        }
+        let Some(text) = crate::base::state::read(dir, DRAIN_SET_FILE)? else {
+            return Ok(Self::new());
+        };
+        Self::from_json(&text).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not valid cluster drain state ({e}); fix or remove it (the peers give the records back)",
+                    Self::path(dir).display()
+                ),
+            )
+        })
     }
 
-    /// Writes `dir/cluster-drains.json` atomically: temp file, fsync, rename, fsync the dir.
+    /// Writes `dir/cluster-drains.json` atomically (see [`crate::base::state::write`]).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let path = Self::path(dir);
-        let tmp = dir.join(format!(".{DRAIN_SET_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(self.to_json().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::base::state::write(dir, DRAIN_SET_FILE, self.to_json().as_bytes())
     }
 
     pub fn path(dir: &Path) -> PathBuf {
