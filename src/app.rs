@@ -19,7 +19,7 @@ use crate::cluster::{
 use crate::config::{Config, Problems};
 use crate::dns::server;
 use crate::health::{Prober, Scheduler, SchedulerOptions};
-use crate::publisher::{ClusterLink, Command as WriterCommand, Event, Publisher, PublisherOptions};
+use crate::publisher::{ClusterLink, Event, Publisher, PublisherOptions};
 use crate::snapshot::{Shared, Snapshot};
 use crate::zone;
 
@@ -479,34 +479,7 @@ impl Controller {
                     let r = self.reload(&caller).await;
                     let _ = reply.send(r);
                 }
-                Command::Drain {
-                    target,
-                    reason,
-                    ramp,
-                    caller,
-                    reply,
-                } => {
-                    let cmd = WriterCommand::Drain {
-                        target,
-                        reason,
-                        ramp,
-                        caller,
-                        reply,
-                    };
-                    if self.events.send(Event::Command(cmd)).await.is_err() {
-                        return;
-                    }
-                }
-                Command::Undrain {
-                    target,
-                    caller,
-                    reply,
-                } => {
-                    let cmd = WriterCommand::Undrain {
-                        target,
-                        caller,
-                        reply,
-                    };
+                Command::Writer(cmd) => {
                     if self.events.send(Event::Command(cmd)).await.is_err() {
                         return;
                     }

@@ -228,14 +228,6 @@ impl ClusterLink {
     }
 }
 
-fn health_status(s: Status) -> HealthStatus {
-    match s {
-        Status::Online => HealthStatus::Online,
-        Status::Degraded => HealthStatus::Degraded,
-        _ => HealthStatus::Checking,
-    }
-}
-
 fn wall_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -613,7 +605,8 @@ impl Publisher {
         let board = link.cluster.health_board();
         own.zip(&link.ids)
             .map(|(mine, id)| {
-                let (combined, votes) = board.combine(link.mode, id, health_status(mine.status));
+                let (combined, votes) =
+                    board.combine(link.mode, id, HealthStatus::from(mine.status));
                 let status = match combined {
                     HealthStatus::Online => Status::Online,
                     HealthStatus::Degraded => Status::Degraded,
@@ -643,7 +636,7 @@ impl Publisher {
         };
         let mut changed = Vec::new();
         for (i, h) in self.health.iter().enumerate() {
-            let status = health_status(h.status());
+            let status = HealthStatus::from(h.status());
             let before = link.views.get(i).copied().flatten();
             if before.is_some_and(|v| v.status == status) {
                 continue;

@@ -80,14 +80,6 @@ pub struct NodeView {
     pub since: String,
 }
 
-fn own_status(s: Status) -> HealthStatus {
-    match s {
-        Status::Online => HealthStatus::Online,
-        Status::Degraded => HealthStatus::Degraded,
-        _ => HealthStatus::Checking,
-    }
-}
-
 fn time_of(ms: u64) -> String {
     rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
@@ -129,7 +121,7 @@ pub fn cluster_doc(snap: &Snapshot, cluster: Option<(&Cluster, HealthMode)>) -> 
                 .targets
                 .get(t as usize)
                 .map_or(Status::CheckingEndpoint, |v| v.status);
-            let own = own_status(mine);
+            let own = HealthStatus::from(mine);
             let (combined, votes) = board.combine(mode, &id, own);
             let mut views: Vec<NodeView> = vec![NodeView {
                 node: c.node(),

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::HumanDuration;
 use crate::drain::DrainError;
-use crate::publisher::DrainReply;
+use crate::publisher::Command as WriterCommand;
 use crate::snapshot::Shared;
 
 pub use crate::drain::DrainTarget;
@@ -54,18 +54,7 @@ impl ApiError {
 /// (the publisher) unchanged; reloads are loaded by the controller itself.
 #[derive(Debug)]
 pub enum Command {
-    Drain {
-        target: DrainTarget,
-        reason: String,
-        ramp: Duration,
-        caller: String,
-        reply: DrainReply,
-    },
-    Undrain {
-        target: DrainTarget,
-        caller: String,
-        reply: DrainReply,
-    },
+    Writer(WriterCommand),
     Reload {
         caller: String,
         reply: oneshot::Sender<Result<ReloadDone, ReloadError>>,
@@ -403,7 +392,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             if reason.len() > 1024 {
                 return error(400, "reason: at most 1024 bytes");
             }
-            Command::Drain {
+            WriterCommand::Drain {
                 target,
                 reason,
                 ramp,
@@ -411,13 +400,13 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
                 reply: tx,
             }
         }
-        _ => Command::Undrain {
+        _ => WriterCommand::Undrain {
             target,
             caller,
             reply: tx,
         },
     };
-    if state.commands.send(cmd).await.is_err() {
+    if state.commands.send(Command::Writer(cmd)).await.is_err() {
         return error(503, "the server is shutting down");
     }
     match tokio::time::timeout(Duration::from_secs(30), rx).await {

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::base::Status;
+
 /// Prefix of every health key in a node's gossiped key-values.
 pub const HEALTH_KEY_PREFIX: &str = "h/";
 
@@ -80,6 +82,17 @@ impl HealthStatus {
             "o" => Some(Self::Online),
             "d" => Some(Self::Degraded),
             _ => None,
+        }
+    }
+}
+
+/// A target's own status as a vote: only Online and Degraded are results.
+impl From<Status> for HealthStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Online => Self::Online,
+            Status::Degraded => Self::Degraded,
+            _ => Self::Checking,
         }
     }
 }
