@@ -96,29 +96,33 @@ pub fn loaded(now: std::time::SystemTime) {
     metrics::gauge!(LAST_RELOAD_SUCCESS).set(secs);
 }
 
-const QTYPES: [(Rtype, &str); 12] = [
-    (Rtype::A, "A"),
-    (Rtype::AAAA, "AAAA"),
-    (Rtype::CNAME, "CNAME"),
-    (Rtype::NS, "NS"),
-    (Rtype::SOA, "SOA"),
-    (Rtype::MX, "MX"),
-    (Rtype::TXT, "TXT"),
-    (Rtype::SRV, "SRV"),
-    (Rtype::PTR, "PTR"),
-    (Rtype::CAA, "CAA"),
-    (Rtype::ANY, "ANY"),
-    (Rtype(0), "other"),
+/// The qtypes counted under their mnemonic; the last, `Rtype(0)`, counts every other
+/// type, labelled `other`.
+const QTYPES: [Rtype; 12] = [
+    Rtype::A,
+    Rtype::AAAA,
+    Rtype::CNAME,
+    Rtype::NS,
+    Rtype::SOA,
+    Rtype::MX,
+    Rtype::TXT,
+    Rtype::SRV,
+    Rtype::PTR,
+    Rtype::CAA,
+    Rtype::ANY,
+    Rtype(0),
 ];
-const RCODES: [(Rcode, &str); 8] = [
-    (Rcode::NOERROR, "NOERROR"),
-    (Rcode::FORMERR, "FORMERR"),
-    (Rcode::SERVFAIL, "SERVFAIL"),
-    (Rcode::NXDOMAIN, "NXDOMAIN"),
-    (Rcode::NOTIMP, "NOTIMP"),
-    (Rcode::REFUSED, "REFUSED"),
-    (Rcode::BADVERS, "BADVERS"),
-    (Rcode(u16::MAX), "dropped"),
+/// The rcodes counted under their mnemonic; the last counts dropped packets, labelled
+/// `dropped`.
+const RCODES: [Rcode; 8] = [
+    Rcode::NOERROR,
+    Rcode::FORMERR,
+    Rcode::SERVFAIL,
+    Rcode::NXDOMAIN,
+    Rcode::NOTIMP,
+    Rcode::REFUSED,
+    Rcode::BADVERS,
+    Rcode(u16::MAX),
 ];
 
 const SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
@@ -147,11 +151,11 @@ fn slot(transport: Transport, qtype: Rtype, rc: Option<Rcode>) -> usize {
     let p = usize::from(transport == Transport::Tcp);
     let q = QTYPES
         .iter()
-        .position(|&(t, _)| t == qtype)
+        .position(|&t| t == qtype)
         .unwrap_or(QTYPES.len() - 1);
     let r = match rc {
         None => RCODES.len() - 1,
-        Some(rc) => RCODES.iter().position(|&(c, _)| c == rc).unwrap_or(0),
+        Some(rc) => RCODES.iter().position(|&c| c == rc).unwrap_or(0),
     };
     (p * QTYPES.len() + q) * RCODES.len() + r
 }
@@ -247,7 +251,8 @@ pub fn render_queries(out: &mut String) {
         let _ = writeln!(
             out,
             "{QUERIES}{{protocol=\"{proto}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
-            QTYPES[q].1, RCODES[r].1
+            QTYPES[q].mnemonic().unwrap_or("other"),
+            RCODES[r].mnemonic().unwrap_or("dropped")
         );
     }
 }
