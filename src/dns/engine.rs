@@ -65,18 +65,23 @@ struct Resolved {
     ede: Option<Ede>,
 }
 
-const CLASS_CH: u16 = 3;
-
-/// CH TXT `id.server.` (RFC 4892 §2) and `hostname.bind.`: this instance's name. Any other
-/// CH name is not served.
-fn chaos<'a>(snap: &Snapshot, q: &'a Query, w: &mut Writer<'a, '_>) -> Resolved {
-    let mut res = Resolved {
+impl Resolved {
+    /// An authoritative NOERROR, the start of every resolution.
+    const AUTHORITATIVE: Resolved = Resolved {
         rcode: Rcode::NOERROR,
         aa: true,
         scope: 0,
         referral: false,
         ede: None,
     };
+}
+
+const CLASS_CH: u16 = 3;
+
+/// CH TXT `id.server.` (RFC 4892 §2) and `hostname.bind.`: this instance's name. Any other
+/// CH name is not served.
+fn chaos<'a>(snap: &Snapshot, q: &'a Query, w: &mut Writer<'a, '_>) -> Resolved {
+    let mut res = Resolved::AUTHORITATIVE;
     if q.qname() != b"\x02id\x06server\x00" && q.qname() != b"\x08hostname\x04bind\x00" {
         res.rcode = Rcode::REFUSED;
         res.aa = false;
@@ -248,13 +253,7 @@ fn resolve<'a>(
     let qtype = q.qtype;
     let mut zone = zone;
     let mut name: &'a [u8] = q.qname();
-    let mut res = Resolved {
-        rcode: Rcode::NOERROR,
-        aa: true,
-        scope: 0,
-        referral: false,
-        ede: None,
-    };
+    let mut res = Resolved::AUTHORITATIVE;
     // The names answered so far: a CNAME back to one of them is a loop, and the answer
     // stops there with each CNAME once.
     let mut seen: [&[u8]; MAX_CHASE + 1] = [&[]; MAX_CHASE + 1];
