@@ -126,9 +126,11 @@ pub enum DrainAction {
 }
 
 impl DrainAction {
+    /// A drain whose ramp began at `since_ms` and lasts `ramp_ms`; the reason is cut to at
+    /// most [`MAX_TEXT`] bytes.
     pub fn drain(reason: impl Into<String>, since_ms: u64, ramp_ms: u64) -> Self {
         DrainAction::Drain {
-            reason: reason.into(),
+            reason: cut(reason.into()),
             since_ms,
             ramp_ms,
         }
@@ -165,8 +167,8 @@ pub enum BadRecord {
 }
 
 impl DrainRecord {
-    /// A record of `action` on `target`, made at node `origin` by `operator` at `hlc`. The
-    /// reason and the operator are cut to at most [`MAX_TEXT`] bytes.
+    /// A record of `action` on `target`, made at node `origin` by `operator` (cut to at
+    /// most [`MAX_TEXT`] bytes) at `hlc`.
     pub fn new(
         target: DrainTarget,
         action: DrainAction,
@@ -174,18 +176,6 @@ impl DrainRecord {
         operator: impl Into<String>,
         hlc: Hlc,
     ) -> Self {
-        let action = match action {
-            DrainAction::Drain {
-                reason,
-                since_ms,
-                ramp_ms,
-            } => DrainAction::Drain {
-                reason: cut(reason),
-                since_ms,
-                ramp_ms,
-            },
-            DrainAction::Undrain => DrainAction::Undrain,
-        };
         Self {
             hlc,
             origin: origin.into(),
@@ -193,29 +183,6 @@ impl DrainRecord {
             action,
             operator: cut(operator.into()),
         }
-    }
-
-    /// A drain whose ramp began at `since_ms` and lasts `ramp_ms`.
-    pub fn drain(
-        target: DrainTarget,
-        reason: impl Into<String>,
-        since_ms: u64,
-        ramp_ms: u64,
-        origin: impl Into<String>,
-        operator: impl Into<String>,
-        hlc: Hlc,
-    ) -> Self {
-        let action = DrainAction::drain(reason, since_ms, ramp_ms);
-        Self::new(target, action, origin, operator, hlc)
-    }
-
-    pub fn undrain(
-        target: DrainTarget,
-        origin: impl Into<String>,
-        operator: impl Into<String>,
-        hlc: Hlc,
-    ) -> Self {
-        Self::new(target, DrainAction::Undrain, origin, operator, hlc)
     }
 
     /// The gossip key-value: `(target.key(), compact JSON)`.
@@ -453,12 +420,12 @@ impl FromIterator<DrainRecord> for DrainSet {
 mod tests {
     use super::*;
 
+    const UNDRAIN: DrainAction = DrainAction::Undrain;
+
     fn drain(site: &str, ms: u64, origin: &str) -> DrainRecord {
-        DrainRecord::drain(
+        DrainRecord::new(
             DrainTarget::site(site),
-            "maintenance",
-            ms,
-            0,
+            DrainAction::drain("maintenance", ms, 0),
             origin,
             "127.0.0.1",
             Hlc::new(ms, 0),
@@ -468,7 +435,13 @@ mod tests {
     #[test]
     fn the_later_record_wins_whatever_the_order() {
         let d = drain("hub-a", 1_000, "n1");
-        let u = DrainRecord::undrain(DrainTarget::site("hub-a"), "n2", "op", Hlc::new(2_000, 0));
+        let u = DrainRecord::new(
+            DrainTarget::site("hub-a"),
+            UNDRAIN,
+            "n2",
+            "op",
+            Hlc::new(2_000, 0),
+        );
         let mut a = DrainSet::new();
         assert!(a.insert(d.clone()));
         assert!(a.insert(u.clone()));
@@ -482,7 +455,13 @@ mod tests {
     #[test]
     fn equal_times_are_broken_by_origin() {
         let a = drain("hub-a", 1_000, "alpha");
-        let b = DrainRecord::undrain(DrainTarget::site("hub-a"), "beta", "", Hlc::new(1_000, 0));
+        let b = DrainRecord::new(
+            DrainTarget::site("hub-a"),
+            UNDRAIN,
+            "beta",
+            "",
+            Hlc::new(1_000, 0),
+        );
         let s1: DrainSet = [a.clone(), b.clone()].into_iter().collect();
         let s2: DrainSet = [b.clone(), a.clone()].into_iter().collect();
         assert_eq!(s1, s2);
@@ -493,11 +472,9 @@ mod tests {
     fn active_gives_sites_and_profile_slash_endpoint_with_the_ramp_start() {
         let mut s = DrainSet::new();
         s.insert(drain("hub-a", 5_000, "n1"));
-        s.insert(DrainRecord::drain(
+        s.insert(DrainRecord::new(
             DrainTarget::endpoint("App.Gslb.Example.", "seattle"),
-            "patching",
-            4_000,
-            60_000,
+            DrainAction::drain("patching", 4_000, 60_000),
             "n2",
             "ops",
             Hlc::new(4_100, 2),
@@ -515,7 +492,13 @@ mod tests {
         let t = DrainTarget::endpoint("app.gslb.example", "eu west/1");
         assert_eq!(t.key(), "drain/ep/app.gslb.example/eu%20west%2F1");
         assert_eq!(DrainTarget::site("hub_a-1.x").key(), "drain/site/hub_a-1.x");
-        let r = DrainRecord::drain(t, "r\"x", 1, 2, "n", "op", Hlc::new(3, 4));
+        let r = DrainRecord::new(
+            t,
+            DrainAction::drain("r\"x", 1, 2),
+            "n",
+            "op",
+            Hlc::new(3, 4),
+        );
         let (k, v) = r.to_kv();
         assert!(!v.contains('\n'));
         assert_eq!(DrainRecord::from_kv(&k, &v), Ok(r.clone()));
@@ -537,11 +520,9 @@ mod tests {
 
     #[test]
     fn long_text_is_cut_on_a_char_boundary() {
-        let r = DrainRecord::drain(
+        let r = DrainRecord::new(
             DrainTarget::site("a"),
-            "é".repeat(800),
-            1,
-            0,
+            DrainAction::drain("é".repeat(800), 1, 0),
             "n",
             "",
             Hlc::new(1, 0),
@@ -558,8 +539,9 @@ mod tests {
         assert!(DrainSet::load(dir.path()).unwrap().is_empty());
         let mut s = DrainSet::new();
         s.insert(drain("hub-a", 1_000, "n1"));
-        s.insert(DrainRecord::undrain(
+        s.insert(DrainRecord::new(
             DrainTarget::endpoint("app", "e"),
+            UNDRAIN,
             "n2",
             "",
             Hlc::new(9, 9),
