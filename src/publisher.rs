@@ -978,6 +978,14 @@ interval = "1s"
         )
     }
 
+    /// A publisher of `m` in its event loop: the event sender, the published snapshot,
+    /// and the task (it ends once the sender is dropped).
+    fn running(m: Arc<Model>) -> (mpsc::Sender<Event>, Shared, tokio::task::JoinHandle<()>) {
+        let (p, shared) = publisher(m);
+        let (tx, rx) = mpsc::channel(16);
+        (tx, shared, tokio::spawn(p.run(rx, SystemTime::now())))
+    }
+
     fn probe(generation: u64, target: u32, ok: bool, reason: &str) -> Event {
         Event::Probe(ProbeResult {
             generation,
@@ -1010,6 +1018,12 @@ interval = "1s"
             .unwrap()
             .target
             .unwrap()
+    }
+
+    /// The probe targets of endpoints `a` and `b` of `app.gslb.example`.
+    fn app_targets(m: &Model) -> (u32, u32) {
+        let t = |e| target_of(m, "app.gslb.example", e);
+        (t("a"), t("b"))
     }
 
     fn status(s: &Snapshot, profile: &str, endpoint: &str) -> Status {
@@ -1099,10 +1113,7 @@ interval = "1s"
     #[test]
     fn nested_endpoint_follows_its_child_profile() {
         let m = model(PROFILES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
+        let (a, b) = app_targets(&m);
         let (mut p, shared) = publisher(m);
         let now = Instant::now();
         // Child: a, b probed + pinned (AlwaysServe); min_child_endpoints = 3.
@@ -1353,9 +1364,7 @@ interval = "1s"
     /// for the publish, which does not wait for `status_delay`.
     #[tokio::test(start_paused = true)]
     async fn operator_calls_are_answered_once_their_change_is_published() {
-        let (p, shared) = publisher(model(PROFILES, 1));
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        let (tx, shared, task) = running(model(PROFILES, 1));
         let drain = |endpoint: &str, reply| {
             Event::Command(Command::Drain {
                 target: DrainTarget::Endpoint {
@@ -1456,10 +1465,7 @@ address = "192.0.2.1"
     #[test]
     fn a_profile_is_unstable_while_a_failure_is_confirmed_and_one_ttl_after_a_change() {
         let m = model(TWO_SITES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
+        let (a, b) = app_targets(&m);
         let (mut p, shared) = publisher(m);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -1555,13 +1561,8 @@ address = "192.0.2.1"
     #[tokio::test(start_paused = true)]
     async fn run_republishes_when_a_profile_becomes_stable() {
         let m = model(TWO_SITES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
-        let (p, shared) = publisher(m);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        let (a, b) = app_targets(&m);
+        let (tx, shared, task) = running(m);
         tx.send(probe(1, a, true, "")).await.unwrap();
         tx.send(probe(1, b, true, "")).await.unwrap();
         let start = tokio::time::Instant::now();
@@ -1579,13 +1580,8 @@ address = "192.0.2.1"
     #[tokio::test(start_paused = true)]
     async fn run_coalesces_and_publishes_status_changes_quickly() {
         let m = model(PROFILES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
-        let (p, shared) = publisher(m);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        let (a, b) = app_targets(&m);
+        let (tx, shared, task) = running(m);
         tokio::time::sleep(Duration::from_millis(1)).await;
         let first = shared.load_full();
 
