@@ -298,32 +298,23 @@ impl Publisher {
         link.set_model(&self.model);
         let known = drains_of(&self.model, &link.cluster.active_drains());
         let local = std::mem::take(&mut self.drains);
-        for (site, d) in &local.sites {
-            if !known.sites.contains_key(site) {
-                let t = cluster::DrainTarget::site(site.clone());
-                link.cluster.drain_since(
-                    t,
-                    d.reason.clone(),
-                    d.since_ms,
-                    d.ramp_ms,
-                    "drains.json",
-                    wall_ms(now),
-                );
-            }
-        }
-        for (key, d) in &local.endpoints {
-            if !known.endpoints.contains_key(key) {
+        let sites = local
+            .sites
+            .iter()
+            .filter(|(site, _)| !known.sites.contains_key(*site))
+            .map(|(site, d)| (cluster::DrainTarget::site(site.clone()), d));
+        let endpoints = local
+            .endpoints
+            .iter()
+            .filter(|(key, _)| !known.endpoints.contains_key(*key))
+            .map(|(key, d)| {
                 let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
-                let t = cluster::DrainTarget::endpoint(profile, endpoint);
-                link.cluster.drain_since(
-                    t,
-                    d.reason.clone(),
-                    d.since_ms,
-                    d.ramp_ms,
-                    "drains.json",
-                    wall_ms(now),
-                );
-            }
+                (cluster::DrainTarget::endpoint(profile, endpoint), d)
+            });
+        for (t, d) in sites.chain(endpoints) {
+            let (reason, since, ramp) = (d.reason.clone(), d.since_ms, d.ramp_ms);
+            link.cluster
+                .drain_since(t, reason, since, ramp, "drains.json", wall_ms(now));
         }
         self.drains = drains_of(&self.model, &link.cluster.active_drains());
         self.cluster = Some(link);
