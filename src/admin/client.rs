@@ -199,22 +199,8 @@ pub fn status_table(doc: &StatusDoc) -> String {
             ]);
         }
     }
-    let mut widths = [0usize; 9];
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
     let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    table(&mut out, "", &rows);
     let sites: Vec<String> = doc
         .sites
         .iter()
@@ -376,24 +362,30 @@ pub fn explain_text(v: &Value) -> String {
                 s(&c["answers"]),
             ]);
         }
-        let mut widths = [0usize; 7];
-        for r in &rows {
-            for (i, c) in r.iter().enumerate() {
-                widths[i] = widths[i].max(c.chars().count());
-            }
-        }
-        for r in &rows {
-            let line: Vec<String> = r
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-                .collect();
-            out.push_str("  ");
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
+        table(&mut out, "  ", &rows);
     }
     out
+}
+
+/// Appends `rows` as a table to `out`: each line starts with `indent`, the columns are
+/// left-aligned and two spaces apart.
+fn table<const N: usize>(out: &mut String, indent: &str, rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(indent);
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
