@@ -930,20 +930,23 @@ mod tests {
     use crate::health::ProbeOutcome;
     use crate::snapshot::WEIGHT_SCALE;
 
-    /// Compiles `profiles` (TOML) with a `gslb.example` zone.
+    /// Compiles `profiles` (TOML) with a `gslb.example` zone and monitor `web`.
     fn model(profiles: &str, generation: u64) -> Arc<Model> {
-        crate::policy::testutil::try_load_generation(profiles, generation)
+        let toml = format!("{WEB}{profiles}");
+        crate::policy::testutil::try_load_generation(&toml, generation)
             .unwrap_or_else(|p| panic!("{p}"))
             .model
     }
 
-    const PROFILES: &str = r#"
+    const WEB: &str = r#"
 [monitors.web]
 port = 8080
 tolerated_failures = 1
 rise = 2
 interval = "1s"
+"#;
 
+    const PROFILES: &str = r#"
 [profiles]
 "app.gslb.example" = { monitor = "web", endpoints = [
     { name = "a", address = "192.0.2.1" },
@@ -1409,30 +1412,14 @@ interval = "1s"
     }
 
     const TWO_SITES: &str = r#"
-[monitors.web]
-port = 8080
-tolerated_failures = 1
-rise = 2
-interval = "1s"
-
-[profiles."app.gslb.example"]
-monitor = "web"
-ttl = 30
-ttl_unstable = 5
-[[profiles."app.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."app.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
-
-[profiles."quiet.gslb.example"]
-monitor = "web"
-ttl = 20
-all_down = "nodata"
-[[profiles."quiet.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
+[profiles]
+"app.gslb.example" = { monitor = "web", ttl = 30, ttl_unstable = 5, endpoints = [
+    { name = "a", address = "192.0.2.1" },
+    { name = "b", address = "192.0.2.2" },
+] }
+"quiet.gslb.example" = { monitor = "web", ttl = 20, all_down = "nodata", endpoints = [
+    { name = "a", address = "192.0.2.1" },
+] }
 "#;
 
     /// (ttl now, reasons as `Unstable` kinds) of `profile` in `s`.
