@@ -321,16 +321,9 @@ fn negative_answers_compress_the_soa_names() {
 }
 
 const V6_ONLY: &str = r#"
-[profiles."six.gslb.example"]
-method = "priority"
-[[profiles."six.gslb.example".endpoints]]
-name = "a"
-address = "2001:db8::6"
-[profiles."alias.gslb.example"]
-method = "priority"
-[[profiles."alias.gslb.example".endpoints]]
-name = "a"
-target = "ns1.gslb.example."
+[profiles]
+"six.gslb.example" = { method = "priority", endpoints = [{ name = "a", address = "2001:db8::6" }] }
+"alias.gslb.example" = { method = "priority", endpoints = [{ name = "a", target = "ns1.gslb.example." }] }
 "#;
 
 #[test]
@@ -361,11 +354,8 @@ fn any_at_a_cname_profile_answers_the_cname_alone() {
 #[test]
 fn a_profile_below_a_delegation_is_a_config_error() {
     let toml = r#"
-[profiles."app.sub.gslb.example"]
-method = "priority"
-[[profiles."app.sub.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.9"
+[profiles]
+"app.sub.gslb.example" = { method = "priority", endpoints = [{ name = "a", address = "192.0.2.9" }] }
 "#;
     let e = try_load("sub NS ns.sub\nns.sub A 192.0.2.53\n", toml)
         .err()
@@ -530,9 +520,7 @@ fn extended_dns_errors_on_refused_and_all_down_servfail() {
 [profiles."down.gslb.example"]
 method = "priority"
 all_down = "servfail"
-[[profiles."down.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.9"
+endpoints = [{ name = "a", address = "192.0.2.9" }]
 "#;
     let mut snap = load("", toml);
     let p = query("www.example.org.", RecordType::A, DNSClass::IN, true);
