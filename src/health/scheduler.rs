@@ -601,56 +601,43 @@ mod tests {
         drain.abort();
     }
 
+    /// One target, failing from 25 s on: its probes start exactly (the clock is paused)
+    /// at the times of each row. Default timings: interval 10 s, timeout 5 s,
+    /// tolerated_failures 3.
     #[tokio::test(start_paused = true)]
-    async fn a_refused_target_is_confirmed_every_retry_interval_then_probed_at_interval() {
-        // Target 0 is first probed at 0 s. The fault at 25 s: the probe at 30 s fails,
-        // three retries a second apart make it Degraded (tolerated_failures = 3), then
-        // the steady schedule resumes at 40 s.
-        let check = Faulty::new(25_000, u64::MAX, false);
-        run_for(defaults(1, 1_000), check.clone(), 61).await;
-        assert_eq!(
-            check.starts(1),
-            [
-                0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 40_000, 50_000, 60_000
-            ]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_hung_target_is_retried_as_soon_as_each_probe_times_out() {
-        // Each failed probe takes the 5 s timeout: the retries cannot start a second
-        // after it began (one probe in flight per target), so they follow back to back.
-        // Degraded at 50 s; the next steady deadline after that is 60 s.
-        let check = Faulty::new(25_000, u64::MAX, true);
-        run_for(defaults(1, 1_000), check.clone(), 71).await;
-        assert_eq!(
-            check.starts(1),
-            [
-                0, 10_000, 20_000, 30_000, 35_000, 40_000, 45_000, 60_000, 70_000
-            ]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_success_ends_the_confirmation_and_keeps_the_phase() {
-        // Fails at 30 s, healthy again at 31.5 s: the retry at 32 s succeeds; the next
-        // probe is at 40 s, as if nothing happened.
-        let check = Faulty::new(25_000, 31_500, false);
-        run_for(defaults(1, 1_000), check.clone(), 51).await;
-        assert_eq!(
-            check.starts(1),
-            [0, 10_000, 20_000, 30_000, 31_000, 32_000, 40_000, 50_000]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retry_interval_equal_to_interval_is_todays_schedule() {
-        let check = Faulty::new(25_000, u64::MAX, false);
-        run_for(defaults(1, 10_000), check.clone(), 71).await;
-        assert_eq!(
-            check.starts(1),
-            [0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000]
-        );
+    async fn a_failing_target_is_confirmed_every_retry_interval_and_keeps_its_phase() {
+        const NEVER: u64 = u64::MAX;
+        // (healthy again at ms, hung, retry_interval ms, run for s, probe starts in s)
+        let rows: [(u64, bool, u64, u64, &[u64]); 4] = [
+            // Refused: the probe at 30 s fails, three retries a second apart make it
+            // Degraded, then the steady schedule resumes at 40 s.
+            (
+                NEVER,
+                false,
+                1_000,
+                61,
+                &[0, 10, 20, 30, 31, 32, 33, 40, 50, 60],
+            ),
+            // Hung: each failed probe takes the 5 s timeout, so the retries cannot start
+            // a second after it began (one probe in flight per target) and follow back to
+            // back. Degraded at 50 s; the next steady deadline after that is 60 s.
+            (NEVER, true, 1_000, 71, &[0, 10, 20, 30, 35, 40, 45, 60, 70]),
+            // Healthy again at 31.5 s: the retry at 32 s succeeds; the next probe is at
+            // 40 s, as if nothing happened.
+            (31_500, false, 1_000, 51, &[0, 10, 20, 30, 31, 32, 40, 50]),
+            // retry_interval equal to interval: no fast confirmation.
+            (NEVER, false, 10_000, 71, &[0, 10, 20, 30, 40, 50, 60, 70]),
+        ];
+        for (heal, hung, retry, secs, want) in rows {
+            let check = Faulty::new(25_000, heal, hung);
+            run_for(defaults(1, retry), check.clone(), secs).await;
+            let want: Vec<u64> = want.iter().map(|s| s * 1_000).collect();
+            assert_eq!(
+                check.starts(1),
+                want,
+                "heal {heal}, hung {hung}, retry {retry}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
