@@ -422,12 +422,25 @@ mod tests {
 
     const UNDRAIN: DrainAction = DrainAction::Undrain;
 
+    /// A drain of site `site` made at node `origin` at `ms`.
     fn drain(site: &str, ms: u64, origin: &str) -> DrainRecord {
+        let action = DrainAction::drain("maintenance", ms, 0);
         DrainRecord::new(
             DrainTarget::site(site),
-            DrainAction::drain("maintenance", ms, 0),
+            action,
             origin,
-            "127.0.0.1",
+            "op",
+            Hlc::new(ms, 0),
+        )
+    }
+
+    /// An undrain of site `site` made at node `origin` at `ms`.
+    fn undrain(site: &str, ms: u64, origin: &str) -> DrainRecord {
+        DrainRecord::new(
+            DrainTarget::site(site),
+            UNDRAIN,
+            origin,
+            "op",
             Hlc::new(ms, 0),
         )
     }
@@ -435,13 +448,7 @@ mod tests {
     #[test]
     fn the_later_record_wins_whatever_the_order() {
         let d = drain("hub-a", 1_000, "n1");
-        let u = DrainRecord::new(
-            DrainTarget::site("hub-a"),
-            UNDRAIN,
-            "n2",
-            "op",
-            Hlc::new(2_000, 0),
-        );
+        let u = undrain("hub-a", 2_000, "n2");
         let mut a = DrainSet::new();
         assert!(a.insert(d.clone()));
         assert!(a.insert(u.clone()));
@@ -455,13 +462,7 @@ mod tests {
     #[test]
     fn equal_times_are_broken_by_origin() {
         let a = drain("hub-a", 1_000, "alpha");
-        let b = DrainRecord::new(
-            DrainTarget::site("hub-a"),
-            UNDRAIN,
-            "beta",
-            "",
-            Hlc::new(1_000, 0),
-        );
+        let b = undrain("hub-a", 1_000, "beta");
         let s1: DrainSet = [a.clone(), b.clone()].into_iter().collect();
         let s2: DrainSet = [b.clone(), a.clone()].into_iter().collect();
         assert_eq!(s1, s2);

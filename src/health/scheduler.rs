@@ -142,22 +142,6 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts probing every target of `model` on the current runtime; results go to
-    /// `results`. Must be called inside a tokio runtime.
-    #[cfg(test)]
-    pub(crate) fn start<C, T>(
-        model: Arc<Model>,
-        checker: Arc<C>,
-        results: mpsc::Sender<T>,
-        options: SchedulerOptions,
-    ) -> Self
-    where
-        C: Check,
-        T: From<ProbeResult> + Send + 'static,
-    {
-        Self::start_on(&Handle::current(), model, checker, results, options)
-    }
-
     /// Starts probing every target of `model` on the runtime of `handle` (the server uses
     /// [`probe_runtime`]); results go to `results`.
     pub(crate) fn start_on<C, T>(
@@ -429,7 +413,13 @@ mod tests {
         let rec = Recorder::new(Duration::from_millis(10));
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(64);
         let m = model(&[(1, 1000), (2, 1000), (3, 500)]);
-        let sched = Scheduler::start(m, rec.clone(), tx, SchedulerOptions::default());
+        let sched = Scheduler::start_on(
+            &Handle::current(),
+            m,
+            rec.clone(),
+            tx,
+            SchedulerOptions::default(),
+        );
         assert_eq!(sched.targets(), 3);
         tokio::time::sleep(Duration::from_millis(3_050)).await;
         drop(sched);
@@ -486,7 +476,13 @@ mod tests {
         let script = Arc::new(Script(Mutex::new([true, true, false, true].into())));
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(64);
         let start = Instant::now();
-        let sched = Scheduler::start(model(&[(1, 1000)]), script, tx, SchedulerOptions::default());
+        let sched = Scheduler::start_on(
+            &Handle::current(),
+            model(&[(1, 1000)]),
+            script,
+            tx,
+            SchedulerOptions::default(),
+        );
         let mut got = Vec::new();
         while got.len() < 4 {
             let r = rx.recv().await.unwrap();
@@ -594,7 +590,13 @@ mod tests {
 
     async fn run_for(m: Arc<Model>, check: Arc<Faulty>, secs: u64) {
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(4096);
-        let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
+        let sched = Scheduler::start_on(
+            &Handle::current(),
+            m,
+            check,
+            tx,
+            SchedulerOptions::default(),
+        );
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         tokio::time::sleep(Duration::from_secs(secs)).await;
         drop(sched);
@@ -741,7 +743,8 @@ mod tests {
         let rec = Recorder::new(Duration::from_millis(900));
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(1024);
         let ports: Vec<(u16, u64)> = (1..=50).map(|p| (p, 200)).collect();
-        let sched = Scheduler::start(
+        let sched = Scheduler::start_on(
+            &Handle::current(),
             model(&ports),
             rec.clone(),
             tx,
@@ -763,7 +766,8 @@ mod tests {
     async fn stop_ends_probing() {
         let rec = Recorder::new(Duration::from_millis(1));
         let (tx, _rx) = mpsc::channel::<ProbeResult>(1024);
-        let sched = Scheduler::start(
+        let sched = Scheduler::start_on(
+            &Handle::current(),
             model(&[(1, 100)]),
             rec.clone(),
             tx,
