@@ -6,10 +6,10 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Setup, Signpost};
+use common::{Daemon, Setup, Signpost};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -34,16 +34,9 @@ fn huge_txt() -> Vec<String> {
 
 /// A running unbound, killed when dropped.
 struct Unbound {
-    child: Child,
+    daemon: Daemon,
     addr: SocketAddr,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Unbound {
@@ -112,17 +105,8 @@ remote-control:
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let child = Command::new(&bin)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         let mut u = Unbound {
-            child,
+            daemon: Daemon::spawn(Command::new(&bin).arg("-d").arg("-c").arg(&conf_path)),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             dir,
         };
@@ -131,7 +115,7 @@ remote-control:
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut exited = false;
         while Instant::now() < deadline {
-            if u.child.try_wait().unwrap().is_some() {
+            if u.daemon.exited() {
                 exited = true;
                 break;
             }

@@ -139,22 +139,14 @@ fn the_status_page_drains_a_site_with_the_token_and_refreshes_itself() {
     );
 }
 
-/// A port nothing listens on (bound, then closed): probes to it are refused.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Issue 16: with both sites of a profile down, the page says so (a banner) and what DNS
 /// answers (the all-down fallback: both addresses); a priority profile shows its priority
 /// column, a ramp in progress (weight and end), and a drained site's endpoint with no
 /// Drain button. Saves `target/status-page-fallback.png`.
 #[test]
 fn the_status_page_shows_the_fallback_a_ramp_and_a_drained_site() {
-    let dead = closed_port();
+    // Free at the time of the call: nothing listens there, probes to it are refused.
+    let dead = common::free_tcp_port();
     let extra = format!(
         "[[sites]]\nname = \"hub-a\"\n[[sites]]\nname = \"hub-b\"\n[[sites]]\nname = \"hub-c\"\n\n\
          [monitors.dead]\nport = {dead}\ninterval = \"300ms\"\ntimeout = \"1s\"\n\n\

@@ -46,6 +46,39 @@ $TTL 300
 ns1 IN A   127.0.0.1
 ";
 
+/// `gslb.example` with a name of each kind the DNS semantics tests ask about: records at
+/// the apex, addresses, CNAME chains (to a name that does not exist, out of the zone), a
+/// delegation with glue, SRV, wildcards with an empty non-terminal beneath. SOA TTL 3600
+/// and MINIMUM 60: negative answers carry TTL 60. Tests append their own records.
+pub(crate) const DNS_ZONE: &str = r#"$ORIGIN gslb.example.
+$TTL 300
+@         3600 IN SOA ns1 hostmaster 2026112101 3600 600 1209600 60
+               IN NS  ns1
+               IN NS  ns2
+               IN MX  10 mail
+               IN TXT "v=spf1 mx -all"
+ns1            IN A   192.0.2.1
+ns2            IN A   192.0.2.2
+web            IN A   192.0.2.80
+               IN AAAA 2001:db8::80
+www            IN CNAME web
+alias          IN CNAME www
+dangling       IN CNAME nothere
+out            IN CNAME www.example.org.
+mail           IN A   192.0.2.25
+               IN AAAA 2001:db8::25
+_sip._tcp      IN SRV 10 60 5060 sip
+sip            IN A   192.0.2.50
+a.b.c          IN A   192.0.2.3
+sub            IN NS  ns.sub
+ns.sub         IN A   192.0.2.53
+*.wild         IN A   192.0.2.99
+*.wild         IN TXT "wild"
+exists.wild    IN A   192.0.2.98
+host.ent.wild  IN A   192.0.2.97
+*.wc           IN CNAME web
+"#;
+
 /// Config for [`GSLB_ZONE`]: sites hub-a and hub-b; profiles `app.gslb.example`
 /// (app-a 192.0.2.1 in hub-a, app-b 192.0.2.2 in hub-b) and `api.gslb.example` (api-a
 /// 192.0.2.11, api-b 192.0.2.12), weighted with equal (default) weights, no monitor (so
@@ -423,6 +456,34 @@ impl Drop for Signpost {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Another server a test runs beside signpost (a reference implementation, a resolver),
+/// without stdio; killed and reaped when dropped.
+pub(crate) struct Daemon(pub(crate) Child);
+
+impl Daemon {
+    pub(crate) fn spawn(cmd: &mut Command) -> Daemon {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Daemon(child)
+    }
+
+    /// Whether it has exited.
+    pub(crate) fn exited(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_some()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
