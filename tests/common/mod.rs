@@ -347,6 +347,20 @@ impl Signpost {
             .unwrap_or_else(|e| panic!("admin {method} {path}: {e}\n{}", self.log()))
     }
 
+    /// `GET path` without the token, answered 200.
+    pub(crate) fn get_ok(&self, path: &str) -> http::Response {
+        let r = self.api("GET", path, "", false);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r
+    }
+
+    /// `POST path` with `body` and the token, answered 200.
+    pub(crate) fn post_ok(&self, path: &str, body: &str) -> http::Response {
+        let r = self.api("POST", path, body, true);
+        assert_eq!(r.status, 200, "POST {path}: {}", r.body);
+        r
+    }
+
     /// `GET /api/v1/status` as JSON.
     pub(crate) fn status(&self) -> serde_json::Value {
         let r = self.api("GET", "/api/v1/status", "", false);
