@@ -422,9 +422,8 @@ mod tests {
 
     const UNDRAIN: DrainAction = DrainAction::Undrain;
 
-    /// A drain of site `site` made at node `origin` at `ms`.
-    fn drain(site: &str, ms: u64, origin: &str) -> DrainRecord {
-        let action = DrainAction::drain("maintenance", ms, 0);
+    /// `action` on site `site`, made at node `origin` at `ms`.
+    fn on_site(action: DrainAction, site: &str, ms: u64, origin: &str) -> DrainRecord {
         DrainRecord::new(
             DrainTarget::site(site),
             action,
@@ -434,21 +433,15 @@ mod tests {
         )
     }
 
-    /// An undrain of site `site` made at node `origin` at `ms`.
-    fn undrain(site: &str, ms: u64, origin: &str) -> DrainRecord {
-        DrainRecord::new(
-            DrainTarget::site(site),
-            UNDRAIN,
-            origin,
-            "op",
-            Hlc::new(ms, 0),
-        )
+    /// A drain of site `site` made at node `origin` at `ms`.
+    fn drain(site: &str, ms: u64, origin: &str) -> DrainRecord {
+        on_site(DrainAction::drain("maintenance", ms, 0), site, ms, origin)
     }
 
     #[test]
     fn the_later_record_wins_whatever_the_order() {
         let d = drain("hub-a", 1_000, "n1");
-        let u = undrain("hub-a", 2_000, "n2");
+        let u = on_site(UNDRAIN, "hub-a", 2_000, "n2");
         let mut a = DrainSet::new();
         assert!(a.insert(d.clone()));
         assert!(a.insert(u.clone()));
@@ -462,7 +455,7 @@ mod tests {
     #[test]
     fn equal_times_are_broken_by_origin() {
         let a = drain("hub-a", 1_000, "alpha");
-        let b = undrain("hub-a", 1_000, "beta");
+        let b = on_site(UNDRAIN, "hub-a", 1_000, "beta");
         let s1: DrainSet = [a.clone(), b.clone()].into_iter().collect();
         let s2: DrainSet = [b.clone(), a.clone()].into_iter().collect();
         assert_eq!(s1, s2);

@@ -681,19 +681,15 @@ mod tests {
                 .filter(|&&t| t >= from && t < from + width)
                 .count()
         };
-        let steady_max = (0..25_000).step_by(100).map(|t| per(t, 100)).max().unwrap();
-        let confirm_max = (25_000..38_000)
-            .step_by(100)
-            .map(|t| per(t, 100))
-            .max()
-            .unwrap();
+        // The most probes in a window of `width` ms starting every 100 ms of `starts`.
+        let most = |starts: std::ops::Range<u64>, width: u64| {
+            starts.step_by(100).map(|t| per(t, width)).max().unwrap()
+        };
+        let steady_max = most(0..25_000, 100);
+        let confirm_max = most(25_000..38_000, 100);
         assert!(steady_max <= 2, "{steady_max}");
         assert!(confirm_max <= 5, "{confirm_max}");
-        let second_max = (25_000..38_000)
-            .step_by(100)
-            .map(|t| per(t, 1_000))
-            .max()
-            .unwrap();
+        let second_max = most(25_000..38_000, 1_000);
         assert!(second_max <= 42, "{second_max} probes in one second");
     }
 
