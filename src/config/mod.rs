@@ -636,12 +636,12 @@ mod tests {
         assert_eq!(c.admin_listen, Some("127.0.0.1:8053".parse().unwrap()));
     }
 
+    /// A `[dns]` table with a good key and an unknown one.
+    const DNS_BOGUS: &str = "[dns]\nlisten = [\"127.0.0.1:5300\"]\nbogus = 1\n";
+
     #[test]
     fn every_problem_is_reported_with_its_key() {
-        let config = r#"
-[dns]
-listen = ["127.0.0.1:5300"]
-bogus = 1
+        let more = r#"
 [monitors.web]
 interval = "5 parsecs"
 [profiles."app.gslb.example"]
@@ -653,7 +653,7 @@ wieght = 3
 x = 1
 "#;
         fails_with(
-            config,
+            &format!("{DNS_BOGUS}{more}"),
             &[
                 "dns.bogus: unknown field `bogus`",
                 "monitors.web.interval: invalid duration \"5 parsecs\"",
@@ -665,15 +665,9 @@ x = 1
 
     #[test]
     fn every_bad_key_of_one_table_is_reported() {
-        let config = r#"
-[dns]
-listen = ["127.0.0.1:5300"]
-bogus = 1
-tcp_idle_timeout = "ten seconds"
-udp_sockets = "many"
-"#;
+        let more = "tcp_idle_timeout = \"ten seconds\"\nudp_sockets = \"many\"\n";
         let text = fails_with(
-            config,
+            &format!("{DNS_BOGUS}{more}"),
             &[
                 "dns.bogus: unknown field `bogus`",
                 "dns.tcp_idle_timeout: invalid duration \"ten seconds\"",
