@@ -16,7 +16,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::base::Status;
 use crate::base::Transport;
 use crate::base::{Rcode, Rtype};
-use crate::snapshot::Snapshot;
+use crate::model::{EndpointDef, ProfileDef};
+use crate::snapshot::{EndpointState, Snapshot};
 
 pub const QUERIES: &str = "signpost_dns_queries_total";
 pub const ANSWERS: &str = "signpost_answers_total";
@@ -264,41 +265,18 @@ pub fn render_queries(out: &mut String) {
 pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
     use std::fmt::Write as _;
     let m = &snap.model;
-    let _ = writeln!(
-        out,
-        "# HELP {ANSWERS} Profile answers that included an endpoint, by profile and endpoint\n# TYPE {ANSWERS} counter"
-    );
-    for p in &m.profiles {
-        for e in &p.endpoints {
-            let n = e.answer_count.get();
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "{ANSWERS}{{profile=\"{}\",endpoint=\"{}\"}} {n}",
-                    Escaped(&p.key),
-                    Escaped(&e.name)
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {SHORT_TTL_ANSWERS} Profile answers given with a TTL shortened because a profile was unstable (ttl_unstable), by profile\n# TYPE {SHORT_TTL_ANSWERS} counter"
-    );
-    for p in &m.profiles {
-        let n = p.short_ttl_answers.get();
-        if n > 0 {
-            let _ = writeln!(
-                out,
-                "{SHORT_TTL_ANSWERS}{{profile=\"{}\"}} {n}",
-                Escaped(&p.key)
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {ENDPOINT_STATUS} 1 for the endpoint's current status, 0 for the others: one series per endpoint and status (checking_endpoint, online, degraded, disabled, always_serve)\n# TYPE {ENDPOINT_STATUS} gauge"
-    );
+    let help = "Profile answers that included an endpoint, by profile and endpoint";
+    family(out, ANSWERS, "counter", help);
+    per_endpoint(out, snap, ANSWERS, |e, _| {
+        Some(e.answer_count.get()).filter(|&n| n > 0)
+    });
+    let help = "Profile answers given with a TTL shortened because a profile was unstable (ttl_unstable), by profile";
+    family(out, SHORT_TTL_ANSWERS, "counter", help);
+    per_profile(out, snap, SHORT_TTL_ANSWERS, |p, _| {
+        Some(p.short_ttl_answers.get()).filter(|&n| n > 0)
+    });
+    let help = "1 for the endpoint's current status, 0 for the others: one series per endpoint and status (checking_endpoint, online, degraded, disabled, always_serve)";
+    family(out, ENDPOINT_STATUS, "gauge", help);
     for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
         for (e, st) in p.endpoints.iter().zip(states) {
             let site = e.site.map_or("", |s| m.sites[s as usize].as_str());
@@ -315,58 +293,69 @@ pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP {ENDPOINT_RTT} Smoothed round-trip time of the endpoint's successful probes from this instance\n# TYPE {ENDPOINT_RTT} gauge"
-    );
-    for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
+    let help = "Smoothed round-trip time of the endpoint's successful probes from this instance";
+    family(out, ENDPOINT_RTT, "gauge", help);
+    per_endpoint(out, snap, ENDPOINT_RTT, |_, st| {
+        st.rtt.map(|rtt| rtt.as_secs_f64())
+    });
+    let help = "Unix time the endpoint's last successful probe started";
+    family(out, LAST_SUCCESS, "gauge", help);
+    per_endpoint(out, snap, LAST_SUCCESS, |e, _| {
+        let at = e
+            .target
+            .and_then(|t| snap.health.targets.get(t as usize))
+            .and_then(|t| t.last_success)?;
+        let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Some(since.as_secs_f64())
+    });
+    let help = "1 while no endpoint of the profile is eligible and all_down decides the answer";
+    family(out, PROFILE_ALL_DOWN, "gauge", help);
+    per_profile(out, snap, PROFILE_ALL_DOWN, |_, pi| {
+        Some(u8::from(crate::policy::all_down_fallback(snap, pi)))
+    });
+}
+
+/// The `# HELP` and `# TYPE` lines of family `name`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A series of `name` for every endpoint `value` gives a value for, labelled with its
+/// profile and name.
+fn per_endpoint<V: std::fmt::Display>(
+    out: &mut String,
+    snap: &Snapshot,
+    name: &str,
+    value: impl Fn(&EndpointDef, &EndpointState) -> Option<V>,
+) {
+    use std::fmt::Write as _;
+    for (p, states) in snap.model.profiles.iter().zip(&snap.endpoints) {
         for (e, st) in p.endpoints.iter().zip(states) {
-            if let Some(rtt) = st.rtt {
+            if let Some(v) = value(e, st) {
+                let (profile, endpoint) = (Escaped(&p.key), Escaped(&e.name));
                 let _ = writeln!(
                     out,
-                    "{ENDPOINT_RTT}{{profile=\"{}\",endpoint=\"{}\"}} {}",
-                    Escaped(&p.key),
-                    Escaped(&e.name),
-                    rtt.as_secs_f64()
+                    "{name}{{profile=\"{profile}\",endpoint=\"{endpoint}\"}} {v}"
                 );
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP {LAST_SUCCESS} Unix time the endpoint's last successful probe started\n# TYPE {LAST_SUCCESS} gauge"
-    );
-    for p in &m.profiles {
-        for e in &p.endpoints {
-            let at = e
-                .target
-                .and_then(|t| snap.health.targets.get(t as usize))
-                .and_then(|t| t.last_success);
-            if let Some(at) = at {
-                let secs = at
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs_f64();
-                let _ = writeln!(
-                    out,
-                    "{LAST_SUCCESS}{{profile=\"{}\",endpoint=\"{}\"}} {secs}",
-                    Escaped(&p.key),
-                    Escaped(&e.name),
-                );
-            }
+}
+
+/// A series of `name` for every profile (with its index) `value` gives a value for,
+/// labelled with the profile.
+fn per_profile<V: std::fmt::Display>(
+    out: &mut String,
+    snap: &Snapshot,
+    name: &str,
+    value: impl Fn(&ProfileDef, u32) -> Option<V>,
+) {
+    use std::fmt::Write as _;
+    for (pi, p) in snap.model.profiles.iter().enumerate() {
+        if let Some(v) = value(p, pi as u32) {
+            let _ = writeln!(out, "{name}{{profile=\"{}\"}} {v}", Escaped(&p.key));
         }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {PROFILE_ALL_DOWN} 1 while no endpoint of the profile is eligible and all_down decides the answer\n# TYPE {PROFILE_ALL_DOWN} gauge"
-    );
-    for (pi, p) in m.profiles.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{PROFILE_ALL_DOWN}{{profile=\"{}\"}} {}",
-            Escaped(&p.key),
-            u8::from(crate::policy::all_down_fallback(snap, pi as u32))
-        );
     }
 }
 
