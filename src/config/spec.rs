@@ -269,15 +269,11 @@ impl Default for ProfileSpec {
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
     pub name: String,
-    #[serde(default)]
     pub site: Option<String>,
-    #[serde(default)]
     pub address: Option<String>,
     #[serde(default)]
     pub addresses: Vec<String>,
-    #[serde(default)]
     pub target: Option<String>,
-    #[serde(default)]
     pub profile: Option<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
@@ -291,9 +287,7 @@ pub struct EndpointSpec {
     pub enabled: bool,
     #[serde(default)]
     pub always_serve: bool,
-    #[serde(default)]
     pub probe_address: Option<String>,
-    #[serde(default)]
     pub monitor: Option<MonitorOverride>,
     #[serde(default = "default_min_child")]
     pub min_child_endpoints: u32,
