@@ -368,39 +368,18 @@ pub fn render_process(out: &mut String) {
          {BUILD_INFO}{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    let Some(p) = process::read() else {
-        return;
-    };
-    let _ = writeln!(
-        out,
-        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
-         # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n\
-         # HELP process_resident_memory_bytes Resident memory size in bytes.\n\
-         # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n\
-         # HELP process_virtual_memory_bytes Virtual memory size in bytes.\n\
-         # TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes {}\n\
-         # HELP process_open_fds Number of open file descriptors.\n\
-         # TYPE process_open_fds gauge\nprocess_open_fds {}\n\
-         # HELP process_max_fds Maximum number of open file descriptors.\n\
-         # TYPE process_max_fds gauge\nprocess_max_fds {}\n\
-         # HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n\
-         # TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
-        p.cpu_seconds, p.resident_bytes, p.virtual_bytes, p.open_fds, p.max_fds, p.start_time
-    );
+    for (name, kind, help, value) in process::read().into_iter().flatten() {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 /// The process's own figures, the way Prometheus client libraries read them on Linux.
 mod process {
-    pub(super) struct Figures {
-        pub(super) cpu_seconds: f64,
-        pub(super) resident_bytes: u64,
-        pub(super) virtual_bytes: u64,
-        pub(super) open_fds: u64,
-        pub(super) max_fds: u64,
-        pub(super) start_time: f64,
-    }
+    /// A family: name, type, help and value.
+    pub(super) type Figure = (&'static str, &'static str, &'static str, f64);
 
-    pub(super) fn read() -> Option<Figures> {
+    pub(super) fn read() -> Option<[Figure; 6]> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
@@ -425,16 +404,47 @@ mod process {
             .ok()?
             .lines()
             .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
             .unwrap_or(0);
-        Some(Figures {
-            cpu_seconds: (num(14)? + num(15)?) as f64 / ticks,
-            virtual_bytes: num(23)?,
-            resident_bytes: num(24)? * page,
-            open_fds,
-            max_fds,
-            start_time: boot as f64 + num(22)? as f64 / ticks,
-        })
+        // Counts and sizes as f64 are exact below 2^53.
+        Some([
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                (num(14)? + num(15)?) as f64 / ticks,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                (num(24)? * page) as f64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                num(23)? as f64,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                open_fds as f64,
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max_fds as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                boot as f64 + num(22)? as f64 / ticks,
+            ),
+        ])
     }
 }
 
