@@ -292,16 +292,18 @@ impl Sealer {
         out.push(index << 4 | count);
         out.extend_from_slice(payload);
         let (head, inner) = out.split_at_mut(body);
+        let (nonce, aad) = nonce_and_aad(nonce, head);
         let tag = self
             .key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&head[..]),
-                inner,
-            )
+            .seal_in_place_separate_tag(nonce, aad, inner)
             .expect("ChaCha20-Poly1305 seals any length a datagram has");
         out.extend_from_slice(tag.as_ref());
     }
+}
+
+/// The datagram's nonce, and its header (magic, version, nonce) as the associated data.
+fn nonce_and_aad(nonce: [u8; NONCE], head: &[u8]) -> (Nonce, Aad<&[u8]>) {
+    (Nonce::assume_unique_for_key(nonce), Aad::from(head))
 }
 
 /// A session id for this boot: wall-clock milliseconds in the high bits, random low bits.
@@ -368,13 +370,10 @@ impl Opener {
         }
         let (head, sealed) = datagram.split_at_mut(HEADER + NONCE);
         let nonce: [u8; NONCE] = head[HEADER..].try_into().map_err(|_| Reject::Truncated)?;
+        let (nonce, aad) = nonce_and_aad(nonce, head);
         let plain = self
             .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&head[..]),
-                sealed,
-            )
+            .open_in_place(nonce, aad, sealed)
             .map_err(|_| Reject::Forged)?;
         let plain: &'a [u8] = plain;
         let name_len = *plain.first().ok_or(Reject::Malformed)? as usize;
