@@ -48,27 +48,9 @@ fault_index() {
 # $1 = dir, $2 = DNS port, $3 = retry_interval, $4 = ttl_unstable.
 write_client_config() {
   local dir=$1 port=$2 retry=$3 short=$4 f i
-  mkdir -p "$dir/zones" "$dir/state"
-  write_zone "$dir/zones/bench.example.zone" none
-  cat >"$dir/signpost.toml" <<EOF
-[dns]
-listen = ["127.0.0.1:$port"]
-udp_sockets = 1
-
-[admin]
-listen = "127.0.0.1:$(free_port 127.0.0.1)"
-
-[zones]
-dir = "$dir/zones"
-
-[state]
-dir = "$dir/state"
-
-# The default monitor, with fast confirmation at $retry.
-[monitors.ingress]
-protocol = "http"
-port = $INGRESS_PORT
-path = "/"
+  # The default monitor, with fast confirmation at $retry.
+  start_signpost_config "$dir" "$port" 1
+  cat >>"$dir/signpost.toml" <<EOF
 interval = "10s"
 timeout = "5s"
 tolerated_failures = 3
@@ -199,25 +181,8 @@ wait_recovered() {
   done
 }
 
-inject() {
-  local i
-  i=$(fault_index "$1")
-  case $1 in
-    refused) kill -TERM "${INGRESS_PIDS[$i]}"; wait "${INGRESS_PIDS[$i]}" 2>/dev/null || true ;;
-    hung) kill -STOP "${INGRESS_PIDS[$i]}" ;;
-    503) echo 503 >"$WORK/ingress/${INGRESS_ADDRS[$i]}.mode" ;;
-  esac
-}
-
-repair() {
-  local i
-  i=$(fault_index "$1")
-  case $1 in
-    refused) restart_ingress "$i" ;;
-    hung) kill -CONT "${INGRESS_PIDS[$i]}" ;;
-    503) echo ok >"$WORK/ingress/${INGRESS_ADDRS[$i]}.mode" ;;
-  esac
-}
+inject() { inject_fault "$1" "$(fault_index "$1")"; }
+repair() { repair_fault "$1" "$(fault_index "$1")"; }
 
 for m in $MODES; do
   wait_dns 127.0.0.1 "${SP_PORT[$m]}" refused.bench.example 20 || die "signpost ($m) did not answer"
