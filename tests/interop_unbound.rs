@@ -67,34 +67,11 @@ fn start_unbound(signpost: SocketAddr) -> Unbound {
     for _attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let port = common::free_port();
-        let d = dir.path().display();
-        let conf = format!(
-            r#"server:
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    logfile: "{d}/unbound.log"
-    use-syslog: no
-    verbosity: 1
-    num-threads: 1
-    do-ip6: no
-    do-not-query-localhost: no
-    module-config: "iterator"
-    access-control: 127.0.0.0/8 allow
-
-stub-zone:
-    name: "gslb.example"
-    stub-addr: 127.0.0.1@{}
-
-remote-control:
-    control-enable: no
-"#,
-            signpost.port()
-        );
+        let conf = include_str!("../bench/lib/unbound-stub.conf.in")
+            .replace("@PORT@", &port.to_string())
+            .replace("@DIR@", &dir.path().display().to_string())
+            .replace("@ZONE@", "gslb.example")
+            .replace("@STUB@", &format!("127.0.0.1@{}", signpost.port()));
         let conf_path = dir.path().join("unbound.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let checkconf = common::tool("unbound-checkconf");

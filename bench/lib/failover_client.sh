@@ -103,29 +103,8 @@ start_resolvers() {
     RES_PORT[$m-$v]=$port
     case $v in
       unbound)
-        cat >"$d/unbound.conf" <<EOF
-server:
-    interface: 127.0.0.1@$port
-    port: $port
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "$d"
-    pidfile: "$d/unbound.pid"
-    logfile: "$d/unbound.log"
-    use-syslog: no
-    verbosity: 1
-    num-threads: 1
-    do-ip6: no
-    do-not-query-localhost: no
-    module-config: "iterator"
-    access-control: 127.0.0.0/8 allow
-stub-zone:
-    name: "bench.example"
-    stub-addr: 127.0.0.1@${SP_PORT[$m]}
-remote-control:
-    control-enable: no
-EOF
+        sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$d|g" -e "s|@ZONE@|bench.example|g" \
+          -e "s|@STUB@|127.0.0.1@${SP_PORT[$m]}|g" "$LIB/unbound-stub.conf.in" >"$d/unbound.conf"
         spawn pid "$d/stderr.log" "$UNBOUND" -d -c "$d/unbound.conf"
         ;;
       bind)
