@@ -50,6 +50,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
         }
         Ok(_) => return Err(problems),
         Err(more) => {
+            let omitted = more.omitted();
             for p in more.0 {
                 // A key already reported bad is not blamed again as a consequence.
                 let echo = !p.location.is_empty()
@@ -62,6 +63,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
                     problems.push(p);
                 }
             }
+            problems.add_omitted(omitted);
             return Err(problems);
         }
     };

@@ -59,22 +59,44 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every problem found in one load; `Display` prints one per line.
+/// How many problems one load lists; the rest are only counted ("and N more"), so that
+/// a zone that fails on every line, or an include bomb, fails fast with a short message.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Every problem found in one load (the first [`MAX_PROBLEMS`] of them, and how many more
+/// there were); `Display` prints one per line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, usize);
 
 impl Problems {
     pub fn push(&mut self, p: Problem) {
-        self.0.push(p);
+        if self.0.len() < MAX_PROBLEMS {
+            self.0.push(p);
+        } else {
+            self.1 += 1;
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Every problem found, including those not listed.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.len() + self.1
+    }
+    /// Problems found beyond the [`MAX_PROBLEMS`] listed.
+    pub fn omitted(&self) -> usize {
+        self.1
+    }
+    /// Counts `n` more problems that are not listed (found by a load that listed its own).
+    pub fn add_omitted(&mut self, n: usize) {
+        self.1 += n;
     }
     pub fn extend(&mut self, other: Problems) {
-        self.0.extend(other.0);
+        let omitted = other.1;
+        for p in other.0 {
+            self.push(p);
+        }
+        self.1 += omitted;
     }
 }
 
@@ -85,6 +107,13 @@ impl fmt::Display for Problems {
                 writeln!(f)?;
             }
             write!(f, "error: {p}")?;
+        }
+        if self.1 > 0 {
+            write!(
+                f,
+                "\nerror: and {} more problem(s), not listed (only the first {MAX_PROBLEMS} are); fix these and check again",
+                self.1
+            )?;
         }
         Ok(())
     }
