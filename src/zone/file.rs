@@ -149,6 +149,9 @@ fn entries(text: &str, file: &Path, problems: &mut Problems) -> Vec<Entry> {
             '\\' => {
                 tok.push(c);
                 if let Some(n) = chars.next() {
+                    if n == '\n' {
+                        line += 1;
+                    }
                     tok.push(n);
                 }
             }
@@ -447,6 +450,10 @@ enum RecordError {
     },
     #[error("bad {0} record: nothing parsed")]
     NothingParsed(RecordType),
+    #[error(
+        "a line break inside the record's data (in a quoted string or after a backslash); write \\010 for a newline in a string, or use parentheses to continue a record on the next line"
+    )]
+    LineBreak,
 }
 
 impl RecordError {
@@ -454,7 +461,7 @@ impl RecordError {
     /// quoted (included files).
     fn unquoted(&self) -> String {
         match self {
-            Self::NoOwner | Self::NoType | Self::NoTtl => self.to_string(),
+            Self::NoOwner | Self::NoType | Self::NoTtl | Self::LineBreak => self.to_string(),
             Self::Owner { .. } => "bad owner name".into(),
             Self::Ttl(_) => "bad TTL; write seconds, or e.g. 1h, 30m".into(),
             Self::Class(_) => "a class other than IN; signpost serves class IN only".into(),
@@ -519,6 +526,12 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
     }
     let rtype = rtype.ok_or(RecordError::NoType)?;
     let rdata: Vec<&str> = toks.collect();
+    // The data is handed on as one line: a line break in it (inside quotes, or after a
+    // backslash) would start a new line there, where a `$INCLUDE` would be followed
+    // outside every rule of this reader. BIND refuses these too.
+    if rdata.iter().any(|t| t.contains(['\n', '\r'])) {
+        return Err(RecordError::LineBreak);
+    }
     // The RFC 3597 generic form (`\# length hex`) is accepted for every type that can be
     // stored; DS and DNAME are read here (hickory-proto reads them only with DNSSEC on).
     let raw = if rdata.first() == Some(&"\\#") {
@@ -840,6 +853,33 @@ mod tests {
         std::fs::write(&p, format!("$TTL 60\nok A {MARKER}\n")).unwrap();
         let text = read_in(dir.path(), &p).1.to_string();
         assert!(text.contains(MARKER), "{text}");
+    }
+
+    /// A line break smuggled into a record's data (after a backslash, or in quotes,
+    /// however the quotes are placed) is refused before the data reaches hickory-proto's
+    /// parser, which would follow a `$INCLUDE` on the next line to any file.
+    #[test]
+    fn a_line_break_in_record_data_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, format!("{MARKER} A 192.0.2.1\n")).unwrap();
+        let s = secret.display();
+        for data in [
+            format!("a\\\n$INCLUDE {s}"),
+            format!("a\\\r$INCLUDE {s}"),
+            format!("\"b\n$INCLUDE {s}\n\""),
+            format!("x\"b\n$INCLUDE {s}\n\""),
+            format!("\"a\"b\"c\n$INCLUDE {s}\n\""),
+        ] {
+            let (recs, problems) = read(&format!("$TTL 60\nx TXT {data}\n"));
+            let text = problems.to_string();
+            assert!(recs.is_empty(), "{data:?}: {recs:?}");
+            assert_eq!(problems.len(), 1, "{data:?}: {text}");
+            assert!(
+                text.contains("line 2: a line break inside the record's data"),
+                "{text}"
+            );
+        }
     }
 
     /// A file that includes itself 8 times (8⁸ reads if followed) fails at once: the
