@@ -216,6 +216,19 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
             return 1;
         }
     };
+    match crate::drain::repair_audit(&config.state.dir) {
+        Ok(0) => {}
+        Ok(cut) => warn!(
+            file = %crate::drain::audit_path(&config.state.dir).display(),
+            bytes = cut,
+            "the audit log ended with a partial line (a write cut short by a crash or a full disk); cut it off"
+        ),
+        Err(e) => warn!(
+            file = %crate::drain::audit_path(&config.state.dir).display(),
+            error = %e,
+            "cannot check the end of the audit log"
+        ),
+    }
     if !drains.is_empty() {
         info!(
             sites = drains.sites.len(),

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -157,13 +157,17 @@ impl Drains {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DRAINS_FILE);
         let tmp = dir.join(format!(".{DRAINS_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
+        let mut text = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        text.push(b'\n');
+        let written = File::create(&tmp).and_then(|mut f| {
+            f.write_all(&text)?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+            // drains.json is as it was; leave no half-written copy behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        std::fs::rename(&tmp, &path)?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -335,17 +339,76 @@ pub fn offload<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Appends one JSON line to `dir/audit.log` (and fsyncs it).
+/// Serialises the appends of this process, so that a line cut short by a full disk is
+/// taken back before another is written after it.
+static AUDIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Appends one JSON line to `dir/audit.log` (and fsyncs it). The line is written whole
+/// or not at all: one `write` of the complete line; when the disk takes only part of it,
+/// that part is cut off again and the call fails.
 pub fn audit(dir: &Path, entry: &AuditEntry) -> io::Result<()> {
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    line.push(b'\n');
     std::fs::create_dir_all(dir)?;
+    let _guard = AUDIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(audit_path(dir))?;
-    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
-    line.push(b'\n');
-    f.write_all(&line)?;
+    let written = loop {
+        match f.write(&line) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    if written < line.len() {
+        // O_APPEND: the part written ends the file. Cut it off, so that the next line
+        // does not continue it.
+        let end = f.metadata()?.len();
+        f.set_len(end.saturating_sub(written as u64))?;
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "only {written} of {} bytes of the audit line could be written (disk full?); the line is not in the log",
+                line.len()
+            ),
+        ));
+    }
     f.sync_data()
+}
+
+/// At start: when `dir/audit.log` ends with a partial line (no newline: a write cut short
+/// by a crash or a full disk), cuts that tail off, so that the next line starts on a line
+/// of its own. Returns how many bytes were cut (0 when the log is whole or absent).
+pub fn repair_audit(dir: &Path) -> io::Result<u64> {
+    let path = audit_path(dir);
+    let mut f = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    // Back from the end, a block at a time, to the last newline.
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(io::SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    if keep < len {
+        f.set_len(keep)?;
+        f.sync_all()?;
+    }
+    Ok(len - keep)
 }
 
 pub fn audit_path(dir: &Path) -> PathBuf {
@@ -471,5 +534,27 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].action, "undrain");
+    }
+
+    /// A partial last line (a write cut short) is cut off at start; whole lines stay.
+    #[test]
+    fn repair_cuts_a_partial_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(repair_audit(dir.path()).unwrap(), 0);
+        let path = audit_path(dir.path());
+        let whole = "{\"a\":1}\n".repeat(20_000);
+        for (text, keep) in [
+            (format!("{whole}{{\"time\":\"2026-"), whole.len()),
+            (whole.clone(), whole.len()),
+            ("{\"no newline at all".to_owned(), 0),
+            // A partial tail longer than one block read.
+            (format!("x\n{}", "y".repeat(200_000)), 2),
+            (String::new(), 0),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let cut = repair_audit(dir.path()).unwrap();
+            assert_eq!(cut, (text.len() - keep) as u64);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text[..keep]);
+        }
     }
 }
