@@ -118,12 +118,15 @@ async fn start_cluster(
         Some(p) => ClusterKey::load(p).map_err(|e| e.to_string())?,
         None => ClusterKey::insecure_default(),
     };
-    let drains = DrainSet::load(state_dir).map_err(|e| {
+    let (drains, warnings) = DrainSet::load(state_dir).map_err(|e| {
         format!(
             "cannot restore cluster drains from {}: {e}",
             state_dir.display()
         )
     })?;
+    for w in warnings {
+        warn!("{w}");
+    }
     let mut opts = ClusterOptions::new(node.clone(), listen, key);
     opts.peers = spec.peers.clone();
     opts.gossip_interval = spec.gossip_interval.0;
@@ -209,8 +212,13 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
-    let drains = match Drains::load(&config.state.dir) {
-        Ok(d) => d,
+    let drains = match Drains::load(&config.state.dir, SystemTime::now()) {
+        Ok((d, warnings)) => {
+            for w in warnings {
+                warn!("{w}");
+            }
+            d
+        }
         Err(e) => {
             error!("cannot restore drains: {e}");
             return 1;

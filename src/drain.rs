@@ -43,7 +43,7 @@ impl Drain {
 
     /// When the drain began.
     pub fn since(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.since_ms)
+        crate::base::time_of_ms(self.since_ms)
     }
 
     /// The weight `weight` scaled by the ramp at `now`: `Some(w)` while ramping (w ≥ 1
@@ -68,7 +68,36 @@ impl Drain {
 
     /// When the ramp ends (the endpoint becomes Disabled).
     pub fn ends_at(&self) -> SystemTime {
-        self.since() + Duration::from_millis(self.ramp_ms)
+        let since = self.since();
+        since
+            .checked_add(Duration::from_millis(self.ramp_ms))
+            .unwrap_or(since)
+    }
+
+    /// Brings times read from a file into range as of `now`: a start in the future is
+    /// taken as `now`, a ramp longer than the API allows as that longest ramp. What was
+    /// changed, for a warning.
+    fn clamp_times(&mut self, now_ms: u64) -> Option<String> {
+        let mut changed = Vec::new();
+        if self.since_ms > now_ms {
+            changed.push(format!(
+                "its start {} is in the future, taken as now",
+                if self.since_ms > crate::base::MAX_TIME_MS {
+                    format!("({} ms after 1970)", self.since_ms)
+                } else {
+                    rfc3339(self.since())
+                }
+            ));
+            self.since_ms = now_ms;
+        }
+        if self.ramp_ms > crate::base::MAX_RAMP_MS {
+            changed.push(format!(
+                "its ramp of {} ms is longer than 7 days, taken as 7 days",
+                self.ramp_ms
+            ));
+            self.ramp_ms = crate::base::MAX_RAMP_MS;
+        }
+        (!changed.is_empty()).then(|| changed.join("; "))
     }
 }
 
@@ -122,8 +151,11 @@ impl Drains {
         self.len() == 0
     }
 
-    /// Reads `dir/drains.json`; a missing file is no drains.
-    pub fn load(dir: &Path) -> io::Result<Drains> {
+    /// Reads `dir/drains.json`; a missing file is no drains. Times are checked as of
+    /// `now`: a drain that starts in the future (a clock that was wrong, a hand-edited
+    /// file) starts now, and a ramp longer than 7 days lasts 7 days; each change is one
+    /// of the warnings returned (for the log).
+    pub fn load(dir: &Path, now: SystemTime) -> io::Result<(Drains, Vec<String>)> {
         let path = dir.join(DRAINS_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -136,15 +168,29 @@ impl Drains {
                         ),
                     )
                 })?;
-                // `since` in seconds (older state): below 1e11 is before 1973 in ms.
-                for drain in d.sites.values_mut().chain(d.endpoints.values_mut()) {
+                let now_ms = now
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis()
+                    .min(u128::from(crate::base::MAX_TIME_MS)) as u64;
+                let mut warnings = Vec::new();
+                let sites = d.sites.iter_mut().map(|(k, v)| (format!("site {k}"), v));
+                let eps = d
+                    .endpoints
+                    .iter_mut()
+                    .map(|(k, v)| (format!("endpoint {k}"), v));
+                for (what, drain) in sites.chain(eps) {
+                    // `since` in seconds (older state): below 1e11 is before 1973 in ms.
                     if drain.since_ms < 100_000_000_000 {
                         drain.since_ms *= 1000;
                     }
+                    if let Some(w) = drain.clamp_times(now_ms) {
+                        warnings.push(format!("{}: the drain of {what}: {w}", path.display()));
+                    }
                 }
-                Ok(d)
+                Ok((d, warnings))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Drains::default(), Vec::new())),
             Err(e) => Err(io::Error::new(
                 e.kind(),
                 format!("cannot read {}: {e}", path.display()),
@@ -463,11 +509,58 @@ mod tests {
             r#"{"sites": {"hub-a": {"reason": "old", "since": 1700000000, "ramp_ms": 0}}}"#,
         )
         .unwrap();
-        let d = Drains::load(dir.path()).unwrap();
+        let (d, warnings) = Drains::load(dir.path(), SystemTime::now()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             d.sites["hub-a"].since(),
             UNIX_EPOCH + Duration::from_secs(1_700_000_000)
         );
+    }
+
+    /// Far-future starts and over-long ramps in a file are brought into range at load,
+    /// with a warning each; every view of such a drain works.
+    #[test]
+    fn times_out_of_range_are_clamped_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+        for since in [
+            u64::MAX,
+            i64::MAX as u64,
+            1_000_000_000_000_000,
+            1_764_000_000_124,
+        ] {
+            std::fs::write(
+                dir.path().join("drains.json"),
+                format!(
+                    r#"{{"sites": {{"hub-a": {{"reason": "x", "since_ms": {since}, "ramp_ms": {}}}}},
+                        "endpoints": {{"app/e1": {{"reason": "y", "since_ms": 1700000000000, "ramp_ms": 0}}}}}}"#,
+                    u64::MAX
+                ),
+            )
+            .unwrap();
+            let (d, warnings) = Drains::load(dir.path(), now).unwrap();
+            let a = &d.sites["hub-a"];
+            assert_eq!(a.since(), now, "{since}");
+            assert_eq!(a.ramp_ms, crate::base::MAX_RAMP_MS);
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].contains("the drain of site hub-a: its start"),
+                "{warnings:?}"
+            );
+            assert!(warnings[0].contains("longer than 7 days"), "{warnings:?}");
+            assert_eq!(d.endpoints["app/e1"].since_ms, 1_700_000_000_000);
+            assert_eq!(rfc3339(a.ends_at()), "2025-12-01T16:00:00Z");
+            assert_eq!(a.effective_weight(1000, now), Some(1000));
+        }
+        // Whatever a drain holds, its times can be shown and used.
+        let d = Drain {
+            reason: String::new(),
+            since_ms: u64::MAX,
+            ramp_ms: u64::MAX,
+        };
+        assert_eq!(rfc3339(d.since()), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(d.ends_at()), "9999-12-31T23:59:59Z");
+        assert_eq!(d.effective_weight(1000, now), Some(1000));
     }
 
     #[test]
@@ -496,17 +589,18 @@ mod tests {
     #[test]
     fn saves_atomically_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Drains::load(dir.path()).unwrap(), Drains::default());
+        let now = SystemTime::now();
+        assert_eq!(Drains::load(dir.path(), now).unwrap().0, Drains::default());
         let mut d = Drains::default();
         d.sites.insert(
             "hub-a".into(),
             Drain::new("maintenance", SystemTime::now(), Duration::ZERO),
         );
         d.save(dir.path()).unwrap();
-        assert_eq!(Drains::load(dir.path()).unwrap(), d);
+        assert_eq!(Drains::load(dir.path(), now).unwrap(), (d, Vec::new()));
         assert!(!dir.path().join(".drains.json.tmp").exists());
         std::fs::write(dir.path().join("drains.json"), "{not json").unwrap();
-        let err = Drains::load(dir.path()).unwrap_err().to_string();
+        let err = Drains::load(dir.path(), now).unwrap_err().to_string();
         assert!(err.contains("drains.json"), "{err}");
     }
 
