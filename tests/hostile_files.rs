@@ -134,7 +134,10 @@ fn check_refuses_an_include_outside_the_zones_dir_without_echoing_it() {
     let ran = check(dir.path());
     let out = ran.text();
     assert_eq!(ran.code, Some(EX_CONFIG), "{out}");
-    assert!(out.contains("zones/inc.db: line 2: bad A record data"), "{out}");
+    assert!(
+        out.contains("zones/inc.db: line 2: bad A record data"),
+        "{out}"
+    );
     assert!(out.contains("zones/inc.db: line 3: "), "{out}");
     assert!(!out.contains(MARKER), "{out}");
 }
@@ -165,48 +168,60 @@ fn check_fails_fast_on_an_include_loop_under_a_2gb_limit() {
     assert!(out.contains("signpost.toml: 1 error(s)"), "{out}");
 }
 
-/// The same include tricks reach a running server by a SIGHUP reload: it refuses them,
-/// keeps serving the old config, and no output (status API, page, log, audit log)
-/// carries the secret. The include loop is reloaded under a 2 GB address-space limit.
+/// A server whose SIGHUP handler is in place (a reload through the API is answered by the
+/// task that handles SIGHUP: once it is, the handler is installed).
+fn start_for_reloads() -> Signpost {
+    let sp = Signpost::start(&Setup::gslb(&two_sites(30)));
+    let r = sp.api("POST", "/api/v1/reload", "", true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    sp
+}
+
+/// Rewrites the served zone to include `inc`, sends SIGHUP and waits (bounded) for the
+/// reload to be rejected (the `n`th rejection since start, from 0): the server is still
+/// running, the log says `why`, and DNS still answers from the old config.
+fn reload_into(sp: &mut Signpost, inc: &str, why: &str, n: usize) {
+    let zone = sp.dir.path().join("zones/gslb.example.zone");
+    std::fs::write(&zone, format!("{}$INCLUDE {inc}\n", common::GSLB_ZONE)).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(sp.pid() as libc::pid_t, libc::SIGHUP) };
+    let rejected = common::poll(Duration::from_secs(20), || {
+        sp.log().matches("reload rejected").count() > n
+    });
+    sp.assert_running();
+    assert!(
+        rejected.is_some(),
+        "{inc}: no rejected reload:\n{}",
+        sp.log()
+    );
+    assert!(sp.log().contains(why), "{inc}:\n{}", sp.log());
+    // Still the old config: the profile answers.
+    let q = common::query("app.gslb.example.", RecordType::A);
+    let a = hickory_proto::op::Message::from_vec(&sp.udp(&q.to_vec().unwrap())).unwrap();
+    assert_eq!(common::a_records(&a).len(), 1, "{inc}: {a}");
+    sp.assert_answers("gslb.example.");
+}
+
+/// The include tricks reach a running server by a SIGHUP reload: it refuses them, keeps
+/// serving the old config, and no output (status API, page, log, audit log) carries the
+/// secret.
 #[test]
-fn a_running_server_survives_reloads_into_hostile_includes() {
-    let mut sp = Signpost::start(&Setup::gslb(&two_sites(30)));
+fn a_reload_into_an_include_outside_the_zones_dir_shows_nothing_of_it() {
+    let mut sp = start_for_reloads();
     let dir = sp.dir.path().to_owned();
     let secret = write_secret(&dir);
-    let zone = dir.join("zones/gslb.example.zone");
-    let mut hostile: Vec<(String, &str)> = includes_of(&dir, &secret)
-        .into_iter()
-        .map(|inc| (inc, "only files below zones.dir"))
-        .collect();
-    std::fs::write(
-        dir.join("zones/loop.inc"),
-        "$INCLUDE loop.inc\n".repeat(8) + ";\n",
-    )
-    .unwrap();
-    hostile.push(("loop.inc".to_owned(), "the file includes itself"));
-    limit_running(sp.pid(), TWO_GB);
-    for (n, (inc, why)) in hostile.iter().enumerate() {
-        std::fs::write(&zone, format!("{}$INCLUDE {inc}\n", common::GSLB_ZONE)).unwrap();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(sp.pid() as libc::pid_t, libc::SIGHUP) };
-        let rejected = common::poll(Duration::from_secs(20), || {
-            sp.log().matches("reload rejected").count() > n
-        });
-        assert!(rejected.is_some(), "{inc}: no rejected reload:\n{}", sp.log());
-        sp.assert_running();
-        assert!(sp.log().contains(why), "{inc}:\n{}", sp.log());
-        // Still the old config: the profile answers.
-        let q = common::query("app.gslb.example.", RecordType::A);
-        let a = hickory_proto::op::Message::from_vec(&sp.udp(&q.to_vec().unwrap())).unwrap();
-        assert_eq!(common::a_records(&a).len(), 1, "{inc}: {a}");
+    for (n, inc) in includes_of(&dir, &secret).iter().enumerate() {
+        reload_into(&mut sp, inc, "only files below zones.dir", n);
     }
-    sp.assert_answers("gslb.example.");
     let status = sp.api("GET", "/api/v1/status", "", true);
     assert_eq!(status.status, 200);
-    assert_eq!(status.json()["generation"], 1, "{}", status.body);
+    assert_eq!(status.json()["generation"], 2, "{}", status.body);
     for (what, text) in [
         ("status", status.body),
-        ("status (no token)", sp.api("GET", "/api/v1/status", "", false).body),
+        (
+            "status (no token)",
+            sp.api("GET", "/api/v1/status", "", false).body,
+        ),
         ("page", sp.api("GET", "/", "", false).body),
         ("log", sp.log()),
         (
@@ -218,6 +233,25 @@ fn a_running_server_survives_reloads_into_hostile_includes() {
     }
 }
 
+/// A running server reloaded (SIGHUP) into the include loop, under a 2 GB address-space
+/// limit, rejects the reload at once and keeps serving the old config.
+#[test]
+fn a_running_server_survives_a_reload_into_an_include_loop() {
+    let mut sp = start_for_reloads();
+    std::fs::write(
+        sp.dir.path().join("zones/loop.inc"),
+        "$INCLUDE loop.inc\n".repeat(8) + ";\n",
+    )
+    .unwrap();
+    limit_running(sp.pid(), TWO_GB);
+    let t0 = std::time::Instant::now();
+    reload_into(&mut sp, "loop.inc", "the file includes itself", 0);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    let status = sp.api("GET", "/api/v1/status", "", true);
+    assert_eq!(status.status, 200);
+    assert_eq!(status.json()["generation"], 2, "{}", status.body);
+}
+
 /// An audit log that ends with a partial line (a write cut short by a crash or a full
 /// disk) is cut back to its last whole line at start, with a warning; the next record is
 /// a line of its own.
@@ -225,7 +259,8 @@ fn a_running_server_survives_reloads_into_hostile_includes() {
 fn a_partial_audit_line_is_cut_off_at_start() {
     let mut sp = Signpost::start(&Setup::gslb(&two_sites(30)));
     assert_eq!(
-        sp.api("POST", "/api/v1/sites/hub-a/drain", "{}", true).status,
+        sp.api("POST", "/api/v1/sites/hub-a/drain", "{}", true)
+            .status,
         200
     );
     let audit = sp.dir.path().join("state/audit.log");
@@ -264,7 +299,11 @@ fn an_audit_line_is_written_whole_or_not_at_all() {
     let setup = Setup::gslb(&two_sites(30));
     std::fs::create_dir_all(dir.path().join("zones")).unwrap();
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
-    std::fs::write(dir.path().join("zones/gslb.example.zone"), common::GSLB_ZONE).unwrap();
+    std::fs::write(
+        dir.path().join("zones/gslb.example.zone"),
+        common::GSLB_ZONE,
+    )
+    .unwrap();
     let (port, admin) = (common::free_port(), common::free_tcp_port());
     std::fs::write(
         dir.path().join("signpost.toml"),
@@ -330,7 +369,12 @@ fn an_audit_line_is_written_whole_or_not_at_all() {
     });
     assert!(wrote.is_some(), "{}", server_log());
     let text = std::fs::read_to_string(&audit).unwrap();
-    assert_eq!(text.len(), filler.len(), "{}", &text[filler.len().min(text.len())..]);
+    assert_eq!(
+        text.len(),
+        filler.len(),
+        "{}",
+        &text[filler.len().min(text.len())..]
+    );
     assert!(text.ends_with('\n'));
     drop(child);
 }
@@ -357,6 +401,8 @@ fn a_far_future_drain_start_is_taken_as_now() {
         )
         .unwrap();
         sp.restart();
+        let status = sp.api("GET", "/api/v1/status", "", false);
+        assert_eq!(status.status, 200, "{since}: {}", status.body);
         let log = sp.log();
         // Each start warns twice: the site's drain and the endpoint's.
         assert_eq!(
@@ -364,9 +410,11 @@ fn a_far_future_drain_start_is_taken_as_now() {
             i + 1,
             "{since}: {log}"
         );
-        assert_eq!(log.matches("taken as 7 days").count(), i + 1, "{since}: {log}");
-        let status = sp.api("GET", "/api/v1/status", "", false);
-        assert_eq!(status.status, 200, "{since}: {}", status.body);
+        assert_eq!(
+            log.matches("taken as 7 days").count(),
+            i + 1,
+            "{since}: {log}"
+        );
         let v = status.json();
         assert_eq!(v["drains_active"], 2, "{since}: {v}");
         let site = v["sites"]
