@@ -89,7 +89,8 @@ fn fingerprint(config: &Config) -> String {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zone"))
+        // The files `zone::load_dir` serves: regular ones (reading a FIFO would block).
+        .filter(|p| p.extension().is_some_and(|e| e == "zone") && p.is_file())
         .collect();
     files.sort();
     for f in files {

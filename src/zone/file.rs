@@ -367,17 +367,7 @@ impl Reader<'_> {
         } else {
             path.parent().unwrap_or(Path::new(".")).join(inc)
         };
-        let resolved =
-            std::fs::canonicalize(&inc).map_err(|e| named(&format!("cannot read it ({e})")))?;
-        if !resolved.starts_with(self.root) {
-            return Err(named(&format!(
-                "only files below zones.dir ({}) can be included, and this one is not (symbolic links resolved); move it into zones.dir",
-                self.root.display()
-            )));
-        }
-        if !std::fs::metadata(&resolved).is_ok_and(|m| m.is_file()) {
-            return Err(named("not a regular file"));
-        }
+        let (mut opened, resolved) = open_below(&inc, self.root).map_err(|e| named(&e))?;
         if self.stack.contains(&resolved) {
             self.stopped = true;
             return Err(named(&format!(
@@ -401,8 +391,10 @@ impl Reader<'_> {
             }
             Some((_, Err(_))) => return Err("bad origin name for $INCLUDE".into()),
         };
-        let text = std::fs::read_to_string(&resolved)
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut opened, &mut text)
             .map_err(|e| named(&format!("cannot read it ({e})")))?;
+        drop(opened);
         let saved = cx.origin.clone();
         if let Some(o) = origin {
             cx.origin = o;
@@ -412,6 +404,40 @@ impl Reader<'_> {
         self.stack.pop();
         cx.origin = saved;
         Ok(())
+    }
+}
+
+/// Opens `path` for reading when it is a regular file below `root` (symbolic links
+/// resolved); the open file and its resolved path, or what is wrong. The path is checked
+/// before the file is opened and again on the file opened (its path read back from
+/// `/proc/self/fd`), so that a link swapped in between cannot redirect the read. Opening
+/// never blocks (a FIFO is refused, not waited on).
+fn open_below(path: &Path, root: &Path) -> Result<(std::fs::File, PathBuf), String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let outside = || {
+        format!(
+            "only files below zones.dir ({}) can be included, and this one is not (symbolic links resolved); move it into zones.dir",
+            root.display()
+        )
+    };
+    let resolved = std::fs::canonicalize(path).map_err(|e| format!("cannot read it ({e})"))?;
+    if !resolved.starts_with(root) {
+        return Err(outside());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&resolved)
+        .map_err(|e| format!("cannot read it ({e})"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err("not a regular file".into());
+    }
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(real) if !real.starts_with(root) => Err(outside()),
+        Ok(real) => Ok((file, real)),
+        // No /proc: the check before opening stands.
+        Err(_) => Ok((file, resolved)),
     }
 }
 
