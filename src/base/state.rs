@@ -18,17 +18,20 @@ pub(crate) fn read(dir: &Path, name: &str) -> io::Result<Option<String>> {
 }
 
 /// Writes `bytes` and a newline to `dir/name` atomically: a temp file `.name.tmp` beside
-/// it, fsync, rename, fsync the directory. Creates `dir` when missing.
+/// it, fsync, rename, fsync the directory. Creates `dir` when missing. On failure the file
+/// is as it was, and no temp file is left behind.
 pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.write_all(b"\n")?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, dir.join(name))) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, dir.join(name))?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }

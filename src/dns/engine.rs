@@ -35,6 +35,8 @@ pub struct Scratch {
     pub query: Query,
     pub rng: SmallRng,
     decision: Decision,
+    /// Room for a name synthesised from a DNAME (RFC 6672), reused across queries.
+    synth: [u8; MAX_NAME],
 }
 
 impl Default for Scratch {
@@ -43,6 +45,7 @@ impl Default for Scratch {
             query: Query::default(),
             rng: SmallRng::from_os_rng(),
             decision: Decision::new(Kind::NoData, policy::Rule::OtherType),
+            synth: [0; MAX_NAME],
         }
     }
 }
@@ -118,6 +121,7 @@ pub fn respond(
         query: q,
         rng,
         decision,
+        synth,
     } = scratch;
     let mut routing = Routing { rng, decision };
     let parsed = wire::parse_query(packet, q);
@@ -155,8 +159,6 @@ pub fn respond(
         }
     }
 
-    // Room for a name synthesised from a DNAME (RFC 6672).
-    let mut synth = [0u8; MAX_NAME];
     let mut w = Writer::new(out, q, true);
     let ecs = q.edns.and_then(|e| e.ecs);
     let nsid = match q.edns {
@@ -192,15 +194,7 @@ pub fn respond(
         Rtype::MAILA | Rtype::MAILB => refuse(Rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
             None => refuse(Rcode::REFUSED),
-            Some(zone) => resolve(
-                snap,
-                zone,
-                q,
-                &client,
-                &mut routing,
-                &mut w,
-                Some(&mut synth),
-            ),
+            Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w, Some(synth)),
         },
     };
     let (rc, aa) = (res.rcode, res.aa);
