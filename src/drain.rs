@@ -156,19 +156,12 @@ impl Drains {
     /// file) starts now, and a ramp longer than 7 days lasts 7 days; each change is one
     /// of the warnings returned (for the log).
     pub fn load(dir: &Path, now: SystemTime) -> io::Result<(Drains, Vec<String>)> {
-        let Some(text) = crate::base::state::read(dir, DRAINS_FILE)? else {
+        let parse = |text: &str| serde_json::from_str::<Drains>(text);
+        let loaded = crate::base::state::load(dir, DRAINS_FILE, "drain state", FIX, parse)?;
+        let Some(mut d) = loaded else {
             return Ok((Drains::default(), Vec::new()));
         };
         let path = dir.join(DRAINS_FILE);
-        let mut d: Drains = serde_json::from_str(&text).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is not valid drain state ({e}); fix or remove it",
-                    path.display()
-                ),
-            )
-        })?;
         let now_ms = now
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -337,6 +330,8 @@ impl Drains {
 }
 
 const DRAINS_FILE: &str = "drains.json";
+/// What to do about a `drains.json` that does not parse.
+const FIX: &str = "fix or remove it";
 const AUDIT_FILE: &str = "audit.log";
 
 /// One line of the audit log.

@@ -4,17 +4,29 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Reads `dir/name`: `None` when there is no such file; any other error names the file.
-pub(crate) fn read(dir: &Path, name: &str) -> io::Result<Option<String>> {
+/// Reads `dir/name` and parses it with `parse`: `None` when there is no such file. Any
+/// other error names the file; one that does not parse is `InvalidData`, saying it is not
+/// valid `what` and how to `fix` it.
+pub(crate) fn load<T, E: std::fmt::Display>(
+    dir: &Path,
+    name: &str,
+    what: &str,
+    fix: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> io::Result<Option<T>> {
     let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            let message = format!("cannot read {}: {e}", path.display());
+            return Err(io::Error::new(e.kind(), message));
+        }
+    };
+    parse(&text).map(Some).map_err(|e| {
+        let message = format!("{} is not valid {what} ({e}); {fix}", path.display());
+        io::Error::new(io::ErrorKind::InvalidData, message)
+    })
 }
 
 /// Writes `bytes` and a newline to `dir/name` atomically: a temp file `.name.tmp` beside

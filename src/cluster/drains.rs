@@ -410,19 +410,18 @@ impl DrainSet {
     /// Reads `dir/cluster-drains.json`; a missing file is an empty set. The warnings
     /// (records left out, see [`DrainSet::from_json`]) are for the log.
     pub fn load(dir: &Path) -> io::Result<(Self, Vec<String>)> {
-        let Some(text) = crate::base::state::read(dir, DRAIN_SET_FILE)? else {
+        let fix = "fix or remove it (the peers give the records back)";
+        let loaded = crate::base::state::load(
+            dir,
+            DRAIN_SET_FILE,
+            "cluster drain state",
+            fix,
+            Self::from_json,
+        )?;
+        let Some((set, skipped)) = loaded else {
             return Ok((Self::new(), Vec::new()));
         };
         let path = Self::path(dir);
-        let (set, skipped) = Self::from_json(&text).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is not valid cluster drain state ({e}); fix or remove it (the peers give the records back)",
-                    path.display()
-                ),
-            )
-        })?;
         let warnings = skipped
             .into_iter()
             .map(|i| {
