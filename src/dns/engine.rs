@@ -189,15 +189,7 @@ pub fn respond(
         Rtype::MAILA | Rtype::MAILB => refuse(Rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
             None => refuse(Rcode::REFUSED),
-            Some(zone) => resolve(
-                snap,
-                zone,
-                q,
-                &client,
-                &mut routing,
-                &mut w,
-                Some(synth),
-            ),
+            Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w, Some(synth)),
         },
     };
     let (rc, aa) = (res.rcode, res.aa);
