@@ -33,8 +33,14 @@ use hickory_proto::rr::RecordType;
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_signpost");
 
-/// How long a server may take to answer its first query.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to answer its first query: 30 s, or
+/// `SIGNPOST_TEST_START_TIMEOUT` seconds (for a measurement with a very large config).
+fn start_timeout() -> Duration {
+    std::env::var("SIGNPOST_TEST_START_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
 /// How long any single exchange may take.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -244,7 +250,7 @@ impl Signpost {
         cmd.stdout(out.try_clone().unwrap()).stderr(out);
         let child = self.child.insert(cmd.spawn().expect("start signpost"));
         let probe = query(&self.zone, RecordType::SOA);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + start_timeout();
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
                 let log = self.log();
@@ -263,7 +269,8 @@ impl Signpost {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "signpost did not answer within {START_TIMEOUT:?}:\n{}",
+            "signpost did not answer within {:?}:\n{}",
+            start_timeout(),
             self.log()
         );
     }
