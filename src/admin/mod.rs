@@ -600,11 +600,15 @@ async fn handle(
         _ => return error(404, format!("not found: {path}")),
     };
 
-    if let Err(e) = guard::check_mutation(req.headers()) {
+    if let Err(e) = guard::check_origin(req.headers()) {
         info!(%peer, %path, "admin call refused: {}", e.message);
         return error(e.status, e.message);
     }
     if let Err(e) = authorize(state, req.headers()) {
+        info!(%peer, %path, "admin call refused: {}", e.message);
+        return error(e.status, e.message);
+    }
+    if let Err(e) = guard::check_json(req.headers()) {
         info!(%peer, %path, "admin call refused: {}", e.message);
         return error(e.status, e.message);
     }
