@@ -269,6 +269,14 @@ fn the_page_and_the_api_forbid_framing_and_sniffing() {
             assert!(csp.contains("form-action 'self'"), "{csp}");
         }
     }
+    // A request head over 64 KiB is refused, not buffered.
+    let big = "x".repeat(100 * 1024);
+    let (status, _, _) = raw(
+        sp.admin,
+        &format!("GET / HTTP/1.1\r\nHost: {}\r\nX-Big: {big}", sp.admin),
+        "",
+    );
+    assert_eq!(status, 431, "a 100 KiB head");
 }
 
 /// The server's open file descriptors.

@@ -224,6 +224,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(opts.request_timeout)
+                .max_header_size(MAX_HEAD)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
