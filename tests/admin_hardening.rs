@@ -547,7 +547,9 @@ fn status_reads_of_a_large_config_do_not_stall_dns_over_tcp() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let t = Instant::now();
-    let mut sp = Signpost::start(&Setup::gslb(&many_profiles(count)));
+    let mut sp = Signpost::start(
+        &Setup::gslb(&many_profiles(count)).start_timeout(Duration::from_secs(180)),
+    );
     eprintln!("{count} profiles: serving after {:?}", t.elapsed());
     let pid = sp.pid();
     let rss = || {

@@ -417,10 +417,19 @@ type Resp = Response<Full<Bytes>>;
 impl Server {
     /// Builds an answer on a blocking thread, at most [`HEAVY_AT_ONCE`] at a time, so a
     /// large config's document does not hold up DNS over TCP on the runtime's threads.
-    async fn heavy(&self, build: impl FnOnce(&AdminState) -> Resp + Send + 'static) -> Resp {
+    /// While it waits for its turn the connection counts as waiting (closed after
+    /// `request_timeout`, or first when the slots are full): queued reads cannot keep
+    /// every slot busy.
+    async fn heavy(
+        &self,
+        slot: &conns::Slot,
+        build: impl FnOnce(&AdminState) -> Resp + Send + 'static,
+    ) -> Resp {
+        slot.waiting();
         let Ok(_permit) = self.heavy.acquire().await else {
             return error(503, "the server is shutting down");
         };
+        slot.busy();
         let state = self.state.clone();
         match tokio::task::spawn_blocking(move || build(&state)).await {
             Ok(r) => r,
@@ -500,7 +509,7 @@ async fn handle(
                 Err(e) => return error(e.status, e.message),
             };
             return server
-                .heavy(move |state| {
+                .heavy(slot, move |state| {
                     let doc = status_doc(state, &sel, authenticated);
                     let ctx = page_context(state, filter);
                     text(
@@ -523,7 +532,7 @@ async fn handle(
         (&Method::GET, ["metrics"]) => {
             slot.busy();
             return server
-                .heavy(|state| {
+                .heavy(slot, |state| {
                     let mut page = state.metrics.render();
                     crate::metrics::render_queries(&mut page);
                     crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
@@ -545,7 +554,7 @@ async fn handle(
                 Err(e) => return error(e.status, e.message),
             };
             return server
-                .heavy(move |state| {
+                .heavy(slot, move |state| {
                     json_response(StatusCode::OK, &status_doc(state, &sel, authenticated))
                 })
                 .await;
@@ -553,7 +562,9 @@ async fn handle(
         (&Method::GET, ["api", "v1", "cluster"]) => {
             slot.busy();
             return server
-                .heavy(|state| json_response(StatusCode::OK, &json!(cluster_doc(state))))
+                .heavy(slot, |state| {
+                    json_response(StatusCode::OK, &json!(cluster_doc(state)))
+                })
                 .await;
         }
         (&Method::GET, ["api", "v1", "explain"]) => {

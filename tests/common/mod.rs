@@ -82,6 +82,8 @@ pub(crate) struct Setup {
     pub(crate) token: Option<String>,
     /// Logs as JSON lines (`--log-format json`), read back by [`Signpost::log_lines`].
     pub(crate) json_log: bool,
+    /// How long the server may take to answer its first query (a very large config).
+    pub(crate) start_timeout: Duration,
 }
 
 impl Setup {
@@ -96,6 +98,7 @@ impl Setup {
             extra: String::new(),
             token: None,
             json_log: false,
+            start_timeout: start_timeout(),
         }
     }
 
@@ -106,6 +109,12 @@ impl Setup {
 
     pub(crate) fn udp_sockets(mut self, n: usize) -> Self {
         self.udp_sockets = n;
+        self
+    }
+
+    /// Allows `t` (at least; `SIGNPOST_TEST_START_TIMEOUT` may allow more) for the start.
+    pub(crate) fn start_timeout(mut self, t: Duration) -> Self {
+        self.start_timeout = self.start_timeout.max(t);
         self
     }
 
@@ -167,6 +176,8 @@ pub(crate) struct Signpost {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     zone: String,
+    /// How long [`Signpost::launch`] waits for the first answer.
+    start_limit: Duration,
 }
 
 impl Signpost {
@@ -209,6 +220,7 @@ impl Signpost {
                 .collect();
             let mut s = Signpost::new(dir, &args, port, admin, &first_zone);
             s.token = setup.token.clone();
+            s.start_limit = setup.start_timeout;
             match s.launch() {
                 Ok(()) => return s,
                 Err(log) => last_log = log,
@@ -232,6 +244,7 @@ impl Signpost {
             args: args.to_vec(),
             env: Vec::new(),
             zone: zone.to_owned(),
+            start_limit: start_timeout(),
         }
     }
 
@@ -250,7 +263,7 @@ impl Signpost {
         cmd.stdout(out.try_clone().unwrap()).stderr(out);
         let child = self.child.insert(cmd.spawn().expect("start signpost"));
         let probe = query(&self.zone, RecordType::SOA);
-        let deadline = Instant::now() + start_timeout();
+        let deadline = Instant::now() + self.start_limit;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
                 let log = self.log();
@@ -270,7 +283,7 @@ impl Signpost {
         }
         panic!(
             "signpost did not answer within {:?}:\n{}",
-            start_timeout(),
+            self.start_limit,
             self.log()
         );
     }
