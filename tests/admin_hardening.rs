@@ -96,7 +96,7 @@ fn cross_origin_and_non_json_mutations_are_refused_and_change_nothing() {
         (format!("{json}\r\nOrigin: {other}"), 403, "cross-origin"),
         (format!("{json}\r\nOrigin: null"), 403, "cross-origin"),
         (
-            format!("Content-Type: text/plain\r\nOrigin: http://attacker.example"),
+            "Content-Type: text/plain\r\nOrigin: http://attacker.example".to_owned(),
             403,
             "cross-origin",
         ),
