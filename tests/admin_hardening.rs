@@ -520,6 +520,11 @@ fn the_status_is_paged_and_filtered() {
         "no previous link"
     );
     assert!(!last.body.contains("class=next"));
+    let past = get(&sp, "/?offset=5000");
+    assert!(
+        past.body
+            .contains("No profiles from 5001 on; there are 2500.")
+    );
     let one = get(&sp, "/?profile=p00007.gslb.example");
     assert_eq!(one.body.matches("<table class=profile").count(), 1);
     assert!(

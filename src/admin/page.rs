@@ -225,6 +225,13 @@ fn pager(h: &mut String, doc: &StatusDoc, ctx: &PageContext) {
         );
     } else if page.total == 0 {
         h.push_str("No profiles.");
+    } else if doc.profiles.is_empty() {
+        let _ = write!(
+            h,
+            "No profiles from {} on; there are {}. <a href='/'>First page</a>",
+            page.offset + 1,
+            page.total
+        );
     } else {
         let first = page.offset.min(page.total);
         let _ = write!(
