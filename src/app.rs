@@ -50,6 +50,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
         }
         Ok(_) => return Err(problems),
         Err(more) => {
+            let omitted = more.omitted();
             for p in more.0 {
                 // A key already reported bad is not blamed again as a consequence.
                 let echo = !p.location.is_empty()
@@ -62,6 +63,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
                     problems.push(p);
                 }
             }
+            problems.add_omitted(omitted);
             return Err(problems);
         }
     };
@@ -87,7 +89,8 @@ fn fingerprint(config: &Config) -> String {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zone"))
+        // The files `zone::load_dir` serves: regular ones (reading a FIFO would block).
+        .filter(|p| p.extension().is_some_and(|e| e == "zone") && p.is_file())
         .collect();
     files.sort();
     for f in files {
@@ -116,12 +119,15 @@ async fn start_cluster(
         Some(p) => ClusterKey::load(p).map_err(|e| e.to_string())?,
         None => ClusterKey::insecure_default(),
     };
-    let drains = DrainSet::load(state_dir).map_err(|e| {
+    let (drains, warnings) = DrainSet::load(state_dir).map_err(|e| {
         format!(
             "cannot restore cluster drains from {}: {e}",
             state_dir.display()
         )
     })?;
+    for w in warnings {
+        warn!("{w}");
+    }
     let mut opts = ClusterOptions::new(node.clone(), listen, key);
     opts.peers = spec.peers.clone();
     opts.gossip_interval = spec.gossip_interval.0;
@@ -207,13 +213,31 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
-    let drains = match Drains::load(&config.state.dir) {
-        Ok(d) => d,
+    let drains = match Drains::load(&config.state.dir, SystemTime::now()) {
+        Ok((d, warnings)) => {
+            for w in warnings {
+                warn!("{w}");
+            }
+            d
+        }
         Err(e) => {
             error!("cannot restore drains: {e}");
             return 1;
         }
     };
+    match crate::drain::repair_audit(&config.state.dir) {
+        Ok(0) => {}
+        Ok(cut) => warn!(
+            file = %crate::drain::audit_path(&config.state.dir).display(),
+            bytes = cut,
+            "the audit log ended with a partial line (a write cut short by a crash or a full disk); cut it off"
+        ),
+        Err(e) => warn!(
+            file = %crate::drain::audit_path(&config.state.dir).display(),
+            error = %e,
+            "cannot check the end of the audit log"
+        ),
+    }
     if !drains.is_empty() {
         info!(
             sites = drains.sites.len(),

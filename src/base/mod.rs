@@ -20,5 +20,5 @@ pub use kinds::{AllDown, Method, Protocol, Transport};
 pub use name::normalize_name;
 pub use rr::{Rcode, Rtype};
 pub use status::Status;
-pub use time::rfc3339;
+pub use time::{MAX_RAMP_MS, MAX_TIME_MS, rfc3339, time_of_ms};
 pub use tls::{TlsError, load_roots};

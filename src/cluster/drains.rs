@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::hlc::Hlc;
+use crate::base::{MAX_RAMP_MS, MAX_TIME_MS};
 
 /// Prefix of every drain key in a node's gossiped key-values.
 pub const DRAIN_KEY_PREFIX: &str = "drain/";
@@ -153,6 +154,8 @@ pub enum BadRecord {
     KeyMismatch,
     #[error("empty or oversized field")]
     Malformed,
+    #[error("a time after the year 9999, or a ramp longer than 7 days")]
+    TimeOutOfRange,
 }
 
 impl DrainRecord {
@@ -209,6 +212,9 @@ impl DrainRecord {
         if !r.is_well_formed() {
             return Err(BadRecord::Malformed);
         }
+        if !r.times_in_range() {
+            return Err(BadRecord::TimeOutOfRange);
+        }
         if r.target.key() != key {
             return Err(BadRecord::KeyMismatch);
         }
@@ -225,6 +231,19 @@ impl DrainRecord {
             && !self.origin.is_empty()
             && self.origin.len() <= MAX_TEXT
             && self.operator.len() <= MAX_TEXT
+    }
+
+    /// Whether its times are ones signpost can use: its HLC time and drain start no later
+    /// than the year 9999 ([`MAX_TIME_MS`]), its ramp at most 7 days. The bound is fixed
+    /// (not "now"), so that every node takes or refuses the same records.
+    pub fn times_in_range(&self) -> bool {
+        let action_ok = match &self.action {
+            DrainAction::Drain {
+                since_ms, ramp_ms, ..
+            } => *since_ms <= MAX_TIME_MS && *ramp_ms <= MAX_RAMP_MS,
+            DrainAction::Undrain => true,
+        };
+        action_ok && self.hlc.wall_ms <= MAX_TIME_MS
     }
 
     pub fn is_drain(&self) -> bool {
@@ -375,24 +394,43 @@ impl DrainSet {
         serde_json::to_string_pretty(&f).expect("a drain set serialises")
     }
 
-    /// Reads the persisted form; a record that is not well formed is an error.
-    pub fn from_json(text: &str) -> Result<Self, DrainSetError> {
+    /// Reads the persisted form; a record that is not well formed is an error. A record
+    /// whose times are out of range ([`DrainRecord::times_in_range`]) is left out, and
+    /// its index returned, so that one bad time does not stop a start (peers refuse the
+    /// same record, so none of them gives it back).
+    pub fn from_json(text: &str) -> Result<(Self, Vec<usize>), DrainSetError> {
         let f: DrainSetFile = serde_json::from_str(text)?;
         let mut set = DrainSet::new();
+        let mut skipped = Vec::new();
         for (i, r) in f.records.into_iter().enumerate() {
             if !r.is_well_formed() {
                 return Err(DrainSetError::Record(i));
             }
+            if !r.times_in_range() {
+                skipped.push(i);
+                continue;
+            }
             set.insert(r);
         }
-        Ok(set)
+        Ok((set, skipped))
     }
 
-    /// Reads `dir/cluster-drains.json`; a missing file is an empty set.
-    pub fn load(dir: &Path) -> io::Result<Self> {
+    /// Reads `dir/cluster-drains.json`; a missing file is an empty set. The warnings
+    /// (records left out, see [`DrainSet::from_json`]) are for the log.
+    pub fn load(dir: &Path) -> io::Result<(Self, Vec<String>)> {
         let path = Self::path(dir);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_json(&text).map_err(|e| {
+            Ok(text) => Self::from_json(&text).map(|(set, skipped)| {
+                let warnings = skipped
+                    .into_iter()
+                    .map(|i| format!(
+                        "{}: record {i} is left out: {}",
+                        path.display(),
+                        BadRecord::TimeOutOfRange
+                    ))
+                    .collect();
+                (set, warnings)
+            }).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -401,7 +439,7 @@ impl DrainSet {
                     ),
                 )
             }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Self::new(), Vec::new())),
             Err(e) => Err(io::Error::new(
                 e.kind(),
                 format!("cannot read {}: {e}", path.display()),
@@ -528,6 +566,46 @@ mod tests {
         );
     }
 
+    /// A far-future start or HLC time, or a ramp over 7 days, is refused from a peer and
+    /// left out (with a warning) when read back from the file; the rest loads.
+    #[test]
+    fn records_with_times_out_of_range_are_refused() {
+        let good = drain("hub-b", 1_000, "n1");
+        for bad in [
+            drain("hub-a", u64::MAX, "n1"),
+            DrainRecord::drain(
+                DrainTarget::site("hub-a"),
+                "",
+                1_000,
+                MAX_RAMP_MS + 1,
+                "n1",
+                "",
+                Hlc::new(1, 0),
+            ),
+            DrainRecord::undrain(DrainTarget::site("hub-a"), "n1", "", Hlc::new(1 << 62, 0)),
+        ] {
+            let (k, v) = bad.to_kv();
+            assert_eq!(DrainRecord::from_kv(&k, &v), Err(BadRecord::TimeOutOfRange));
+            let dir = tempfile::tempdir().unwrap();
+            let file = DrainSetFile {
+                records: vec![bad.clone(), good.clone()],
+            };
+            std::fs::write(
+                DrainSet::path(dir.path()),
+                serde_json::to_string(&file).unwrap(),
+            )
+            .unwrap();
+            let (set, warnings) = DrainSet::load(dir.path()).unwrap();
+            assert_eq!(set.len(), 1);
+            assert!(set.get(&DrainTarget::site("hub-b")).is_some());
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains("record 0 is left out: a time after the year 9999"));
+        }
+        let edge = drain("hub-a", MAX_TIME_MS, "n1");
+        let (k, v) = edge.to_kv();
+        assert!(DrainRecord::from_kv(&k, &v).is_ok());
+    }
+
     #[test]
     fn long_text_is_cut_on_a_char_boundary() {
         let r = DrainRecord::drain(
@@ -548,7 +626,7 @@ mod tests {
     #[test]
     fn saves_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(DrainSet::load(dir.path()).unwrap().is_empty());
+        assert!(DrainSet::load(dir.path()).unwrap().0.is_empty());
         let mut s = DrainSet::new();
         s.insert(drain("hub-a", 1_000, "n1"));
         s.insert(DrainRecord::undrain(
@@ -558,7 +636,7 @@ mod tests {
             Hlc::new(9, 9),
         ));
         s.save(dir.path()).unwrap();
-        assert_eq!(DrainSet::load(dir.path()).unwrap(), s);
+        assert_eq!(DrainSet::load(dir.path()).unwrap(), (s, Vec::new()));
         std::fs::write(DrainSet::path(dir.path()), "{").unwrap();
         let e = DrainSet::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains(DRAIN_SET_FILE), "{e}");

@@ -124,7 +124,7 @@ impl HealthView {
             Some(rtt.parse().ok()?)
         };
         let since_ms = parts.next()?.parse().ok()?;
-        if parts.next().is_some() {
+        if parts.next().is_some() || since_ms > crate::base::MAX_TIME_MS {
             return None;
         }
         Some(Self {
@@ -287,7 +287,11 @@ mod tests {
         };
         assert_eq!(c.encode(), "c,,5");
         assert_eq!(HealthView::decode("c,,5"), Some(c));
-        for bad in ["", "x,1,2", "o,1", "o,1,2,3", "o,-1,2", "o,,x", "O,1,2"] {
+        // A change after the year 9999 is no time signpost can show.
+        let far = format!("o,,{}", u64::MAX);
+        for bad in [
+            "", "x,1,2", "o,1", "o,1,2,3", "o,-1,2", "o,,x", "O,1,2", &far,
+        ] {
             assert_eq!(HealthView::decode(bad), None, "{bad:?}");
         }
     }

@@ -12,7 +12,7 @@
 //! This module depends on nothing else in the crate. The single writer uses it so:
 //!
 //! ```text
-//! start:   let c = Cluster::start(ClusterOptions { drains: DrainSet::load(state_dir)?, .. }).await?;
+//! start:   let c = Cluster::start(ClusterOptions { drains: DrainSet::load(state_dir)?.0, .. }).await?;
 //! loop:    select on c.subscribe().changed() (and its other inputs), then
 //!            for r in c.take_adopted_drains() { audit "remote drain" with r.origin }
 //!            c.drains().save(state_dir); feed c.active_drains() into drain::Drains;

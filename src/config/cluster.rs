@@ -149,13 +149,15 @@ impl ClusterSpec {
             ),
             Some(_) => {}
         }
-        if let Some(s) = &self.site
-            && s.trim().is_empty()
-        {
-            bad(
-                "cluster.site",
-                "is empty; name the site this instance runs in, or leave it out".into(),
-            );
+        if let Some(s) = &self.site {
+            if s.trim().is_empty() {
+                bad(
+                    "cluster.site",
+                    "is empty; name the site this instance runs in, or leave it out".into(),
+                );
+            } else if let Some(msg) = super::name_problem(s, "a site name") {
+                bad("cluster.site", msg);
+            }
         }
         let listen = match self.listen.parse::<SocketAddr>() {
             Ok(a) if a.ip().is_unspecified() => {

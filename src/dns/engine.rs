@@ -35,6 +35,8 @@ pub struct Scratch {
     pub query: Query,
     pub rng: SmallRng,
     decision: Decision,
+    /// Room for a name synthesised from a DNAME (RFC 6672), reused across queries.
+    synth: [u8; MAX_NAME],
 }
 
 impl Default for Scratch {
@@ -43,6 +45,7 @@ impl Default for Scratch {
             query: Query::default(),
             rng: SmallRng::from_os_rng(),
             decision: Decision::new(Kind::NoData, policy::Rule::OtherType),
+            synth: [0; MAX_NAME],
         }
     }
 }
@@ -113,6 +116,7 @@ pub fn respond(
         query: q,
         rng,
         decision,
+        synth,
     } = scratch;
     let mut routing = Routing { rng, decision };
     let parsed = wire::parse_query(packet, q);
@@ -150,8 +154,6 @@ pub fn respond(
         }
     }
 
-    // Room for a name synthesised from a DNAME (RFC 6672).
-    let mut synth = [0u8; MAX_NAME];
     let mut w = Writer::new(out, q, true);
     let ecs = q.edns.and_then(|e| e.ecs);
     let nsid = match q.edns {
@@ -194,7 +196,7 @@ pub fn respond(
                 &client,
                 &mut routing,
                 &mut w,
-                Some(&mut synth),
+                Some(synth),
             ),
         },
     };
