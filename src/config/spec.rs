@@ -59,6 +59,18 @@ pub struct AdminSpec {
     /// Bearer token for mutating calls; required when `listen` is not loopback.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Host names (or `name:port`) requests may carry in `Host` besides the address the
+    /// client connected to and `localhost`: a DNS name operators use for the listener.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub allowed_hosts: Vec<String>,
+    /// At most this many admin connections at once; when full, the one that has waited
+    /// longest for its client is closed.
+    #[serde(default = "default_admin_max_connections")]
+    pub max_connections: usize,
+    /// A request's head and body must arrive within this, and an answer be read within
+    /// it; idle connections are closed after it.
+    #[serde(default = "default_admin_request_timeout")]
+    pub request_timeout: HumanDuration,
 }
 
 impl Default for AdminSpec {
@@ -66,12 +78,21 @@ impl Default for AdminSpec {
         Self {
             listen: default_admin_listen(),
             token_file: None,
+            allowed_hosts: Vec::new(),
+            max_connections: default_admin_max_connections(),
+            request_timeout: default_admin_request_timeout(),
         }
     }
 }
 
 fn default_admin_listen() -> String {
     "127.0.0.1:8053".to_owned()
+}
+fn default_admin_max_connections() -> usize {
+    256
+}
+fn default_admin_request_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
 }
 
 /// `[zones]`
