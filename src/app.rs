@@ -397,6 +397,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
 
     let (commands, commands_rx) = mpsc::channel::<Command>(64);
     let token_cell = Arc::new(arc_swap::ArcSwapOption::from(token.map(Arc::new)));
+    let admin_spec = config.admin.clone();
     let controller = Controller {
         token: token_cell.clone(),
         config_path,
@@ -415,6 +416,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         token: token_cell,
         metrics: metrics_handle.clone(),
         cluster: cluster.clone(),
+        options: crate::admin::AdminOptions::from_spec(&admin_spec),
     });
     tasks.push(tokio::spawn(crate::admin::serve(
         admin_listener,
@@ -631,9 +633,26 @@ fn restart_needed(old: &Config, new: &Config) -> String {
     if old.dns != new.dns {
         keys.push("dns");
     }
-    // The token file is read again on every reload; the listener needs a restart.
-    if old.admin.listen != new.admin.listen {
-        keys.push("admin.listen");
+    // The token file is read again on every reload; the listener and its limits need a
+    // restart.
+    for (key, changed) in [
+        ("admin.listen", old.admin.listen != new.admin.listen),
+        (
+            "admin.allowed_hosts",
+            old.admin.allowed_hosts != new.admin.allowed_hosts,
+        ),
+        (
+            "admin.max_connections",
+            old.admin.max_connections != new.admin.max_connections,
+        ),
+        (
+            "admin.request_timeout",
+            old.admin.request_timeout != new.admin.request_timeout,
+        ),
+    ] {
+        if changed {
+            keys.push(key);
+        }
     }
     if old.state != new.state {
         keys.push("state.dir");

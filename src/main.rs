@@ -43,7 +43,7 @@ fn client(cmd: Command) -> Result<(), CliError> {
     match cmd {
         Command::Status { api, json } => {
             let api = api.api()?;
-            let v = api.call(Method::GET, "/api/v1/status", None)?;
+            let v = api.status()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {

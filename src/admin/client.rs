@@ -79,14 +79,15 @@ impl Api {
             return Err(CallError::Scheme(base.to_owned()));
         }
         let url = format!("{base}{path}");
-        let mut req = Request::builder().method(method).uri(&url);
+        let mut req = Request::builder().method(method.clone()).uri(&url);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        if !body.is_empty() {
+        // Mutating calls must declare JSON, with a body or without.
+        if method != Method::GET && method != Method::HEAD {
             req = req.header("Content-Type", "application/json");
         }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = match req.body(Full::new(Bytes::from(body))) {
             Ok(req) => req,
             Err(source) => return Err(CallError::Request { url, source }),
@@ -118,6 +119,45 @@ impl Api {
                 .unwrap_or_else(|| v.to_string());
             Err(CallError::Refused { status, message })
         }
+    }
+}
+
+impl Api {
+    /// `GET /api/v1/status` with every profile: the server answers a page at a time
+    /// (`page.next_offset`); the pages' profiles are joined into one document. A server
+    /// that does not page answers whole at once.
+    pub fn status(&self) -> Result<Value, CallError> {
+        let mut doc = self.call(Method::GET, "/api/v1/status", None)?;
+        let mut seen = 0;
+        while let Some(next) = doc["page"]["next_offset"].as_u64() {
+            // Each page must move on, so a confused server cannot loop the CLI.
+            if next as usize <= seen {
+                break;
+            }
+            seen = next as usize;
+            let more = self.call(Method::GET, &format!("/api/v1/status?offset={next}"), None)?;
+            if let (Some(all), Some(page)) = (
+                doc.get_mut("profiles").and_then(Value::as_array_mut),
+                more["profiles"].as_array(),
+            ) {
+                all.extend(page.iter().cloned());
+            }
+            // A cluster's view of each page's endpoints.
+            if let (Some(all), Some(page)) = (
+                doc.pointer_mut("/cluster/endpoints")
+                    .and_then(Value::as_array_mut),
+                more.pointer("/cluster/endpoints").and_then(Value::as_array),
+            ) {
+                all.extend(page.iter().cloned());
+            }
+            doc["page"] = more["page"].clone();
+        }
+        if let Some(page) = doc.get_mut("page").and_then(Value::as_object_mut) {
+            let total = page.get("total").cloned().unwrap_or(Value::Null);
+            page.insert("offset".into(), 0.into());
+            page.insert("limit".into(), total);
+        }
+        Ok(doc)
     }
 }
 

@@ -392,6 +392,27 @@ impl Config {
                 ),
             ),
         }
+        if self.admin.max_connections == 0 {
+            bad(
+                "admin.max_connections",
+                "must be at least 1, e.g. 256".into(),
+            );
+        }
+        let t = self.admin.request_timeout.0;
+        if t < std::time::Duration::from_secs(1) || t > std::time::Duration::from_secs(300) {
+            bad(
+                "admin.request_timeout",
+                format!(
+                    "{} is out of range; use 1s to 5m, e.g. \"10s\"",
+                    self.admin.request_timeout
+                ),
+            );
+        }
+        for (i, h) in self.admin.allowed_hosts.iter().enumerate() {
+            if let Err(e) = crate::admin::guard::AllowedHost::parse(h) {
+                bad(&format!("admin.allowed_hosts[{i}]"), e);
+            }
+        }
         for (name, m) in &self.monitors {
             let at = format!("monitors.{}", key_part(name));
             if let Some(msg) = name_problem(name, "a monitor name") {

@@ -44,6 +44,16 @@ pub struct AdminSpec {
     pub listen: String,
     /// Bearer token for mutating calls; required when `listen` is not loopback.
     pub token_file: Option<PathBuf>,
+    /// Host names (or `name:port`) requests may carry in `Host` besides the address the
+    /// client connected to and `localhost`: a DNS name operators use for the listener.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_hosts: Vec<String>,
+    /// At most this many admin connections at once; when full, the one that has waited
+    /// longest for its client is closed.
+    pub max_connections: usize,
+    /// A request's head and body must arrive within this, and an answer be read within
+    /// it; idle connections are closed after it.
+    pub request_timeout: HumanDuration,
 }
 
 impl Default for AdminSpec {
@@ -51,6 +61,9 @@ impl Default for AdminSpec {
         Self {
             listen: "127.0.0.1:8053".to_owned(),
             token_file: None,
+            allowed_hosts: Vec::new(),
+            max_connections: 256,
+            request_timeout: HumanDuration::from_secs(10),
         }
     }
 }

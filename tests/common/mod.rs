@@ -33,8 +33,14 @@ use hickory_proto::rr::RecordType;
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_signpost");
 
-/// How long a server may take to answer its first query.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to answer its first query: 30 s, or
+/// `SIGNPOST_TEST_START_TIMEOUT` seconds (for a measurement with a very large config).
+fn start_timeout() -> Duration {
+    std::env::var("SIGNPOST_TEST_START_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
 /// How long any single exchange may take.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -109,6 +115,8 @@ pub(crate) struct Setup {
     pub(crate) token: Option<String>,
     /// Logs as JSON lines (`--log-format json`), read back by [`Signpost::log_lines`].
     pub(crate) json_log: bool,
+    /// How long the server may take to answer its first query (a very large config).
+    pub(crate) start_timeout: Duration,
 }
 
 impl Setup {
@@ -123,6 +131,7 @@ impl Setup {
             extra: String::new(),
             token: None,
             json_log: false,
+            start_timeout: start_timeout(),
         }
     }
 
@@ -133,6 +142,12 @@ impl Setup {
 
     pub(crate) fn udp_sockets(mut self, n: usize) -> Self {
         self.udp_sockets = n;
+        self
+    }
+
+    /// Allows `t` (at least; `SIGNPOST_TEST_START_TIMEOUT` may allow more) for the start.
+    pub(crate) fn start_timeout(mut self, t: Duration) -> Self {
+        self.start_timeout = self.start_timeout.max(t);
         self
     }
 
@@ -194,6 +209,8 @@ pub(crate) struct Signpost {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     zone: String,
+    /// How long [`Signpost::launch`] waits for the first answer.
+    start_limit: Duration,
 }
 
 impl Signpost {
@@ -236,6 +253,7 @@ impl Signpost {
                 .collect();
             let mut s = Signpost::new(dir, &args, port, admin, &first_zone);
             s.token = setup.token.clone();
+            s.start_limit = setup.start_timeout;
             match s.launch() {
                 Ok(()) => return s,
                 Err(log) => last_log = log,
@@ -259,6 +277,7 @@ impl Signpost {
             args: args.to_vec(),
             env: Vec::new(),
             zone: zone.to_owned(),
+            start_limit: start_timeout(),
         }
     }
 
@@ -277,7 +296,7 @@ impl Signpost {
         cmd.stdout(out.try_clone().unwrap()).stderr(out);
         let child = self.child.insert(cmd.spawn().expect("start signpost"));
         let probe = query(&self.zone, RecordType::SOA);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + self.start_limit;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
                 let log = self.log();
@@ -296,7 +315,8 @@ impl Signpost {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "signpost did not answer within {START_TIMEOUT:?}:\n{}",
+            "signpost did not answer within {:?}:\n{}",
+            self.start_limit,
             self.log()
         );
     }
