@@ -567,7 +567,7 @@ mod tests {
         let mut d = Drains::default();
         d.sites.insert(
             "hub-a".into(),
-            Drain::new("maintenance", SystemTime::now(), Duration::ZERO),
+            Drain::new("maintenance", now, Duration::ZERO),
         );
         d.save(dir.path()).unwrap();
         assert_eq!(Drains::load(dir.path(), now).unwrap(), (d, Vec::new()));
