@@ -19,15 +19,24 @@ pub struct AllowedHost {
     port: Option<u16>,
 }
 
+/// Why an `admin.allowed_hosts` entry is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{entry:?} {why}; write a host name or address as a browser puts it in Host, \
+     optionally with a port, e.g. \"signpost.example.net\" or \"signpost.example.net:8053\""
+)]
+pub struct BadHost {
+    entry: String,
+    why: &'static str,
+}
+
 impl AllowedHost {
     /// Parses `admin.example.net`, `admin.example.net:8443`, `192.0.2.10` or
     /// `[2001:db8::10]:8053`; the error says what is wrong.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| {
-            format!(
-                "{s:?} {why}; write a host name or address as a browser puts it in Host, \
-                 optionally with a port, e.g. \"signpost.example.net\" or \"signpost.example.net:8053\""
-            )
+    pub fn parse(s: &str) -> Result<Self, BadHost> {
+        let bad = |why| BadHost {
+            entry: s.to_owned(),
+            why,
         };
         if s.contains("://") || s.contains('/') {
             return Err(bad("is not a host name (no scheme or path)"));
@@ -288,7 +297,7 @@ mod tests {
             "x.example:port",
             "a b",
         ] {
-            let e = AllowedHost::parse(bad).unwrap_err();
+            let e = AllowedHost::parse(bad).unwrap_err().to_string();
             assert!(e.contains("e.g."), "{bad}: {e}");
         }
     }

@@ -410,7 +410,7 @@ impl Config {
         }
         for (i, h) in self.admin.allowed_hosts.iter().enumerate() {
             if let Err(e) = crate::admin::guard::AllowedHost::parse(h) {
-                bad(&format!("admin.allowed_hosts[{i}]"), e);
+                bad(&format!("admin.allowed_hosts[{i}]"), e.to_string());
             }
         }
         for (name, m) in &self.monitors {

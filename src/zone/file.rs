@@ -367,7 +367,8 @@ impl Reader<'_> {
         } else {
             path.parent().unwrap_or(Path::new(".")).join(inc)
         };
-        let (mut opened, resolved) = open_below(&inc, self.root).map_err(|e| named(&e))?;
+        let (mut opened, resolved) =
+            open_below(&inc, self.root).map_err(|e| named(&e.to_string()))?;
         if self.stack.contains(&resolved) {
             self.stopped = true;
             return Err(named(&format!(
@@ -412,16 +413,11 @@ impl Reader<'_> {
 /// before the file is opened and again on the file opened (its path read back from
 /// `/proc/self/fd`), so that a link swapped in between cannot redirect the read. Opening
 /// never blocks (a FIFO is refused, not waited on).
-fn open_below(path: &Path, root: &Path) -> Result<(std::fs::File, PathBuf), String> {
+fn open_below(path: &Path, root: &Path) -> Result<(std::fs::File, PathBuf), OpenError> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
-    let outside = || {
-        format!(
-            "only files below zones.dir ({}) can be included, and this one is not (symbolic links resolved); move it into zones.dir",
-            root.display()
-        )
-    };
-    let resolved = std::fs::canonicalize(path).map_err(|e| format!("cannot read it ({e})"))?;
+    let outside = || OpenError::Outside(root.to_path_buf());
+    let resolved = std::fs::canonicalize(path).map_err(OpenError::Read)?;
     if !resolved.starts_with(root) {
         return Err(outside());
     }
@@ -429,9 +425,9 @@ fn open_below(path: &Path, root: &Path) -> Result<(std::fs::File, PathBuf), Stri
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(&resolved)
-        .map_err(|e| format!("cannot read it ({e})"))?;
+        .map_err(OpenError::Read)?;
     if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err("not a regular file".into());
+        return Err(OpenError::NotRegular);
     }
     match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
         Ok(real) if !real.starts_with(root) => Err(outside()),
@@ -439,6 +435,20 @@ fn open_below(path: &Path, root: &Path) -> Result<(std::fs::File, PathBuf), Stri
         // No /proc: the check before opening stands.
         Err(_) => Ok((file, resolved)),
     }
+}
+
+/// Why [`open_below`] refused a file.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(
+        "only files below zones.dir ({}) can be included, and this one is not (symbolic links resolved); move it into zones.dir",
+        .0.display()
+    )]
+    Outside(PathBuf),
+    #[error("cannot read it ({0})")]
+    Read(std::io::Error),
+    #[error("not a regular file")]
+    NotRegular,
 }
 
 /// What is wrong with one record line of a zone file (reported with its file and line).
