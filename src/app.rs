@@ -222,6 +222,15 @@ pub fn serve(path: &Path) -> i32 {
 }
 
 async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
+    // Before anything answers: a SIGTERM that comes as soon as DNS is served stops the
+    // server cleanly instead of killing it.
+    let shutdown = match shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot handle SIGTERM and SIGINT");
+            return 1;
+        }
+    };
     let Loaded { config, snapshot } = loaded;
     let config = release_parsed_profiles(config);
     let metrics_handle = crate::metrics::install();
@@ -431,7 +440,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
 
     info!(generation = shared.load().generation(), "signpost serving");
 
-    wait_for_shutdown().await;
+    shutdown.await;
     info!("shutting down");
     controller_task.abort();
     drop(events);
@@ -690,12 +699,15 @@ fn raise_open_files_limit() -> u64 {
     lim.rlim_cur
 }
 
-async fn wait_for_shutdown() {
+/// Completes at the first SIGTERM or SIGINT; the handlers are in place once this returns.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
