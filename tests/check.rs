@@ -6,6 +6,8 @@ mod common;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::Path;
 
+use common::assert_has;
+
 const EX_CONFIG: i32 = 64;
 
 const GOOD_ZONE: &str = "$TTL 300
@@ -66,13 +68,6 @@ fn check_bad(dns_extra: &str, admin_extra: &str) -> String {
 /// [`check_fails`] of the plain config followed by `more`, and [`GOOD_ZONE`].
 fn check_more(more: &str) -> String {
     check_fails(&(config(common::free_port(), "", "") + more), GOOD_ZONE)
-}
-
-/// Asserts that `out` holds each of `wants`.
-fn assert_has(out: &str, wants: &[&str]) {
-    for w in wants {
-        assert!(out.contains(w), "no {w:?} in:\n{out}");
-    }
 }
 
 #[test]

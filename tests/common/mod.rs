@@ -575,6 +575,13 @@ fn with_test_env(mut cmd: Command, dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Asserts that `text` (a command's output, a log, a page) holds each of `wants`.
+pub(crate) fn assert_has(text: &str, wants: &[&str]) {
+    for w in wants {
+        assert!(text.contains(w), "no {w:?} in:\n{text}");
+    }
+}
+
 /// Calls `f` every 10 ms until it returns true; the time that took, or `None` once
 /// `limit` has passed.
 pub(crate) fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
