@@ -433,6 +433,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::base::testing::assert_has;
 
     #[test]
     fn drain_targets_and_their_errors() {
@@ -524,11 +525,11 @@ mod tests {
         assert_eq!(cells("dublin ")[4..6], ["Disabled", "2/2"], "{t}");
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
-        assert!(
-            t.contains(
-                "app.gslb.example. answers 192.0.2.10, 198.51.100.10 (ALL DOWN: all_down = \"serve_all\" in force)\n"
-            ),
-            "{t}"
+        assert_has(
+            &t,
+            &[
+                "app.gslb.example. answers 192.0.2.10, 198.51.100.10 (ALL DOWN: all_down = \"serve_all\" in force)\n",
+            ],
         );
         assert!(t.ends_with("generation: 3\n"), "{t}");
     }
@@ -558,11 +559,9 @@ mod tests {
         );
         assert_eq!(lines[1], "answer: NOERROR, TTL 30: A 192.0.2.10", "{t}");
         assert!(lines[2].starts_with("rule: priority 1"), "{t}");
-        assert!(
-            t.contains(
-                "step 1: app.gslb.example. (method priority, all_down = serve_all): priority 1\n"
-            ),
-            "{t}"
+        assert_has(
+            &t,
+            &["step 1: app.gslb.example. (method priority, all_down = serve_all): priority 1\n"],
         );
         let row = |name: &str| {
             t.lines()
@@ -606,9 +605,11 @@ mod tests {
             "sites": [],
         });
         let t = status_table(&serde_json::from_value(v).unwrap());
-        assert!(
-            t.contains("unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n"),
-            "{t}"
+        assert_has(
+            &t,
+            &[
+                "unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n",
+            ],
         );
         assert!(!t.contains("unstable: calm.gslb.example."), "{t}");
     }
@@ -625,13 +626,12 @@ mod tests {
             ],
         });
         let t = status_table(&serde_json::from_value(v).unwrap());
-        assert!(
-            t.contains("stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old"),
-            "{t}"
-        );
-        assert!(
-            t.contains("clear it with: signpost undrain --endpoint app.gslb.example/gone"),
-            "{t}"
+        assert_has(
+            &t,
+            &[
+                "stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old",
+                "clear it with: signpost undrain --endpoint app.gslb.example/gone",
+            ],
         );
     }
 }

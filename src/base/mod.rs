@@ -15,6 +15,8 @@ pub(crate) mod name;
 pub(crate) mod rr;
 pub(crate) mod state;
 pub(crate) mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod time;
 pub(crate) mod tls;
 

@@ -724,6 +724,7 @@ fn dname_rdata(rdata: &[&str], origin: &Name) -> Result<Vec<u8>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::assert_has;
 
     fn read(text: &str) -> (Vec<SourcedRecord>, Problems) {
         let dir = tempfile::tempdir().unwrap();
@@ -853,10 +854,7 @@ mod tests {
             let text = problems.to_string();
             assert!(recs.is_empty(), "{inc}: {recs:?}");
             assert_eq!(problems.len(), 1, "{text}");
-            assert!(
-                text.contains("example.com.zone: line 2: $INCLUDE"),
-                "{text}"
-            );
+            assert_has(&text, &["example.com.zone: line 2: $INCLUDE"]);
             assert!(text.contains("only files below zones.dir"), "{text}");
             assert!(!text.contains(MARKER), "{text}");
         }
@@ -881,10 +879,7 @@ mod tests {
         assert_eq!(problems.len(), 10, "{text}");
         assert!(!text.contains(MARKER), "{text}");
         assert!(text.contains("inc.db: line 1: bad A record data"), "{text}");
-        assert!(
-            text.contains("inc.db: line 6: $INCLUDE: cannot read it"),
-            "{text}"
-        );
+        assert_has(&text, &["inc.db: line 6: $INCLUDE: cannot read it"]);
         // The same lines in the zone file itself are quoted, as ever.
         std::fs::write(&p, format!("$TTL 60\nok A {MARKER}\n")).unwrap();
         let text = read_in(dir.path(), &p).1.to_string();
@@ -911,10 +906,7 @@ mod tests {
             let text = problems.to_string();
             assert!(recs.is_empty(), "{data:?}: {recs:?}");
             assert_eq!(problems.len(), 1, "{data:?}: {text}");
-            assert!(
-                text.contains("line 2: a line break inside the record's data"),
-                "{text}"
-            );
+            assert_has(&text, &["line 2: a line break inside the record's data"]);
         }
     }
 
@@ -933,16 +925,16 @@ mod tests {
         assert!(t0.elapsed() < std::time::Duration::from_secs(5));
         let text = problems.to_string();
         assert_eq!(problems.len(), 1, "{text}");
-        assert!(
-            text.contains("loop.inc: line 1: $INCLUDE: the file includes itself"),
-            "{text}"
+        assert_has(
+            &text,
+            &["loop.inc: line 1: $INCLUDE: the file includes itself"],
         );
         // The zone file including itself.
         std::fs::write(&p, "$TTL 60\n$INCLUDE example.com.zone\n").unwrap();
         let text = read_in(dir.path(), &p).1.to_string();
-        assert!(
-            text.contains("line 2: $INCLUDE example.com.zone: the file includes itself"),
-            "{text}"
+        assert_has(
+            &text,
+            &["line 2: $INCLUDE example.com.zone: the file includes itself"],
         );
     }
 
@@ -963,10 +955,7 @@ mod tests {
         assert!(t0.elapsed() < std::time::Duration::from_secs(5));
         let text = problems.to_string();
         assert_eq!(problems.len(), 1, "{text}");
-        assert!(
-            text.contains(&format!("more than {MAX_INCLUDES} $INCLUDEs")),
-            "{text}"
-        );
+        assert_has(&text, &[&format!("more than {MAX_INCLUDES} $INCLUDEs")]);
         assert!(recs.len() <= MAX_INCLUDES, "{}", recs.len());
         // A chain deeper than the limit.
         for i in 0..12 {
@@ -978,11 +967,11 @@ mod tests {
         }
         std::fs::write(&p, "$TTL 60\n$INCLUDE d0.inc\n").unwrap();
         let text = read_in(dir.path(), &p).1.to_string();
-        assert!(
-            text.contains(&format!(
+        assert_has(
+            &text,
+            &[&format!(
                 "d7.inc: line 1: $INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}"
-            )),
-            "{text}"
+            )],
         );
     }
 

@@ -387,6 +387,7 @@ pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::assert_has;
 
     fn zone(text: &str) -> Result<Zone, Problems> {
         let dir = tempfile::tempdir().unwrap();
@@ -464,17 +465,13 @@ mod tests {
         let text = problems.to_string();
         assert_eq!(problems.len(), 3, "{text}");
         assert!(!text.contains("secret"), "{text}");
-        assert!(
-            text.contains("inc.db: line 1: the owner name is outside the zone example.com."),
-            "{text}"
-        );
-        assert!(
-            text.contains("inc.db: line 2: SOA must be at the zone apex"),
-            "{text}"
-        );
-        assert!(
-            text.contains("inc.db: line 3: this name has a CNAME and other data"),
-            "{text}"
+        assert_has(
+            &text,
+            &[
+                "inc.db: line 1: the owner name is outside the zone example.com.",
+                "inc.db: line 2: SOA must be at the zone apex",
+                "inc.db: line 3: this name has a CNAME and other data",
+            ],
         );
     }
 
