@@ -75,6 +75,19 @@ fn check(dir: &Path) -> common::Ran {
     common::run(cmd)
 }
 
+/// Runs `check` on the zone with `$INCLUDE inc` appended: it must fail; its output.
+fn check_include_fails(dir: &Path, inc: &str) -> String {
+    std::fs::write(
+        dir.join("zones/gslb.example.zone"),
+        format!("{}$INCLUDE {inc}\n", common::GSLB_ZONE),
+    )
+    .unwrap();
+    let ran = check(dir);
+    let out = ran.text();
+    assert_eq!(ran.code, Some(EX_CONFIG), "{inc}: {out}");
+    out
+}
+
 /// A secret outside zones.dir, in the shape of the files an attacker would want
 /// (`/etc/shadow`, the admin token): it must not be read, and never shown.
 fn write_secret(dir: &Path) -> std::path::PathBuf {
@@ -104,14 +117,7 @@ fn check_refuses_an_include_outside_the_zones_dir_without_echoing_it() {
     let secret = write_secret(dir.path());
     write_check_setup(dir.path(), common::GSLB_ZONE, "");
     for inc in includes_of(dir.path(), &secret) {
-        std::fs::write(
-            dir.path().join("zones/gslb.example.zone"),
-            format!("{}$INCLUDE {inc}\n", common::GSLB_ZONE),
-        )
-        .unwrap();
-        let ran = check(dir.path());
-        let out = ran.text();
-        assert_eq!(ran.code, Some(EX_CONFIG), "{inc}: {out}");
+        let out = check_include_fails(dir.path(), &inc);
         assert!(
             out.contains(&format!(
                 "zones/gslb.example.zone: line 6: $INCLUDE {inc}: only files below zones.dir"
@@ -126,14 +132,7 @@ fn check_refuses_an_include_outside_the_zones_dir_without_echoing_it() {
         format!("{MARKER} A 192.0.2.1\nx A {MARKER}\nroot:$6${MARKER}:19000\n"),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("zones/gslb.example.zone"),
-        format!("{}$INCLUDE inc.db\n", common::GSLB_ZONE),
-    )
-    .unwrap();
-    let ran = check(dir.path());
-    let out = ran.text();
-    assert_eq!(ran.code, Some(EX_CONFIG), "{out}");
+    let out = check_include_fails(dir.path(), "inc.db");
     assert!(
         out.contains("zones/inc.db: line 2: bad A record data"),
         "{out}"
