@@ -262,11 +262,11 @@ write_zone() {
 }
 
 # The start of every signpost config the benches write, in $1/signpost.toml: the zone
-# (no profile), [dns] on 127.0.0.1:$2 with $3 UDP sockets, the admin API on a free port,
-# zones and state in $1, and the head of [monitors.ingress] (HTTP to the ingresses; the
-# caller appends its timings, then its profiles).
+# (no profile), [dns] on 127.0.0.1:$2 with $3 UDP sockets, the admin API on port $4
+# (default: a free one), zones and state in $1, and the head of [monitors.ingress] (HTTP
+# to the ingresses; the caller appends its timings, then its profiles).
 start_signpost_config() {
-  local dir=$1 port=$2 sockets=$3
+  local dir=$1 port=$2 sockets=$3 admin=${4:-$(free_port 127.0.0.1)}
   mkdir -p "$dir/zones" "$dir/state"
   write_zone "$dir/zones/bench.example.zone" none
   cat >"$dir/signpost.toml" <<EOF
@@ -275,7 +275,7 @@ listen = ["127.0.0.1:$port"]
 udp_sockets = $sockets
 
 [admin]
-listen = "127.0.0.1:$(free_port 127.0.0.1)"
+listen = "127.0.0.1:$admin"
 
 [zones]
 dir = "$dir/zones"

@@ -132,8 +132,8 @@ pub struct MonitorSpec {
     pub tolerated_failures: u32,
     pub rise: u32,
     /// Fast confirmation: after a failed probe of a target that is not Degraded, the next
-    /// probes start this long after the previous one started (never before it finished),
-    /// until the target is Degraded or a probe succeeds; then `interval` again. Default
+    /// probes start this long after the previous one started (without waiting for it to
+    /// end), until the target is Degraded or a probe succeeds; then `interval` again. Default
     /// 1s, or the `interval` when that is shorter ([`MonitorSpec::retry_interval`]);
     /// `retry_interval = interval` turns fast confirmation off.
     pub retry_interval: Option<HumanDuration>,
