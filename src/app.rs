@@ -228,6 +228,8 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    // Before any socket: every TCP client and probe holds a descriptor.
+    let open_files = raise_open_files_limit();
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let stop = Arc::new(AtomicBool::new(false));
     let per_addr = match config.dns.udp_sockets {
@@ -307,12 +309,14 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         }
     }
     let mut tasks = Vec::new();
+    let tcp_table = Arc::new(server::TcpTable::new(server::TcpLimits::from_config(
+        &config.dns,
+    )));
     for l in tcp {
         tasks.push(tokio::spawn(server::tcp_accept_loop(
             l,
             shared.clone(),
-            config.dns.tcp_idle_timeout.0,
-            config.dns.tcp_max_connections,
+            tcp_table.clone(),
         )));
     }
 
@@ -332,7 +336,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         }));
     }
     let prober = Arc::new(Prober::new());
-    let options = SchedulerOptions::for_open_files(raise_open_files_limit());
+    let options = SchedulerOptions::for_open_files(open_files);
     let probe_rt = match crate::health::scheduler::probe_runtime() {
         Ok(h) => h,
         Err(e) => {
