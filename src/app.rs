@@ -295,11 +295,19 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     publisher.publish(SystemTime::now());
 
     let mut threads = Vec::new();
+    // One limiter for every UDP socket: the kernel spreads a client's queries over them.
+    let rate_limit = crate::dns::ratelimit::RateLimiter::new(config.dns.rate_limit).map(Arc::new);
+    if rate_limit.is_some() {
+        info!(
+            per_second = config.dns.rate_limit,
+            "UDP answers limited per client /24 (IPv6 /56)"
+        );
+    }
     for (i, sock) in udp.into_iter().enumerate() {
-        let (s, st) = (shared.clone(), stop.clone());
+        let (s, st, rl) = (shared.clone(), stop.clone(), rate_limit.clone());
         let t = std::thread::Builder::new()
             .name(format!("signpost-udp-{i}"))
-            .spawn(move || server::udp_loop(sock, s, st));
+            .spawn(move || server::udp_loop(sock, s, st, rl));
         match t {
             Ok(t) => threads.push(t),
             Err(e) => {

@@ -17,8 +17,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use super::engine::{Scratch, Transport, respond};
+use super::engine::{Outcome, Scratch, Transport, respond};
+use super::ratelimit::{RateLimiter, Slip, Verdict};
 use crate::base::Rtype;
+use crate::metrics::Limited;
 use crate::snapshot::Shared;
 
 /// Binds `count` UDP sockets on `addr` with SO_REUSEPORT (the kernel spreads datagrams
@@ -110,19 +112,60 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Serves one UDP socket on the current thread until `stop` is set (checked at least
-/// every 200 ms).
-pub fn udp_loop(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
+/// every 200 ms), with answers limited by `limit` (`dns.rate_limit`) when there is one.
+pub fn udp_loop(
+    sock: UdpSocket,
+    snapshot: Shared,
+    stop: Arc<AtomicBool>,
+    limit: Option<Arc<RateLimiter>>,
+) {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
     #[cfg(target_os = "linux")]
-    udp_loop_batched(sock, snapshot, stop);
+    udp_loop_batched(sock, snapshot, stop, limit.as_deref());
     #[cfg(not(target_os = "linux"))]
-    udp_loop_single(sock, snapshot, stop);
+    udp_loop_single(sock, snapshot, stop, limit.as_deref());
+}
+
+/// Answers one UDP query into `out`, unless the rate limit says otherwise: then every
+/// second one gets an empty TC=1 answer ([`super::engine::slip`]) and the others none
+/// (`None`; counted in `tally` as rate-limited, not as queries).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn answer_udp(
+    snap: &crate::snapshot::Snapshot,
+    packet: &[u8],
+    q: &mut Scratch,
+    peer: std::net::IpAddr,
+    out: &mut Vec<u8>,
+    limit: Option<(&RateLimiter, u64)>,
+    slip: &mut Slip,
+    tally: &mut crate::metrics::QueryTally,
+) -> Option<Outcome> {
+    if let Some((rl, now)) = limit
+        && rl.check(peer, now) == Verdict::Limited
+    {
+        if slip.next() {
+            let outcome = super::engine::slip(packet, q, out);
+            if outcome.respond {
+                tally.limited(Limited::Slip);
+                return Some(outcome);
+            }
+        }
+        tally.limited(Limited::Drop);
+        return None;
+    }
+    Some(respond(snap, packet, q, peer, Transport::Udp, out))
 }
 
 /// Linux: `recvmmsg`/`sendmmsg`, every queued datagram per system call (see
 /// [`super::batch`]).
 #[cfg(target_os = "linux")]
-fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
+fn udp_loop_batched(
+    sock: UdpSocket,
+    snapshot: Shared,
+    stop: Arc<AtomicBool>,
+    limit: Option<&RateLimiter>,
+) {
     use std::os::fd::AsRawFd;
 
     use super::batch::Batch;
@@ -131,6 +174,7 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
     let mut batch = Box::new(Batch::new());
     let mut q = Box::<Scratch>::default();
     let mut tally = crate::metrics::QueryTally::default();
+    let mut slip = Slip::default();
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
             Ok(n) => n,
@@ -149,12 +193,17 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
         };
         // One snapshot for the whole batch: answers within a batch are consistent.
         let snap = snapshot.load();
+        let limit = limit.map(|rl| (rl, rl.now()));
         for i in 0..n {
             let Some((packet, peer, out)) = batch.slot(i) else {
                 tally.add(Transport::Udp, Rtype(0), None);
                 continue;
             };
-            let outcome = respond(&snap, packet, &mut q, peer, Transport::Udp, out);
+            let Some(outcome) = answer_udp(
+                &snap, packet, &mut q, peer, out, limit, &mut slip, &mut tally,
+            ) else {
+                continue;
+            };
             tally.add(
                 Transport::Udp,
                 outcome.qtype,
@@ -175,10 +224,17 @@ fn udp_loop_batched(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
 
 /// One `recvfrom` and one `sendto` per query.
 #[cfg(not(target_os = "linux"))]
-fn udp_loop_single(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
+fn udp_loop_single(
+    sock: UdpSocket,
+    snapshot: Shared,
+    stop: Arc<AtomicBool>,
+    limit: Option<&RateLimiter>,
+) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     let mut q = Box::<Scratch>::default();
+    let mut tally = crate::metrics::QueryTally::default();
+    let mut slip = Slip::default();
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
@@ -198,20 +254,25 @@ fn udp_loop_single(sock: UdpSocket, snapshot: Shared, stop: Arc<AtomicBool>) {
             }
         };
         let snap = snapshot.load();
-        let outcome = respond(
+        let limit = limit.map(|rl| (rl, rl.now()));
+        let outcome = answer_udp(
             &snap,
             &buf[..n],
             &mut q,
             peer.ip(),
-            Transport::Udp,
             &mut out,
+            limit,
+            &mut slip,
+            &mut tally,
         );
         drop(snap);
-        crate::metrics::count_query(
+        let Some(outcome) = outcome else { continue };
+        tally.add(
             Transport::Udp,
             outcome.qtype,
             outcome.respond.then_some(outcome.rcode),
         );
+        tally.flush();
         if outcome.respond
             && let Err(e) = sock.send_to(&out, peer)
         {
