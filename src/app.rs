@@ -199,8 +199,76 @@ pub fn serve(path: &Path) -> i32 {
     rt.block_on(run(loaded, path.to_path_buf()))
 }
 
+/// The signals `serve` handles: SIGHUP (reload), SIGTERM and SIGINT (stop).
+const HANDLED_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGTERM, libc::SIGINT];
+
+fn mask_signals(how: libc::c_int) {
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask changes only the
+    // calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED_SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Holds back SIGHUP, SIGTERM and SIGINT on the calling thread and every thread it starts
+/// from now on, until [`unblock_signals`]. `main` calls it first thing, so that a signal
+/// that comes while the server starts (a large zone can take a while to load) waits for
+/// its handler instead of killing the process with the default action.
+pub fn block_signals() {
+    mask_signals(libc::SIG_BLOCK);
+}
+
+/// Lets SIGHUP, SIGTERM and SIGINT through on the calling thread again (those that came
+/// meanwhile are delivered now).
+pub fn unblock_signals() {
+    mask_signals(libc::SIG_UNBLOCK);
+}
+
+/// The handled signals' streams, installed before they are let through.
+struct Signals {
+    hup: Option<tokio::signal::unix::Signal>,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers, then lets the signals through on this thread (the one
+    /// `serve` runs on; the runtime's threads keep them blocked). A signal held back
+    /// since the start is delivered to its stream now.
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hup = match signal(SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!(error = %e, "no SIGHUP handler; reload with the API");
+                None
+            }
+        };
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        unblock_signals();
+        Ok(Self { hup, term, int })
+    }
+}
+
 async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let Loaded { config, snapshot } = loaded;
+    let Signals {
+        hup,
+        mut term,
+        mut int,
+    } = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot install the SIGTERM and SIGINT handlers");
+            return 1;
+        }
+    };
     let config = release_parsed_profiles(config);
     let metrics_handle = crate::metrics::install();
     crate::metrics::loaded(SystemTime::now());
@@ -380,7 +448,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         probe_rt,
         shared: shared.clone(),
     };
-    let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone()));
+    let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone(), hup));
     let admin_state = Arc::new(AdminState {
         snapshot: shared.clone(),
         commands,
@@ -401,7 +469,10 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
 
     info!(generation = shared.load().generation(), "signpost serving");
 
-    wait_for_shutdown().await;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
     info!("shutting down");
     controller_task.abort();
     drop(events);
@@ -452,15 +523,12 @@ struct Controller {
 }
 
 impl Controller {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, own: mpsc::Sender<Command>) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                warn!(error = %e, "no SIGHUP handler; reload with the API");
-                None
-            }
-        };
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        own: mpsc::Sender<Command>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+    ) {
         drop(own);
         loop {
             let cmd = tokio::select! {
@@ -668,14 +736,4 @@ fn raise_open_files_limit() -> u64 {
         }
     }
     lim.rlim_cur
-}
-
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }
