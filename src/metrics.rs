@@ -71,6 +71,7 @@ fn describe() {
         "Health probe duration, by outcome (ok, fail)"
     );
     describe_counter!(PROBE_RESULTS, "Health probe results, by outcome");
+    metrics::counter!(PROBE_LOCAL_ERRORS).absolute(0);
     describe_counter!(
         PROBE_LOCAL_ERRORS,
         "Probes not made because of an error of this host (out of file descriptors, buffers or memory): they leave the endpoint's status as it was"
