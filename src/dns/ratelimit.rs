@@ -132,7 +132,7 @@ pub struct Slip {
 
 impl Slip {
     /// Whether this limited answer slips (is sent empty with TC=1).
-    pub fn next(&mut self) -> bool {
+    pub fn slips(&mut self) -> bool {
         self.odd = !self.odd;
         !self.odd
     }
@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn every_second_limited_answer_slips() {
         let mut s = Slip::default();
-        let slips: Vec<bool> = (0..6).map(|_| s.next()).collect();
+        let slips: Vec<bool> = (0..6).map(|_| s.slips()).collect();
         assert_eq!(slips, [false, true, false, true, false, true]);
     }
 

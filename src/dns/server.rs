@@ -144,7 +144,7 @@ fn answer_udp(
     if let Some((rl, now)) = limit
         && rl.check(peer, now) == Verdict::Limited
     {
-        if slip.next() {
+        if slip.slips() {
             let outcome = super::engine::slip(packet, q, out);
             if outcome.respond {
                 tally.limited(Limited::Slip);
