@@ -89,21 +89,8 @@ wait_recovered() {
   done
 }
 
-inject() {
-  case $1 in
-    refused) kill -TERM "${INGRESS_PIDS[$FAULTY]}"; wait "${INGRESS_PIDS[$FAULTY]}" 2>/dev/null || true ;;
-    hung) kill -STOP "${INGRESS_PIDS[$FAULTY]}" ;;
-    503) echo 503 >"$WORK/ingress/$ADDR.mode" ;;
-  esac
-}
-
-repair() {
-  case $1 in
-    refused) restart_ingress "$FAULTY" ;;
-    hung) kill -CONT "${INGRESS_PIDS[$FAULTY]}" ;;
-    503) echo ok >"$WORK/ingress/$ADDR.mode" ;;
-  esac
-}
+inject() { inject_fault "$1" "$FAULTY"; }
+repair() { repair_fault "$1" "$FAULTY"; }
 
 RAW="$WORK/failover.tsv"
 : >"$RAW"

@@ -13,11 +13,13 @@ use crate::admin::{AdminState, Command, ReloadDone, ReloadError};
 use crate::drain::{AuditEntry, Drains, audit, rfc3339};
 use crate::snapshot::ReloadReport;
 
-use crate::cluster::{Cluster, ClusterKey, ClusterOptions, DrainSet, HealthMode};
+use crate::cluster::{
+    Cluster, ClusterKey, ClusterOptions, DrainSet, HealthMode, KeyError, StartError,
+};
 use crate::config::{Config, Problems};
 use crate::dns::server;
 use crate::health::{Prober, Scheduler, SchedulerOptions};
-use crate::publisher::{ClusterLink, Command as WriterCommand, Event, Publisher, PublisherOptions};
+use crate::publisher::{ClusterLink, Event, Publisher, PublisherOptions};
 use crate::snapshot::{Shared, Snapshot};
 use crate::zone;
 
@@ -50,6 +52,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
         }
         Ok(_) => return Err(problems),
         Err(more) => {
+            let omitted = more.omitted();
             for p in more.0 {
                 // A key already reported bad is not blamed again as a consequence.
                 let echo = !p.location.is_empty()
@@ -62,6 +65,7 @@ pub fn load(path: &Path, generation: u64) -> Result<Loaded, Problems> {
                     problems.push(p);
                 }
             }
+            problems.add_omitted(omitted);
             return Err(problems);
         }
     };
@@ -87,7 +91,8 @@ fn fingerprint(config: &Config) -> String {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "zone"))
+        // The files `zone::load_dir` serves: regular ones (reading a FIFO would block).
+        .filter(|p| p.extension().is_some_and(|e| e == "zone") && p.is_file())
         .collect();
     files.sort();
     for f in files {
@@ -100,33 +105,50 @@ fn fingerprint(config: &Config) -> String {
         .collect()
 }
 
+/// Why `serve` could not join the cluster `[cluster]` describes.
+#[derive(Debug, thiserror::Error)]
+enum JoinError {
+    #[error("cluster.node is not set and the host name cannot be read; set cluster.node")]
+    NoNode,
+    #[error("cluster.listen = {0:?} is not an address")]
+    Listen(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot restore cluster drains from {}: {source}", dir.display())]
+    Drains {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
 /// Joins the cluster `[cluster]` describes.
 async fn start_cluster(
     spec: &crate::config::cluster::ClusterSpec,
     state_dir: &Path,
-) -> Result<(Arc<Cluster>, ClusterLink), String> {
-    let node = spec
-        .node_name()
-        .ok_or("cluster.node is not set and the host name cannot be read; set cluster.node")?;
+) -> Result<(Arc<Cluster>, ClusterLink), JoinError> {
+    let node = spec.node_name().ok_or(JoinError::NoNode)?;
     let site = spec.site_name().unwrap_or_else(|| node.clone());
     let listen = spec
         .listen_addr()
-        .ok_or_else(|| format!("cluster.listen = {:?} is not an address", spec.listen))?;
+        .ok_or_else(|| JoinError::Listen(spec.listen.clone()))?;
     let key = match &spec.key_file {
-        Some(p) => ClusterKey::load(p).map_err(|e| e.to_string())?,
+        Some(p) => ClusterKey::load(p)?,
         None => ClusterKey::insecure_default(),
     };
-    let drains = DrainSet::load(state_dir).map_err(|e| {
-        format!(
-            "cannot restore cluster drains from {}: {e}",
-            state_dir.display()
-        )
+    let (drains, warnings) = DrainSet::load(state_dir).map_err(|source| JoinError::Drains {
+        dir: state_dir.to_path_buf(),
+        source,
     })?;
+    for w in warnings {
+        warn!("{w}");
+    }
     let mut opts = ClusterOptions::new(node.clone(), listen, key);
     opts.peers = spec.peers.clone();
     opts.gossip_interval = spec.gossip_interval.0;
     opts.drains = drains;
-    let cluster = Arc::new(Cluster::start(opts).await.map_err(|e| e.to_string())?);
+    let cluster = Arc::new(Cluster::start(opts).await?);
     let mode = match spec.health {
         crate::config::cluster::ClusterHealth::Majority => HealthMode::Majority,
         crate::config::cluster::ClusterHealth::Local => HealthMode::Local,
@@ -258,6 +280,8 @@ impl Signals {
 
 async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     let Loaded { config, snapshot } = loaded;
+    // Before anything answers (and before the signals held back since the start are let
+    // through): a SIGTERM that comes as soon as DNS is served stops the server cleanly.
     let Signals {
         hup,
         mut term,
@@ -275,13 +299,31 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     for z in snapshot.zones() {
         info!(zone = %z.origin, file = %z.file.display(), names = z.nodes.len(), "zone loaded");
     }
-    let drains = match Drains::load(&config.state.dir) {
-        Ok(d) => d,
+    let drains = match Drains::load(&config.state.dir, SystemTime::now()) {
+        Ok((d, warnings)) => {
+            for w in warnings {
+                warn!("{w}");
+            }
+            d
+        }
         Err(e) => {
             error!("cannot restore drains: {e}");
             return 1;
         }
     };
+    match crate::drain::repair_audit(&config.state.dir) {
+        Ok(0) => {}
+        Ok(cut) => warn!(
+            file = %crate::drain::audit_path(&config.state.dir).display(),
+            bytes = cut,
+            "the audit log ended with a partial line (a write cut short by a crash or a full disk); cut it off"
+        ),
+        Err(e) => warn!(
+            file = %crate::drain::audit_path(&config.state.dir).display(),
+            error = %e,
+            "cannot check the end of the audit log"
+        ),
+    }
     if !drains.is_empty() {
         info!(
             sites = drains.sites.len(),
@@ -437,6 +479,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
 
     let (commands, commands_rx) = mpsc::channel::<Command>(64);
     let token_cell = Arc::new(arc_swap::ArcSwapOption::from(token.map(Arc::new)));
+    let admin_spec = config.admin.clone();
     let controller = Controller {
         token: token_cell.clone(),
         config_path,
@@ -455,6 +498,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         token: token_cell,
         metrics: metrics_handle.clone(),
         cluster: cluster.clone(),
+        options: crate::admin::AdminOptions::from_spec(&admin_spec),
     });
     tasks.push(tokio::spawn(crate::admin::serve(
         admin_listener,
@@ -543,34 +587,7 @@ impl Controller {
                     let r = self.reload(&caller).await;
                     let _ = reply.send(r);
                 }
-                Command::Drain {
-                    target,
-                    reason,
-                    ramp,
-                    caller,
-                    reply,
-                } => {
-                    let cmd = WriterCommand::Drain {
-                        target,
-                        reason,
-                        ramp,
-                        caller,
-                        reply,
-                    };
-                    if self.events.send(Event::Command(cmd)).await.is_err() {
-                        return;
-                    }
-                }
-                Command::Undrain {
-                    target,
-                    caller,
-                    reply,
-                } => {
-                    let cmd = WriterCommand::Undrain {
-                        target,
-                        caller,
-                        reply,
-                    };
+                Command::Writer(cmd) => {
                     if self.events.send(Event::Command(cmd)).await.is_err() {
                         return;
                     }
@@ -698,9 +715,26 @@ fn restart_needed(old: &Config, new: &Config) -> String {
     if old.dns != new.dns {
         keys.push("dns");
     }
-    // The token file is read again on every reload; the listener needs a restart.
-    if old.admin.listen != new.admin.listen {
-        keys.push("admin.listen");
+    // The token file is read again on every reload; the listener and its limits need a
+    // restart.
+    for (key, changed) in [
+        ("admin.listen", old.admin.listen != new.admin.listen),
+        (
+            "admin.allowed_hosts",
+            old.admin.allowed_hosts != new.admin.allowed_hosts,
+        ),
+        (
+            "admin.max_connections",
+            old.admin.max_connections != new.admin.max_connections,
+        ),
+        (
+            "admin.request_timeout",
+            old.admin.request_timeout != new.admin.request_timeout,
+        ),
+    ] {
+        if changed {
+            keys.push(key);
+        }
     }
     if old.state != new.state {
         keys.push("state.dir");

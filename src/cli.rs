@@ -52,12 +52,8 @@ pub enum Command {
     Drain {
         #[command(flatten)]
         api: ApiArgs,
-        /// Site to drain.
-        #[arg(long, required_unless_present = "endpoint")]
-        site: Option<String>,
-        /// One endpoint instead: PROFILE/ENDPOINT, e.g. app.gslb.example/seattle.
-        #[arg(long, conflicts_with = "site")]
-        endpoint: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Lower the weight linearly to 0 over this long (e.g. 5m), then disable.
         #[arg(long)]
         ramp: Option<String>,
@@ -69,12 +65,8 @@ pub enum Command {
     Undrain {
         #[command(flatten)]
         api: ApiArgs,
-        /// Site to undrain (also one the config no longer has, while a drain for it is stored).
-        #[arg(long, required_unless_present = "endpoint")]
-        site: Option<String>,
-        /// One endpoint instead: PROFILE/ENDPOINT, e.g. app.gslb.example/seattle.
-        #[arg(long, conflicts_with = "site")]
-        endpoint: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Explain which answer a client gets for a name, and why.
     Explain {
@@ -159,6 +151,25 @@ pub struct ApiArgs {
     /// File holding the bearer token (default: the SIGNPOST_TOKEN environment variable).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+}
+
+/// What `drain` and `undrain` apply to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// The site (undrain also takes one the config no longer has, while a drain for it is
+    /// stored).
+    #[arg(long, required_unless_present = "endpoint")]
+    pub site: Option<String>,
+    /// One endpoint instead: PROFILE/ENDPOINT, e.g. app.gslb.example/seattle.
+    #[arg(long, conflicts_with = "site")]
+    pub endpoint: Option<String>,
+}
+
+impl TargetArgs {
+    /// The API path of `action` (`drain` or `undrain`) on this target.
+    pub fn path(&self, action: &str) -> Result<String, TargetError> {
+        crate::admin::client::drain_path(self.site.as_deref(), self.endpoint.as_deref(), action)
+    }
 }
 
 /// Why a command that talks to a running server failed (printed as `Error: …`).

@@ -5,8 +5,8 @@
 //! `state.dir/audit.log` as one JSON line.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::OpenOptions;
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,7 +43,7 @@ impl Drain {
 
     /// When the drain began.
     pub fn since(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.since_ms)
+        crate::base::time_of_ms(self.since_ms)
     }
 
     /// The weight `weight` scaled by the ramp at `now`: `Some(w)` while ramping (w ≥ 1
@@ -68,7 +68,36 @@ impl Drain {
 
     /// When the ramp ends (the endpoint becomes Disabled).
     pub fn ends_at(&self) -> SystemTime {
-        self.since() + Duration::from_millis(self.ramp_ms)
+        let since = self.since();
+        since
+            .checked_add(Duration::from_millis(self.ramp_ms))
+            .unwrap_or(since)
+    }
+
+    /// Brings times read from a file into range as of `now`: a start in the future is
+    /// taken as `now`, a ramp longer than the API allows as that longest ramp. What was
+    /// changed, for a warning.
+    fn clamp_times(&mut self, now_ms: u64) -> Option<String> {
+        let mut changed = Vec::new();
+        if self.since_ms > now_ms {
+            changed.push(format!(
+                "its start {} is in the future, taken as now",
+                if self.since_ms > crate::base::MAX_TIME_MS {
+                    format!("({} ms after 1970)", self.since_ms)
+                } else {
+                    rfc3339(self.since())
+                }
+            ));
+            self.since_ms = now_ms;
+        }
+        if self.ramp_ms > crate::base::MAX_RAMP_MS {
+            changed.push(format!(
+                "its ramp of {} ms is longer than 7 days, taken as 7 days",
+                self.ramp_ms
+            ));
+            self.ramp_ms = crate::base::MAX_RAMP_MS;
+        }
+        (!changed.is_empty()).then(|| changed.join("; "))
     }
 }
 
@@ -122,52 +151,44 @@ impl Drains {
         self.len() == 0
     }
 
-    /// Reads `dir/drains.json`; a missing file is no drains.
-    pub fn load(dir: &Path) -> io::Result<Drains> {
+    /// Reads `dir/drains.json`; a missing file is no drains. Times are checked as of
+    /// `now`: a drain that starts in the future (a clock that was wrong, a hand-edited
+    /// file) starts now, and a ramp longer than 7 days lasts 7 days; each change is one
+    /// of the warnings returned (for the log).
+    pub fn load(dir: &Path, now: SystemTime) -> io::Result<(Drains, Vec<String>)> {
+        let parse = |text: &str| serde_json::from_str::<Drains>(text);
+        let loaded = crate::base::state::load(dir, DRAINS_FILE, "drain state", FIX, parse)?;
+        let Some(mut d) = loaded else {
+            return Ok((Drains::default(), Vec::new()));
+        };
         let path = dir.join(DRAINS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let mut d: Drains = serde_json::from_slice(&bytes).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is not valid drain state ({e}); fix or remove it",
-                            path.display()
-                        ),
-                    )
-                })?;
-                // `since` in seconds (older state): below 1e11 is before 1973 in ms.
-                for drain in d.sites.values_mut().chain(d.endpoints.values_mut()) {
-                    if drain.since_ms < 100_000_000_000 {
-                        drain.since_ms *= 1000;
-                    }
-                }
-                Ok(d)
+        let now_ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+            .min(u128::from(crate::base::MAX_TIME_MS)) as u64;
+        let mut warnings = Vec::new();
+        let sites = d.sites.iter_mut().map(|(k, v)| (format!("site {k}"), v));
+        let eps = d
+            .endpoints
+            .iter_mut()
+            .map(|(k, v)| (format!("endpoint {k}"), v));
+        for (what, drain) in sites.chain(eps) {
+            // `since` in seconds (older state): below 1e11 is before 1973 in ms.
+            if drain.since_ms < 100_000_000_000 {
+                drain.since_ms *= 1000;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("cannot read {}: {e}", path.display()),
-            )),
+            if let Some(w) = drain.clamp_times(now_ms) {
+                warnings.push(format!("{}: the drain of {what}: {w}", path.display()));
+            }
         }
+        Ok((d, warnings))
     }
 
-    /// Writes `dir/drains.json` atomically: temp file, fsync, rename, fsync the dir.
+    /// Writes `dir/drains.json` atomically (see [`crate::base::state::write`]).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(DRAINS_FILE);
-        let tmp = dir.join(format!(".{DRAINS_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        crate::base::state::write(dir, DRAINS_FILE, &json)
     }
 }
 
@@ -309,6 +330,8 @@ impl Drains {
 }
 
 const DRAINS_FILE: &str = "drains.json";
+/// What to do about a `drains.json` that does not parse.
+const FIX: &str = "fix or remove it";
 const AUDIT_FILE: &str = "audit.log";
 
 /// One line of the audit log.
@@ -335,17 +358,76 @@ pub fn offload<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Appends one JSON line to `dir/audit.log` (and fsyncs it).
+/// Serialises the appends of this process, so that a line cut short by a full disk is
+/// taken back before another is written after it.
+static AUDIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Appends one JSON line to `dir/audit.log` (and fsyncs it). The line is written whole
+/// or not at all: one `write` of the complete line; when the disk takes only part of it,
+/// that part is cut off again and the call fails.
 pub fn audit(dir: &Path, entry: &AuditEntry) -> io::Result<()> {
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    line.push(b'\n');
     std::fs::create_dir_all(dir)?;
+    let _guard = AUDIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(audit_path(dir))?;
-    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
-    line.push(b'\n');
-    f.write_all(&line)?;
+    let written = loop {
+        match f.write(&line) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    if written < line.len() {
+        // O_APPEND: the part written ends the file. Cut it off, so that the next line
+        // does not continue it.
+        let end = f.metadata()?.len();
+        f.set_len(end.saturating_sub(written as u64))?;
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "only {written} of {} bytes of the audit line could be written (disk full?); the line is not in the log",
+                line.len()
+            ),
+        ));
+    }
     f.sync_data()
+}
+
+/// At start: when `dir/audit.log` ends with a partial line (no newline: a write cut short
+/// by a crash or a full disk), cuts that tail off, so that the next line starts on a line
+/// of its own. Returns how many bytes were cut (0 when the log is whole or absent).
+pub fn repair_audit(dir: &Path) -> io::Result<u64> {
+    let path = audit_path(dir);
+    let mut f = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    // Back from the end, a block at a time, to the last newline.
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(io::SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    if keep < len {
+        f.set_len(keep)?;
+        f.sync_all()?;
+    }
+    Ok(len - keep)
 }
 
 pub fn audit_path(dir: &Path) -> PathBuf {
@@ -400,11 +482,58 @@ mod tests {
             r#"{"sites": {"hub-a": {"reason": "old", "since": 1700000000, "ramp_ms": 0}}}"#,
         )
         .unwrap();
-        let d = Drains::load(dir.path()).unwrap();
+        let (d, warnings) = Drains::load(dir.path(), SystemTime::now()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             d.sites["hub-a"].since(),
             UNIX_EPOCH + Duration::from_secs(1_700_000_000)
         );
+    }
+
+    /// Far-future starts and over-long ramps in a file are brought into range at load,
+    /// with a warning each; every view of such a drain works.
+    #[test]
+    fn times_out_of_range_are_clamped_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+        for since in [
+            u64::MAX,
+            i64::MAX as u64,
+            1_000_000_000_000_000,
+            1_764_000_000_124,
+        ] {
+            std::fs::write(
+                dir.path().join("drains.json"),
+                format!(
+                    r#"{{"sites": {{"hub-a": {{"reason": "x", "since_ms": {since}, "ramp_ms": {}}}}},
+                        "endpoints": {{"app/e1": {{"reason": "y", "since_ms": 1700000000000, "ramp_ms": 0}}}}}}"#,
+                    u64::MAX
+                ),
+            )
+            .unwrap();
+            let (d, warnings) = Drains::load(dir.path(), now).unwrap();
+            let a = &d.sites["hub-a"];
+            assert_eq!(a.since(), now, "{since}");
+            assert_eq!(a.ramp_ms, crate::base::MAX_RAMP_MS);
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].contains("the drain of site hub-a: its start"),
+                "{warnings:?}"
+            );
+            assert!(warnings[0].contains("longer than 7 days"), "{warnings:?}");
+            assert_eq!(d.endpoints["app/e1"].since_ms, 1_700_000_000_000);
+            assert_eq!(rfc3339(a.ends_at()), "2025-12-01T16:00:00Z");
+            assert_eq!(a.effective_weight(1000, now), Some(1000));
+        }
+        // Whatever a drain holds, its times can be shown and used.
+        let d = Drain {
+            reason: String::new(),
+            since_ms: u64::MAX,
+            ramp_ms: u64::MAX,
+        };
+        assert_eq!(rfc3339(d.since()), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(d.ends_at()), "9999-12-31T23:59:59Z");
+        assert_eq!(d.effective_weight(1000, now), Some(1000));
     }
 
     #[test]
@@ -433,17 +562,18 @@ mod tests {
     #[test]
     fn saves_atomically_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Drains::load(dir.path()).unwrap(), Drains::default());
+        let now = SystemTime::now();
+        assert_eq!(Drains::load(dir.path(), now).unwrap().0, Drains::default());
         let mut d = Drains::default();
         d.sites.insert(
             "hub-a".into(),
-            Drain::new("maintenance", SystemTime::now(), Duration::ZERO),
+            Drain::new("maintenance", now, Duration::ZERO),
         );
         d.save(dir.path()).unwrap();
-        assert_eq!(Drains::load(dir.path()).unwrap(), d);
+        assert_eq!(Drains::load(dir.path(), now).unwrap(), (d, Vec::new()));
         assert!(!dir.path().join(".drains.json.tmp").exists());
         std::fs::write(dir.path().join("drains.json"), "{not json").unwrap();
-        let err = Drains::load(dir.path()).unwrap_err().to_string();
+        let err = Drains::load(dir.path(), now).unwrap_err().to_string();
         assert!(err.contains("drains.json"), "{err}");
     }
 
@@ -471,5 +601,27 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].action, "undrain");
+    }
+
+    /// A partial last line (a write cut short) is cut off at start; whole lines stay.
+    #[test]
+    fn repair_cuts_a_partial_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(repair_audit(dir.path()).unwrap(), 0);
+        let path = audit_path(dir.path());
+        let whole = "{\"a\":1}\n".repeat(20_000);
+        for (text, keep) in [
+            (format!("{whole}{{\"time\":\"2026-"), whole.len()),
+            (whole.clone(), whole.len()),
+            ("{\"no newline at all".to_owned(), 0),
+            // A partial tail longer than one block read.
+            (format!("x\n{}", "y".repeat(200_000)), 2),
+            (String::new(), 0),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let cut = repair_audit(dir.path()).unwrap();
+            assert_eq!(cut, (text.len() - keep) as u64);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text[..keep]);
+        }
     }
 }

@@ -1,7 +1,7 @@
 use clap::Parser;
 use hyper::Method;
 use serde_json::json;
-use signpost::admin::client::{drain_path, explain_text, status_table};
+use signpost::admin::client::{explain_text, status_table};
 use signpost::cli::{Cli, CliError, Command, LogFormat};
 
 fn main() {
@@ -49,7 +49,7 @@ fn client(cmd: Command) -> Result<(), CliError> {
     match cmd {
         Command::Status { api, json } => {
             let api = api.api()?;
-            let v = api.call(Method::GET, "/api/v1/status", None)?;
+            let v = api.status()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
@@ -65,12 +65,11 @@ fn client(cmd: Command) -> Result<(), CliError> {
         }
         Command::Drain {
             api,
-            site,
-            endpoint,
+            target,
             ramp,
             reason,
         } => {
-            let path = drain_path(site.as_deref(), endpoint.as_deref(), "drain")?;
+            let path = target.path("drain")?;
             let v = api.api()?.call(
                 Method::POST,
                 &path,
@@ -78,12 +77,8 @@ fn client(cmd: Command) -> Result<(), CliError> {
             )?;
             println!("{}", v["message"].as_str().unwrap_or("drained"));
         }
-        Command::Undrain {
-            api,
-            site,
-            endpoint,
-        } => {
-            let path = drain_path(site.as_deref(), endpoint.as_deref(), "undrain")?;
+        Command::Undrain { api, target } => {
+            let path = target.path("undrain")?;
             let v = api.api()?.call(Method::POST, &path, None)?;
             println!("{}", v["message"].as_str().unwrap_or("undrained"));
         }

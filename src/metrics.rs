@@ -16,7 +16,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::base::Status;
 use crate::base::Transport;
 use crate::base::{Rcode, Rtype};
-use crate::snapshot::Snapshot;
+use crate::model::{EndpointDef, ProfileDef};
+use crate::snapshot::{EndpointState, Snapshot};
 
 pub const QUERIES: &str = "signpost_dns_queries_total";
 pub const ANSWERS: &str = "signpost_answers_total";
@@ -105,29 +106,33 @@ pub fn loaded(now: std::time::SystemTime) {
     metrics::gauge!(LAST_RELOAD_SUCCESS).set(secs);
 }
 
-const QTYPES: [(Rtype, &str); 12] = [
-    (Rtype::A, "A"),
-    (Rtype::AAAA, "AAAA"),
-    (Rtype::CNAME, "CNAME"),
-    (Rtype::NS, "NS"),
-    (Rtype::SOA, "SOA"),
-    (Rtype::MX, "MX"),
-    (Rtype::TXT, "TXT"),
-    (Rtype::SRV, "SRV"),
-    (Rtype::PTR, "PTR"),
-    (Rtype::CAA, "CAA"),
-    (Rtype::ANY, "ANY"),
-    (Rtype(0), "other"),
+/// The qtypes counted under their mnemonic; the last, `Rtype(0)`, counts every other
+/// type, labelled `other`.
+const QTYPES: [Rtype; 12] = [
+    Rtype::A,
+    Rtype::AAAA,
+    Rtype::CNAME,
+    Rtype::NS,
+    Rtype::SOA,
+    Rtype::MX,
+    Rtype::TXT,
+    Rtype::SRV,
+    Rtype::PTR,
+    Rtype::CAA,
+    Rtype::ANY,
+    Rtype(0),
 ];
-const RCODES: [(Rcode, &str); 8] = [
-    (Rcode::NOERROR, "NOERROR"),
-    (Rcode::FORMERR, "FORMERR"),
-    (Rcode::SERVFAIL, "SERVFAIL"),
-    (Rcode::NXDOMAIN, "NXDOMAIN"),
-    (Rcode::NOTIMP, "NOTIMP"),
-    (Rcode::REFUSED, "REFUSED"),
-    (Rcode::BADVERS, "BADVERS"),
-    (Rcode(u16::MAX), "dropped"),
+/// The rcodes counted under their mnemonic; the last counts dropped packets, labelled
+/// `dropped`.
+const RCODES: [Rcode; 8] = [
+    Rcode::NOERROR,
+    Rcode::FORMERR,
+    Rcode::SERVFAIL,
+    Rcode::NXDOMAIN,
+    Rcode::NOTIMP,
+    Rcode::REFUSED,
+    Rcode::BADVERS,
+    Rcode(u16::MAX),
 ];
 
 const QUERY_SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
@@ -162,11 +167,11 @@ fn slot(transport: Transport, qtype: Rtype, rc: Option<Rcode>) -> usize {
     let p = usize::from(transport == Transport::Tcp);
     let q = QTYPES
         .iter()
-        .position(|&(t, _)| t == qtype)
+        .position(|&t| t == qtype)
         .unwrap_or(QTYPES.len() - 1);
     let r = match rc {
         None => RCODES.len() - 1,
-        Some(rc) => RCODES.iter().position(|&(c, _)| c == rc).unwrap_or(0),
+        Some(rc) => RCODES.iter().position(|&c| c == rc).unwrap_or(0),
     };
     (p * QTYPES.len() + q) * RCODES.len() + r
 }
@@ -292,7 +297,8 @@ pub fn render_queries(out: &mut String) {
         let _ = writeln!(
             out,
             "{QUERIES}{{protocol=\"{proto}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
-            QTYPES[q].1, RCODES[r].1
+            QTYPES[q].mnemonic().unwrap_or("other"),
+            RCODES[r].mnemonic().unwrap_or("dropped")
         );
     }
     let _ = writeln!(
@@ -355,41 +361,18 @@ pub fn tcp_closed(why: TcpClose) {
 pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
     use std::fmt::Write as _;
     let m = &snap.model;
-    let _ = writeln!(
-        out,
-        "# HELP {ANSWERS} Profile answers that included an endpoint, by profile and endpoint\n# TYPE {ANSWERS} counter"
-    );
-    for p in &m.profiles {
-        for e in &p.endpoints {
-            let n = e.answer_count.get();
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "{ANSWERS}{{profile=\"{}\",endpoint=\"{}\"}} {n}",
-                    Escaped(&p.key),
-                    Escaped(&e.name)
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {SHORT_TTL_ANSWERS} Profile answers given with a TTL shortened because a profile was unstable (ttl_unstable), by profile\n# TYPE {SHORT_TTL_ANSWERS} counter"
-    );
-    for p in &m.profiles {
-        let n = p.short_ttl_answers.get();
-        if n > 0 {
-            let _ = writeln!(
-                out,
-                "{SHORT_TTL_ANSWERS}{{profile=\"{}\"}} {n}",
-                Escaped(&p.key)
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {ENDPOINT_STATUS} 1 for the endpoint's current status, 0 for the others: one series per endpoint and status (checking_endpoint, online, degraded, disabled, always_serve)\n# TYPE {ENDPOINT_STATUS} gauge"
-    );
+    let help = "Profile answers that included an endpoint, by profile and endpoint";
+    family(out, ANSWERS, "counter", help);
+    per_endpoint(out, snap, ANSWERS, |e, _| {
+        Some(e.answer_count.get()).filter(|&n| n > 0)
+    });
+    let help = "Profile answers given with a TTL shortened because a profile was unstable (ttl_unstable), by profile";
+    family(out, SHORT_TTL_ANSWERS, "counter", help);
+    per_profile(out, snap, SHORT_TTL_ANSWERS, |p, _| {
+        Some(p.short_ttl_answers.get()).filter(|&n| n > 0)
+    });
+    let help = "1 for the endpoint's current status, 0 for the others: one series per endpoint and status (checking_endpoint, online, degraded, disabled, always_serve)";
+    family(out, ENDPOINT_STATUS, "gauge", help);
     for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
         for (e, st) in p.endpoints.iter().zip(states) {
             let site = e.site.map_or("", |s| m.sites[s as usize].as_str());
@@ -406,58 +389,69 @@ pub fn render_endpoints(snap: &Snapshot, out: &mut String) {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP {ENDPOINT_RTT} Smoothed round-trip time of the endpoint's successful probes from this instance\n# TYPE {ENDPOINT_RTT} gauge"
-    );
-    for (p, states) in m.profiles.iter().zip(&snap.endpoints) {
+    let help = "Smoothed round-trip time of the endpoint's successful probes from this instance";
+    family(out, ENDPOINT_RTT, "gauge", help);
+    per_endpoint(out, snap, ENDPOINT_RTT, |_, st| {
+        st.rtt.map(|rtt| rtt.as_secs_f64())
+    });
+    let help = "Unix time the endpoint's last successful probe started";
+    family(out, LAST_SUCCESS, "gauge", help);
+    per_endpoint(out, snap, LAST_SUCCESS, |e, _| {
+        let at = e
+            .target
+            .and_then(|t| snap.health.targets.get(t as usize))
+            .and_then(|t| t.last_success)?;
+        let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Some(since.as_secs_f64())
+    });
+    let help = "1 while no endpoint of the profile is eligible and all_down decides the answer";
+    family(out, PROFILE_ALL_DOWN, "gauge", help);
+    per_profile(out, snap, PROFILE_ALL_DOWN, |_, pi| {
+        Some(u8::from(crate::policy::all_down_fallback(snap, pi)))
+    });
+}
+
+/// The `# HELP` and `# TYPE` lines of family `name`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A series of `name` for every endpoint `value` gives a value for, labelled with its
+/// profile and name.
+fn per_endpoint<V: std::fmt::Display>(
+    out: &mut String,
+    snap: &Snapshot,
+    name: &str,
+    value: impl Fn(&EndpointDef, &EndpointState) -> Option<V>,
+) {
+    use std::fmt::Write as _;
+    for (p, states) in snap.model.profiles.iter().zip(&snap.endpoints) {
         for (e, st) in p.endpoints.iter().zip(states) {
-            if let Some(rtt) = st.rtt {
+            if let Some(v) = value(e, st) {
+                let (profile, endpoint) = (Escaped(&p.key), Escaped(&e.name));
                 let _ = writeln!(
                     out,
-                    "{ENDPOINT_RTT}{{profile=\"{}\",endpoint=\"{}\"}} {}",
-                    Escaped(&p.key),
-                    Escaped(&e.name),
-                    rtt.as_secs_f64()
+                    "{name}{{profile=\"{profile}\",endpoint=\"{endpoint}\"}} {v}"
                 );
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP {LAST_SUCCESS} Unix time the endpoint's last successful probe started\n# TYPE {LAST_SUCCESS} gauge"
-    );
-    for p in &m.profiles {
-        for e in &p.endpoints {
-            let at = e
-                .target
-                .and_then(|t| snap.health.targets.get(t as usize))
-                .and_then(|t| t.last_success);
-            if let Some(at) = at {
-                let secs = at
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs_f64();
-                let _ = writeln!(
-                    out,
-                    "{LAST_SUCCESS}{{profile=\"{}\",endpoint=\"{}\"}} {secs}",
-                    Escaped(&p.key),
-                    Escaped(&e.name),
-                );
-            }
+}
+
+/// A series of `name` for every profile (with its index) `value` gives a value for,
+/// labelled with the profile.
+fn per_profile<V: std::fmt::Display>(
+    out: &mut String,
+    snap: &Snapshot,
+    name: &str,
+    value: impl Fn(&ProfileDef, u32) -> Option<V>,
+) {
+    use std::fmt::Write as _;
+    for (pi, p) in snap.model.profiles.iter().enumerate() {
+        if let Some(v) = value(p, pi as u32) {
+            let _ = writeln!(out, "{name}{{profile=\"{}\"}} {v}", Escaped(&p.key));
         }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {PROFILE_ALL_DOWN} 1 while no endpoint of the profile is eligible and all_down decides the answer\n# TYPE {PROFILE_ALL_DOWN} gauge"
-    );
-    for (pi, p) in m.profiles.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{PROFILE_ALL_DOWN}{{profile=\"{}\"}} {}",
-            Escaped(&p.key),
-            u8::from(crate::policy::all_down_fallback(snap, pi as u32))
-        );
     }
 }
 
@@ -470,39 +464,18 @@ pub fn render_process(out: &mut String) {
          {BUILD_INFO}{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    let Some(p) = process::read() else {
-        return;
-    };
-    let _ = writeln!(
-        out,
-        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
-         # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n\
-         # HELP process_resident_memory_bytes Resident memory size in bytes.\n\
-         # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n\
-         # HELP process_virtual_memory_bytes Virtual memory size in bytes.\n\
-         # TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes {}\n\
-         # HELP process_open_fds Number of open file descriptors.\n\
-         # TYPE process_open_fds gauge\nprocess_open_fds {}\n\
-         # HELP process_max_fds Maximum number of open file descriptors.\n\
-         # TYPE process_max_fds gauge\nprocess_max_fds {}\n\
-         # HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n\
-         # TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
-        p.cpu_seconds, p.resident_bytes, p.virtual_bytes, p.open_fds, p.max_fds, p.start_time
-    );
+    for (name, kind, help, value) in process::read().into_iter().flatten() {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 /// The process's own figures, the way Prometheus client libraries read them on Linux.
 mod process {
-    pub(super) struct Figures {
-        pub(super) cpu_seconds: f64,
-        pub(super) resident_bytes: u64,
-        pub(super) virtual_bytes: u64,
-        pub(super) open_fds: u64,
-        pub(super) max_fds: u64,
-        pub(super) start_time: f64,
-    }
+    /// A family: name, type, help and value.
+    pub(super) type Figure = (&'static str, &'static str, &'static str, f64);
 
-    pub(super) fn read() -> Option<Figures> {
+    pub(super) fn read() -> Option<[Figure; 6]> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = &stat[stat.rfind(')')? + 2..];
@@ -527,16 +500,47 @@ mod process {
             .ok()?
             .lines()
             .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
             .unwrap_or(0);
-        Some(Figures {
-            cpu_seconds: (num(14)? + num(15)?) as f64 / ticks,
-            virtual_bytes: num(23)?,
-            resident_bytes: num(24)? * page,
-            open_fds,
-            max_fds,
-            start_time: boot as f64 + num(22)? as f64 / ticks,
-        })
+        // Counts and sizes as f64 are exact below 2^53.
+        Some([
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                (num(14)? + num(15)?) as f64 / ticks,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                (num(24)? * page) as f64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                num(23)? as f64,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                open_fds as f64,
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max_fds as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                boot as f64 + num(22)? as f64 / ticks,
+            ),
+        ])
     }
 }
 

@@ -228,14 +228,6 @@ impl ClusterLink {
     }
 }
 
-fn health_status(s: Status) -> HealthStatus {
-    match s {
-        Status::Online => HealthStatus::Online,
-        Status::Degraded => HealthStatus::Degraded,
-        _ => HealthStatus::Checking,
-    }
-}
-
 fn wall_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -306,32 +298,23 @@ impl Publisher {
         link.set_model(&self.model);
         let known = drains_of(&self.model, &link.cluster.active_drains());
         let local = std::mem::take(&mut self.drains);
-        for (site, d) in &local.sites {
-            if !known.sites.contains_key(site) {
-                let t = cluster::DrainTarget::site(site.clone());
-                link.cluster.drain_since(
-                    t,
-                    d.reason.clone(),
-                    d.since_ms,
-                    d.ramp_ms,
-                    "drains.json",
-                    wall_ms(now),
-                );
-            }
-        }
-        for (key, d) in &local.endpoints {
-            if !known.endpoints.contains_key(key) {
+        let sites = local
+            .sites
+            .iter()
+            .filter(|(site, _)| !known.sites.contains_key(*site))
+            .map(|(site, d)| (cluster::DrainTarget::site(site.clone()), d));
+        let endpoints = local
+            .endpoints
+            .iter()
+            .filter(|(key, _)| !known.endpoints.contains_key(*key))
+            .map(|(key, d)| {
                 let (profile, endpoint) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
-                let t = cluster::DrainTarget::endpoint(profile, endpoint);
-                link.cluster.drain_since(
-                    t,
-                    d.reason.clone(),
-                    d.since_ms,
-                    d.ramp_ms,
-                    "drains.json",
-                    wall_ms(now),
-                );
-            }
+                (cluster::DrainTarget::endpoint(profile, endpoint), d)
+            });
+        for (t, d) in sites.chain(endpoints) {
+            let (reason, since, ramp) = (d.reason.clone(), d.since_ms, d.ramp_ms);
+            link.cluster
+                .drain_since(t, reason, since, ramp, "drains.json", wall_ms(now));
         }
         self.drains = drains_of(&self.model, &link.cluster.active_drains());
         self.cluster = Some(link);
@@ -613,7 +596,8 @@ impl Publisher {
         let board = link.cluster.health_board();
         own.zip(&link.ids)
             .map(|(mine, id)| {
-                let (combined, votes) = board.combine(link.mode, id, health_status(mine.status));
+                let (combined, votes) =
+                    board.combine(link.mode, id, HealthStatus::from(mine.status));
                 let status = match combined {
                     HealthStatus::Online => Status::Online,
                     HealthStatus::Degraded => Status::Degraded,
@@ -643,7 +627,7 @@ impl Publisher {
         };
         let mut changed = Vec::new();
         for (i, h) in self.health.iter().enumerate() {
-            let status = health_status(h.status());
+            let status = HealthStatus::from(h.status());
             let before = link.views.get(i).copied().flatten();
             if before.is_some_and(|v| v.status == status) {
                 continue;
@@ -946,20 +930,23 @@ mod tests {
     use crate::health::ProbeOutcome;
     use crate::snapshot::WEIGHT_SCALE;
 
-    /// Compiles `profiles` (TOML) with a `gslb.example` zone.
+    /// Compiles `profiles` (TOML) with a `gslb.example` zone and monitor `web`.
     fn model(profiles: &str, generation: u64) -> Arc<Model> {
-        crate::policy::testutil::try_load_generation(profiles, generation)
+        let toml = format!("{WEB}{profiles}");
+        crate::policy::testutil::try_load_generation(&toml, generation)
             .unwrap_or_else(|p| panic!("{p}"))
             .model
     }
 
-    const PROFILES: &str = r#"
+    const WEB: &str = r#"
 [monitors.web]
 port = 8080
 tolerated_failures = 1
 rise = 2
 interval = "1s"
+"#;
 
+    const PROFILES: &str = r#"
 [profiles]
 "app.gslb.example" = { monitor = "web", endpoints = [
     { name = "a", address = "192.0.2.1" },
@@ -983,6 +970,14 @@ interval = "1s"
             Publisher::new(m, shared.clone(), PublisherOptions::default()),
             shared,
         )
+    }
+
+    /// A publisher of `m` in its event loop: the event sender, the published snapshot,
+    /// and the task (it ends once the sender is dropped).
+    fn running(m: Arc<Model>) -> (mpsc::Sender<Event>, Shared, tokio::task::JoinHandle<()>) {
+        let (p, shared) = publisher(m);
+        let (tx, rx) = mpsc::channel(16);
+        (tx, shared, tokio::spawn(p.run(rx, SystemTime::now())))
     }
 
     fn probe(generation: u64, target: u32, ok: bool, reason: &str) -> Event {
@@ -1018,6 +1013,12 @@ interval = "1s"
             .unwrap()
             .target
             .unwrap()
+    }
+
+    /// The probe targets of endpoints `a` and `b` of `app.gslb.example`.
+    fn app_targets(m: &Model) -> (u32, u32) {
+        let t = |e| target_of(m, "app.gslb.example", e);
+        (t("a"), t("b"))
     }
 
     fn status(s: &Snapshot, profile: &str, endpoint: &str) -> Status {
@@ -1107,10 +1108,7 @@ interval = "1s"
     #[test]
     fn nested_endpoint_follows_its_child_profile() {
         let m = model(PROFILES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
+        let (a, b) = app_targets(&m);
         let (mut p, shared) = publisher(m);
         let now = Instant::now();
         // Child: a, b probed + pinned (AlwaysServe); min_child_endpoints = 3.
@@ -1361,9 +1359,7 @@ interval = "1s"
     /// for the publish, which does not wait for `status_delay`.
     #[tokio::test(start_paused = true)]
     async fn operator_calls_are_answered_once_their_change_is_published() {
-        let (p, shared) = publisher(model(PROFILES, 1));
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        let (tx, shared, task) = running(model(PROFILES, 1));
         let drain = |endpoint: &str, reply| {
             Event::Command(Command::Drain {
                 target: DrainTarget::Endpoint {
@@ -1417,30 +1413,14 @@ interval = "1s"
     }
 
     const TWO_SITES: &str = r#"
-[monitors.web]
-port = 8080
-tolerated_failures = 1
-rise = 2
-interval = "1s"
-
-[profiles."app.gslb.example"]
-monitor = "web"
-ttl = 30
-ttl_unstable = 5
-[[profiles."app.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."app.gslb.example".endpoints]]
-name = "b"
-address = "192.0.2.2"
-
-[profiles."quiet.gslb.example"]
-monitor = "web"
-ttl = 20
-all_down = "nodata"
-[[profiles."quiet.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
+[profiles]
+"app.gslb.example" = { monitor = "web", ttl = 30, ttl_unstable = 5, endpoints = [
+    { name = "a", address = "192.0.2.1" },
+    { name = "b", address = "192.0.2.2" },
+] }
+"quiet.gslb.example" = { monitor = "web", ttl = 20, all_down = "nodata", endpoints = [
+    { name = "a", address = "192.0.2.1" },
+] }
 "#;
 
     /// (ttl now, reasons as `Unstable` kinds) of `profile` in `s`.
@@ -1464,10 +1444,7 @@ address = "192.0.2.1"
     #[test]
     fn a_profile_is_unstable_while_a_failure_is_confirmed_and_one_ttl_after_a_change() {
         let m = model(TWO_SITES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
+        let (a, b) = app_targets(&m);
         let (mut p, shared) = publisher(m);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -1563,13 +1540,8 @@ address = "192.0.2.1"
     #[tokio::test(start_paused = true)]
     async fn run_republishes_when_a_profile_becomes_stable() {
         let m = model(TWO_SITES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
-        let (p, shared) = publisher(m);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        let (a, b) = app_targets(&m);
+        let (tx, shared, task) = running(m);
         tx.send(probe(1, a, true, "")).await.unwrap();
         tx.send(probe(1, b, true, "")).await.unwrap();
         let start = tokio::time::Instant::now();
@@ -1587,13 +1559,8 @@ address = "192.0.2.1"
     #[tokio::test(start_paused = true)]
     async fn run_coalesces_and_publishes_status_changes_quickly() {
         let m = model(PROFILES, 1);
-        let (a, b) = (
-            target_of(&m, "app.gslb.example", "a"),
-            target_of(&m, "app.gslb.example", "b"),
-        );
-        let (p, shared) = publisher(m);
-        let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        let (a, b) = app_targets(&m);
+        let (tx, shared, task) = running(m);
         tokio::time::sleep(Duration::from_millis(1)).await;
         let first = shared.load_full();
 

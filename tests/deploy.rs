@@ -97,11 +97,7 @@ fn every_metric_the_dashboard_and_alerts_name_is_on_a_live_metrics_page() {
             drop(conn);
         }
     });
-    let closed_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = common::free_tcp_port();
     let extra = format!(
         "{}\n[monitors.up]\nprotocol = \"tcp\"\nport = {open_port}\ninterval = \"500ms\"\ntimeout = \"1s\"\n\
          tolerated_failures = 0\nrise = 1\n\n\

@@ -6,10 +6,10 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Setup, Signpost};
+use common::{Daemon, Setup, Signpost};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -34,16 +34,9 @@ fn huge_txt() -> Vec<String> {
 
 /// A running unbound, killed when dropped.
 struct Unbound {
-    child: Child,
+    daemon: Daemon,
     addr: SocketAddr,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Unbound {
@@ -74,34 +67,11 @@ fn start_unbound(signpost: SocketAddr) -> Unbound {
     for _attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let port = common::free_port();
-        let d = dir.path().display();
-        let conf = format!(
-            r#"server:
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-daemonize: no
-    chroot: ""
-    username: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    logfile: "{d}/unbound.log"
-    use-syslog: no
-    verbosity: 1
-    num-threads: 1
-    do-ip6: no
-    do-not-query-localhost: no
-    module-config: "iterator"
-    access-control: 127.0.0.0/8 allow
-
-stub-zone:
-    name: "gslb.example"
-    stub-addr: 127.0.0.1@{}
-
-remote-control:
-    control-enable: no
-"#,
-            signpost.port()
-        );
+        let conf = include_str!("../bench/lib/unbound-stub.conf.in")
+            .replace("@PORT@", &port.to_string())
+            .replace("@DIR@", &dir.path().display().to_string())
+            .replace("@ZONE@", "gslb.example")
+            .replace("@STUB@", &format!("127.0.0.1@{}", signpost.port()));
         let conf_path = dir.path().join("unbound.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let checkconf = common::tool("unbound-checkconf");
@@ -112,17 +82,8 @@ remote-control:
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let child = Command::new(&bin)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         let mut u = Unbound {
-            child,
+            daemon: Daemon::spawn(Command::new(&bin).arg("-d").arg("-c").arg(&conf_path)),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             dir,
         };
@@ -131,7 +92,7 @@ remote-control:
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut exited = false;
         while Instant::now() < deadline {
-            if u.child.try_wait().unwrap().is_some() {
+            if u.daemon.exited() {
                 exited = true;
                 break;
             }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{GSLB_ZONE, Setup, Signpost, poll};
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 const APP: &str = "app.gslb.example.";
 const UP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -22,22 +22,7 @@ fn answer(sp: &Signpost, name: &str) -> Vec<Ipv4Addr> {
     let wire = common::query(name, RecordType::A).to_vec().unwrap();
     let m = Message::from_vec(&sp.udp(&wire)).unwrap();
     assert_eq!(u16::from(m.metadata.response_code), 0, "{name}: {m}");
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A port nothing listens on (bound, then closed): connections to it are refused.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::a_records(&m)
 }
 
 fn wait_ready(sp: &Signpost) {
@@ -53,7 +38,8 @@ fn wait_ready(sp: &Signpost) {
 /// restart.
 #[test]
 fn a_restart_never_answers_a_refusing_target_once_ready() {
-    let dead = closed_port();
+    // Free at the time of the call: nothing listens there, connections are refused.
+    let dead = common::free_tcp_port();
     let extra = format!(
         "[monitors.dead]\nport = {dead}\ninterval = \"2s\"\ntimeout = \"1s\"\ntolerated_failures = 3\n\n\
          [profiles.\"app.gslb.example\"]\nmethod = \"weighted\"\nttl = 5\nmonitor = \"dead\"\n\
@@ -132,7 +118,8 @@ fn a_rotated_token_works_after_reload_and_the_old_one_gets_401() {
 #[cfg(feature = "interop")]
 #[test]
 fn the_operator_metrics_are_present_and_promtool_is_clean() {
-    let dead = closed_port();
+    // Free at the time of the call: nothing listens there, connections are refused.
+    let dead = common::free_tcp_port();
     let ingress = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let live = ingress.local_addr().unwrap().port();
     let extra = format!(

@@ -139,22 +139,14 @@ fn the_status_page_drains_a_site_with_the_token_and_refreshes_itself() {
     );
 }
 
-/// A port nothing listens on (bound, then closed): probes to it are refused.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Issue 16: with both sites of a profile down, the page says so (a banner) and what DNS
 /// answers (the all-down fallback: both addresses); a priority profile shows its priority
 /// column, a ramp in progress (weight and end), and a drained site's endpoint with no
 /// Drain button. Saves `target/status-page-fallback.png`.
 #[test]
 fn the_status_page_shows_the_fallback_a_ramp_and_a_drained_site() {
-    let dead = closed_port();
+    // Free at the time of the call: nothing listens there, probes to it are refused.
+    let dead = common::free_tcp_port();
     let extra = format!(
         "[[sites]]\nname = \"hub-a\"\n[[sites]]\nname = \"hub-b\"\n[[sites]]\nname = \"hub-c\"\n\n\
          [monitors.dead]\nport = {dead}\ninterval = \"300ms\"\ntimeout = \"1s\"\n\n\
@@ -294,4 +286,102 @@ fn the_status_page_shows_the_fallback_a_ramp_and_a_drained_site() {
         .join("target/status-page-fallback-profile.png");
     std::fs::write(&path, png).unwrap();
     eprintln!("screenshot: {}", path.display());
+}
+
+/// Serves `html` to every request on a new loopback port (another origin than the admin
+/// listener's) until the returned flag is set; returns the page's URL.
+fn serve_page(html: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    l.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let done = stop.clone();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !done.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                        html.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (url, stop)
+}
+
+/// Issue 15, finding 3: with no token (the loopback default), a page from another origin
+/// tries to drain both sites through the operator's browser: a `no-cors` fetch and a
+/// `text/plain` form POST whose body is valid JSON. Both reach the server and get 403;
+/// nothing is drained and DNS answers with both sites. A name that resolves to the
+/// listener (DNS rebinding, mapped with `--host-resolver-rules`) reads a 403, not the
+/// status.
+#[test]
+fn a_page_on_another_origin_cannot_drain_or_read() {
+    let sp =
+        Signpost::start(&Setup::new(&[("gslb.example.zone", GSLB_ZONE)]).extra(&two_sites(30)));
+    let admin = sp.admin;
+    let html = format!(
+        r#"<!doctype html><html><body><p id=state>start</p>
+<form id=f method=POST action="http://{admin}/api/v1/sites/hub-b/drain" enctype="text/plain">
+<input type=hidden name='{{"ramp":"","reason":"form' value='"}}'></form>
+<script>
+const st = document.getElementById('state');
+fetch("http://{admin}/api/v1/sites/hub-a/drain", {{method: "POST", mode: "no-cors", body: '{{"reason": "fetch"}}'}})
+  .then(() => {{ st.textContent = 'fetched'; }}, e => {{ st.textContent = 'fetch error ' + e; }})
+  .finally(() => setTimeout(() => document.getElementById('f').submit(), 200));
+</script></body></html>"#
+    );
+    let (url, stop) = serve_page(html);
+    let b = Browser::start_with(&["--host-resolver-rules=MAP rebind.attacker.example 127.0.0.1"])
+        .unwrap();
+    b.goto(&url).unwrap();
+    // Both requests reach the server (refused), or, without the protection, drain.
+    let refusals = || sp.log().matches("admin call refused: cross-origin").count();
+    let mut drains = 0;
+    poll(Duration::from_secs(15), || {
+        drains = sp.status()["drains_active"].as_u64().unwrap();
+        refusals() >= 2 || drains > 0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let st = sp.status();
+    assert_eq!(st["drains_active"], 0, "a page on {url} drained: {st:#}");
+    assert_eq!(
+        refusals(),
+        2,
+        "both requests reach the server:\n{}",
+        sp.log()
+    );
+    assert!(
+        st["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["drain"].is_null())
+    );
+
+    // DNS rebinding: a name of the attacker's that resolves to the admin listener.
+    b.goto(&format!(
+        "http://rebind.attacker.example:{}/api/v1/status",
+        admin.port()
+    ))
+    .unwrap();
+    let text = b.body_text().unwrap();
+    assert!(
+        text.contains("is not a name of this admin listener"),
+        "the status read through a foreign name:\n{text}"
+    );
+    assert!(!text.contains("hub-a"), "{text}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
 }

@@ -203,6 +203,27 @@ start_ingresses() {
   done
 }
 
+# Ingress $2 (index) fails as $1 says: refused (its process ends), hung (its process is
+# stopped), 503 (it answers HTTP 503).
+inject_fault() {
+  local i=$2
+  case $1 in
+    refused) kill -TERM "${INGRESS_PIDS[$i]}"; wait "${INGRESS_PIDS[$i]}" 2>/dev/null || true ;;
+    hung) kill -STOP "${INGRESS_PIDS[$i]}" ;;
+    503) echo 503 >"$WORK/ingress/${INGRESS_ADDRS[$i]}.mode" ;;
+  esac
+}
+
+# Ends fault $1 of ingress $2 (index).
+repair_fault() {
+  local i=$2
+  case $1 in
+    refused) restart_ingress "$i" ;;
+    hung) kill -CONT "${INGRESS_PIDS[$i]}" ;;
+    503) echo ok >"$WORK/ingress/${INGRESS_ADDRS[$i]}.mode" ;;
+  esac
+}
+
 # Restarts ingress $1 (index) after it was ended.
 restart_ingress() {
   local i=$1 addr=${INGRESS_ADDRS[$1]} pid
@@ -240,10 +261,12 @@ write_zone() {
   esac
 }
 
-# signpost's config: the weighted profile with an http monitor on the ingresses.
-# $1 = dir, $2 = DNS port, $3 = monitor interval, $4 = timeout, $5 = udp_sockets.
-write_signpost_config() {
-  local dir=$1 port=$2 interval=$3 timeout=$4 sockets=$5 i
+# The start of every signpost config the benches write, in $1/signpost.toml: the zone
+# (no profile), [dns] on 127.0.0.1:$2 with $3 UDP sockets, the admin API on port $4
+# (default: a free one), zones and state in $1, and the head of [monitors.ingress] (HTTP
+# to the ingresses; the caller appends its timings, then its profiles).
+start_signpost_config() {
+  local dir=$1 port=$2 sockets=$3 admin=${4:-$(free_port 127.0.0.1)}
   mkdir -p "$dir/zones" "$dir/state"
   write_zone "$dir/zones/bench.example.zone" none
   cat >"$dir/signpost.toml" <<EOF
@@ -252,7 +275,7 @@ listen = ["127.0.0.1:$port"]
 udp_sockets = $sockets
 
 [admin]
-listen = "127.0.0.1:$(free_port 127.0.0.1)"
+listen = "127.0.0.1:$admin"
 
 [zones]
 dir = "$dir/zones"
@@ -264,6 +287,15 @@ dir = "$dir/state"
 protocol = "http"
 port = $INGRESS_PORT
 path = "/"
+EOF
+}
+
+# signpost's config: the weighted profile with an http monitor on the ingresses.
+# $1 = dir, $2 = DNS port, $3 = monitor interval, $4 = timeout, $5 = udp_sockets.
+write_signpost_config() {
+  local dir=$1 port=$2 interval=$3 timeout=$4 sockets=$5 i
+  start_signpost_config "$dir" "$port" "$sockets"
+  cat >>"$dir/signpost.toml" <<EOF
 interval = "$interval"
 timeout = "$timeout"
 tolerated_failures = 1      # down after 2 consecutive failures (gdnsd: down_thresh = 2)

@@ -79,14 +79,15 @@ impl Api {
             return Err(CallError::Scheme(base.to_owned()));
         }
         let url = format!("{base}{path}");
-        let mut req = Request::builder().method(method).uri(&url);
+        let mut req = Request::builder().method(method.clone()).uri(&url);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        if !body.is_empty() {
+        // Mutating calls must declare JSON, with a body or without.
+        if method != Method::GET && method != Method::HEAD {
             req = req.header("Content-Type", "application/json");
         }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = match req.body(Full::new(Bytes::from(body))) {
             Ok(req) => req,
             Err(source) => return Err(CallError::Request { url, source }),
@@ -118,6 +119,45 @@ impl Api {
                 .unwrap_or_else(|| v.to_string());
             Err(CallError::Refused { status, message })
         }
+    }
+}
+
+impl Api {
+    /// `GET /api/v1/status` with every profile: the server answers a page at a time
+    /// (`page.next_offset`); the pages' profiles are joined into one document. A server
+    /// that does not page answers whole at once.
+    pub fn status(&self) -> Result<Value, CallError> {
+        let mut doc = self.call(Method::GET, "/api/v1/status", None)?;
+        let mut seen = 0;
+        while let Some(next) = doc["page"]["next_offset"].as_u64() {
+            // Each page must move on, so a confused server cannot loop the CLI.
+            if next as usize <= seen {
+                break;
+            }
+            seen = next as usize;
+            let more = self.call(Method::GET, &format!("/api/v1/status?offset={next}"), None)?;
+            if let (Some(all), Some(page)) = (
+                doc.get_mut("profiles").and_then(Value::as_array_mut),
+                more["profiles"].as_array(),
+            ) {
+                all.extend(page.iter().cloned());
+            }
+            // A cluster's view of each page's endpoints.
+            if let (Some(all), Some(page)) = (
+                doc.pointer_mut("/cluster/endpoints")
+                    .and_then(Value::as_array_mut),
+                more.pointer("/cluster/endpoints").and_then(Value::as_array),
+            ) {
+                all.extend(page.iter().cloned());
+            }
+            doc["page"] = more["page"].clone();
+        }
+        if let Some(page) = doc.get_mut("page").and_then(Value::as_object_mut) {
+            let total = page.get("total").cloned().unwrap_or(Value::Null);
+            page.insert("offset".into(), 0.into());
+            page.insert("limit".into(), total);
+        }
+        Ok(doc)
     }
 }
 
@@ -199,22 +239,8 @@ pub fn status_table(doc: &StatusDoc) -> String {
             ]);
         }
     }
-    let mut widths = [0usize; 9];
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
     let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    table(&mut out, "", &rows);
     let sites: Vec<String> = doc
         .sites
         .iter()
@@ -376,24 +402,30 @@ pub fn explain_text(v: &Value) -> String {
                 s(&c["answers"]),
             ]);
         }
-        let mut widths = [0usize; 7];
-        for r in &rows {
-            for (i, c) in r.iter().enumerate() {
-                widths[i] = widths[i].max(c.chars().count());
-            }
-        }
-        for r in &rows {
-            let line: Vec<String> = r
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-                .collect();
-            out.push_str("  ");
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
+        table(&mut out, "  ", &rows);
     }
     out
+}
+
+/// Appends `rows` as a table to `out`: each line starts with `indent`, the columns are
+/// left-aligned and two spaces apart.
+fn table<const N: usize>(out: &mut String, indent: &str, rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(indent);
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
 }
 
 #[cfg(test)]
@@ -401,6 +433,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::base::testing::assert_has;
 
     #[test]
     fn drain_targets_and_their_errors() {
@@ -492,11 +525,11 @@ mod tests {
         assert_eq!(cells("dublin ")[4..6], ["Disabled", "2/2"], "{t}");
         assert!(row("dublin ").ends_with("drained: rack move"), "{t}");
         assert!(t.contains("sites: hub-seattle (drained: kernel upgrade), hub-dublin (active)"));
-        assert!(
-            t.contains(
-                "app.gslb.example. answers 192.0.2.10, 198.51.100.10 (ALL DOWN: all_down = \"serve_all\" in force)\n"
-            ),
-            "{t}"
+        assert_has(
+            &t,
+            &[
+                "app.gslb.example. answers 192.0.2.10, 198.51.100.10 (ALL DOWN: all_down = \"serve_all\" in force)\n",
+            ],
         );
         assert!(t.ends_with("generation: 3\n"), "{t}");
     }
@@ -526,11 +559,9 @@ mod tests {
         );
         assert_eq!(lines[1], "answer: NOERROR, TTL 30: A 192.0.2.10", "{t}");
         assert!(lines[2].starts_with("rule: priority 1"), "{t}");
-        assert!(
-            t.contains(
-                "step 1: app.gslb.example. (method priority, all_down = serve_all): priority 1\n"
-            ),
-            "{t}"
+        assert_has(
+            &t,
+            &["step 1: app.gslb.example. (method priority, all_down = serve_all): priority 1\n"],
         );
         let row = |name: &str| {
             t.lines()
@@ -574,9 +605,11 @@ mod tests {
             "sites": [],
         });
         let t = status_table(&serde_json::from_value(v).unwrap());
-        assert!(
-            t.contains("unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n"),
-            "{t}"
+        assert_has(
+            &t,
+            &[
+                "unstable: app.gslb.example. answers with ttl 5 (not 30): endpoint a failed its latest probe (connection refused) and is being confirmed\n",
+            ],
         );
         assert!(!t.contains("unstable: calm.gslb.example."), "{t}");
     }
@@ -593,13 +626,12 @@ mod tests {
             ],
         });
         let t = status_table(&serde_json::from_value(v).unwrap());
-        assert!(
-            t.contains("stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old"),
-            "{t}"
-        );
-        assert!(
-            t.contains("clear it with: signpost undrain --endpoint app.gslb.example/gone"),
-            "{t}"
+        assert_has(
+            &t,
+            &[
+                "stale drain: site hub-old is not in the config (decommissioned); it applies again if it comes back; clear it with: signpost undrain --site hub-old",
+                "clear it with: signpost undrain --endpoint app.gslb.example/gone",
+            ],
         );
     }
 }

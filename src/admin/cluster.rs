@@ -80,14 +80,6 @@ pub struct NodeView {
     pub since: String,
 }
 
-fn own_status(s: Status) -> HealthStatus {
-    match s {
-        Status::Online => HealthStatus::Online,
-        Status::Degraded => HealthStatus::Degraded,
-        _ => HealthStatus::Checking,
-    }
-}
-
 fn time_of(ms: u64) -> String {
     rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
@@ -129,7 +121,7 @@ pub fn cluster_doc(snap: &Snapshot, cluster: Option<(&Cluster, HealthMode)>) -> 
                 .targets
                 .get(t as usize)
                 .map_or(Status::CheckingEndpoint, |v| v.status);
-            let own = own_status(mine);
+            let own = HealthStatus::from(mine);
             let (combined, votes) = board.combine(mode, &id, own);
             let mut views: Vec<NodeView> = vec![NodeView {
                 node: c.node(),
@@ -357,6 +349,7 @@ pub fn html(doc: &ClusterDoc) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::assert_has;
 
     fn node(name: &str, live: bool, fp: &str) -> NodeDoc {
         NodeDoc {
@@ -409,13 +402,12 @@ mod tests {
         };
         let mut m = String::new();
         render_metrics(&doc, &mut m);
-        assert!(
-            m.contains("signpost_cluster_nodes{state=\"live\"} 1"),
-            "{m}"
-        );
-        assert!(
-            m.contains("signpost_cluster_nodes{state=\"dead\"} 1"),
-            "{m}"
+        assert_has(
+            &m,
+            &[
+                "signpost_cluster_nodes{state=\"live\"} 1",
+                "signpost_cluster_nodes{state=\"dead\"} 1",
+            ],
         );
         assert!(m.contains("signpost_cluster_config_mismatch 1"), "{m}");
         let h = html(&doc);
@@ -424,9 +416,9 @@ mod tests {
         let t = text(&doc);
         assert!(t.contains("WARNING"), "{t}");
         assert!(t.contains("a (this)"), "{t}");
-        assert!(
-            t.contains("app.gslb.example./b: serving Online (2 of 3 see Online)"),
-            "{t}"
+        assert_has(
+            &t,
+            &["app.gslb.example./b: serving Online (2 of 3 see Online)"],
         );
         let json = serde_json::to_string(&doc).unwrap();
         assert_eq!(serde_json::from_str::<ClusterDoc>(&json).unwrap(), doc);

@@ -38,6 +38,35 @@ pub struct StatusDoc {
     /// The cluster view (as `GET /api/v1/cluster`), when this instance is one of several.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<super::cluster::ClusterDoc>,
+    /// Which profiles `profiles` holds when the document is one page of them (the API
+    /// always pages; absent in a document built whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageDoc>,
+}
+
+/// The slice of the profiles (in config order) a status document holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PageDoc {
+    /// Index of the first profile held.
+    pub offset: usize,
+    /// At most this many profiles are held.
+    pub limit: usize,
+    /// How many profiles match: all of them, or 1 with `?profile=`.
+    pub total: usize,
+    /// The `offset` of the next page; `null` on the last one.
+    pub next_offset: Option<usize>,
+}
+
+/// Which profiles to put in a status document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Every profile (the document is not paged).
+    All,
+    /// `limit` profiles from `offset`, in config order.
+    Page { offset: usize, limit: usize },
+    /// One profile, by its index in the model.
+    One(usize),
 }
 
 /// The instance that built the document. A cluster's admin API names it by its node
@@ -207,8 +236,12 @@ pub struct ReloadDoc {
     pub ok: bool,
     /// The generation served after the attempt.
     pub generation: u64,
-    /// Why it failed (every problem, one per line), or empty.
+    /// Why it failed (every problem, one per line), or empty. When a token is configured
+    /// and the caller did not send it, only where to look (`details_hidden`).
     pub message: String,
+    /// The failure's details were left out: the caller did not send the admin token.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub details_hidden: bool,
 }
 
 impl From<&ReloadReport> for ReloadDoc {
@@ -218,6 +251,21 @@ impl From<&ReloadReport> for ReloadDoc {
             ok: r.ok,
             generation: r.generation,
             message: r.message.clone(),
+            details_hidden: false,
+        }
+    }
+}
+
+impl ReloadDoc {
+    /// Leaves out a failure's details (they may quote files signpost read), saying where
+    /// to find them.
+    pub fn hide_details(&mut self) {
+        if !self.ok {
+            self.message = format!(
+                "reload failed at {}; see the log or GET /api/v1/status with the token",
+                self.time
+            );
+            self.details_hidden = true;
         }
     }
 }
@@ -305,14 +353,43 @@ pub fn stale_drains(snap: &Snapshot) -> Vec<StaleDrainDoc> {
 }
 
 impl StatusDoc {
-    /// The document of one snapshot.
+    /// The document of one snapshot, with every profile.
     pub fn build(snap: &Snapshot) -> Self {
+        Self::build_selected(snap, &Selection::All)
+    }
+
+    /// The document of one snapshot with the profiles `sel` picks (and `page` saying
+    /// which, unless all).
+    pub fn build_selected(snap: &Snapshot, sel: &Selection) -> Self {
         let m = &snap.model;
-        let profiles = m
-            .profiles
+        let total = m.profiles.len();
+        let (range, page) = match *sel {
+            Selection::All => (0..total, None),
+            Selection::Page { offset, limit } => {
+                let start = offset.min(total);
+                let end = start.saturating_add(limit).min(total);
+                let page = PageDoc {
+                    offset,
+                    limit,
+                    total,
+                    next_offset: (end < total).then_some(end),
+                };
+                (start..end, Some(page))
+            }
+            Selection::One(i) => {
+                let page = PageDoc {
+                    offset: 0,
+                    limit: 1,
+                    total: 1,
+                    next_offset: None,
+                };
+                (i.min(total)..(i + 1).min(total), Some(page))
+            }
+        };
+        let profiles = m.profiles[range.clone()]
             .iter()
-            .enumerate()
-            .map(|(pi, p)| {
+            .zip(range)
+            .map(|(p, pi)| {
                 let endpoints = p
                     .endpoints
                     .iter()
@@ -405,11 +482,12 @@ impl StatusDoc {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             }),
             cluster: None,
+            page,
         }
     }
 }
 
-fn all_down_text(a: AllDown) -> &'static str {
+pub fn all_down_text(a: AllDown) -> &'static str {
     match a {
         AllDown::ServeAll => "serve_all",
         AllDown::Nodata => "nodata",

@@ -4,7 +4,9 @@
 
 pub mod client;
 pub mod cluster;
+pub mod conns;
 pub mod doc;
+pub mod guard;
 pub mod page;
 pub mod status;
 
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::HeaderMap;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
@@ -24,12 +27,12 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::HumanDuration;
 use crate::drain::DrainError;
-use crate::publisher::DrainReply;
+use crate::publisher::Command as WriterCommand;
 use crate::snapshot::Shared;
 
 pub use crate::drain::DrainTarget;
@@ -54,18 +57,7 @@ impl ApiError {
 /// (the publisher) unchanged; reloads are loaded by the controller itself.
 #[derive(Debug)]
 pub enum Command {
-    Drain {
-        target: DrainTarget,
-        reason: String,
-        ramp: Duration,
-        caller: String,
-        reply: DrainReply,
-    },
-    Undrain {
-        target: DrainTarget,
-        caller: String,
-        reply: DrainReply,
-    },
+    Writer(WriterCommand),
     Reload {
         caller: String,
         reply: oneshot::Sender<Result<ReloadDone, ReloadError>>,
@@ -121,10 +113,70 @@ pub struct AdminState {
     /// The cluster and how its health views combine, when this instance is one of
     /// several.
     pub cluster: Option<(Arc<crate::cluster::Cluster>, crate::cluster::HealthMode)>,
+    /// The listener's limits and the host names it answers to.
+    pub options: AdminOptions,
+}
+
+/// `[admin]` settings the server applies (besides `listen` and the token).
+#[derive(Clone, Debug)]
+pub struct AdminOptions {
+    /// `admin.allowed_hosts`.
+    pub allowed_hosts: Vec<guard::AllowedHost>,
+    /// `admin.max_connections`.
+    pub max_connections: usize,
+    /// `admin.request_timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Default for AdminOptions {
+    fn default() -> Self {
+        Self::from_spec(&crate::config::AdminSpec::default())
+    }
+}
+
+impl AdminOptions {
+    /// The options of a checked `[admin]` table (entries that do not parse, which `check`
+    /// reports, are left out).
+    pub fn from_spec(spec: &crate::config::AdminSpec) -> Self {
+        Self {
+            allowed_hosts: spec
+                .allowed_hosts
+                .iter()
+                .filter_map(|h| guard::AllowedHost::parse(h).ok())
+                .collect(),
+            max_connections: spec.max_connections.max(1),
+            request_timeout: spec.request_timeout.0,
+        }
+    }
+}
+
+/// Status documents, pages and metrics built at once, off the runtime's threads (each is
+/// proportional to the config; a large one takes a while).
+const HEAVY_AT_ONCE: usize = 2;
+/// Profiles in one `GET /api/v1/status` answer, unless `limit` asks for fewer (the most).
+pub const API_LIMIT: usize = 1000;
+/// Profiles on one page of the status page, unless `limit` says otherwise.
+pub const PAGE_LIMIT: usize = 100;
+/// How long after its deadline a connection is closed (time to send a 408).
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// The most bytes of request head a connection may buffer.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The running server: its state, connection slots and the gate for heavy documents.
+struct Server {
+    state: Arc<AdminState>,
+    slots: Arc<conns::Slots>,
+    heavy: Semaphore,
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    let opts = state.options.clone();
+    let server = Arc::new(Server {
+        slots: conns::Slots::new(opts.max_connections, opts.request_timeout),
+        heavy: Semaphore::new(HEAVY_AT_ONCE),
+        state,
+    });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -134,19 +186,63 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
                 continue;
             }
         };
-        let state = state.clone();
+        // While every slot is busy, this connection waits for one and later ones wait in
+        // the listen backlog.
+        let (held, how) = server.slots.admit().await;
+        if how == conns::Admitted::Evicted {
+            debug!(%peer, "admin connections full: closed the one waiting longest");
+        }
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| listener.local_addr().unwrap_or(peer));
+        let server = server.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
-            });
+            let slot = held.slot.clone();
+            let svc = {
+                let (server, slot) = (server.clone(), slot.clone());
+                service_fn(move |req| {
+                    let (server, slot) = (server.clone(), slot.clone());
+                    async move {
+                        let mut r = handle(&server, req, peer, local, &slot).await;
+                        guard::secure_headers(r.headers_mut());
+                        slot.waiting();
+                        Ok::<_, Infallible>(r)
+                    }
+                })
+            };
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(opts.request_timeout)
+                .max_header_size(MAX_HEAD)
+                .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "admin connection error");
+            tokio::pin!(conn);
+            loop {
+                // A moment past the deadline, so a 408 for a late body is sent first.
+                let wake = slot
+                    .deadline()
+                    .unwrap_or_else(|| std::time::Instant::now() + opts.request_timeout)
+                    + CLOSE_GRACE;
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            debug!(%peer, error = %e, "admin connection error");
+                        }
+                        break;
+                    }
+                    _ = slot.evicted() => {
+                        debug!(%peer, "admin connection closed: a newer one took its slot");
+                        break;
+                    }
+                    _ = tokio::time::sleep_until(wake.into()) => {
+                        if slot.deadline().is_some_and(|d| d + CLOSE_GRACE <= std::time::Instant::now()) {
+                            debug!(%peer, "admin connection closed: nothing from the client within admin.request_timeout");
+                            break;
+                        }
+                    }
+                }
             }
+            drop(held);
         });
     }
 }
@@ -168,16 +264,106 @@ pub enum TokenError {
     Empty { path: std::path::PathBuf },
 }
 
-/// The status document, naming this instance by its cluster node name when it has one.
-fn status_doc(state: &AdminState) -> doc::StatusDoc {
-    let mut d = doc::StatusDoc::build(&state.snapshot.load());
+/// The status document of the profiles `sel` picks, naming this instance by its cluster
+/// node name when it has one; a failed reload's details only for `authenticated` callers
+/// (or when no token is configured).
+fn status_doc(state: &AdminState, sel: &doc::Selection, authenticated: bool) -> doc::StatusDoc {
+    let mut d = doc::StatusDoc::build_selected(&state.snapshot.load(), sel);
     if let (Some((c, _)), Some(i)) = (&state.cluster, d.instance.as_mut()) {
         i.name = c.node();
     }
     if state.cluster.is_some() {
-        d.cluster = Some(cluster_doc(state));
+        let mut c = cluster_doc(state);
+        if *sel != doc::Selection::All {
+            // The cluster's view of the endpoints on this page.
+            let names: std::collections::HashSet<&str> =
+                d.profiles.iter().map(|p| p.name.as_str()).collect();
+            c.endpoints.retain(|e| names.contains(e.profile.as_str()));
+        }
+        d.cluster = Some(c);
+    }
+    if !authenticated
+        && state.token.load().is_some()
+        && let Some(r) = d.last_reload.as_mut()
+    {
+        r.hide_details();
     }
     d
+}
+
+/// The profiles a status request asks for: `?profile=NAME`, or `?offset=&limit=`
+/// (`limit` at most [`API_LIMIT`], `default_limit` when not given). Also returns the
+/// profile filter as given.
+fn selection(
+    snap: &crate::snapshot::Snapshot,
+    query: &str,
+    default_limit: usize,
+) -> Result<(doc::Selection, Option<String>), ApiError> {
+    let mut offset = 0;
+    let mut limit = default_limit;
+    let mut profile = None;
+    let number = |k: &str, v: &str| {
+        v.parse::<usize>().map_err(|_| {
+            ApiError::new(
+                400,
+                format!("{k}: {v:?} is not a number, e.g. ?offset=1000&limit={API_LIMIT}"),
+            )
+        })
+    };
+    for (k, v) in query_pairs(query) {
+        match k.as_str() {
+            "profile" => profile = Some(v),
+            "offset" => offset = number("offset", &v)?,
+            "limit" => {
+                limit = number("limit", &v)?;
+                if limit == 0 {
+                    return Err(ApiError::new(400, "limit: at least 1"));
+                }
+                limit = limit.min(API_LIMIT);
+            }
+            other => {
+                return Err(ApiError::new(
+                    400,
+                    format!("unknown parameter {other:?}; use profile, or offset and limit"),
+                ));
+            }
+        }
+    }
+    match profile {
+        Some(name) => match snap.model.profile(&name) {
+            Some((i, _)) => Ok((doc::Selection::One(i as usize), Some(name))),
+            None => Err(ApiError::new(
+                404,
+                format!(
+                    "no profile named {name:?}; GET /api/v1/status lists them (a page at a time)"
+                ),
+            )),
+        },
+        None => Ok((doc::Selection::Page { offset, limit }, None)),
+    }
+}
+
+/// The page's context: the profiles in all-down fallback (over every page).
+fn page_context(state: &AdminState, filter: Option<String>) -> page::PageContext {
+    let snap = state.snapshot.load();
+    let mut ctx = page::PageContext {
+        filter,
+        ..Default::default()
+    };
+    for (pi, p) in snap.model.profiles.iter().enumerate() {
+        if crate::policy::all_down_fallback(&snap, pi as u32) {
+            if ctx.fallback.len() < page::FALLBACK_LISTED {
+                ctx.fallback.push((
+                    p.key.clone(),
+                    p.name.to_string(),
+                    doc::all_down_text(p.all_down).to_owned(),
+                ));
+            } else {
+                ctx.fallback_more += 1;
+            }
+        }
+    }
+    ctx
 }
 
 fn cluster_doc(state: &AdminState) -> cluster::ClusterDoc {
@@ -217,6 +403,30 @@ pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
 
 type Resp = Response<Full<Bytes>>;
 
+impl Server {
+    /// Builds an answer on a blocking thread, at most [`HEAVY_AT_ONCE`] at a time, so a
+    /// large config's document does not hold up DNS over TCP on the runtime's threads.
+    /// While it waits for its turn the connection counts as waiting (closed after
+    /// `request_timeout`, or first when the slots are full): queued reads cannot keep
+    /// every slot busy.
+    async fn heavy(
+        &self,
+        slot: &conns::Slot,
+        build: impl FnOnce(&AdminState) -> Resp + Send + 'static,
+    ) -> Resp {
+        slot.waiting();
+        let Ok(_permit) = self.heavy.acquire().await else {
+            return error(503, "the server is shutting down");
+        };
+        slot.busy();
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || build(&state)).await {
+            Ok(r) => r,
+            Err(e) => error(500, format!("building the answer failed: {e}")),
+        }
+    }
+}
+
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(
         serde_json::to_vec_pretty(body).unwrap_or_default(),
@@ -254,25 +464,50 @@ struct DrainBody {
 
 const MAX_BODY: usize = 64 * 1024;
 
-async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+async fn handle(
+    server: &Arc<Server>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: &conns::Slot,
+) -> Resp {
+    let state = &*server.state;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
+    if let Err(e) = guard::check_host(req.headers(), local, &state.options.allowed_hosts) {
+        info!(%peer, %path, "admin request refused: {}", e.message);
+        return error(e.status, e.message);
+    }
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
         .map(percent_decode)
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    // Reads send the token only to see a failed reload's details.
+    let authenticated = authorize(state, req.headers()).is_ok();
 
     // Read-only routes.
     match (&method, segs.as_slice()) {
         (&Method::GET, []) => {
-            return text(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                page::render(&status_doc(state)),
-            );
+            slot.busy();
+            let snap = state.snapshot.load();
+            let (sel, filter) = match selection(&snap, &query, PAGE_LIMIT) {
+                Ok(s) => s,
+                Err(e) => return error(e.status, e.message),
+            };
+            return server
+                .heavy(slot, move |state| {
+                    let doc = status_doc(state, &sel, authenticated);
+                    let ctx = page_context(state, filter);
+                    text(
+                        StatusCode::OK,
+                        "text/html; charset=utf-8",
+                        page::render(&doc, &ctx),
+                    )
+                })
+                .await;
         }
         (&Method::GET, ["healthz"]) => return text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, ["readyz"]) => {
@@ -284,24 +519,45 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             };
         }
         (&Method::GET, ["metrics"]) => {
-            let mut page = state.metrics.render();
-            crate::metrics::render_queries(&mut page);
-            crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
-            crate::metrics::render_process(&mut page);
-            cluster::render_metrics(&cluster_doc(state), &mut page);
-            return text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                page,
-            );
+            slot.busy();
+            return server
+                .heavy(slot, |state| {
+                    let mut page = state.metrics.render();
+                    crate::metrics::render_queries(&mut page);
+                    crate::metrics::render_endpoints(&state.snapshot.load(), &mut page);
+                    crate::metrics::render_process(&mut page);
+                    cluster::render_metrics(&cluster_doc(state), &mut page);
+                    text(
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        page,
+                    )
+                })
+                .await;
         }
         (&Method::GET, ["api", "v1", "status"]) => {
-            return json_response(StatusCode::OK, &status_doc(state));
+            slot.busy();
+            let snap = state.snapshot.load();
+            let sel = match selection(&snap, &query, API_LIMIT) {
+                Ok((sel, _)) => sel,
+                Err(e) => return error(e.status, e.message),
+            };
+            return server
+                .heavy(slot, move |state| {
+                    json_response(StatusCode::OK, &status_doc(state, &sel, authenticated))
+                })
+                .await;
         }
         (&Method::GET, ["api", "v1", "cluster"]) => {
-            return json_response(StatusCode::OK, &json!(cluster_doc(state)));
+            slot.busy();
+            return server
+                .heavy(slot, |state| {
+                    json_response(StatusCode::OK, &json!(cluster_doc(state)))
+                })
+                .await;
         }
         (&Method::GET, ["api", "v1", "explain"]) => {
+            slot.busy();
             let snap = state.snapshot.load();
             return match status::explain(&snap, &query) {
                 Ok(v) => json_response(StatusCode::OK, &v),
@@ -345,14 +601,38 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
         _ => return error(404, format!("not found: {path}")),
     };
 
-    if let Err(e) = authorize(state, &req) {
+    if let Err(e) = guard::check_origin(req.headers()) {
         info!(%peer, %path, "admin call refused: {}", e.message);
         return error(e.status, e.message);
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error(413, format!("request body larger than {MAX_BODY} bytes")),
-    };
+    if let Err(e) = authorize(state, req.headers()) {
+        info!(%peer, %path, "admin call refused: {}", e.message);
+        return error(e.status, e.message);
+    }
+    if let Err(e) = guard::check_json(req.headers()) {
+        info!(%peer, %path, "admin call refused: {}", e.message);
+        return error(e.status, e.message);
+    }
+    // The body must arrive within the connection's time (admin.request_timeout).
+    let left = slot.deadline().map_or(Duration::ZERO, |d| {
+        d.saturating_duration_since(std::time::Instant::now())
+    });
+    let body =
+        match tokio::time::timeout(left, Limited::new(req.into_body(), MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => return error(413, format!("request body larger than {MAX_BODY} bytes")),
+            Err(_) => {
+                info!(%peer, %path, "admin call refused: the body did not arrive in time");
+                return error(
+                    408,
+                    format!(
+                        "the request body did not arrive within admin.request_timeout ({})",
+                        humantime::format_duration(state.options.request_timeout)
+                    ),
+                );
+            }
+        };
+    slot.busy();
     let caller = peer.to_string();
     let Some((target, action)) = target else {
         let (tx, rx) = oneshot::channel();
@@ -403,7 +683,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
             if reason.len() > 1024 {
                 return error(400, "reason: at most 1024 bytes");
             }
-            Command::Drain {
+            WriterCommand::Drain {
                 target,
                 reason,
                 ramp,
@@ -411,13 +691,13 @@ async fn handle(state: &AdminState, req: Request<Incoming>, peer: SocketAddr) ->
                 reply: tx,
             }
         }
-        _ => Command::Undrain {
+        _ => WriterCommand::Undrain {
             target,
             caller,
             reply: tx,
         },
     };
-    if state.commands.send(cmd).await.is_err() {
+    if state.commands.send(Command::Writer(cmd)).await.is_err() {
         return error(503, "the server is shutting down");
     }
     match tokio::time::timeout(Duration::from_secs(30), rx).await {
@@ -448,13 +728,12 @@ fn is_known_path(segs: &[&str]) -> bool {
     )
 }
 
-fn authorize(state: &AdminState, req: &Request<Incoming>) -> Result<(), ApiError> {
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = state.token.load();
     let Some(token) = token.as_deref() else {
         return Ok(());
     };
-    let given = req
-        .headers()
+    let given = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {

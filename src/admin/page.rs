@@ -72,8 +72,23 @@ document.addEventListener('DOMContentLoaded',()=>{
 });
 "#;
 
-/// Renders the whole page from the status document.
-pub fn render(doc: &StatusDoc) -> String {
+/// What the page shows besides its page of the status document.
+#[derive(Clone, Debug, Default)]
+pub struct PageContext {
+    /// Profiles in all-down fallback, over every page: (key, name, all_down), at most
+    /// [`FALLBACK_LISTED`].
+    pub fallback: Vec<(String, String, String)>,
+    /// How many more profiles are in fallback than `fallback` lists.
+    pub fallback_more: usize,
+    /// The `?profile=` filter, when one was given.
+    pub filter: Option<String>,
+}
+
+/// The most profiles the fallback banner names.
+pub const FALLBACK_LISTED: usize = 50;
+
+/// Renders the page from (a page of) the status document.
+pub fn render(doc: &StatusDoc, ctx: &PageContext) -> String {
     let mut h = String::with_capacity(8192);
     let _ = write!(
         h,
@@ -91,29 +106,37 @@ pub fn render(doc: &StatusDoc) -> String {
     if let Some(r) = &doc.last_reload
         && !r.ok
     {
-        let _ = write!(
-            h,
-            "<p class='st bad' id=reload-error>Last reload failed at {}: {}</p>",
-            esc(&r.time),
-            esc(&r.message)
-        );
-    }
-    let fallback: Vec<&ProfileDoc> = doc
-        .profiles
-        .iter()
-        .filter(|p| p.all_down_fallback)
-        .collect();
-    if !fallback.is_empty() {
-        h.push_str("<div class=banner id=fallback-summary>No endpoint is eligible in ");
-        for (i, p) in fallback.iter().enumerate() {
+        if r.details_hidden {
             let _ = write!(
                 h,
-                "{}<a href='#profile-{}'>{}</a> (all_down = \"{}\")",
-                if i > 0 { ", " } else { "" },
-                esc(&p.key),
-                esc(&p.name),
-                esc(&p.all_down)
+                "<p class='st bad' id=reload-error>Last reload failed at {}; see the log or \
+                 GET /api/v1/status with the token.</p>",
+                esc(&r.time),
             );
+        } else {
+            let _ = write!(
+                h,
+                "<p class='st bad' id=reload-error>Last reload failed at {}: {}</p>",
+                esc(&r.time),
+                esc(&r.message)
+            );
+        }
+    }
+    if !ctx.fallback.is_empty() {
+        h.push_str("<div class=banner id=fallback-summary>No endpoint is eligible in ");
+        for (i, (key, name, all_down)) in ctx.fallback.iter().enumerate() {
+            let _ = write!(
+                h,
+                "{}<a href='?profile={}#profile-{}'>{}</a> (all_down = \"{}\")",
+                if i > 0 { ", " } else { "" },
+                esc(&urlenc(key)),
+                esc(key),
+                esc(name),
+                esc(all_down)
+            );
+        }
+        if ctx.fallback_more > 0 {
+            let _ = write!(h, " and {} more", ctx.fallback_more);
         }
         h.push_str(": the all-down fallback decides what DNS answers.</div>");
     }
@@ -178,11 +201,66 @@ pub fn render(doc: &StatusDoc) -> String {
     if let Some(c) = &doc.cluster {
         h.push_str(&super::cluster::html(c));
     }
+    pager(&mut h, doc, ctx);
     for p in &doc.profiles {
         profile_section(&mut h, p);
     }
+    if doc.page.as_ref().is_some_and(|p| p.total > p.limit) {
+        pager(&mut h, doc, ctx);
+    }
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
     h
+}
+
+/// Which profiles the page shows, links to the pages before and after, and a form to
+/// show one profile.
+fn pager(h: &mut String, doc: &StatusDoc, ctx: &PageContext) {
+    let Some(page) = &doc.page else { return };
+    h.push_str("<form class=pager method=get action='/'><p>");
+    if let Some(f) = &ctx.filter {
+        let _ = write!(
+            h,
+            "Showing profile {} only. <a href='/'>All profiles</a>",
+            esc(f)
+        );
+    } else if page.total == 0 {
+        h.push_str("No profiles.");
+    } else if doc.profiles.is_empty() {
+        let _ = write!(
+            h,
+            "No profiles from {} on; there are {}. <a href='/'>First page</a>",
+            page.offset + 1,
+            page.total
+        );
+    } else {
+        let first = page.offset.min(page.total);
+        let _ = write!(
+            h,
+            "Profiles {}–{} of {}.",
+            first + 1,
+            first + doc.profiles.len(),
+            page.total
+        );
+        let limit = if page.limit == super::PAGE_LIMIT {
+            String::new()
+        } else {
+            format!("&amp;limit={}", page.limit)
+        };
+        if first > 0 {
+            let _ = write!(
+                h,
+                " <a class=prev href='/?offset={}{limit}'>previous</a>",
+                first.saturating_sub(page.limit)
+            );
+        }
+        if let Some(next) = page.next_offset {
+            let _ = write!(h, " <a class=next href='/?offset={next}{limit}'>next</a>");
+        }
+    }
+    h.push_str(
+        " <label>Profile <input name=profile placeholder='app.gslb.example'></label> \
+         <button>Show</button></p></form>",
+    );
 }
 
 /// One profile: what it answers now, the fallback banner, and its endpoints.

@@ -7,12 +7,16 @@
 //!   (routing [`Method`], [`AllDown`] behaviour, probe [`Protocol`], DNS [`Transport`]);
 //! - [`name`]: profile names as operators write them, normalised as DNS matches them;
 //! - [`tls`]: loading trusted roots for HTTPS probes;
-//! - [`time`]: timestamps as signpost writes them in files, logs and the API.
+//! - [`time`]: timestamps as signpost writes them in files, logs and the API;
+//! - [`state`]: files in the state directory, read whole and written atomically.
 
 pub(crate) mod kinds;
 pub(crate) mod name;
 pub(crate) mod rr;
+pub(crate) mod state;
 pub(crate) mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod time;
 pub(crate) mod tls;
 
@@ -20,5 +24,5 @@ pub use kinds::{AllDown, Method, Protocol, Transport};
 pub use name::normalize_name;
 pub use rr::{Rcode, Rtype};
 pub use status::Status;
-pub use time::rfc3339;
+pub use time::{MAX_RAMP_MS, MAX_TIME_MS, rfc3339, time_of_ms};
 pub use tls::{TlsError, load_roots};

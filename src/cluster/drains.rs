@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::hlc::Hlc;
+use crate::base::{MAX_RAMP_MS, MAX_TIME_MS};
 
 /// Prefix of every drain key in a node's gossiped key-values.
 pub const DRAIN_KEY_PREFIX: &str = "drain/";
@@ -126,6 +126,18 @@ pub enum DrainAction {
     Undrain,
 }
 
+impl DrainAction {
+    /// A drain whose ramp began at `since_ms` and lasts `ramp_ms`; the reason is cut to at
+    /// most [`MAX_TEXT`] bytes.
+    pub fn drain(reason: impl Into<String>, since_ms: u64, ramp_ms: u64) -> Self {
+        DrainAction::Drain {
+            reason: cut(reason.into()),
+            since_ms,
+            ramp_ms,
+        }
+    }
+}
+
 /// One drain or undrain, as made at one node.
 ///
 /// The derived order is the "last writer wins" order: HLC time, then the origin node's
@@ -153,14 +165,16 @@ pub enum BadRecord {
     KeyMismatch,
     #[error("empty or oversized field")]
     Malformed,
+    #[error("a time after the year 9999, or a ramp longer than 7 days")]
+    TimeOutOfRange,
 }
 
 impl DrainRecord {
-    pub fn drain(
+    /// A record of `action` on `target`, made at node `origin` by `operator` (cut to at
+    /// most [`MAX_TEXT`] bytes) at `hlc`.
+    pub fn new(
         target: DrainTarget,
-        reason: impl Into<String>,
-        since_ms: u64,
-        ramp_ms: u64,
+        action: DrainAction,
         origin: impl Into<String>,
         operator: impl Into<String>,
         hlc: Hlc,
@@ -169,26 +183,7 @@ impl DrainRecord {
             hlc,
             origin: origin.into(),
             target,
-            action: DrainAction::Drain {
-                reason: cut(reason.into()),
-                since_ms,
-                ramp_ms,
-            },
-            operator: cut(operator.into()),
-        }
-    }
-
-    pub fn undrain(
-        target: DrainTarget,
-        origin: impl Into<String>,
-        operator: impl Into<String>,
-        hlc: Hlc,
-    ) -> Self {
-        Self {
-            hlc,
-            origin: origin.into(),
-            target,
-            action: DrainAction::Undrain,
+            action,
             operator: cut(operator.into()),
         }
     }
@@ -209,6 +204,9 @@ impl DrainRecord {
         if !r.is_well_formed() {
             return Err(BadRecord::Malformed);
         }
+        if !r.times_in_range() {
+            return Err(BadRecord::TimeOutOfRange);
+        }
         if r.target.key() != key {
             return Err(BadRecord::KeyMismatch);
         }
@@ -225,6 +223,19 @@ impl DrainRecord {
             && !self.origin.is_empty()
             && self.origin.len() <= MAX_TEXT
             && self.operator.len() <= MAX_TEXT
+    }
+
+    /// Whether its times are ones signpost can use: its HLC time and drain start no later
+    /// than the year 9999 ([`MAX_TIME_MS`]), its ramp at most 7 days. The bound is fixed
+    /// (not "now"), so that every node takes or refuses the same records.
+    pub fn times_in_range(&self) -> bool {
+        let action_ok = match &self.action {
+            DrainAction::Drain {
+                since_ms, ramp_ms, ..
+            } => *since_ms <= MAX_TIME_MS && *ramp_ms <= MAX_RAMP_MS,
+            DrainAction::Undrain => true,
+        };
+        action_ok && self.hlc.wall_ms <= MAX_TIME_MS
     }
 
     pub fn is_drain(&self) -> bool {
@@ -375,56 +386,55 @@ impl DrainSet {
         serde_json::to_string_pretty(&f).expect("a drain set serialises")
     }
 
-    /// Reads the persisted form; a record that is not well formed is an error.
-    pub fn from_json(text: &str) -> Result<Self, DrainSetError> {
+    /// Reads the persisted form; a record that is not well formed is an error. A record
+    /// whose times are out of range ([`DrainRecord::times_in_range`]) is left out, and
+    /// its index returned, so that one bad time does not stop a start (peers refuse the
+    /// same record, so none of them gives it back).
+    pub fn from_json(text: &str) -> Result<(Self, Vec<usize>), DrainSetError> {
         let f: DrainSetFile = serde_json::from_str(text)?;
         let mut set = DrainSet::new();
+        let mut skipped = Vec::new();
         for (i, r) in f.records.into_iter().enumerate() {
             if !r.is_well_formed() {
                 return Err(DrainSetError::Record(i));
             }
+            if !r.times_in_range() {
+                skipped.push(i);
+                continue;
+            }
             set.insert(r);
         }
-        Ok(set)
+        Ok((set, skipped))
     }
 
-    /// Reads `dir/cluster-drains.json`; a missing file is an empty set.
-    pub fn load(dir: &Path) -> io::Result<Self> {
+    /// Reads `dir/cluster-drains.json`; a missing file is an empty set. The warnings
+    /// (records left out, see [`DrainSet::from_json`]) are for the log.
+    pub fn load(dir: &Path) -> io::Result<(Self, Vec<String>)> {
+        let fix = "fix or remove it (the peers give the records back)";
+        let loaded = crate::base::state::load(
+            dir,
+            DRAIN_SET_FILE,
+            "cluster drain state",
+            fix,
+            Self::from_json,
+        )?;
+        let Some((set, skipped)) = loaded else {
+            return Ok((Self::new(), Vec::new()));
+        };
         let path = Self::path(dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_json(&text).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{} is not valid cluster drain state ({e}); fix or remove it (the peers give the records back)",
-                        path.display()
-                    ),
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::new()),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("cannot read {}: {e}", path.display()),
-            )),
-        }
+        let warnings = skipped
+            .into_iter()
+            .map(|i| {
+                let why = BadRecord::TimeOutOfRange;
+                format!("{}: record {i} is left out: {why}", path.display())
+            })
+            .collect();
+        Ok((set, warnings))
     }
 
-    /// Writes `dir/cluster-drains.json` atomically: temp file, fsync, rename, fsync the dir.
+    /// Writes `dir/cluster-drains.json` atomically (see [`crate::base::state::write`]).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let path = Self::path(dir);
-        let tmp = dir.join(format!(".{DRAIN_SET_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(self.to_json().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::base::state::write(dir, DRAIN_SET_FILE, self.to_json().as_bytes())
     }
 
     pub fn path(dir: &Path) -> PathBuf {
@@ -446,22 +456,28 @@ impl FromIterator<DrainRecord> for DrainSet {
 mod tests {
     use super::*;
 
-    fn drain(site: &str, ms: u64, origin: &str) -> DrainRecord {
-        DrainRecord::drain(
+    const UNDRAIN: DrainAction = DrainAction::Undrain;
+
+    /// `action` on site `site`, made at node `origin` at `ms`.
+    fn on_site(action: DrainAction, site: &str, ms: u64, origin: &str) -> DrainRecord {
+        DrainRecord::new(
             DrainTarget::site(site),
-            "maintenance",
-            ms,
-            0,
+            action,
             origin,
-            "127.0.0.1",
+            "op",
             Hlc::new(ms, 0),
         )
+    }
+
+    /// A drain of site `site` made at node `origin` at `ms`.
+    fn drain(site: &str, ms: u64, origin: &str) -> DrainRecord {
+        on_site(DrainAction::drain("maintenance", ms, 0), site, ms, origin)
     }
 
     #[test]
     fn the_later_record_wins_whatever_the_order() {
         let d = drain("hub-a", 1_000, "n1");
-        let u = DrainRecord::undrain(DrainTarget::site("hub-a"), "n2", "op", Hlc::new(2_000, 0));
+        let u = on_site(UNDRAIN, "hub-a", 2_000, "n2");
         let mut a = DrainSet::new();
         assert!(a.insert(d.clone()));
         assert!(a.insert(u.clone()));
@@ -475,7 +491,7 @@ mod tests {
     #[test]
     fn equal_times_are_broken_by_origin() {
         let a = drain("hub-a", 1_000, "alpha");
-        let b = DrainRecord::undrain(DrainTarget::site("hub-a"), "beta", "", Hlc::new(1_000, 0));
+        let b = on_site(UNDRAIN, "hub-a", 1_000, "beta");
         let s1: DrainSet = [a.clone(), b.clone()].into_iter().collect();
         let s2: DrainSet = [b.clone(), a.clone()].into_iter().collect();
         assert_eq!(s1, s2);
@@ -486,11 +502,9 @@ mod tests {
     fn active_gives_sites_and_profile_slash_endpoint_with_the_ramp_start() {
         let mut s = DrainSet::new();
         s.insert(drain("hub-a", 5_000, "n1"));
-        s.insert(DrainRecord::drain(
+        s.insert(DrainRecord::new(
             DrainTarget::endpoint("App.Gslb.Example.", "seattle"),
-            "patching",
-            4_000,
-            60_000,
+            DrainAction::drain("patching", 4_000, 60_000),
             "n2",
             "ops",
             Hlc::new(4_100, 2),
@@ -508,7 +522,13 @@ mod tests {
         let t = DrainTarget::endpoint("app.gslb.example", "eu west/1");
         assert_eq!(t.key(), "drain/ep/app.gslb.example/eu%20west%2F1");
         assert_eq!(DrainTarget::site("hub_a-1.x").key(), "drain/site/hub_a-1.x");
-        let r = DrainRecord::drain(t, "r\"x", 1, 2, "n", "op", Hlc::new(3, 4));
+        let r = DrainRecord::new(
+            t,
+            DrainAction::drain("r\"x", 1, 2),
+            "n",
+            "op",
+            Hlc::new(3, 4),
+        );
         let (k, v) = r.to_kv();
         assert!(!v.contains('\n'));
         assert_eq!(DrainRecord::from_kv(&k, &v), Ok(r.clone()));
@@ -528,13 +548,49 @@ mod tests {
         );
     }
 
+    /// A far-future start or HLC time, or a ramp over 7 days, is refused from a peer and
+    /// left out (with a warning) when read back from the file; the rest loads.
+    #[test]
+    fn records_with_times_out_of_range_are_refused() {
+        let good = drain("hub-b", 1_000, "n1");
+        for bad in [
+            drain("hub-a", u64::MAX, "n1"),
+            DrainRecord::new(
+                DrainTarget::site("hub-a"),
+                DrainAction::drain("", 1_000, MAX_RAMP_MS + 1),
+                "n1",
+                "",
+                Hlc::new(1, 0),
+            ),
+            on_site(UNDRAIN, "hub-a", 1 << 62, "n1"),
+        ] {
+            let (k, v) = bad.to_kv();
+            assert_eq!(DrainRecord::from_kv(&k, &v), Err(BadRecord::TimeOutOfRange));
+            let dir = tempfile::tempdir().unwrap();
+            let file = DrainSetFile {
+                records: vec![bad.clone(), good.clone()],
+            };
+            std::fs::write(
+                DrainSet::path(dir.path()),
+                serde_json::to_string(&file).unwrap(),
+            )
+            .unwrap();
+            let (set, warnings) = DrainSet::load(dir.path()).unwrap();
+            assert_eq!(set.len(), 1);
+            assert!(set.get(&DrainTarget::site("hub-b")).is_some());
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains("record 0 is left out: a time after the year 9999"));
+        }
+        let edge = drain("hub-a", MAX_TIME_MS, "n1");
+        let (k, v) = edge.to_kv();
+        assert!(DrainRecord::from_kv(&k, &v).is_ok());
+    }
+
     #[test]
     fn long_text_is_cut_on_a_char_boundary() {
-        let r = DrainRecord::drain(
+        let r = DrainRecord::new(
             DrainTarget::site("a"),
-            "é".repeat(800),
-            1,
-            0,
+            DrainAction::drain("é".repeat(800), 1, 0),
             "n",
             "",
             Hlc::new(1, 0),
@@ -548,17 +604,18 @@ mod tests {
     #[test]
     fn saves_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(DrainSet::load(dir.path()).unwrap().is_empty());
+        assert!(DrainSet::load(dir.path()).unwrap().0.is_empty());
         let mut s = DrainSet::new();
         s.insert(drain("hub-a", 1_000, "n1"));
-        s.insert(DrainRecord::undrain(
+        s.insert(DrainRecord::new(
             DrainTarget::endpoint("app", "e"),
+            UNDRAIN,
             "n2",
             "",
             Hlc::new(9, 9),
         ));
         s.save(dir.path()).unwrap();
-        assert_eq!(DrainSet::load(dir.path()).unwrap(), s);
+        assert_eq!(DrainSet::load(dir.path()).unwrap(), (s, Vec::new()));
         std::fs::write(DrainSet::path(dir.path()), "{").unwrap();
         let e = DrainSet::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains(DRAIN_SET_FILE), "{e}");

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::base::Status;
+
 /// Prefix of every health key in a node's gossiped key-values.
 pub const HEALTH_KEY_PREFIX: &str = "h/";
 
@@ -84,6 +86,17 @@ impl HealthStatus {
     }
 }
 
+/// A target's own status as a vote: only Online and Degraded are results.
+impl From<Status> for HealthStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Online => Self::Online,
+            Status::Degraded => Self::Degraded,
+            _ => Self::Checking,
+        }
+    }
+}
+
 impl fmt::Display for HealthStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -124,7 +137,7 @@ impl HealthView {
             Some(rtt.parse().ok()?)
         };
         let since_ms = parts.next()?.parse().ok()?;
-        if parts.next().is_some() {
+        if parts.next().is_some() || since_ms > crate::base::MAX_TIME_MS {
             return None;
         }
         Some(Self {
@@ -287,7 +300,11 @@ mod tests {
         };
         assert_eq!(c.encode(), "c,,5");
         assert_eq!(HealthView::decode("c,,5"), Some(c));
-        for bad in ["", "x,1,2", "o,1", "o,1,2,3", "o,-1,2", "o,,x", "O,1,2"] {
+        // A change after the year 9999 is no time signpost can show.
+        let far = format!("o,,{}", u64::MAX);
+        for bad in [
+            "", "x,1,2", "o,1", "o,1,2,3", "o,-1,2", "o,,x", "O,1,2", &far,
+        ] {
             assert_eq!(HealthView::decode(bad), None, "{bad:?}");
         }
     }

@@ -87,20 +87,22 @@ impl Clock {
 mod tests {
     use super::*;
 
+    /// Ticks at the wall clock times of the rows: the time follows the wall clock when it
+    /// moves on, and counts within a millisecond and when the wall clock steps back.
     #[test]
-    fn tick_follows_the_wall_clock_when_it_moves_on() {
+    fn tick_follows_the_wall_clock_and_counts_when_it_does_not_move_on() {
         let mut c = Clock::new();
-        assert_eq!(c.tick(1_000), Hlc::new(1_000, 0));
-        assert_eq!(c.tick(1_005), Hlc::new(1_005, 0));
-    }
-
-    #[test]
-    fn tick_counts_within_a_millisecond_and_when_the_wall_clock_steps_back() {
-        let mut c = Clock::new();
-        c.tick(1_000);
-        assert_eq!(c.tick(1_000), Hlc::new(1_000, 1));
-        assert_eq!(c.tick(990), Hlc::new(1_000, 2));
-        assert_eq!(c.tick(1_001), Hlc::new(1_001, 0));
+        // (wall clock ms, the event's wall ms, counter)
+        let rows = [
+            (1_000, 1_000, 0),
+            (1_005, 1_005, 0),
+            (1_005, 1_005, 1),
+            (990, 1_005, 2),
+            (1_006, 1_006, 0),
+        ];
+        for (wall, ms, n) in rows {
+            assert_eq!(c.tick(wall), Hlc::new(ms, n), "tick at {wall}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! This module depends on nothing else in the crate. The single writer uses it so:
 //!
 //! ```text
-//! start:   let c = Cluster::start(ClusterOptions { drains: DrainSet::load(state_dir)?, .. }).await?;
+//! start:   let c = Cluster::start(ClusterOptions { drains: DrainSet::load(state_dir)?.0, .. }).await?;
 //! loop:    select on c.subscribe().changed() (and its other inputs), then
 //!            for r in c.take_adopted_drains() { audit "remote drain" with r.origin }
 //!            c.drains().save(state_dir); feed c.active_drains() into drain::Drains;
@@ -406,21 +406,8 @@ impl Cluster {
         operator: impl Into<String>,
         now_ms: u64,
     ) -> DrainRecord {
-        let mut s = self.write();
-        let hlc = s.clock.tick(now_ms);
-        let r = DrainRecord::drain(
-            target,
-            reason,
-            since_ms,
-            ramp_ms,
-            s.node.clone(),
-            operator,
-            hlc,
-        );
-        s.merged.insert(r.clone());
-        drop(s);
-        self.send(vec![Command::Drain(r.clone())]);
-        r
+        let action = DrainAction::drain(reason, since_ms, ramp_ms);
+        self.record(target, action, operator, now_ms)
     }
 
     /// Records an undrain made at this node now and gossips it.
@@ -430,9 +417,20 @@ impl Cluster {
         operator: impl Into<String>,
         now_ms: u64,
     ) -> DrainRecord {
+        self.record(target, DrainAction::Undrain, operator, now_ms)
+    }
+
+    /// Records `action` on `target` made at this node now, and gossips it.
+    fn record(
+        &self,
+        target: DrainTarget,
+        action: DrainAction,
+        operator: impl Into<String>,
+        now_ms: u64,
+    ) -> DrainRecord {
         let mut s = self.write();
         let hlc = s.clock.tick(now_ms);
-        let r = DrainRecord::undrain(target, s.node.clone(), operator, hlc);
+        let r = DrainRecord::new(target, action, s.node.clone(), operator, hlc);
         s.merged.insert(r.clone());
         drop(s);
         self.send(vec![Command::Drain(r.clone())]);

@@ -30,19 +30,12 @@ fn record() -> impl Strategy<Value = DrainRecord> {
     )
         .prop_map(|(t, ms, n, origin, drain, ramp)| {
             let hlc = Hlc::new(1_000 + ms, n);
-            if drain {
-                DrainRecord::drain(
-                    t,
-                    format!("r{ms}"),
-                    900 + ms,
-                    ramp * 1000,
-                    origin,
-                    "op",
-                    hlc,
-                )
+            let action = if drain {
+                DrainAction::drain(format!("r{ms}"), 900 + ms, ramp * 1000)
             } else {
-                DrainRecord::undrain(t, origin, "op", hlc)
-            }
+                DrainAction::Undrain
+            };
+            DrainRecord::new(t, action, origin, "op", hlc)
         })
 }
 

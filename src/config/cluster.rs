@@ -23,7 +23,7 @@ pub struct ClusterSpec {
     pub listen: String,
     /// The other instances' gossip addresses, `ip:port` or `host:port`; one reachable
     /// peer is enough.
-    #[serde(default, deserialize_with = "list")]
+    #[serde(default, deserialize_with = "super::spec::one_or_many")]
     pub peers: Vec<String>,
     /// Shared secret: 32 random bytes in base64 (`head -c 32 /dev/urandom | base64`).
     /// Required unless `listen` is a loopback address.
@@ -65,24 +65,6 @@ impl<'de> Deserialize<'de> for ClusterHealth {
 
 fn default_gossip_interval() -> HumanDuration {
     HumanDuration::from_millis(200)
-}
-
-fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        OneOrMany::Many(v) => v,
-    })
 }
 
 /// This machine's host name, if it has one.
@@ -149,13 +131,15 @@ impl ClusterSpec {
             ),
             Some(_) => {}
         }
-        if let Some(s) = &self.site
-            && s.trim().is_empty()
-        {
-            bad(
-                "cluster.site",
-                "is empty; name the site this instance runs in, or leave it out".into(),
-            );
+        if let Some(s) = &self.site {
+            if s.trim().is_empty() {
+                bad(
+                    "cluster.site",
+                    "is empty; name the site this instance runs in, or leave it out".into(),
+                );
+            } else if let Some(msg) = super::name_problem(s, "a site name") {
+                bad("cluster.site", msg);
+            }
         }
         let listen = match self.listen.parse::<SocketAddr>() {
             Ok(a) if a.ip().is_unspecified() => {
@@ -253,20 +237,19 @@ fn valid_peer(p: &str) -> bool {
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::Config;
+    use super::super::{Config, Problems};
 
-    fn load(text: &str, key: Option<&str>) -> Result<Config, String> {
+    fn load(text: &str, key: Option<&str>) -> Result<Config, Problems> {
         load_in(&tempfile::tempdir().unwrap(), text, key)
     }
 
-    fn load_in(dir: &tempfile::TempDir, text: &str, key: Option<&str>) -> Result<Config, String> {
+    /// Loads `text` in `dir` (`KEYDIR` stands for it), with `key` as `dir/cluster.key`.
+    fn load_in(dir: &tempfile::TempDir, text: &str, key: Option<&str>) -> Result<Config, Problems> {
         if let Some(k) = key {
             std::fs::write(dir.path().join("cluster.key"), k).unwrap();
         }
         let text = text.replace("KEYDIR", &dir.path().display().to_string());
-        let p = dir.path().join("signpost.toml");
-        std::fs::write(&p, text).unwrap();
-        Config::load_with_env(&p, Some(HashMap::new())).map_err(|e| e.to_string())
+        super::super::tests::load_in(dir.path(), &text)
     }
 
     const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
@@ -388,6 +371,7 @@ key_file = "KEYDIR/cluster.key"
                 (Ok(_), false) => panic!("{body}: loaded, wanted {want:?}"),
                 (Err(e), true) => panic!("{body}: {e}"),
                 (Err(e), false) => {
+                    let e = e.to_string();
                     for w in *want {
                         assert!(e.contains(w), "{body}:\n{e}\nwanted {w:?}");
                     }

@@ -59,22 +59,44 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every problem found in one load; `Display` prints one per line.
+/// How many problems one load lists; the rest are only counted ("and N more"), so that
+/// a zone that fails on every line, or an include bomb, fails fast with a short message.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Every problem found in one load (the first [`MAX_PROBLEMS`] of them, and how many more
+/// there were); `Display` prints one per line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub Vec<Problem>, usize);
 
 impl Problems {
     pub fn push(&mut self, p: Problem) {
-        self.0.push(p);
+        if self.0.len() < MAX_PROBLEMS {
+            self.0.push(p);
+        } else {
+            self.1 += 1;
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Every problem found, including those not listed.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.len() + self.1
+    }
+    /// Problems found beyond the [`MAX_PROBLEMS`] listed.
+    pub fn omitted(&self) -> usize {
+        self.1
+    }
+    /// Counts `n` more problems that are not listed (found by a load that listed its own).
+    pub fn add_omitted(&mut self, n: usize) {
+        self.1 += n;
     }
     pub fn extend(&mut self, other: Problems) {
-        self.0.extend(other.0);
+        let omitted = other.1;
+        for p in other.0 {
+            self.push(p);
+        }
+        self.1 += omitted;
     }
 }
 
@@ -85,6 +107,13 @@ impl fmt::Display for Problems {
                 writeln!(f)?;
             }
             write!(f, "error: {p}")?;
+        }
+        if self.1 > 0 {
+            write!(
+                f,
+                "\nerror: and {} more problem(s), not listed (only the first {MAX_PROBLEMS} are); fix these and check again",
+                self.1
+            )?;
         }
         Ok(())
     }
@@ -390,14 +419,132 @@ impl Config {
                 ),
             ),
         }
+        if self.admin.max_connections == 0 {
+            bad(
+                "admin.max_connections",
+                "must be at least 1, e.g. 256".into(),
+            );
+        }
+        let t = self.admin.request_timeout.0;
+        if t < std::time::Duration::from_secs(1) || t > std::time::Duration::from_secs(300) {
+            bad(
+                "admin.request_timeout",
+                format!(
+                    "{} is out of range; use 1s to 5m, e.g. \"10s\"",
+                    self.admin.request_timeout
+                ),
+            );
+        }
+        for (i, h) in self.admin.allowed_hosts.iter().enumerate() {
+            if let Err(e) = crate::admin::guard::AllowedHost::parse(h) {
+                bad(&format!("admin.allowed_hosts[{i}]"), e.to_string());
+            }
+        }
         for (name, m) in &self.monitors {
             let at = format!("monitors.{}", key_part(name));
+            if let Some(msg) = name_problem(name, "a monitor name") {
+                bad(&at, msg);
+            }
             check_monitor(m, &at, &mut bad);
+        }
+        for (i, site) in self.sites.iter().enumerate() {
+            if let Some(msg) = name_problem(&site.name, "a site name") {
+                bad(&format!("sites[{i}].name"), msg);
+            }
+        }
+        for name in self.geo.regions.keys() {
+            if let Some(msg) = name_problem(name, "a region name") {
+                bad(&format!("geo.regions.{}", key_part(name)), msg);
+            }
+        }
+        for (name, p) in &self.profiles {
+            let at = format!("profiles.{}", key_part(name));
+            if let Some(msg) = profile_name_problem(name) {
+                bad(&at, msg);
+            }
+            for (i, e) in p.endpoints.iter().enumerate() {
+                if let Some(msg) = name_problem(&e.name, "an endpoint name") {
+                    bad(&format!("{at}.endpoints[{i}].name"), msg);
+                }
+            }
         }
         if let Some(c) = &self.cluster {
             c.check(&mut bad);
         }
     }
+}
+
+/// Longest name of a site, endpoint, monitor or region.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The characters every name in the config is written with: each goes unescaped into API
+/// paths (`/api/v1/sites/{site}/drain`), metric labels, cluster keys and the status page.
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+/// What is wrong with `name` as the name of a site, endpoint, monitor or region (`what`,
+/// e.g. "a site name"), or `None` when it is fine: 1 to [`MAX_NAME_LEN`] of
+/// `[A-Za-z0-9._-]`, and not only dots (`.` and `..` mean something else in a URL path).
+pub fn name_problem(name: &str, what: &str) -> Option<String> {
+    const RULE: &str =
+        "use 1 to 64 letters, digits, '.', '_' or '-' (names go into API paths and metric labels)";
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !c.is_ascii() || !is_name_byte(c as u8))
+    {
+        return Some(format!(
+            "{name:?} has {c:?}, which {what} cannot hold: {RULE}; e.g. {:?}",
+            suggest_name(name)
+        ));
+    }
+    if name.is_empty() {
+        return Some(format!("is empty: {RULE}"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "{name:?} is {} characters long: {RULE}",
+            name.len()
+        ));
+    }
+    if name.bytes().all(|b| b == b'.') {
+        return Some(format!(
+            "{name:?} is only dots, which a URL path reads as a directory: {RULE}"
+        ));
+    }
+    None
+}
+
+/// What is wrong with `name` as a profile name, or `None`: a DNS name written with
+/// `[A-Za-z0-9._-]` (labels of letters, digits, '-' and '_', a trailing dot allowed), so
+/// that it goes unescaped into API paths and metric labels. Whether it is a valid domain
+/// name is checked where the profile is compiled.
+pub fn profile_name_problem(name: &str) -> Option<String> {
+    let c = name
+        .chars()
+        .find(|&c| !c.is_ascii() || !is_name_byte(c as u8))?;
+    let hint = if c.is_ascii() {
+        ""
+    } else {
+        " (write an internationalised name in its ASCII form, xn--…)"
+    };
+    Some(format!(
+        "{name:?} has {c:?}, which a profile name cannot hold: a profile is a DNS name of letters, digits, '-' and '_' between dots{hint}; e.g. {:?}",
+        suggest_name(name)
+    ))
+}
+
+/// `name` with every character a name cannot hold replaced by `-`.
+fn suggest_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii() && is_name_byte(c as u8) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Checks one monitor (a named one, or a profile's merged with an endpoint's overrides);
@@ -633,11 +780,27 @@ fn explain_serde(msg: &str) -> String {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Config, Problems> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("signpost.toml");
+    /// Loads `text` as `dir/signpost.toml`, with no environment overrides.
+    pub(super) fn load_in(dir: &Path, text: &str) -> Result<Config, Problems> {
+        let p = dir.join("signpost.toml");
         std::fs::write(&p, text).unwrap();
         Config::load_with_env(&p, Some(HashMap::new()))
+    }
+
+    fn load(text: &str) -> Result<Config, Problems> {
+        load_in(tempfile::tempdir().unwrap().path(), text)
+    }
+
+    /// Loads `text`, which must fail with one problem per entry of `wants`, each naming
+    /// its entry; the report.
+    fn fails_with(text: &str, wants: &[&str]) -> String {
+        let err = load(text).unwrap_err();
+        let report = err.to_string();
+        assert_eq!(err.len(), wants.len(), "{report}");
+        for w in wants {
+            assert!(report.contains(w), "no {w:?} in:\n{report}");
+        }
+        report
     }
 
     #[test]
@@ -647,13 +810,12 @@ mod tests {
         assert_eq!(c.admin_listen, Some("127.0.0.1:8053".parse().unwrap()));
     }
 
+    /// A `[dns]` table with a good key and an unknown one.
+    const DNS_BOGUS: &str = "[dns]\nlisten = [\"127.0.0.1:5300\"]\nbogus = 1\n";
+
     #[test]
     fn every_problem_is_reported_with_its_key() {
-        let err = load(
-            r#"
-[dns]
-listen = ["127.0.0.1:5300"]
-bogus = 1
+        let more = r#"
 [monitors.web]
 interval = "5 parsecs"
 [profiles."app.gslb.example"]
@@ -663,45 +825,29 @@ name = "a"
 wieght = 3
 [nonsense]
 x = 1
-"#,
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert_eq!(err.len(), 4, "{text}");
-        assert!(text.contains("dns.bogus: unknown field `bogus`"), "{text}");
-        assert!(
-            text.contains("monitors.web.interval: invalid duration \"5 parsecs\""),
-            "{text}"
+"#;
+        fails_with(
+            &format!("{DNS_BOGUS}{more}"),
+            &[
+                "dns.bogus: unknown field `bogus`",
+                "monitors.web.interval: invalid duration \"5 parsecs\"",
+                "profiles.\"app.gslb.example\".endpoints[0].wieght: unknown field `wieght`",
+                "nonsense: unknown section",
+            ],
         );
-        assert!(
-            text.contains(
-                "profiles.\"app.gslb.example\".endpoints[0].wieght: unknown field `wieght`"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("nonsense: unknown section"), "{text}");
     }
 
     #[test]
     fn every_bad_key_of_one_table_is_reported() {
-        let err = load(
-            r#"
-[dns]
-listen = ["127.0.0.1:5300"]
-bogus = 1
-tcp_idle_timeout = "ten seconds"
-udp_sockets = "many"
-"#,
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert_eq!(err.len(), 3, "{text}");
-        assert!(text.contains("dns.bogus: unknown field `bogus`"), "{text}");
-        assert!(
-            text.contains("dns.tcp_idle_timeout: invalid duration \"ten seconds\""),
-            "{text}"
+        let more = "tcp_idle_timeout = \"ten seconds\"\nudp_sockets = \"many\"\n";
+        let text = fails_with(
+            &format!("{DNS_BOGUS}{more}"),
+            &[
+                "dns.bogus: unknown field `bogus`",
+                "dns.tcp_idle_timeout: invalid duration \"ten seconds\"",
+                "dns.udp_sockets: ",
+            ],
         );
-        assert!(text.contains("dns.udp_sockets: "), "{text}");
         // The good keys of a table with a bad one are not reported.
         assert!(!text.contains("dns.listen"), "{text}");
     }
@@ -750,28 +896,19 @@ udp_sockets = "many"
 
     #[test]
     fn monitor_tls_files_and_headers_are_checked() {
-        let err = load(
-            r#"
+        let config = r#"
 [monitors.web]
 protocol = "https"
 headers = { "Bad Header" = "x", "X-Ok" = "line\nbreak" }
 tls = { ca_file = "/nonexistent/ca.pem" }
-"#,
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert_eq!(err.len(), 3, "{text}");
-        assert!(
-            text.contains("monitors.web.tls.ca_file: TLS: cannot read ca_file /nonexistent/ca.pem"),
-            "{text}"
-        );
-        assert!(
-            text.contains("monitors.web.headers: \"Bad Header\" is not a valid HTTP header name"),
-            "{text}"
-        );
-        assert!(
-            text.contains("monitors.web.headers.X-Ok: \"line\\nbreak\" is not a valid"),
-            "{text}"
+"#;
+        fails_with(
+            config,
+            &[
+                "monitors.web.tls.ca_file: TLS: cannot read ca_file /nonexistent/ca.pem",
+                "monitors.web.headers: \"Bad Header\" is not a valid HTTP header name",
+                "monitors.web.headers.X-Ok: \"line\\nbreak\" is not a valid",
+            ],
         );
     }
 
@@ -811,6 +948,65 @@ tls = { ca_file = "/nonexistent/ca.pem" }
             explain_serde("enum Method does not have variant constructor priorty"),
             "\"priorty\" is not one of priority, weighted, performance, geographic, multivalue, subnet"
         );
+    }
+
+    /// Names go unescaped into API paths and metric labels: a character they cannot
+    /// carry is named, with the file, the key and a name that would do.
+    #[test]
+    fn names_are_restricted_to_what_paths_and_labels_carry() {
+        let err = load(
+            r#"
+[monitors."web check"]
+[geo.regions]
+"corp emea" = ["10.20.0.0/16"]
+[[sites]]
+name = "hub/a"
+[[sites]]
+name = ".."
+[[sites]]
+name = "hub-b"
+[profiles."app.gslb.example"]
+[[profiles."app.gslb.example".endpoints]]
+name = "eu west/1"
+[[profiles."app.gslb.example".endpoints]]
+name = "ok_1.x-y"
+[[profiles."app.gslb.example".endpoints]]
+name = "é"
+[profiles."app/x.gslb.example"]
+[profiles."bücher.gslb.example"]
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        let has = |s: &str| assert!(text.contains(s), "{s}\n{text}");
+        has(
+            "signpost.toml: monitors.\"web check\": \"web check\" has ' ', which a monitor name cannot hold: use 1 to 64 letters, digits, '.', '_' or '-' (names go into API paths and metric labels); e.g. \"web-check\"",
+        );
+        has("geo.regions.\"corp emea\": \"corp emea\" has ' ', which a region name cannot hold");
+        has("sites[0].name: \"hub/a\" has '/', which a site name cannot hold");
+        has("e.g. \"hub-a\"");
+        has("sites[1].name: \"..\" is only dots");
+        has(
+            "profiles.\"app.gslb.example\".endpoints[0].name: \"eu west/1\" has ' ', which an endpoint name cannot hold",
+        );
+        has("profiles.\"app.gslb.example\".endpoints[2].name: \"é\" has 'é'");
+        has(
+            "profiles.\"app/x.gslb.example\": \"app/x.gslb.example\" has '/', which a profile name cannot hold",
+        );
+        has("(write an internationalised name in its ASCII form, xn--…)");
+        assert_eq!(err.len(), 8, "{text}");
+        let long = "a".repeat(65);
+        assert!(
+            name_problem(&long, "a site name")
+                .unwrap()
+                .contains("65 characters")
+        );
+        assert_eq!(name_problem(&"a".repeat(64), "a site name"), None);
+        assert_eq!(
+            name_problem("", "a site name").unwrap(),
+            "is empty: use 1 to 64 letters, digits, '.', '_' or '-' (names go into API paths and metric labels)"
+        );
+        assert_eq!(profile_name_problem("App.Gslb.Example."), None);
     }
 
     #[test]

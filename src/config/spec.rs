@@ -13,33 +13,27 @@ pub use crate::base::{AllDown, Method, Protocol};
 
 /// `[dns]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DnsSpec {
     /// UDP and TCP are served on each address.
-    #[serde(default = "default_dns_listen", deserialize_with = "one_or_many")]
+    #[serde(deserialize_with = "one_or_many")]
     pub listen: Vec<String>,
     /// SO_REUSEPORT UDP sockets per address; 0 = one per core.
-    #[serde(default)]
     pub udp_sockets: usize,
     /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
-    #[serde(default = "default_tcp_idle_timeout")]
     pub tcp_idle_timeout: HumanDuration,
     /// At most this many TCP connections at once. When they are all open, a new one
     /// closes the connection that has been idle longest.
-    #[serde(default = "default_tcp_max_connections")]
     pub tcp_max_connections: usize,
     /// At most this many TCP connections from one source (an IPv4 address, an IPv6 /64);
     /// a new one beyond that closes that source's longest-idle connection.
-    #[serde(default = "default_tcp_max_per_source")]
     pub tcp_max_per_source: usize,
     /// An answer the client has not taken within this long closes the connection;
     /// default: `tcp_idle_timeout`.
-    #[serde(default)]
     pub tcp_write_timeout: Option<HumanDuration>,
     /// UDP responses per second to one client /24 (IPv6 /56); 0 = no limit. Over it, every
     /// second answer is sent empty with TC=1 (the client retries over TCP, which is not
     /// limited) and the others are dropped.
-    #[serde(default)]
     pub rate_limit: u32,
 }
 
@@ -53,157 +47,123 @@ impl DnsSpec {
 impl Default for DnsSpec {
     fn default() -> Self {
         Self {
-            listen: default_dns_listen(),
+            listen: vec!["127.0.0.1:5300".to_owned()],
             udp_sockets: 0,
-            tcp_idle_timeout: default_tcp_idle_timeout(),
-            tcp_max_connections: default_tcp_max_connections(),
-            tcp_max_per_source: default_tcp_max_per_source(),
+            tcp_idle_timeout: HumanDuration::from_secs(10),
+            tcp_max_connections: 1024,
+            tcp_max_per_source: 64,
             tcp_write_timeout: None,
             rate_limit: 0,
         }
     }
 }
 
-fn default_dns_listen() -> Vec<String> {
-    vec!["127.0.0.1:5300".to_owned()]
-}
-fn default_tcp_idle_timeout() -> HumanDuration {
-    HumanDuration::from_secs(10)
-}
-fn default_tcp_max_connections() -> usize {
-    1024
-}
-fn default_tcp_max_per_source() -> usize {
-    64
-}
-
 /// `[admin]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdminSpec {
-    #[serde(default = "default_admin_listen")]
     pub listen: String,
     /// Bearer token for mutating calls; required when `listen` is not loopback.
-    #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Host names (or `name:port`) requests may carry in `Host` besides the address the
+    /// client connected to and `localhost`: a DNS name operators use for the listener.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_hosts: Vec<String>,
+    /// At most this many admin connections at once; when full, the one that has waited
+    /// longest for its client is closed.
+    pub max_connections: usize,
+    /// A request's head and body must arrive within this, and an answer be read within
+    /// it; idle connections are closed after it.
+    pub request_timeout: HumanDuration,
 }
 
 impl Default for AdminSpec {
     fn default() -> Self {
         Self {
-            listen: default_admin_listen(),
+            listen: "127.0.0.1:8053".to_owned(),
             token_file: None,
+            allowed_hosts: Vec::new(),
+            max_connections: 256,
+            request_timeout: HumanDuration::from_secs(10),
         }
     }
 }
 
-fn default_admin_listen() -> String {
-    "127.0.0.1:8053".to_owned()
-}
-
 /// `[zones]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZonesSpec {
-    #[serde(default = "default_zones_dir")]
     pub dir: PathBuf,
 }
 
 impl Default for ZonesSpec {
     fn default() -> Self {
         Self {
-            dir: default_zones_dir(),
+            dir: PathBuf::from("zones"),
         }
     }
 }
 
-fn default_zones_dir() -> PathBuf {
-    PathBuf::from("zones")
-}
-
 /// `[state]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StateSpec {
-    #[serde(default = "default_state_dir")]
     pub dir: PathBuf,
 }
 
 impl Default for StateSpec {
     fn default() -> Self {
         Self {
-            dir: default_state_dir(),
+            dir: PathBuf::from("state"),
         }
     }
 }
 
-fn default_state_dir() -> PathBuf {
-    PathBuf::from("state")
-}
-
 /// `[geo]`
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GeoSpec {
-    #[serde(default)]
     pub mmdb: Option<PathBuf>,
     /// Region name → subnets (IPv4 or IPv6 CIDR).
-    #[serde(default)]
     pub regions: BTreeMap<String, Vec<String>>,
 }
 
 /// `tls = { ... }` inside a monitor.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TlsSpec {
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    #[serde(default)]
     pub insecure_skip_verify: bool,
 }
 
 /// `[monitors.NAME]`
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MonitorSpec {
-    #[serde(default)]
     pub protocol: Protocol,
     /// Default: 80 for http, 443 for https; required for tcp.
-    #[serde(default)]
     pub port: Option<u16>,
-    #[serde(default = "default_path")]
     pub path: String,
-    #[serde(default)]
     pub host: Option<String>,
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(default = "default_expected_status")]
     pub expected_status: Vec<String>,
-    #[serde(default)]
     pub body_contains: Option<String>,
-    #[serde(default = "default_interval")]
     pub interval: HumanDuration,
-    #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
-    #[serde(default = "default_tolerated_failures")]
     pub tolerated_failures: u32,
-    #[serde(default = "default_rise")]
     pub rise: u32,
     /// Fast confirmation: after a failed probe of a target that is not Degraded, the next
-    /// probes start this long after the previous one started (never before it finished),
-    /// until the target is Degraded or a probe succeeds; then `interval` again. Default
+    /// probes start this long after the previous one started (without waiting for it to
+    /// end), until the target is Degraded or a probe succeeds; then `interval` again. Default
     /// 1s, or the `interval` when that is shorter ([`MonitorSpec::retry_interval`]);
     /// `retry_interval = interval` turns fast confirmation off.
-    #[serde(default)]
     pub retry_interval: Option<HumanDuration>,
-    #[serde(default)]
     pub tls: TlsSpec,
     /// http/https: send probes over an idle connection left open by an earlier probe of
     /// the same address, port, host and TLS settings (HTTP keep-alive) instead of opening
     /// a new one each time. A connection is kept for at most a minute, and a probe whose
     /// reused connection fails is tried once more on a new one. `false`: every probe opens
     /// a new connection and sends `Connection: close`.
-    #[serde(default = "default_reuse_connection")]
     pub reuse_connection: bool,
 }
 
@@ -212,40 +172,22 @@ impl Default for MonitorSpec {
         Self {
             protocol: Protocol::Http,
             port: None,
-            path: default_path(),
+            path: "/".to_owned(),
             host: None,
             headers: BTreeMap::new(),
-            expected_status: default_expected_status(),
+            expected_status: vec!["200-299".to_owned()],
             body_contains: None,
-            interval: default_interval(),
-            timeout: default_timeout(),
-            tolerated_failures: default_tolerated_failures(),
-            rise: default_rise(),
+            interval: HumanDuration::from_secs(10),
+            timeout: HumanDuration::from_secs(5),
+            tolerated_failures: 3,
+            rise: 2,
             retry_interval: None,
             tls: TlsSpec::default(),
-            reuse_connection: default_reuse_connection(),
+            reuse_connection: true,
         }
     }
 }
 
-fn default_path() -> String {
-    "/".to_owned()
-}
-fn default_expected_status() -> Vec<String> {
-    vec!["200-299".to_owned()]
-}
-fn default_interval() -> HumanDuration {
-    HumanDuration::from_secs(10)
-}
-fn default_timeout() -> HumanDuration {
-    HumanDuration::from_secs(5)
-}
-fn default_tolerated_failures() -> u32 {
-    3
-}
-fn default_rise() -> u32 {
-    2
-}
 /// `retry_interval` when not set.
 pub const DEFAULT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -257,9 +199,6 @@ impl MonitorSpec {
             .map_or(DEFAULT_RETRY_INTERVAL, |d| d.0)
             .min(self.interval.0)
     }
-}
-fn default_reuse_connection() -> bool {
-    true
 }
 
 /// `monitor = { ... }` inside an endpoint: any monitor key, overriding the profile's monitor.
@@ -319,43 +258,44 @@ pub struct SiteSpec {
 /// `[profiles."NAME"]`, without its endpoints (they are read one by one so that every
 /// bad endpoint is reported).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProfileSpec {
-    #[serde(default)]
     pub method: Method,
-    #[serde(default = "default_profile_ttl")]
     pub ttl: u32,
     /// Seconds. While the profile is unstable (an answering endpoint failed its latest
     /// probe, the all-down fallback is in force, or an endpoint changed status less than
     /// `ttl` ago) its answers carry min(`ttl`, `ttl_unstable`). Default 5;
     /// `ttl_unstable = ttl` turns health-aware TTLs off.
-    #[serde(default = "default_ttl_unstable")]
     pub ttl_unstable: u32,
-    #[serde(default)]
     pub monitor: Option<String>,
-    #[serde(default)]
     pub all_down: AllDown,
-    #[serde(default)]
     pub max_answers: Option<u32>,
     /// performance: endpoints within max(this fraction of the best RTT, `performance_tolerance_min`)
     /// of the best are weighted among.
-    #[serde(default)]
     pub performance_tolerance: Option<f64>,
-    #[serde(default)]
     pub performance_tolerance_min: Option<HumanDuration>,
     /// performance: region name → endpoint name → latency, overriding measured RTT for
     /// clients in that region.
-    #[serde(default)]
     pub latency: BTreeMap<String, BTreeMap<String, HumanDuration>>,
     #[serde(skip)]
     pub endpoints: Vec<EndpointSpec>,
 }
 
-fn default_profile_ttl() -> u32 {
-    30
-}
-fn default_ttl_unstable() -> u32 {
-    5
+impl Default for ProfileSpec {
+    fn default() -> Self {
+        Self {
+            method: Method::default(),
+            ttl: 30,
+            ttl_unstable: 5,
+            monitor: None,
+            all_down: AllDown::default(),
+            max_answers: None,
+            performance_tolerance: None,
+            performance_tolerance_min: None,
+            latency: BTreeMap::new(),
+            endpoints: Vec::new(),
+        }
+    }
 }
 
 /// `[[profiles."NAME".endpoints]]`
@@ -363,15 +303,11 @@ fn default_ttl_unstable() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
     pub name: String,
-    #[serde(default)]
     pub site: Option<String>,
-    #[serde(default)]
     pub address: Option<String>,
     #[serde(default)]
     pub addresses: Vec<String>,
-    #[serde(default)]
     pub target: Option<String>,
-    #[serde(default)]
     pub profile: Option<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
@@ -385,9 +321,7 @@ pub struct EndpointSpec {
     pub enabled: bool,
     #[serde(default)]
     pub always_serve: bool,
-    #[serde(default)]
     pub probe_address: Option<String>,
-    #[serde(default)]
     pub monitor: Option<MonitorOverride>,
     #[serde(default = "default_min_child")]
     pub min_child_endpoints: u32,
@@ -406,8 +340,9 @@ fn default_min_child() -> u32 {
     1
 }
 
-/// A string or a list of strings (so that `SIGNPOST__DNS__LISTEN=127.0.0.1:53` works).
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A string or a list of strings (so that `SIGNPOST__DNS__LISTEN=127.0.0.1:53` works); a
+/// string is a comma-separated list.
+pub(super) fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

@@ -35,6 +35,8 @@ pub struct Scratch {
     pub query: Query,
     pub rng: SmallRng,
     decision: Decision,
+    /// Room for a name synthesised from a DNAME (RFC 6672), reused across queries.
+    synth: [u8; MAX_NAME],
 }
 
 impl Default for Scratch {
@@ -43,6 +45,7 @@ impl Default for Scratch {
             query: Query::default(),
             rng: SmallRng::from_os_rng(),
             decision: Decision::new(Kind::NoData, policy::Rule::OtherType),
+            synth: [0; MAX_NAME],
         }
     }
 }
@@ -65,18 +68,23 @@ struct Resolved {
     ede: Option<Ede>,
 }
 
-const CLASS_CH: u16 = 3;
-
-/// CH TXT `id.server.` (RFC 4892 §2) and `hostname.bind.`: this instance's name. Any other
-/// CH name is not served.
-fn chaos<'a>(snap: &Snapshot, q: &'a Query, w: &mut Writer<'a, '_>) -> Resolved {
-    let mut res = Resolved {
+impl Resolved {
+    /// An authoritative NOERROR, the start of every resolution.
+    const AUTHORITATIVE: Resolved = Resolved {
         rcode: Rcode::NOERROR,
         aa: true,
         scope: 0,
         referral: false,
         ede: None,
     };
+}
+
+const CLASS_CH: u16 = 3;
+
+/// CH TXT `id.server.` (RFC 4892 §2) and `hostname.bind.`: this instance's name. Any other
+/// CH name is not served.
+fn chaos<'a>(snap: &Snapshot, q: &'a Query, w: &mut Writer<'a, '_>) -> Resolved {
+    let mut res = Resolved::AUTHORITATIVE;
     if q.qname() != b"\x02id\x06server\x00" && q.qname() != b"\x08hostname\x04bind\x00" {
         res.rcode = Rcode::REFUSED;
         res.aa = false;
@@ -113,6 +121,7 @@ pub fn respond(
         query: q,
         rng,
         decision,
+        synth,
     } = scratch;
     let mut routing = Routing { rng, decision };
     let parsed = wire::parse_query(packet, q);
@@ -150,8 +159,6 @@ pub fn respond(
         }
     }
 
-    // Room for a name synthesised from a DNAME (RFC 6672).
-    let mut synth = [0u8; MAX_NAME];
     let mut w = Writer::new(out, q, true);
     let ecs = q.edns.and_then(|e| e.ecs);
     let nsid = match q.edns {
@@ -187,15 +194,7 @@ pub fn respond(
         Rtype::MAILA | Rtype::MAILB => refuse(Rcode::NOTIMP),
         _ => match snap.find_zone(q.qname()) {
             None => refuse(Rcode::REFUSED),
-            Some(zone) => resolve(
-                snap,
-                zone,
-                q,
-                &client,
-                &mut routing,
-                &mut w,
-                Some(&mut synth),
-            ),
+            Some(zone) => resolve(snap, zone, q, &client, &mut routing, &mut w, Some(synth)),
         },
     };
     let (rc, aa) = (res.rcode, res.aa);
@@ -274,13 +273,7 @@ fn resolve<'a>(
     let qtype = q.qtype;
     let mut zone = zone;
     let mut name: &'a [u8] = q.qname();
-    let mut res = Resolved {
-        rcode: Rcode::NOERROR,
-        aa: true,
-        scope: 0,
-        referral: false,
-        ede: None,
-    };
+    let mut res = Resolved::AUTHORITATIVE;
     // The names answered so far: a CNAME back to one of them is a loop, and the answer
     // stops there with each CNAME once.
     let mut seen: [&[u8]; MAX_CHASE + 1] = [&[]; MAX_CHASE + 1];

@@ -7,6 +7,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use super::engine::{Scratch, Transport, respond};
+use crate::config::Problems;
+use crate::policy::testutil::try_load_zone;
 use crate::snapshot::Snapshot;
 
 const HEAD: &str = "$ORIGIN gslb.example.
@@ -17,17 +19,8 @@ ns1     IN A   192.0.2.1
 ";
 
 /// Serves `gslb.example.` (HEAD then `records`) with the profiles of `toml`.
-fn try_load(records: &str, toml: &str) -> Result<Snapshot, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let zones = dir.path().join("zones");
-    std::fs::create_dir(&zones).unwrap();
-    std::fs::write(zones.join("gslb.example.zone"), format!("{HEAD}{records}")).unwrap();
-    let path = dir.path().join("signpost.toml");
-    let text = format!("[zones]\ndir = {:?}\n{toml}", zones.display().to_string());
-    std::fs::write(&path, text).unwrap();
-    crate::app::load(&path, 1)
-        .map(|l| l.snapshot)
-        .map_err(|p| p.to_string())
+fn try_load(records: &str, toml: &str) -> Result<Snapshot, Problems> {
+    try_load_zone(&format!("{HEAD}{records}"), toml, 1)
 }
 
 fn load(records: &str, toml: &str) -> Snapshot {
@@ -62,13 +55,20 @@ fn query(name: &str, rtype: RecordType, class: DNSClass, edns: bool) -> Vec<u8> 
     m.to_vec().unwrap()
 }
 
-fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {
-    let out = exchange(
-        snap,
-        &query(name, rtype, DNSClass::IN, false),
-        Transport::Udp,
-    );
+/// The answer to `name` `rtype` in `class` over `transport`, read back.
+fn ask_in(
+    snap: &Snapshot,
+    name: &str,
+    rtype: RecordType,
+    class: DNSClass,
+    transport: Transport,
+) -> Message {
+    let out = exchange(snap, &query(name, rtype, class, false), transport);
     Message::from_vec(&out).unwrap()
+}
+
+fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {
+    ask_in(snap, name, rtype, DNSClass::IN, Transport::Udp)
 }
 
 fn texts(rs: &[hickory_proto::rr::Record]) -> Vec<String> {
@@ -106,12 +106,13 @@ fn tc_only_when_the_answer_does_not_fit() {
     }
     assert!(per_owner.values().all(|&n| n == 4), "{m}");
     // Over TCP everything is there.
-    let out = exchange(
+    let m = ask_in(
         &snap,
-        &query("mx.gslb.example.", RecordType::MX, DNSClass::IN, false),
+        "mx.gslb.example.",
+        RecordType::MX,
+        DNSClass::IN,
         Transport::Tcp,
     );
-    let m = Message::from_vec(&out).unwrap();
     assert_eq!(m.additionals.len(), 32, "{m}");
 
     // 40 exchanges with EDNS (1232 bytes): the MX records fit once the addresses go.
@@ -161,12 +162,13 @@ fn cname_into_a_delegation_ends_in_the_referral() {
 #[test]
 fn class_any_is_never_authoritative() {
     let snap = load("", "");
-    let out = exchange(
+    let m = ask_in(
         &snap,
-        &query("ns1.gslb.example.", RecordType::A, DNSClass::ANY, false),
+        "ns1.gslb.example.",
+        RecordType::A,
+        DNSClass::ANY,
         Transport::Udp,
     );
-    let m = Message::from_vec(&out).unwrap();
     assert_eq!(m.answers.len(), 1, "{m}");
     assert!(!m.metadata.authoritative, "{m}");
     // Class IN still is.
@@ -319,16 +321,9 @@ fn negative_answers_compress_the_soa_names() {
 }
 
 const V6_ONLY: &str = r#"
-[profiles."six.gslb.example"]
-method = "priority"
-[[profiles."six.gslb.example".endpoints]]
-name = "a"
-address = "2001:db8::6"
-[profiles."alias.gslb.example"]
-method = "priority"
-[[profiles."alias.gslb.example".endpoints]]
-name = "a"
-target = "ns1.gslb.example."
+[profiles]
+"six.gslb.example" = { method = "priority", endpoints = [{ name = "a", address = "2001:db8::6" }] }
+"alias.gslb.example" = { method = "priority", endpoints = [{ name = "a", target = "ns1.gslb.example." }] }
 "#;
 
 #[test]
@@ -359,15 +354,13 @@ fn any_at_a_cname_profile_answers_the_cname_alone() {
 #[test]
 fn a_profile_below_a_delegation_is_a_config_error() {
     let toml = r#"
-[profiles."app.sub.gslb.example"]
-method = "priority"
-[[profiles."app.sub.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.9"
+[profiles]
+"app.sub.gslb.example" = { method = "priority", endpoints = [{ name = "a", address = "192.0.2.9" }] }
 "#;
     let e = try_load("sub NS ns.sub\nns.sub A 192.0.2.53\n", toml)
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(e.contains("below the delegation sub.gslb.example."), "{e}");
     // Beside the delegation it is fine.
     try_load("other NS ns.other\nns.other A 192.0.2.53\n", toml).unwrap();
@@ -501,12 +494,7 @@ fn nsid_answers_the_instance_name() {
 fn ch_txt_id_server_and_hostname_bind_answer_the_instance_name() {
     let snap = load("", NODE);
     for name in ["id.server.", "HOSTNAME.bind."] {
-        let out = exchange(
-            &snap,
-            &query(name, RecordType::TXT, DNSClass::CH, false),
-            Transport::Udp,
-        );
-        let m = Message::from_vec(&out).unwrap();
+        let m = ask_in(&snap, name, RecordType::TXT, DNSClass::CH, Transport::Udp);
         assert_eq!(u16::from(m.metadata.response_code), 0, "{m}");
         assert_eq!(m.answers.len(), 1, "{m}");
         assert_eq!(m.answers[0].dns_class, DNSClass::CH, "{m}");
@@ -516,12 +504,14 @@ fn ch_txt_id_server_and_hostname_bind_answer_the_instance_name() {
         assert_eq!(txt.to_string(), "edge-7", "{m}");
     }
     // Other CH names are not served.
-    let out = exchange(
+    let m = ask_in(
         &snap,
-        &query("version.bind.", RecordType::TXT, DNSClass::CH, false),
+        "version.bind.",
+        RecordType::TXT,
+        DNSClass::CH,
         Transport::Udp,
     );
-    assert_eq!(out[3] & 0xF, 5);
+    assert_eq!(u16::from(m.metadata.response_code), 5, "{m}");
 }
 
 #[test]
@@ -530,9 +520,7 @@ fn extended_dns_errors_on_refused_and_all_down_servfail() {
 [profiles."down.gslb.example"]
 method = "priority"
 all_down = "servfail"
-[[profiles."down.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.9"
+endpoints = [{ name = "a", address = "192.0.2.9" }]
 "#;
     let mut snap = load("", toml);
     let p = query("www.example.org.", RecordType::A, DNSClass::IN, true);

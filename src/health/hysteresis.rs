@@ -307,28 +307,18 @@ mod tests {
         );
         // A 1 s-interval target jumps from 10 ms to 110 ms: after one probe the average
         // has moved less than a fifth of the way, after 15 probes most of the way.
-        tokio::time::advance(Duration::from_secs(1)).await;
-        e.observe(
-            tokio::time::Instant::now().into_std(),
-            Duration::from_millis(110),
-        );
-        let one = e.get().unwrap();
-        assert!(
-            one > Duration::from_millis(10) && one < Duration::from_millis(30),
-            "{one:?}"
-        );
-        for _ in 0..14 {
-            tokio::time::advance(Duration::from_secs(1)).await;
-            e.observe(
-                tokio::time::Instant::now().into_std(),
-                Duration::from_millis(110),
-            );
-        }
-        let many = e.get().unwrap();
-        assert!(
-            many > Duration::from_millis(100) && many < Duration::from_millis(110),
-            "{many:?}"
-        );
+        let ms = Duration::from_millis;
+        let mut probes = async |n: usize| {
+            for _ in 0..n {
+                tokio::time::advance(Duration::from_secs(1)).await;
+                e.observe(tokio::time::Instant::now().into_std(), ms(110));
+            }
+            e.get().unwrap()
+        };
+        let one = probes(1).await;
+        assert!(one > ms(10) && one < ms(30), "{one:?}");
+        let many = probes(14).await;
+        assert!(many > ms(100) && many < ms(110), "{many:?}");
     }
 
     #[tokio::test(start_paused = true)]

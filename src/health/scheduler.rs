@@ -3,14 +3,20 @@
 //!
 //! First probes are spread over the interval by a deterministic offset from the target's
 //! index (a golden-ratio sequence, so any number of targets is spread evenly) instead of
-//! all firing at start. At most `max_concurrent` probes run at once; a probe waiting for a
-//! slot has not started, so its `timeout` does not run. Probes run on the async runtime and
-//! only talk to the publisher through a channel: nothing here can block the DNS path. A
-//! scheduler belongs to one config generation and stops when dropped (or on [`Scheduler::stop`]),
-//! so a reload starts a new one.
+//! all firing at start. A target has one probe in flight at a time, except while a failure
+//! is being confirmed: then its confirmation probes start every `retry_interval` without
+//! waiting for each other, and the results are applied in the order the probes started
+//! ([`Pace`]). At most `max_concurrent` probes run at once; a probe waiting for a slot has
+//! not started, so its `timeout` does not run. Probes run on the async runtime and only
+//! talk to the publisher through a channel: nothing here can block the DNS path. A
+//! scheduler belongs to one config generation and stops when dropped (or on
+//! [`Scheduler::stop`]), so a reload starts a new one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
@@ -21,6 +27,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::hysteresis::Hysteresis;
 use super::probe::{Check, ProbeOutcome};
 use crate::base::Status;
+use crate::metrics as m;
 use crate::model::{Model, ProbeTarget};
 
 /// One probe's result, as sent to the publisher.
@@ -39,10 +46,11 @@ pub struct ProbeResult {
 /// Scheduler limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SchedulerOptions {
-    /// Probes in flight at once (each holds a socket). A target never has more than one
-    /// probe in flight, so this only matters with many slow or hung targets: each holds a
-    /// slot for up to its `timeout`, and healthy targets wait behind them once the slots
-    /// are gone. Default 1024.
+    /// Probes in flight at once (each holds a socket). A target has one probe in flight
+    /// at a time, at most `tolerated_failures` while a failure is being confirmed, so this
+    /// only matters with many slow or hung targets: each holds a slot for up to its
+    /// `timeout`, and healthy targets wait behind them once the slots are gone. Default
+    /// 1024.
     pub max_concurrent: usize,
 }
 
@@ -188,41 +196,65 @@ impl Scheduler {
                 async move {
                     let target = &model.targets[i];
                     let prepared = checker.prepare(target);
-                    let mut pace = Pace::new(first);
+                    let (checker, prepared, permits) = (&checker, &prepared, &permits);
+                    // One probe: `None` once the slots are closed (never, in practice).
+                    let probe = move |seq: u64| async move {
+                        let permit = permits.acquire().await.ok()?;
+                        let at = SystemTime::now();
+                        let outcome = checker.check(target, prepared).await;
+                        drop(permit);
+                        Some((seq, at, outcome))
+                    };
+                    let mut flight = Flight(Vec::new());
+                    let mut pace = Pace::new(target, first);
                     let mut successes: u32 = 0;
                     loop {
-                        tokio::time::sleep_until(pace.due).await;
-                        pace.woke(Instant::now());
-                        let Ok(permit) = permits.acquire().await else {
-                            return;
-                        };
-                        let at = SystemTime::now();
-                        let started = Instant::now();
-                        let outcome = checker.check(target, &prepared).await;
-                        drop(permit);
-                        if outcome.local {
-                            // Not made: nothing is known of the target, its status stays.
-                            local_error(&outcome);
-                            pace.not_made(target, started, Instant::now());
-                            continue;
-                        }
-                        pace.probed(target, outcome.ok, started, Instant::now());
-                        successes = if outcome.ok {
-                            successes.saturating_add(1)
-                        } else {
-                            0
-                        };
-                        // Only a failure, or one of the first `rise` successes after one
-                        // (or after the start), can change a status.
-                        let urgent = successes <= target.rise;
-                        let result = ProbeResult {
-                            generation: model.generation,
-                            target: i as u32,
-                            at,
-                            outcome,
-                        };
-                        if !outbox.put(result, urgent) {
-                            return; // the publisher is gone
+                        // `may_start` holds whenever nothing is in flight, so one branch
+                        // is always enabled.
+                        let may_start = pace.may_start();
+                        tokio::select! {
+                            // A probe that ends when the next one is due is applied first.
+                            biased;
+                            done = flight.next(), if !flight.0.is_empty() => {
+                                let Some::<(u64, SystemTime, ProbeOutcome)>((seq, at, outcome)) = done
+                                else {
+                                    return;
+                                };
+                                if outcome.local {
+                                    // Not made: nothing is known of the target, its
+                                    // status stays as it was.
+                                    local_error(&outcome);
+                                    pace.not_made(seq);
+                                    continue;
+                                }
+                                if !pace.probed(seq, outcome.ok, Instant::now()) {
+                                    // A later probe's result is already applied.
+                                    metrics::counter!(m::PROBE_RESULTS, "outcome" => "superseded")
+                                        .increment(1);
+                                    continue;
+                                }
+                                successes = if outcome.ok {
+                                    successes.saturating_add(1)
+                                } else {
+                                    0
+                                };
+                                // Only a failure, or one of the first `rise` successes after
+                                // one (or after the start), can change a status.
+                                let urgent = successes <= target.rise;
+                                let result = ProbeResult {
+                                    generation: model.generation,
+                                    target: i as u32,
+                                    at,
+                                    outcome,
+                                };
+                                if !outbox.put(result, urgent) {
+                                    return; // the publisher is gone
+                                }
+                            }
+                            () = tokio::time::sleep_until(pace.due), if may_start => {
+                                let seq = pace.woke(Instant::now());
+                                flight.0.push(Box::pin(probe(seq)));
+                            }
                         }
                     }
                 },
@@ -257,85 +289,192 @@ impl Drop for Scheduler {
 /// `MissedTickBehavior::Delay` does), instead of firing the missed probes in a burst.
 const LATE: Duration = Duration::from_millis(5);
 
-/// When one target's next probe starts: a pure rule of its results and the time, so the
-/// scheduler's pacing is tested exactly in paused time.
+/// When one target's next probe starts, and which results count: a pure rule of its
+/// results and the time, so the scheduler's pacing is tested exactly in paused time.
 ///
-/// - Steady: every `interval` from the target's first offset, so a healthy fleet keeps the
-///   spread the offsets give it (a probe that ends after its next deadline delays the
-///   schedule rather than bunching probes).
-/// - Fast confirmation (DESIGN.md, "Health semantics"): after a failed probe of a target
-///   that is not Degraded, the next probe starts `retry_interval` after the failed one
-///   started, but never before it finished (a target has one probe in flight at most);
-///   so a refused ingress is retried every `retry_interval`, a hung one back to back at
-///   its `timeout`. Retries keep the phase of the failure that began them, so targets that
-///   fail together are still spread.
+/// - Steady: one probe in flight, every `interval` from the target's first offset, so a
+///   healthy fleet keeps the spread the offsets give it (a probe that ends after its next
+///   deadline delays the schedule rather than bunching probes).
+/// - Fast confirmation (DESIGN.md, "Health semantics"): once a probe of a target that is
+///   not Degraded has failed, confirmation probes start every `retry_interval` after the
+///   latest start (the first at once when the failed probe took longer than that), without
+///   waiting for those still in flight, until the target is Degraded or a probe succeeds.
+///   A refused ingress fails at once, so its retries never overlap; a hung one makes each
+///   probe wait its `timeout`, and its retries overlap instead of following back to back.
+///   Bounded: no more probes in flight that still count than failures the target needs
+///   to be Degraded (`tolerated_failures + 1` minus the failures so far, so at most
+///   `tolerated_failures`), and never more than `tolerated_failures + 1` in flight at all.
+///   Retries keep the phase of the failure that began them, so targets that fail together
+///   stay spread.
 /// - Once the target is Degraded or a probe succeeds, the steady schedule resumes at its
 ///   first deadline after now: same phase as before, no extra probe.
+///
+/// Results are applied in the order the probes started. Each probe is numbered when it
+/// starts; a result is applied (to the status machine here and, sent on, to the
+/// publisher's) only when no probe started after it has had its result applied already,
+/// else it is *superseded* and dropped. A probe's verdict is about the target as it was
+/// when the probe went out, so a later start is newer evidence whatever order the
+/// answers come back in:
+/// - a late success of an older probe (a slow answer) cannot undo a newer failure, nor a
+///   late timeout of an older probe count after a newer success: a success from any
+///   confirmation probe that is not superseded ends the confirmation at once, and the
+///   older probes still in flight no longer count;
+/// - a superseded failure is not counted, so Degraded still takes `tolerated_failures +
+///   1` failures in a row of distinct probes in start order: dropping can make a
+///   confirmation a retry longer, never shorter;
+/// - the publisher receives exactly the applied results, in that order, so its status
+///   machine and this one see the same sequence.
+///
+/// When several probes end at the same instant, the oldest is applied first. Superseded
+/// probes still in flight run to their end (at most their `timeout`).
 ///
 /// The rule keeps its own copy of the status machine (`tolerated_failures`, `rise`): the
 /// scheduler never asks the publisher.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pace {
-    /// When the next probe starts.
+    /// When the next probe starts (once [`Pace::may_start`] allows it).
     pub due: Instant,
     /// The deadline of the last steady probe (the phase of the schedule).
     grid: Instant,
-    /// The next probe confirms a failure.
+    /// The target is being confirmed: its latest applied result failed and it is not
+    /// Degraded.
     retrying: bool,
     /// The status machine, fed the same results as the publisher's.
-    health: Option<Hysteresis>,
+    health: Hysteresis,
+    interval: Duration,
+    retry_interval: Duration,
+    tolerated_failures: u32,
+    /// The number the next probe gets: probes are numbered in the order they start.
+    next: u64,
+    /// When the latest probe started.
+    launched: Instant,
+    /// The numbers of the probes in flight, oldest first.
+    in_flight: Vec<u64>,
+    /// The number of the latest-started probe whose result was applied; results of
+    /// probes started before it are superseded.
+    applied: Option<u64>,
 }
 
 impl Pace {
-    /// A schedule whose first probe is at `first`.
-    pub fn new(first: Instant) -> Self {
+    /// A schedule for `target` whose first probe is at `first`.
+    pub fn new(target: &ProbeTarget, first: Instant) -> Self {
         Self {
             due: first,
             grid: first,
             retrying: false,
-            health: None,
+            health: Hysteresis::new(target.tolerated_failures, target.rise),
+            interval: target.interval.max(Duration::from_millis(1)),
+            retry_interval: target.retry_interval,
+            tolerated_failures: target.tolerated_failures,
+            next: 0,
+            launched: first,
+            in_flight: Vec::new(),
+            applied: None,
         }
     }
 
-    /// Whether the next probe confirms a failure (at `retry_interval`).
+    /// Whether the target is being confirmed (probes at `retry_interval`).
     pub fn retrying(&self) -> bool {
         self.retrying
     }
 
-    /// The probe due at `self.due` woke at `now`.
-    pub fn woke(&mut self, now: Instant) {
-        if !self.retrying {
+    /// Probes started and not yet ended (superseded ones included).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether another probe may start at `due`: always when none is in flight.
+    pub fn may_start(&self) -> bool {
+        if self.in_flight.len() > self.tolerated_failures as usize {
+            return false;
+        }
+        let counting = self
+            .in_flight
+            .iter()
+            .filter(|&&seq| self.applied.is_none_or(|a| seq > a))
+            .count();
+        let wanted = if self.retrying {
+            // Failures still needed to make the target Degraded.
+            (self.tolerated_failures.saturating_add(1))
+                .saturating_sub(self.health.consecutive_failures())
+                .max(1)
+        } else {
+            1
+        };
+        counting < wanted as usize
+    }
+
+    /// The probe due at `self.due` started at `now`; returns its number.
+    pub fn woke(&mut self, now: Instant) -> u64 {
+        if self.retrying {
+            self.due = now + self.retry_interval;
+        } else {
             self.grid = if now > self.due + LATE { now } else { self.due };
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.in_flight.push(seq);
+        self.launched = now;
+        seq
+    }
+
+    /// Probe `seq` could not be made (a local error, [`ProbeOutcome::local`]): the status
+    /// machine does not see it, and the next try comes `retry_interval` after the latest
+    /// start (a confirmation keeps its own pace).
+    pub fn not_made(&mut self, seq: u64) {
+        self.in_flight.retain(|&s| s != seq);
+        if !self.retrying {
+            self.due = self.launched + self.retry_interval;
         }
     }
 
-    /// A probe of `target` that started at `started` could not be made (a local error,
-    /// [`ProbeOutcome::local`]): the status machine does not see it, and the next try
-    /// comes `retry_interval` after it.
-    pub fn not_made(&mut self, target: &ProbeTarget, started: Instant, now: Instant) {
-        self.due = (started + target.retry_interval).max(now);
-    }
-
-    /// Records a probe of `target` that started at `started` and ended at `now`, and sets
-    /// when the next one starts.
-    pub fn probed(&mut self, target: &ProbeTarget, ok: bool, started: Instant, now: Instant) {
-        let health = self
-            .health
-            .get_or_insert_with(|| Hysteresis::new(target.tolerated_failures, target.rise));
-        health.observe(ok);
+    /// Records that probe `seq` ended at `now` with `ok`, and sets when the next one
+    /// starts. Returns whether the result is applied: `false` when it is superseded (a
+    /// probe started after it has had its result applied), and then it must not reach the
+    /// publisher.
+    pub fn probed(&mut self, seq: u64, ok: bool, now: Instant) -> bool {
+        self.in_flight.retain(|&s| s != seq);
+        if self.applied.is_some_and(|a| seq < a) {
+            return false;
+        }
+        self.applied = Some(seq);
+        self.health.observe(ok);
         let was_retrying = self.retrying;
-        self.retrying = !ok && health.status() != Status::Degraded;
-        let interval = target.interval.max(Duration::from_millis(1));
-        self.due = if self.retrying {
-            (started + target.retry_interval).max(now)
+        self.retrying = !ok && self.health.status() != Status::Degraded;
+        if self.retrying {
+            // Every `retry_interval` from the latest start; at once when that has passed.
+            self.due = self.launched + self.retry_interval;
         } else if was_retrying {
             // Back to the steady schedule, at its first deadline after now.
             let behind = now.saturating_duration_since(self.grid);
-            let steps = behind.as_nanos() / interval.as_nanos() + 1;
-            self.grid + interval * u32::try_from(steps).unwrap_or(u32::MAX)
+            let steps = behind.as_nanos() / self.interval.as_nanos() + 1;
+            self.due = self.grid + self.interval * u32::try_from(steps).unwrap_or(u32::MAX);
+            // Results of probes still in flight from the confirmation keep this deadline.
+            self.grid = self.due - self.interval;
         } else {
-            self.grid + interval
-        };
+            self.due = self.grid + self.interval;
+        }
+        true
+    }
+}
+
+/// One target's probes in flight, oldest first: a handful at most ([`Pace::may_start`]).
+struct Flight<F>(Vec<Pin<Box<F>>>);
+
+impl<F: Future> Flight<F> {
+    /// The output of the next probe to end, the oldest first when several have; pending
+    /// while none is in flight. Cancel-safe: the probes stay here.
+    async fn next(&mut self) -> F::Output {
+        std::future::poll_fn(|cx| {
+            for i in 0..self.0.len() {
+                if let Poll::Ready(out) = self.0[i].as_mut().poll(cx) {
+                    drop(self.0.remove(i));
+                    return Poll::Ready(out);
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -551,24 +690,44 @@ mod tests {
         );
     }
 
-    /// An ingress that works until `fault` (after the start) and then refuses (fails in
-    /// 1 ms) or hangs (fails at the target's `timeout`); healthy again from `heal`.
+    /// How an ingress answers a probe that starts in a phase.
+    #[derive(Clone, Copy, Debug)]
+    enum Phase {
+        /// Succeeds in 1 ms.
+        Up,
+        /// Fails in 1 ms (connection refused, a 503).
+        Refused,
+        /// Fails at the target's `timeout`.
+        Hung,
+        /// Succeeds after this many ms.
+        Slow(u64),
+    }
+
+    /// An ingress that answers each probe as the phase it starts in says: a list of
+    /// (from ms after the start, phase). Records when each probe started and how many were
+    /// in flight at most, per target; a result's `reason` holds its probe's start (ms).
     struct Faulty {
         start: Instant,
-        fault: Duration,
-        heal: Duration,
-        hung: bool,
+        phases: Vec<(u64, Phase)>,
         seen: Mutex<Vec<(u16, Duration)>>,
+        /// Per target: probes in flight now, and at most.
+        flight: Mutex<std::collections::HashMap<u16, (usize, usize)>>,
     }
 
     impl Faulty {
+        /// Works until `fault` (ms after the start), then refuses (fails in 1 ms) or hangs
+        /// (fails at the target's `timeout`); healthy again from `heal`.
         fn new(fault: u64, heal: u64, hung: bool) -> Arc<Self> {
+            let down = if hung { Phase::Hung } else { Phase::Refused };
+            Self::phases(&[(0, Phase::Up), (fault, down), (heal, Phase::Up)])
+        }
+
+        fn phases(phases: &[(u64, Phase)]) -> Arc<Self> {
             Arc::new(Self {
                 start: Instant::now(),
-                fault: Duration::from_millis(fault),
-                heal: Duration::from_millis(heal),
-                hung,
+                phases: phases.to_vec(),
                 seen: Mutex::new(Vec::new()),
+                flight: Mutex::default(),
             })
         }
 
@@ -580,6 +739,11 @@ mod tests {
                 .map(|s| s.1.as_millis() as u64)
                 .collect()
         }
+
+        /// The most probes target `port` had in flight at once.
+        fn max_in_flight(&self, port: u16) -> usize {
+            self.flight.lock().unwrap().get(&port).map_or(0, |f| f.1)
+        }
     }
 
     impl Check for Faulty {
@@ -590,17 +754,31 @@ mod tests {
         async fn check(&self, target: &ProbeTarget, _: &()) -> ProbeOutcome {
             let t = self.start.elapsed();
             self.seen.lock().unwrap().push((target.port, t));
-            let ok = t < self.fault || t >= self.heal;
-            let busy = if !ok && self.hung {
-                target.timeout
-            } else {
-                Duration::from_millis(1)
+            let ms = t.as_millis() as u64;
+            let phase = self
+                .phases
+                .iter()
+                .rev()
+                .find(|p| p.0 <= ms)
+                .map_or(Phase::Up, |p| p.1);
+            let (ok, busy) = match phase {
+                Phase::Up => (true, Duration::from_millis(1)),
+                Phase::Refused => (false, Duration::from_millis(1)),
+                Phase::Hung => (false, target.timeout),
+                Phase::Slow(d) => (true, Duration::from_millis(d)),
             };
+            {
+                let mut flight = self.flight.lock().unwrap();
+                let f = flight.entry(target.port).or_default();
+                f.0 += 1;
+                f.1 = f.1.max(f.0);
+            }
             tokio::time::sleep(busy).await;
+            self.flight.lock().unwrap().get_mut(&target.port).unwrap().0 -= 1;
             ProbeOutcome {
                 ok,
                 rtt: busy,
-                reason: None,
+                reason: Some(ms.to_string()),
                 local: false,
             }
         }
@@ -633,13 +811,22 @@ mod tests {
         }
     }
 
-    async fn run_for(m: Arc<Model>, check: Arc<Faulty>, secs: u64) {
+    /// Probes `m` for `secs`; returns the results the publisher got, in order, as (the
+    /// probe's start in ms, ok).
+    async fn run_for(m: Arc<Model>, check: Arc<Faulty>, secs: u64) -> Vec<(u64, bool)> {
         let (tx, mut rx) = mpsc::channel::<ProbeResult>(4096);
         let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let drain = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(r) = rx.recv().await {
+                let at = r.outcome.reason.as_deref().unwrap().parse().unwrap();
+                got.push((at, r.outcome.ok));
+            }
+            got
+        });
         tokio::time::sleep(Duration::from_secs(secs)).await;
         drop(sched);
-        drain.abort();
+        drain.await.unwrap()
     }
 
     /// A host out of file descriptors from `from` until `until` (ms after the start): its
@@ -739,16 +926,157 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_hung_target_is_retried_as_soon_as_each_probe_times_out() {
-        // Each failed probe takes the 5 s timeout: the retries cannot start a second
-        // after it began (one probe in flight per target), so they follow back to back.
-        // Degraded at 50 s; the next steady deadline after that is 60 s.
+    async fn a_hung_target_is_retried_every_retry_interval_with_probes_overlapping() {
+        // The probe at 30 s times out at 35 s (failure 1). The first retry is overdue
+        // (31 s): it starts at once; the next two follow a second apart without waiting
+        // for the ones in flight, and time out at 40, 41 and 42 s: Degraded at 42 s, 17 s
+        // after the fault (22 s when the fault lands just after a probe). Three in flight
+        // at most (the failures still needed), none started after that: the next probe
+        // is the steady one at 50 s.
         let check = Faulty::new(25_000, u64::MAX, true);
-        run_for(defaults(1, 1_000), check.clone(), 71).await;
+        let got = run_for(defaults(1, 1_000), check.clone(), 71).await;
         assert_eq!(
             check.starts(1),
             [
-                0, 10_000, 20_000, 30_000, 35_000, 40_000, 45_000, 60_000, 70_000
+                0, 10_000, 20_000, 30_000, 35_000, 36_000, 37_000, 50_000, 60_000, 70_000
+            ]
+        );
+        assert_eq!(check.max_in_flight(1), 3);
+        // Every result counts, in start order.
+        let fails: Vec<u64> = got.iter().filter(|r| !r.1).map(|r| r.0).collect();
+        assert_eq!(fails, [30_000, 35_000, 36_000, 37_000, 50_000, 60_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_target_is_out_within_the_bound_wherever_the_fault_lands() {
+        // Acceptance: interval + timeout + (tolerated_failures - 1) × retry_interval +
+        // timeout = 22 s after the fault at the defaults, whatever the phase. Degraded
+        // once the fourth failure in a row (tolerated_failures + 1) is applied.
+        for fault in [20_001, 22_500, 25_000, 29_999, 30_000] {
+            let check = Faulty::new(fault, u64::MAX, true);
+            let got = run_for(defaults(1, 1_000), check.clone(), 60).await;
+            let mut h = Hysteresis::new(3, 2);
+            let degraded = got
+                .iter()
+                .find(|r| {
+                    h.observe(r.1);
+                    h.status() == Status::Degraded
+                })
+                .expect("never Degraded");
+            // A hung probe's result comes at its start + timeout.
+            let at = degraded.0 + 5_000;
+            assert!(
+                at - fault <= 22_000,
+                "fault at {fault}: Degraded at {at} ({got:?})"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hung_targets_that_fail_together_stay_spread() {
+        // 100 targets, all hung from 25 s on. Each keeps its own phase: its first failure
+        // at its first probe after the fault + 5 s, its retries then at 1 s steps.
+        let check = Faulty::new(25_000, u64::MAX, true);
+        run_for(defaults(100, 1_000), check.clone(), 60).await;
+        let mut all = Vec::new();
+        for port in 1..=100u16 {
+            let off =
+                first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis() as u64;
+            let f = (0..)
+                .map(|k| off + 10_000 * k)
+                .find(|&t| t >= 25_000)
+                .unwrap();
+            let mut want: Vec<u64> = (0..)
+                .map(|k| off + 10_000 * k)
+                .take_while(|&t| t <= f)
+                .collect();
+            want.extend([f + 5_000, f + 6_000, f + 7_000]);
+            // Degraded at f + 12 s; the steady schedule resumes at f + 20 s.
+            want.extend((2..).map(|k| f + 10_000 * k).take_while(|&t| t < 60_000));
+            let got = check.starts(port);
+            assert_eq!(got.len(), want.len(), "target {port}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g >= w && g - w <= 1, "target {port}: {got:?} vs {want:?}");
+            }
+            assert!(check.max_in_flight(port) <= 3, "target {port}");
+            all.extend(got);
+        }
+        // No herd: during the confirmations (25 s to 47 s) at most 5 probes start in any
+        // 100 ms, and in a second the 10 steady probes plus those of the about 30 targets
+        // whose first failure came in the last 3 s (a retry a second each): at most 42.
+        all.sort_unstable();
+        let per = |from: u64, width: u64| {
+            all.iter()
+                .filter(|&&t| t >= from && t < from + width)
+                .count()
+        };
+        let most = |width: u64| {
+            (25_000..47_000)
+                .step_by(100)
+                .map(|t| per(t, width))
+                .max()
+                .unwrap()
+        };
+        assert!(most(100) <= 5, "{} probes in 100 ms", most(100));
+        assert!(most(1_000) <= 42, "{} probes in one second", most(1_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_old_success_cannot_undo_a_newer_failure() {
+        // Refused from 25 s; probes starting in [30.5 s, 31.5 s) get a slow success (3 s);
+        // refused again after. The probe at 30 s fails; the retry at 31 s answers
+        // "ok" only at 34 s, after the retries at 32 and 33 s (started later) failed: its
+        // success is superseded and dropped, so the retry at 34 s is the fourth failure in
+        // a row: Degraded. Applied in arrival order, the late success would have reset the
+        // count and kept a refusing ingress Online.
+        let check = Faulty::phases(&[
+            (0, Phase::Up),
+            (25_000, Phase::Refused),
+            (30_500, Phase::Slow(3_000)),
+            (31_500, Phase::Refused),
+        ]);
+        let got = run_for(defaults(1, 1_000), check.clone(), 51).await;
+        assert_eq!(
+            check.starts(1),
+            [
+                0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 34_000, 40_000, 50_000
+            ]
+        );
+        let after: Vec<(u64, bool)> = got.into_iter().filter(|r| r.0 >= 30_000).collect();
+        assert_eq!(
+            after,
+            [
+                (30_000, false),
+                (32_000, false),
+                (33_000, false),
+                (34_000, false),
+                (40_000, false),
+                (50_000, false)
+            ],
+            "31 s's success is superseded; Degraded at 34 s: steady probes from 40 s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_of_a_later_probe_ends_the_confirmation_at_once() {
+        // Hung from 25 s until 35.5 s, up after. The probe at 30 s times out at 35 s;
+        // the retry at 35 s hangs, the one at 36 s succeeds at once: the confirmation ends
+        // there (steady again, next probe at 40 s), and the timeout of the retry at 35 s
+        // (at 40 s, older than that success) does not count.
+        let check = Faulty::phases(&[(0, Phase::Up), (25_000, Phase::Hung), (35_500, Phase::Up)]);
+        let got = run_for(defaults(1, 1_000), check.clone(), 51).await;
+        assert_eq!(
+            check.starts(1),
+            [0, 10_000, 20_000, 30_000, 35_000, 36_000, 40_000, 50_000]
+        );
+        let after: Vec<(u64, bool)> = got.into_iter().filter(|r| r.0 >= 30_000).collect();
+        assert_eq!(
+            after,
+            [
+                (30_000, false),
+                (36_000, true),
+                (40_000, true),
+                (50_000, true)
             ]
         );
     }
@@ -838,36 +1166,122 @@ mod tests {
         target.tolerated_failures = 1;
         target.rise = 1;
         target.retry_interval = ms(1_000);
-        let mut p = Pace::new(t0);
+        let mut p = Pace::new(&target, t0);
         // A quick success: the next probe one interval later.
-        p.woke(t0);
-        p.probed(&target, true, t0, t0 + ms(3));
+        let s = p.woke(t0);
+        assert!(!p.may_start(), "one probe in flight while steady");
+        assert!(p.probed(s, true, t0 + ms(3)));
         assert_eq!(p.due, t0 + ms(10_000));
         // Woken 2 ms late (timer slack): still on the grid.
-        p.woke(t0 + ms(10_002));
-        p.probed(&target, false, t0 + ms(10_002), t0 + ms(10_004));
+        let s = p.woke(t0 + ms(10_002));
+        assert!(p.probed(s, false, t0 + ms(10_004)));
         assert!(p.retrying());
         assert_eq!(
             p.due,
             t0 + ms(11_002),
             "retry_interval after the failed start"
         );
-        p.woke(t0 + ms(11_002));
+        let s = p.woke(t0 + ms(11_002));
         // The second failure: Degraded (tolerated_failures = 1); back to the grid.
-        p.probed(&target, false, t0 + ms(11_002), t0 + ms(11_500));
+        assert!(p.probed(s, false, t0 + ms(11_500)));
         assert!(!p.retrying());
         assert_eq!(p.due, t0 + ms(20_000));
         // Degraded targets fail at the steady pace.
-        p.woke(t0 + ms(20_000));
-        p.probed(&target, false, t0 + ms(20_000), t0 + ms(20_001));
+        let s = p.woke(t0 + ms(20_000));
+        assert!(p.probed(s, false, t0 + ms(20_001)));
         assert_eq!(p.due, t0 + ms(30_000));
         // A slow steady probe (ends after its next deadline): the next starts at once and
         // the schedule restarts from there (as tokio's `Delay`).
-        p.woke(t0 + ms(30_000));
-        p.probed(&target, true, t0 + ms(30_000), t0 + ms(41_000));
+        let s = p.woke(t0 + ms(30_000));
+        assert!(p.probed(s, true, t0 + ms(41_000)));
         assert_eq!(p.due, t0 + ms(40_000));
         p.woke(t0 + ms(41_000));
         assert_eq!(p.grid, t0 + ms(41_000));
+    }
+
+    #[test]
+    fn pace_overlaps_confirmation_probes_and_applies_results_in_start_order() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut target = model(&[(1, 10_000)]).targets[0].clone();
+        target.tolerated_failures = 3;
+        target.rise = 2;
+        target.retry_interval = ms(1_000);
+        let mut p = Pace::new(&target, t0);
+        let s = p.woke(t0);
+        assert!(p.probed(s, true, t0 + ms(1)));
+        // A hung probe: a slow probe is not a failure, nothing else starts.
+        let a = p.woke(t0 + ms(10_000));
+        assert!(!p.may_start());
+        // It times out: confirmation. The first retry is overdue (10 s + 1 s): at once.
+        assert!(p.probed(a, false, t0 + ms(15_000)));
+        assert!(p.retrying() && p.may_start());
+        assert_eq!(p.due, t0 + ms(11_000));
+        let b = p.woke(t0 + ms(15_000));
+        assert_eq!(p.due, t0 + ms(16_000), "the next retry does not wait for b");
+        assert!(p.may_start());
+        let c = p.woke(t0 + ms(16_000));
+        let d = p.woke(t0 + ms(17_000));
+        // Three more failures make it Degraded: three in flight are enough.
+        assert_eq!(p.in_flight(), 3);
+        assert!(!p.may_start());
+        // A late success of b, after c (started later) failed: superseded.
+        assert!(p.probed(c, false, t0 + ms(17_500)));
+        assert!(!p.probed(b, true, t0 + ms(17_900)), "b is older than c");
+        assert!(p.retrying());
+        assert_eq!(p.health.consecutive_failures(), 2);
+        // b no longer counts: two failures needed, one (d) in flight that counts.
+        assert!(p.may_start());
+        assert_eq!(p.due, t0 + ms(18_000));
+        let e = p.woke(t0 + ms(18_000));
+        assert!(!p.may_start());
+        // e answers first and succeeds: the confirmation ends at once, d no longer counts,
+        // the steady schedule resumes at 20 s.
+        assert!(p.probed(e, true, t0 + ms(18_010)));
+        assert!(!p.retrying());
+        assert_eq!(p.due, t0 + ms(20_000));
+        assert_eq!(p.health.consecutive_failures(), 0);
+        assert!(
+            p.may_start(),
+            "d is superseded: it holds no steady probe back"
+        );
+        // d times out later: superseded, it does not count as a failure after e.
+        assert!(!p.probed(d, false, t0 + ms(22_000)));
+        assert_eq!(p.health.status(), Status::Online);
+        assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn pace_bounds_probes_in_flight() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut target = model(&[(1, 10_000)]).targets[0].clone();
+        target.tolerated_failures = 2;
+        target.rise = 1;
+        target.retry_interval = ms(100);
+        let mut p = Pace::new(&target, t0);
+        let s = p.woke(t0);
+        assert!(p.probed(s, true, t0 + ms(1)));
+        let a = p.woke(t0 + ms(10_000));
+        assert!(p.probed(a, false, t0 + ms(10_001)));
+        // Two failures needed: two retries in flight, no third.
+        let b = p.woke(t0 + ms(10_100));
+        let c = p.woke(t0 + ms(10_200));
+        assert!(!p.may_start());
+        // c fails first: b is superseded, one failure needed and none that counts in
+        // flight, so one more may start, beside b: three in flight (tolerated + 1).
+        assert!(p.probed(c, false, t0 + ms(10_250)));
+        assert!(p.may_start());
+        let d = p.woke(t0 + ms(10_300));
+        assert_eq!(p.in_flight(), 2);
+        assert!(!p.may_start());
+        // d fails: Degraded, three failures in a row (a, c, d); b's result is dropped.
+        assert!(p.probed(d, false, t0 + ms(10_301)));
+        assert_eq!(p.health.status(), Status::Degraded);
+        assert!(!p.retrying());
+        assert_eq!(p.due, t0 + ms(20_000));
+        assert!(!p.probed(b, true, t0 + ms(10_400)));
+        assert_eq!(p.health.status(), Status::Degraded);
     }
 
     #[tokio::test(start_paused = true)]

@@ -94,25 +94,15 @@ mod tests {
     use crate::snapshot::Status::{Degraded as DEG, Disabled as DIS, Online as ON};
 
     const PROFILES: &str = r#"
-[profiles."w.gslb.example"]
-method = "weighted"
-all_down = "serve_all"
-[[profiles."w.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.1"
-[[profiles."w.gslb.example".endpoints]]
-name = "b"
-addresses = ["192.0.2.2", "2001:db8::2"]
-weight = 3
-[[profiles."w.gslb.example".endpoints]]
-name = "c"
-address = "192.0.2.3"
-[profiles."f.gslb.example"]
-method = "priority"
-all_down = "servfail"
-[[profiles."f.gslb.example".endpoints]]
-name = "a"
-address = "192.0.2.9"
+[profiles]
+"w.gslb.example" = { method = "weighted", all_down = "serve_all", endpoints = [
+    { name = "a", address = "192.0.2.1" },
+    { name = "b", addresses = ["192.0.2.2", "2001:db8::2"], weight = 3 },
+    { name = "c", address = "192.0.2.3" },
+] }
+"f.gslb.example" = { method = "priority", all_down = "servfail", endpoints = [
+    { name = "a", address = "192.0.2.9" },
+] }
 "#;
 
     #[test]

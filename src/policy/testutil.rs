@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::config::Problems;
 use crate::snapshot::{Snapshot, Status};
 
 use super::{Decision, Kind};
@@ -29,23 +30,26 @@ pub(crate) fn with_mmdb(toml: &str) -> String {
     format!("[geo]\nmmdb = {:?}\n{toml}", test_mmdb())
 }
 
-/// Compiles `toml` (profiles, geo, sites, monitors) with zone `gslb.example.`, as
-/// configuration generation `generation`.
-pub(crate) fn try_load_generation(toml: &str, generation: u64) -> Result<Snapshot, String> {
+/// Compiles `toml` (profiles, geo, sites, monitors) with `zone` as the zone file of
+/// `gslb.example.`, as configuration generation `generation`: every problem on failure.
+pub(crate) fn try_load_zone(zone: &str, toml: &str, generation: u64) -> Result<Snapshot, Problems> {
     let dir = tempfile::tempdir().unwrap();
     let zones = dir.path().join("zones");
     std::fs::create_dir(&zones).unwrap();
-    std::fs::write(zones.join("gslb.example.zone"), ZONE).unwrap();
+    std::fs::write(zones.join("gslb.example.zone"), zone).unwrap();
     let path = dir.path().join("signpost.toml");
     let text = format!("[zones]\ndir = {:?}\n{toml}", zones.display().to_string());
     std::fs::write(&path, text).unwrap();
-    crate::app::load(&path, generation)
-        .map(|l| l.snapshot)
-        .map_err(|p| p.to_string())
+    crate::app::load(&path, generation).map(|l| l.snapshot)
+}
+
+/// [`try_load_zone`] with the standard zone.
+pub(crate) fn try_load_generation(toml: &str, generation: u64) -> Result<Snapshot, Problems> {
+    try_load_zone(ZONE, toml, generation)
 }
 
 /// [`try_load_generation`] 1.
-pub(crate) fn try_load(toml: &str) -> Result<Snapshot, String> {
+pub(crate) fn try_load(toml: &str) -> Result<Snapshot, Problems> {
     try_load_generation(toml, 1)
 }
 

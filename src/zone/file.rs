@@ -21,9 +21,17 @@ pub(crate) struct SourcedRecord {
     pub record: Record,
     pub file: PathBuf,
     pub line: usize,
+    /// Whether problems with this record may quote it (its owner name, its data): only
+    /// for a file the config names (a `<zone>.zone` in `zones.dir`), never for an
+    /// included one, whose lines are reported by file and line only.
+    pub quote: bool,
 }
 
-const MAX_INCLUDE_DEPTH: usize = 8;
+/// Deepest chain of `$INCLUDE`s (a zone file including one that includes one …).
+pub(crate) const MAX_INCLUDE_DEPTH: usize = 8;
+/// Most `$INCLUDE`s followed for one zone, so that a file that includes another many
+/// times, which includes another many times, fails at once instead of multiplying.
+pub(crate) const MAX_INCLUDES: usize = 256;
 
 /// One logical entry: the tokens of one line, or of several joined by parentheses.
 struct Entry {
@@ -141,6 +149,9 @@ fn entries(text: &str, file: &Path, problems: &mut Problems) -> Vec<Entry> {
             '\\' => {
                 tok.push(c);
                 if let Some(n) = chars.next() {
+                    if n == '\n' {
+                        line += 1;
+                    }
                     tok.push(n);
                 }
             }
@@ -177,11 +188,32 @@ struct Context {
     class: DNSClass,
 }
 
+/// Where a zone's files may come from, and how many have been included so far.
+struct Reader<'a> {
+    /// `zones.dir`, symlinks resolved: every included file must resolve below it.
+    root: &'a Path,
+    /// `$INCLUDE`s followed so far (at most [`MAX_INCLUDES`]).
+    includes: usize,
+    /// An include loop, one nested too deep or one too many was found: it is reported,
+    /// and no further `$INCLUDE` of this zone is followed (so that one mistake is one
+    /// message, not thousands).
+    stopped: bool,
+    /// The files being read, outermost first (resolved), to refuse an include loop.
+    stack: Vec<PathBuf>,
+}
+
 /// Reads a zone file (and what it includes). Every record that parses is returned; every
 /// line that does not is a problem.
+///
+/// `root` is `zones.dir` with its symlinks resolved. An `$INCLUDE` must name a regular
+/// file that resolves below it; there are at most [`MAX_INCLUDES`] of them, nested at
+/// most [`MAX_INCLUDE_DEPTH`] deep, and a file never includes itself (directly or through
+/// others). Problems in an included file, or in a zone file that resolves outside `root`
+/// (a symlink), give the file, the line and what is wrong, never the line's text.
 pub(crate) fn read_zone_file(
     path: &Path,
     origin: &Name,
+    root: &Path,
     problems: &mut Problems,
 ) -> Vec<SourcedRecord> {
     let mut cx = Context {
@@ -191,121 +223,232 @@ pub(crate) fn read_zone_file(
         last_owner: None,
         class: DNSClass::IN,
     };
+    let mut reader = Reader {
+        root,
+        includes: 0,
+        stopped: false,
+        stack: Vec::new(),
+    };
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let quote = resolved.starts_with(root);
     let mut out = Vec::new();
-    read_file(path, &mut cx, 0, problems, &mut out, None);
-    out
-}
-
-fn read_file(
-    path: &Path,
-    cx: &mut Context,
-    depth: usize,
-    problems: &mut Problems,
-    out: &mut Vec<SourcedRecord>,
-    included_from: Option<(&Path, usize)>,
-) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            match included_from {
-                Some((f, l)) => problems.push(Problem::new(
-                    f,
-                    format!("line {l}"),
-                    format!("cannot read $INCLUDE file {} ({e})", path.display()),
-                )),
-                None => problems.push(Problem::new(
-                    path,
-                    "",
-                    format!("cannot read the zone file ({e})"),
-                )),
-            }
-            return;
+            problems.push(Problem::new(
+                path,
+                "",
+                format!("cannot read the zone file ({e})"),
+            ));
+            return out;
         }
     };
-    for entry in entries(&text, path, problems) {
-        let at = format!("line {}", entry.line);
-        let bad = |problems: &mut Problems, msg: String| {
-            problems.push(Problem::new(path, at.clone(), msg))
-        };
-        let first = entry.tokens[0].as_str();
-        if !entry.blank_owner && first.starts_with('$') {
-            match first.to_ascii_uppercase().as_str() {
-                "$ORIGIN" => match entry
-                    .tokens
-                    .get(1)
-                    .map(|t| Name::parse(t, Some(&cx.origin)))
-                {
-                    Some(Ok(mut n)) if entry.tokens.len() == 2 => {
-                        n.set_fqdn(true);
-                        cx.origin = n;
-                    }
-                    _ => bad(
-                        problems,
-                        "$ORIGIN takes one domain name, e.g. $ORIGIN example.com.".into(),
-                    ),
-                },
-                "$TTL" => match entry.tokens.get(1).map(|t| parse_ttl(t)) {
-                    Some(Ok(ttl)) if entry.tokens.len() == 2 => cx.default_ttl = Some(ttl),
-                    _ => bad(
-                        problems,
-                        "$TTL takes one TTL, e.g. $TTL 3600 or $TTL 1h".into(),
-                    ),
-                },
-                "$INCLUDE" => {
-                    if depth >= MAX_INCLUDE_DEPTH {
-                        bad(
+    reader.stack.push(resolved);
+    reader.read(path, &text, quote, &mut cx, problems, &mut out);
+    out
+}
+
+impl Reader<'_> {
+    /// Reads the entries of `text` (the file at `path`); `quote`: whether problems may
+    /// quote its lines.
+    fn read(
+        &mut self,
+        path: &Path,
+        text: &str,
+        quote: bool,
+        cx: &mut Context,
+        problems: &mut Problems,
+        out: &mut Vec<SourcedRecord>,
+    ) {
+        for entry in entries(text, path, problems) {
+            let at = format!("line {}", entry.line);
+            let bad = |problems: &mut Problems, msg: String| {
+                problems.push(Problem::new(path, at.clone(), msg))
+            };
+            let first = entry.tokens[0].as_str();
+            if !entry.blank_owner && first.starts_with('$') {
+                match first.to_ascii_uppercase().as_str() {
+                    "$ORIGIN" => match entry
+                        .tokens
+                        .get(1)
+                        .map(|t| Name::parse(t, Some(&cx.origin)))
+                    {
+                        Some(Ok(mut n)) if entry.tokens.len() == 2 => {
+                            n.set_fqdn(true);
+                            cx.origin = n;
+                        }
+                        _ => bad(
                             problems,
-                            format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files"),
-                        );
-                        continue;
-                    }
-                    let Some(file) = entry.tokens.get(1) else {
-                        bad(problems, "$INCLUDE needs a file name".into());
-                        continue;
-                    };
-                    let file = file.trim_matches('"');
-                    let inc = Path::new(file);
-                    let inc = if inc.is_absolute() {
-                        inc.to_path_buf()
-                    } else {
-                        path.parent().unwrap_or(Path::new(".")).join(inc)
-                    };
-                    // RFC 1035 §5.1: the included file may set its own origin; the parent's
-                    // origin is unchanged afterwards.
-                    let saved = cx.origin.clone();
-                    if let Some(o) = entry.tokens.get(2) {
-                        match Name::parse(o, Some(&cx.origin)) {
-                            Ok(mut n) => {
-                                n.set_fqdn(true);
-                                cx.origin = n;
-                            }
-                            Err(e) => {
-                                bad(problems, format!("bad origin {o:?} for $INCLUDE: {e}"));
-                                continue;
-                            }
+                            "$ORIGIN takes one domain name, e.g. $ORIGIN example.com.".into(),
+                        ),
+                    },
+                    "$TTL" => match entry.tokens.get(1).map(|t| parse_ttl(t)) {
+                        Some(Ok(ttl)) if entry.tokens.len() == 2 => cx.default_ttl = Some(ttl),
+                        _ => bad(
+                            problems,
+                            "$TTL takes one TTL, e.g. $TTL 3600 or $TTL 1h".into(),
+                        ),
+                    },
+                    "$INCLUDE" => {
+                        if let Err(msg) = self.include(path, &entry, quote, cx, problems, out) {
+                            bad(problems, msg);
                         }
                     }
-                    read_file(&inc, cx, depth + 1, problems, out, Some((path, entry.line)));
-                    cx.origin = saved;
-                }
-                other => bad(
-                    problems,
-                    format!(
-                        "unknown directive {other}; the directives are $ORIGIN, $TTL and $INCLUDE"
+                    other => bad(
+                        problems,
+                        format!(
+                            "unknown directive{}; the directives are $ORIGIN, $TTL and $INCLUDE",
+                            if quote {
+                                format!(" {other}")
+                            } else {
+                                String::new()
+                            }
+                        ),
                     ),
-                ),
+                }
+                continue;
             }
-            continue;
-        }
-        match record(&entry, cx) {
-            Ok(record) => out.push(SourcedRecord {
-                record,
-                file: path.to_path_buf(),
-                line: entry.line,
-            }),
-            Err(e) => bad(problems, e.to_string()),
+            match record(&entry, cx) {
+                Ok(record) => out.push(SourcedRecord {
+                    record,
+                    file: path.to_path_buf(),
+                    line: entry.line,
+                    quote,
+                }),
+                Err(e) if quote => bad(problems, e.to_string()),
+                Err(e) => bad(problems, e.unquoted()),
+            }
         }
     }
+
+    /// Follows one `$INCLUDE` entry of the file at `path`; `Err` is the problem with it
+    /// (reported at that entry).
+    fn include(
+        &mut self,
+        path: &Path,
+        entry: &Entry,
+        quote: bool,
+        cx: &mut Context,
+        problems: &mut Problems,
+        out: &mut Vec<SourcedRecord>,
+    ) -> Result<(), String> {
+        const STOP: &str = "no further $INCLUDE of this zone is read";
+        if self.stopped {
+            return Ok(());
+        }
+        if self.includes >= MAX_INCLUDES {
+            self.stopped = true;
+            return Err(format!(
+                "more than {MAX_INCLUDES} $INCLUDEs in this zone (is a file included many times over?); {STOP}"
+            ));
+        }
+        self.includes += 1;
+        if self.stack.len() > MAX_INCLUDE_DEPTH {
+            self.stopped = true;
+            return Err(format!(
+                "$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} files; {STOP}"
+            ));
+        }
+        let Some(file) = entry.tokens.get(1) else {
+            return Err("$INCLUDE needs a file name".into());
+        };
+        // What the messages may say about the file named: its name as written, only when
+        // this file's lines may be quoted.
+        let named = |what: &str| {
+            if quote {
+                format!("$INCLUDE {file}: {what}")
+            } else {
+                format!("$INCLUDE: {what}")
+            }
+        };
+        let inc = Path::new(file.trim_matches('"'));
+        let inc = if inc.is_absolute() {
+            inc.to_path_buf()
+        } else {
+            path.parent().unwrap_or(Path::new(".")).join(inc)
+        };
+        let (mut opened, resolved) =
+            open_below(&inc, self.root).map_err(|e| named(&e.to_string()))?;
+        if self.stack.contains(&resolved) {
+            self.stopped = true;
+            return Err(named(&format!(
+                "the file includes itself (directly or through other files); remove the loop; {STOP}"
+            )));
+        }
+        // RFC 1035 §5.1: the included file may set its own origin; the parent's origin is
+        // unchanged afterwards.
+        let origin = match entry
+            .tokens
+            .get(2)
+            .map(|o| (o, Name::parse(o, Some(&cx.origin))))
+        {
+            None => None,
+            Some((_, Ok(mut n))) => {
+                n.set_fqdn(true);
+                Some(n)
+            }
+            Some((o, Err(e))) if quote => {
+                return Err(format!("bad origin {o:?} for $INCLUDE: {e}"));
+            }
+            Some((_, Err(_))) => return Err("bad origin name for $INCLUDE".into()),
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut opened, &mut text)
+            .map_err(|e| named(&format!("cannot read it ({e})")))?;
+        drop(opened);
+        let saved = cx.origin.clone();
+        if let Some(o) = origin {
+            cx.origin = o;
+        }
+        self.stack.push(resolved);
+        self.read(&inc, &text, false, cx, problems, out);
+        self.stack.pop();
+        cx.origin = saved;
+        Ok(())
+    }
+}
+
+/// Opens `path` for reading when it is a regular file below `root` (symbolic links
+/// resolved); the open file and its resolved path, or what is wrong. The path is checked
+/// before the file is opened and again on the file opened (its path read back from
+/// `/proc/self/fd`), so that a link swapped in between cannot redirect the read. Opening
+/// never blocks (a FIFO is refused, not waited on).
+fn open_below(path: &Path, root: &Path) -> Result<(std::fs::File, PathBuf), OpenError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let outside = || OpenError::Outside(root.to_path_buf());
+    let resolved = std::fs::canonicalize(path).map_err(OpenError::Read)?;
+    if !resolved.starts_with(root) {
+        return Err(outside());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&resolved)
+        .map_err(OpenError::Read)?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(OpenError::NotRegular);
+    }
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(real) if !real.starts_with(root) => Err(outside()),
+        Ok(real) => Ok((file, real)),
+        // No /proc: the check before opening stands.
+        Err(_) => Ok((file, resolved)),
+    }
+}
+
+/// Why [`open_below`] refused a file.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(
+        "only files below zones.dir ({}) can be included, and this one is not (symbolic links resolved); move it into zones.dir",
+        .0.display()
+    )]
+    Outside(PathBuf),
+    #[error("cannot read it ({0})")]
+    Read(std::io::Error),
+    #[error("not a regular file")]
+    NotRegular,
 }
 
 /// What is wrong with one record line of a zone file (reported with its file and line).
@@ -343,6 +486,31 @@ enum RecordError {
     },
     #[error("bad {0} record: nothing parsed")]
     NothingParsed(RecordType),
+    #[error(
+        "a line break inside the record's data (in a quoted string or after a backslash); write \\010 for a newline in a string, or use parentheses to continue a record on the next line"
+    )]
+    LineBreak,
+}
+
+impl RecordError {
+    /// What is wrong, without the text of the line: for files whose lines must not be
+    /// quoted (included files).
+    fn unquoted(&self) -> String {
+        match self {
+            Self::NoOwner | Self::NoType | Self::NoTtl | Self::LineBreak => self.to_string(),
+            Self::Owner { .. } => "bad owner name".into(),
+            Self::Ttl(_) => "bad TTL; write seconds, or e.g. 1h, 30m".into(),
+            Self::Class(_) => "a class other than IN; signpost serves class IN only".into(),
+            Self::NotAType(_) => {
+                "no record type where one should be (after the owner, TTL and class); e.g. A, AAAA, CNAME, MX, TXT".into()
+            }
+            Self::Unsupported(_) => "a record type that is not supported in zone files".into(),
+            Self::NoData(_) => "a record without data".into(),
+            Self::Raw { rtype, why, .. } => format!("bad {rtype} record data: {why}"),
+            Self::Data { rtype, .. } => format!("bad {rtype} record data"),
+            Self::NothingParsed(rtype) => format!("bad {rtype} record: nothing parsed"),
+        }
+    }
 }
 
 /// Reads one RR entry: `[owner] [ttl] [class] type rdata…` (TTL and class in either order).
@@ -394,6 +562,12 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
     }
     let rtype = rtype.ok_or(RecordError::NoType)?;
     let rdata: Vec<&str> = toks.collect();
+    // The data is handed on as one line: a line break in it (inside quotes, or after a
+    // backslash) would start a new line there, where a `$INCLUDE` would be followed
+    // outside every rule of this reader. BIND refuses these too.
+    if rdata.iter().any(|t| t.contains(['\n', '\r'])) {
+        return Err(RecordError::LineBreak);
+    }
     // The RFC 3597 generic form (`\# length hex`) is accepted for every type that can be
     // stored; DS and DNAME are read here (hickory-proto reads them only with DNSSEC on).
     let raw = if rdata.first() == Some(&"\\#") {
@@ -550,13 +724,20 @@ fn dname_rdata(rdata: &[&str], origin: &Name) -> Result<Vec<u8>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::assert_has;
 
     fn read(text: &str) -> (Vec<SourcedRecord>, Problems) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("example.com.zone");
         std::fs::write(&p, text).unwrap();
         let mut problems = Problems::default();
-        let recs = read_zone_file(&p, &Name::from_str("example.com.").unwrap(), &mut problems);
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let recs = read_zone_file(
+            &p,
+            &Name::from_str("example.com.").unwrap(),
+            &root,
+            &mut problems,
+        );
         (recs, problems)
     }
 
@@ -623,10 +804,200 @@ mod tests {
             "$TTL 60\n$INCLUDE inc.db sub\n$ORIGIN other.example.com.\nx A 192.0.2.8\n",
         )
         .unwrap();
-        let mut problems = Problems::default();
-        let recs = read_zone_file(&p, &Name::from_str("example.com.").unwrap(), &mut problems);
+        let problems = read_in(dir.path(), &p).1;
+        let recs = read_in(dir.path(), &p).0;
         assert!(problems.is_empty(), "{problems}");
         assert_eq!(recs[0].record.name.to_string(), "host.sub.example.com.");
+        assert!(!recs[0].quote);
         assert_eq!(recs[1].record.name.to_string(), "x.other.example.com.");
+        assert!(recs[1].quote);
+    }
+
+    /// Reads `file` as the zone `example.com.` with `root` as zones.dir.
+    fn read_in(root: &Path, file: &Path) -> (Vec<SourcedRecord>, Problems) {
+        let mut problems = Problems::default();
+        let root = std::fs::canonicalize(root).unwrap();
+        let recs = read_zone_file(
+            file,
+            &Name::from_str("example.com.").unwrap(),
+            &root,
+            &mut problems,
+        );
+        (recs, problems)
+    }
+
+    const MARKER: &str = "SECRETMARKER7781";
+
+    /// A file outside zones.dir is never read, however it is named: absolute, `..`, or a
+    /// symlink inside zones.dir that points out; the message names the include as written
+    /// (a line of the zone file) and never what the file holds.
+    #[test]
+    fn include_outside_the_zones_dir_is_refused_unread() {
+        let top = tempfile::tempdir().unwrap();
+        let zones = top.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        let secret = top.path().join("secret.txt");
+        std::fs::write(
+            &secret,
+            format!("{MARKER} A 192.0.2.1\nroot:{MARKER}:19000:0:99999:7:::\n"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&secret, zones.join("link.db")).unwrap();
+        for inc in [
+            secret.display().to_string(),
+            "../secret.txt".into(),
+            "link.db".into(),
+        ] {
+            let p = zones.join("example.com.zone");
+            std::fs::write(&p, format!("$TTL 60\n$INCLUDE {inc}\n")).unwrap();
+            let (recs, problems) = read_in(&zones, &p);
+            let text = problems.to_string();
+            assert!(recs.is_empty(), "{inc}: {recs:?}");
+            assert_eq!(problems.len(), 1, "{text}");
+            assert_has(&text, &["example.com.zone: line 2: $INCLUDE"]);
+            assert!(text.contains("only files below zones.dir"), "{text}");
+            assert!(!text.contains(MARKER), "{text}");
+        }
+    }
+
+    /// An included file's bad lines are reported by file and line, never quoted.
+    #[test]
+    fn problems_in_included_files_never_quote_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("inc.db"),
+            format!(
+                "{MARKER} A 300.1.1.1\nok A {MARKER}\nx {MARKER}\n$ORIGIN {MARKER}..\n${MARKER}\n$INCLUDE {MARKER}\n$INCLUDE ok.db {MARKER}..\nx 1{MARKER} A 192.0.2.1\nx TXT \"{MARKER}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("ok.db"), "").unwrap();
+        let p = dir.path().join("example.com.zone");
+        std::fs::write(&p, "$TTL 60\n$INCLUDE inc.db\n").unwrap();
+        let (_, problems) = read_in(dir.path(), &p);
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 10, "{text}");
+        assert!(!text.contains(MARKER), "{text}");
+        assert!(text.contains("inc.db: line 1: bad A record data"), "{text}");
+        assert_has(&text, &["inc.db: line 6: $INCLUDE: cannot read it"]);
+        // The same lines in the zone file itself are quoted, as ever.
+        std::fs::write(&p, format!("$TTL 60\nok A {MARKER}\n")).unwrap();
+        let text = read_in(dir.path(), &p).1.to_string();
+        assert!(text.contains(MARKER), "{text}");
+    }
+
+    /// A line break smuggled into a record's data (after a backslash, or in quotes,
+    /// however the quotes are placed) is refused before the data reaches hickory-proto's
+    /// parser, which would follow a `$INCLUDE` on the next line to any file.
+    #[test]
+    fn a_line_break_in_record_data_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, format!("{MARKER} A 192.0.2.1\n")).unwrap();
+        let s = secret.display();
+        for data in [
+            format!("a\\\n$INCLUDE {s}"),
+            format!("a\\\r$INCLUDE {s}"),
+            format!("\"b\n$INCLUDE {s}\n\""),
+            format!("x\"b\n$INCLUDE {s}\n\""),
+            format!("\"a\"b\"c\n$INCLUDE {s}\n\""),
+        ] {
+            let (recs, problems) = read(&format!("$TTL 60\nx TXT {data}\n"));
+            let text = problems.to_string();
+            assert!(recs.is_empty(), "{data:?}: {recs:?}");
+            assert_eq!(problems.len(), 1, "{data:?}: {text}");
+            assert_has(&text, &["line 2: a line break inside the record's data"]);
+        }
+    }
+
+    /// A file that includes itself 8 times (8⁸ reads if followed) fails at once: the
+    /// loop is refused at each include.
+    #[test]
+    fn include_loop_fails_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "$INCLUDE loop.inc\n".repeat(8) + ";\n";
+        assert_eq!(body.len(), 146);
+        std::fs::write(dir.path().join("loop.inc"), &body).unwrap();
+        let p = dir.path().join("example.com.zone");
+        std::fs::write(&p, "$TTL 60\n$INCLUDE loop.inc\n").unwrap();
+        let t0 = std::time::Instant::now();
+        let (_, problems) = read_in(dir.path(), &p);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 1, "{text}");
+        assert_has(
+            &text,
+            &["loop.inc: line 1: $INCLUDE: the file includes itself"],
+        );
+        // The zone file including itself.
+        std::fs::write(&p, "$TTL 60\n$INCLUDE example.com.zone\n").unwrap();
+        let text = read_in(dir.path(), &p).1.to_string();
+        assert_has(
+            &text,
+            &["line 2: $INCLUDE example.com.zone: the file includes itself"],
+        );
+    }
+
+    /// Distinct files each including the next 8 times (no loop, within the depth limit):
+    /// the total is capped, so this fails at once instead of reading 8⁴ files.
+    #[test]
+    fn include_bomb_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..4 {
+            let next = format!("$INCLUDE f{}.inc\n", i + 1).repeat(8);
+            std::fs::write(dir.path().join(format!("f{i}.inc")), next).unwrap();
+        }
+        std::fs::write(dir.path().join("f4.inc"), "x A 192.0.2.1\n").unwrap();
+        let p = dir.path().join("example.com.zone");
+        std::fs::write(&p, "$TTL 60\n$INCLUDE f0.inc\n").unwrap();
+        let t0 = std::time::Instant::now();
+        let (recs, problems) = read_in(dir.path(), &p);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 1, "{text}");
+        assert_has(&text, &[&format!("more than {MAX_INCLUDES} $INCLUDEs")]);
+        assert!(recs.len() <= MAX_INCLUDES, "{}", recs.len());
+        // A chain deeper than the limit.
+        for i in 0..12 {
+            std::fs::write(
+                dir.path().join(format!("d{i}.inc")),
+                format!("$INCLUDE d{}.inc\n", i + 1),
+            )
+            .unwrap();
+        }
+        std::fs::write(&p, "$TTL 60\n$INCLUDE d0.inc\n").unwrap();
+        let text = read_in(dir.path(), &p).1.to_string();
+        assert_has(
+            &text,
+            &[&format!(
+                "d7.inc: line 1: $INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}"
+            )],
+        );
+    }
+
+    #[test]
+    fn include_of_a_directory_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let p = dir.path().join("example.com.zone");
+        for inc in ["sub", "fifo"] {
+            std::fs::write(&p, format!("$TTL 60\n$INCLUDE {inc}\n")).unwrap();
+            let text = read_in(dir.path(), &p).1.to_string();
+            assert!(text.contains("not a regular file"), "{text}");
+        }
+    }
+
+    /// A zone file that fails on every line lists the first problems and counts the rest.
+    #[test]
+    fn problems_are_capped() {
+        let (_, problems) = read(&"www A 300.1.1.1\n".repeat(1000));
+        assert_eq!(problems.len(), 1000);
+        assert_eq!(problems.0.len(), crate::config::MAX_PROBLEMS);
+        let text = problems.to_string();
+        assert!(text.ends_with("and 900 more problem(s), not listed (only the first 100 are); fix these and check again"), "{text}");
     }
 }

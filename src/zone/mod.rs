@@ -96,16 +96,24 @@ impl Zone {
         let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
         let mut soa = None;
         let before = problems.len();
-        let mut cname_lines: HashMap<Box<[u8]>, usize> = HashMap::new();
+        // Where each CNAME is, and whether its line may be quoted.
+        let mut cname_lines: HashMap<Box<[u8]>, (PathBuf, usize, bool)> = HashMap::new();
         for sr in records {
             let at = || Problem::new(&sr.file, format!("line {}", sr.line), String::new());
+            // The owner as written, for a file whose lines may be quoted.
+            let owner_text = |what: &str| {
+                if sr.quote {
+                    format!("{} {what}", sr.record.name)
+                } else {
+                    format!("the owner name {what}")
+                }
+            };
             let owner = lower_wire(&sr.record.name);
             if !name::is_within(&owner, &apex) {
                 let mut p = at();
-                p.message = format!(
-                    "{} is outside the zone {}; move it to that zone's file or fix the name",
-                    sr.record.name, origin
-                );
+                p.message = owner_text(&format!(
+                    "is outside the zone {origin}; move it to that zone's file or fix the name"
+                ));
                 problems.push(p);
                 continue;
             }
@@ -113,10 +121,14 @@ impl Zone {
             if rt == Rtype::SOA {
                 if owner != apex {
                     let mut p = at();
-                    p.message = format!(
-                        "SOA must be at the zone apex {origin}, not at {}",
-                        sr.record.name
-                    );
+                    p.message = if sr.quote {
+                        format!(
+                            "SOA must be at the zone apex {origin}, not at {}",
+                            sr.record.name
+                        )
+                    } else {
+                        format!("SOA must be at the zone apex {origin}")
+                    };
                     problems.push(p);
                     continue;
                 }
@@ -129,7 +141,7 @@ impl Zone {
                 soa = Some(sr.record.clone());
             }
             if rt == Rtype::CNAME {
-                cname_lines.insert(owner.clone(), sr.line);
+                cname_lines.insert(owner.clone(), (sr.file.clone(), sr.line, sr.quote));
             }
             let rdata = match encode_rdata(&sr.record.data) {
                 Ok(r) => r,
@@ -158,15 +170,19 @@ impl Zone {
                 node.cut = true;
             }
         }
-        for (owner, line) in &cname_lines {
+        for (owner, (cname_file, line, quote)) in &cname_lines {
             let node = &nodes[owner];
             if node.rrsets.len() > 1 || node.rrsets[0].rdata.len() > 1 {
+                let name = if *quote {
+                    to_text(owner)
+                } else {
+                    "this name".to_owned()
+                };
                 problems.push(Problem::new(
-                    file,
+                    cname_file,
                     format!("line {line}"),
                     format!(
-                        "{} has a CNAME and other data (or several CNAMEs); a CNAME must be the only record at its name (RFC 1034 §3.6.2)",
-                        to_text(owner)
+                        "{name} has a CNAME and other data (or several CNAMEs); a CNAME must be the only record at its name (RFC 1034 §3.6.2)"
                     ),
                 ));
             }
@@ -302,6 +318,9 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
 
 /// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
 /// `.zone` (`gslb.example.zone` serves `gslb.example.`).
+///
+/// `$INCLUDE` reads only files below `dir` (symlinks resolved), and problems in included
+/// files never quote their lines (see [`file::read_zone_file`]).
 pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
     let mut files = Vec::new();
     match std::fs::read_dir(dir) {
@@ -323,6 +342,8 @@ pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
         }
     }
     files.sort();
+    // Read above, so it exists.
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     if files.is_empty() {
         problems.push(Problem::new(
             dir,
@@ -347,7 +368,7 @@ pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
                 continue;
             }
         };
-        let records = read_zone_file(&f, &origin, problems);
+        let records = read_zone_file(&f, &origin, &root, problems);
         if let Some(z) = Zone::build(origin, &f, records, problems) {
             if zones.iter().any(|o| o.apex == z.apex) {
                 problems.push(Problem::new(
@@ -366,6 +387,7 @@ pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::testing::assert_has;
 
     fn zone(text: &str) -> Result<Zone, Problems> {
         let dir = tempfile::tempdir().unwrap();
@@ -421,5 +443,56 @@ mod tests {
         assert!(e.to_string().contains("no SOA"), "{e}");
         let e = zone(&format!("{HEAD}www.example.org. A 192.0.2.1\n")).unwrap_err();
         assert!(e.to_string().contains("outside the zone"), "{e}");
+    }
+
+    /// Names from an included file are not quoted either: its problems give the file, the
+    /// line and what is wrong.
+    #[test]
+    fn problems_with_included_records_do_not_quote_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("inc.db"),
+            "secret7781.example.org. A 192.0.2.1\nsecret7782 SOA ns1 h 1 2 3 4 5\nsecret7783 CNAME ns1\nsecret7783 A 192.0.2.2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("example.com.zone"),
+            format!("{HEAD}$INCLUDE inc.db\n"),
+        )
+        .unwrap();
+        let mut problems = Problems::default();
+        load_dir(dir.path(), &mut problems);
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 3, "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        assert_has(
+            &text,
+            &[
+                "inc.db: line 1: the owner name is outside the zone example.com.",
+                "inc.db: line 2: SOA must be at the zone apex",
+                "inc.db: line 3: this name has a CNAME and other data",
+            ],
+        );
+    }
+
+    /// A zone file that is a symlink to a file outside zones.dir is still served (it is
+    /// named by being in zones.dir), but its problems do not quote its lines either.
+    #[test]
+    fn a_zone_file_outside_the_zones_dir_is_not_quoted() {
+        let top = tempfile::tempdir().unwrap();
+        let zones = top.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        let outside = top.path().join("elsewhere.zone");
+        std::fs::write(&outside, format!("{HEAD}secret7781 A 300.1.1.1\n")).unwrap();
+        std::os::unix::fs::symlink(&outside, zones.join("example.com.zone")).unwrap();
+        let mut problems = Problems::default();
+        load_dir(&zones, &mut problems);
+        let text = problems.to_string();
+        assert_eq!(problems.len(), 1, "{text}");
+        assert!(text.contains("line 5: bad A record data"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        std::fs::write(&outside, HEAD).unwrap();
+        let mut problems = Problems::default();
+        assert_eq!(load_dir(&zones, &mut problems).len(), 1, "{problems}");
     }
 }

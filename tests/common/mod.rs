@@ -33,8 +33,14 @@ use hickory_proto::rr::RecordType;
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_signpost");
 
-/// How long a server may take to answer its first query.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to answer its first query: 30 s, or
+/// `SIGNPOST_TEST_START_TIMEOUT` seconds (for a measurement with a very large config).
+fn start_timeout() -> Duration {
+    std::env::var("SIGNPOST_TEST_START_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
 /// How long any single exchange may take.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -45,6 +51,39 @@ $TTL 300
 @   IN NS  ns1
 ns1 IN A   127.0.0.1
 ";
+
+/// `gslb.example` with a name of each kind the DNS semantics tests ask about: records at
+/// the apex, addresses, CNAME chains (to a name that does not exist, out of the zone), a
+/// delegation with glue, SRV, wildcards with an empty non-terminal beneath. SOA TTL 3600
+/// and MINIMUM 60: negative answers carry TTL 60. Tests append their own records.
+pub(crate) const DNS_ZONE: &str = r#"$ORIGIN gslb.example.
+$TTL 300
+@         3600 IN SOA ns1 hostmaster 2026112101 3600 600 1209600 60
+               IN NS  ns1
+               IN NS  ns2
+               IN MX  10 mail
+               IN TXT "v=spf1 mx -all"
+ns1            IN A   192.0.2.1
+ns2            IN A   192.0.2.2
+web            IN A   192.0.2.80
+               IN AAAA 2001:db8::80
+www            IN CNAME web
+alias          IN CNAME www
+dangling       IN CNAME nothere
+out            IN CNAME www.example.org.
+mail           IN A   192.0.2.25
+               IN AAAA 2001:db8::25
+_sip._tcp      IN SRV 10 60 5060 sip
+sip            IN A   192.0.2.50
+a.b.c          IN A   192.0.2.3
+sub            IN NS  ns.sub
+ns.sub         IN A   192.0.2.53
+*.wild         IN A   192.0.2.99
+*.wild         IN TXT "wild"
+exists.wild    IN A   192.0.2.98
+host.ent.wild  IN A   192.0.2.97
+*.wc           IN CNAME web
+"#;
 
 /// Config for [`GSLB_ZONE`]: sites hub-a and hub-b; profiles `app.gslb.example`
 /// (app-a 192.0.2.1 in hub-a, app-b 192.0.2.2 in hub-b) and `api.gslb.example` (api-a
@@ -78,6 +117,8 @@ pub(crate) struct Setup {
     pub(crate) json_log: bool,
     /// More `[dns]` keys, one `key = value` per line.
     pub(crate) dns: String,
+    /// How long the server may take to answer its first query (a very large config).
+    pub(crate) start_timeout: Duration,
 }
 
 impl Setup {
@@ -93,6 +134,7 @@ impl Setup {
             token: None,
             json_log: false,
             dns: String::new(),
+            start_timeout: start_timeout(),
         }
     }
 
@@ -103,6 +145,12 @@ impl Setup {
 
     pub(crate) fn udp_sockets(mut self, n: usize) -> Self {
         self.udp_sockets = n;
+        self
+    }
+
+    /// Allows `t` (at least; `SIGNPOST_TEST_START_TIMEOUT` may allow more) for the start.
+    pub(crate) fn start_timeout(mut self, t: Duration) -> Self {
+        self.start_timeout = self.start_timeout.max(t);
         self
     }
 
@@ -173,6 +221,8 @@ pub(crate) struct Signpost {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     zone: String,
+    /// How long [`Signpost::launch`] waits for the first answer.
+    start_limit: Duration,
 }
 
 impl Signpost {
@@ -215,6 +265,7 @@ impl Signpost {
                 .collect();
             let mut s = Signpost::new(dir, &args, port, admin, &first_zone);
             s.token = setup.token.clone();
+            s.start_limit = setup.start_timeout;
             match s.launch() {
                 Ok(()) => return s,
                 Err(log) => last_log = log,
@@ -238,6 +289,7 @@ impl Signpost {
             args: args.to_vec(),
             env: Vec::new(),
             zone: zone.to_owned(),
+            start_limit: start_timeout(),
         }
     }
 
@@ -256,7 +308,7 @@ impl Signpost {
         cmd.stdout(out.try_clone().unwrap()).stderr(out);
         let child = self.child.insert(cmd.spawn().expect("start signpost"));
         let probe = query(&self.zone, RecordType::SOA);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + self.start_limit;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
                 let log = self.log();
@@ -275,7 +327,8 @@ impl Signpost {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "signpost did not answer within {START_TIMEOUT:?}:\n{}",
+            "signpost did not answer within {:?}:\n{}",
+            self.start_limit,
             self.log()
         );
     }
@@ -324,6 +377,20 @@ impl Signpost {
         }
         http::request(self.admin, method, path, &headers, body)
             .unwrap_or_else(|e| panic!("admin {method} {path}: {e}\n{}", self.log()))
+    }
+
+    /// `GET path` without the token, answered 200.
+    pub(crate) fn get_ok(&self, path: &str) -> http::Response {
+        let r = self.api("GET", path, "", false);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r
+    }
+
+    /// `POST path` with `body` and the token, answered 200.
+    pub(crate) fn post_ok(&self, path: &str, body: &str) -> http::Response {
+        let r = self.api("POST", path, body, true);
+        assert_eq!(r.status, 200, "POST {path}: {}", r.body);
+        r
     }
 
     /// `GET /api/v1/status` as JSON.
@@ -438,6 +505,34 @@ impl Drop for Signpost {
     }
 }
 
+/// Another server a test runs beside signpost (a reference implementation, a resolver),
+/// without stdio; killed and reaped when dropped.
+pub(crate) struct Daemon(pub(crate) Child);
+
+impl Daemon {
+    pub(crate) fn spawn(cmd: &mut Command) -> Daemon {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Daemon(child)
+    }
+
+    /// Whether it has exited.
+    pub(crate) fn exited(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_some()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `signpost serve` exactly as the README's first command does: from the repo,
 /// on the repo's `config/signpost.toml` and `zones/`, with only the listen addresses and
 /// the state dir moved (by the documented `SIGNPOST__…` overrides) so that tests do not
@@ -490,6 +585,13 @@ fn with_test_env(mut cmd: Command, dir: &Path, args: &[&str]) -> Command {
         }
     }
     cmd
+}
+
+/// Asserts that `text` (a command's output, a log, a page) holds each of `wants`.
+pub(crate) fn assert_has(text: &str, wants: &[&str]) {
+    for w in wants {
+        assert!(text.contains(w), "no {w:?} in:\n{text}");
+    }
 }
 
 /// Calls `f` every 10 ms until it returns true; the time that took, or `None` once

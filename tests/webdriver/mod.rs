@@ -43,6 +43,12 @@ fn http(
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub(crate) fn start() -> Result<Browser, String> {
+        Self::start_with(&[])
+    }
+
+    /// [`Browser::start`] with more Chromium arguments, e.g.
+    /// `--host-resolver-rules=MAP attacker.example 127.0.0.1`.
+    pub(crate) fn start_with(extra: &[&str]) -> Result<Browser, String> {
         let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -69,14 +75,30 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(format!(
+            "--user-data-dir={}",
+            b.profile_dir.path().display()
+        ));
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--disable-dev-shm-usage", "--window-size=1280,900",
-                         format!("--user-data-dir={}", b.profile_dir.path().display())]
+                "args": args
             }
         }}});
         let (st, v) = http(addr, "POST", "/session", Some(&caps))?;
