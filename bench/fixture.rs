@@ -109,7 +109,7 @@ impl UdpServer {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
-            std::thread::spawn(move || signpost::dns::server::udp_loop(sock, shared, stop))
+            std::thread::spawn(move || signpost::dns::server::udp_loop(sock, shared, stop, None))
         };
         Self { addr, stop, thread }
     }

@@ -10,18 +10,49 @@
 # steadier than the ratio of compare.sh's rounds. Prints every pair, the median of the
 # pair ratios, how many pairs signpost won, and the medians of each server.
 #
+# VERSUS=signpost pairs signpost with a second signpost instead (same binary and config,
+# on its own port), to measure what a setting costs: SIGNPOST_ENV and VERSUS_ENV are the
+# environments (VAR=VALUE words) of the first and the second, e.g. for the response rate
+# limit (set high enough never to limit, so only the check is measured):
+#   VERSUS=signpost VERSUS_ENV=SIGNPOST__DNS__RATE_LIMIT=1000000 bench/paired.sh
+#
 # Usage: bench/paired.sh               # PAIRS=15 DURATION=4 RATE=30000 NAME=app
 # Env:   PAIRS DURATION RATE NAME (app | static) SERVER_CPU CLIENT_CPU SIGNPOST_BIN KEEP=1
+#        VERSUS (gdnsd | signpost) SIGNPOST_ENV VERSUS_ENV
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-defaults PAIRS=15 DURATION=4 RATE=30000 NAME=app
+defaults PAIRS=15 DURATION=4 RATE=30000 NAME=app VERSUS=gdnsd
 
-bench_start paired dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
-
-start_signpost_and_gdnsd
+case $VERSUS in
+  gdnsd)
+    bench_start paired dnsperf:dnsperf gdnsd:gdnsd taskset:util-linux python3:python3
+    start_signpost_and_gdnsd
+    ;;
+  signpost)
+    bench_start paired dnsperf:dnsperf taskset:util-linux python3:python3
+    INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
+    start_ingresses "$CLIENT_CPU"
+    SP_PORT=$(free_port 127.0.0.1)
+    GD_PORT=$(free_port 127.0.0.1)
+    start_bench_signpost SP "$WORK/signpost" "$SP_PORT" "${SIGNPOST_ENV:-}"
+    start_bench_signpost GD "$WORK/versus" "$GD_PORT" "${VERSUS_ENV:-}"
+    wait_dns 127.0.0.1 "$SP_PORT" app.bench.example 20 || die "signpost did not answer"
+    wait_dns 127.0.0.1 "$GD_PORT" app.bench.example 20 || die "the second signpost did not answer"
+    sleep 3
+    ;;
+  *) die "VERSUS=$VERSUS: gdnsd or signpost" ;;
+esac
 echo "$NAME.bench.example A" >"$WORK/q"
+
+# The two servers' names in the output.
+A="signpost${SIGNPOST_ENV:+ [$SIGNPOST_ENV]}"
+if [ "$VERSUS" = signpost ]; then
+  B="signpost [${VERSUS_ENV:-}]"
+else
+  B=gdnsd
+fi
 
 # Run time of every thread of process $1, in ns.
 run_ns() {
@@ -45,32 +76,34 @@ segment() {
 
 log "pairs: $PAIRS x ${DURATION}s each server at ${RATE} qps, name $NAME.bench.example"
 OUT="$WORK/pairs.tsv"
-printf 'pair\tsignpost_ns\tgdnsd_ns\n' >"$OUT"
+printf 'pair\tfirst_ns\tsecond_ns\n' >"$OUT"
 for p in $(seq 1 "$PAIRS"); do
-  kill -0 "$SP" 2>/dev/null || die "signpost exited; see its log"
-  kill -0 "$GD" 2>/dev/null || die "gdnsd exited; see its log"
-  res=$(segment signpost "$SP" "$SP_PORT")
+  kill -0 "$SP" 2>/dev/null || die "$A exited; see its log"
+  kill -0 "$GD" 2>/dev/null || die "$B exited; see its log"
+  res=$(segment "$A" "$SP" "$SP_PORT")
   read -r sp _ <<<"$res"
-  res=$(segment gdnsd "$GD" "$GD_PORT")
+  res=$(segment "$B" "$GD" "$GD_PORT")
   read -r gd _ <<<"$res"
   printf '%s\t%s\t%s\n' "$p" "$sp" "$gd" >>"$OUT"
-  log "pair $p/$PAIRS: signpost $sp ns/query, gdnsd $gd ns/query"
+  log "pair $p/$PAIRS: $A $sp ns/query, $B $gd ns/query"
 done
 
 echo
-echo "signpost vs gdnsd, CPU per query in pairs — $(date -u +%Y-%m-%dT%H:%MZ) — $(machine_line)"
+echo "$A vs $B, CPU per query in pairs — $(date -u +%Y-%m-%dT%H:%MZ) — $(machine_line)"
 echo "PAIRS=$PAIRS DURATION=${DURATION}s RATE=$RATE NAME=$NAME; servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU"
-python3 - "$OUT" <<'EOF'
+python3 - "$OUT" "$A" "$B" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-sp = [float(r["signpost_ns"]) for r in rows]
-gd = [float(r["gdnsd_ns"]) for r in rows]
+a_name, b_name = sys.argv[2], sys.argv[3]
+sp = [float(r["first_ns"]) for r in rows]
+gd = [float(r["second_ns"]) for r in rows]
 ratios = [a / b for a, b in zip(sp, gd)]
-print("pair  signpost ns/q  gdnsd ns/q  ratio")
+print(f"first: {a_name}; second: {b_name}")
+print("pair  first ns/q  second ns/q  ratio")
 for r, a, b, x in zip(rows, sp, gd, ratios):
-    print(f"{r['pair']:>4}  {a:13.0f}  {b:10.0f}  {x:5.3f}")
-print(f"median of pair ratios: {statistics.median(ratios):.3f} "
-      f"(signpost lower in {sum(x < 1 for x in ratios)} of {len(ratios)} pairs)")
-print(f"medians: signpost {statistics.median(sp):.0f} ns/q, gdnsd {statistics.median(gd):.0f} ns/q, "
+    print(f"{r['pair']:>4}  {a:10.0f}  {b:11.0f}  {x:5.3f}")
+print(f"median of pair ratios (first / second): {statistics.median(ratios):.3f} "
+      f"(first lower in {sum(x < 1 for x in ratios)} of {len(ratios)} pairs)")
+print(f"medians: first {statistics.median(sp):.0f} ns/q, second {statistics.median(gd):.0f} ns/q, "
       f"ratio {statistics.median(sp) / statistics.median(gd):.3f}")
 EOF

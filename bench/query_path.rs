@@ -62,6 +62,41 @@ fn query_path(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // `dns.rate_limit` (never limiting, so every query is answered): the check alone, for
+    // one client network and for a different /24 each time (a cold bucket), and the check
+    // with the answer.
+    let rl = signpost::dns::ratelimit::RateLimiter::new(1_000_000_000).expect("a limit");
+    let mut g = c.benchmark_group("rate_limit");
+    g.throughput(Throughput::Elements(1));
+    let now = rl.now();
+    g.bench_function("check", |b| {
+        b.iter(|| black_box(rl.check(black_box(fixture::SOURCE), now)))
+    });
+    let mut n = 0u32;
+    g.bench_function("check_many_networks", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1 << 8);
+            let ip = std::net::IpAddr::from(n.to_be_bytes());
+            black_box(rl.check(black_box(ip), now))
+        })
+    });
+    let packet = &cases[1].1;
+    g.bench_function("weighted_a_checked", |b| {
+        b.iter(|| {
+            let v = rl.check(black_box(fixture::SOURCE), now);
+            let o = respond(
+                &snap,
+                black_box(packet),
+                &mut scratch,
+                fixture::SOURCE,
+                Transport::Udp,
+                &mut out,
+            );
+            black_box((v, o, out.len()))
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, query_path);

@@ -221,17 +221,78 @@ pub fn serve(path: &Path) -> i32 {
     rt.block_on(run(loaded, path.to_path_buf()))
 }
 
+/// The signals `serve` handles: SIGHUP (reload), SIGTERM and SIGINT (stop).
+const HANDLED_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGTERM, libc::SIGINT];
+
+fn mask_signals(how: libc::c_int) {
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask changes only the
+    // calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED_SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Holds back SIGHUP, SIGTERM and SIGINT on the calling thread and every thread it starts
+/// from now on, until [`unblock_signals`]. `main` calls it first thing, so that a signal
+/// that comes while the server starts (a large zone can take a while to load) waits for
+/// its handler instead of killing the process with the default action.
+pub fn block_signals() {
+    mask_signals(libc::SIG_BLOCK);
+}
+
+/// Lets SIGHUP, SIGTERM and SIGINT through on the calling thread again (those that came
+/// meanwhile are delivered now).
+pub fn unblock_signals() {
+    mask_signals(libc::SIG_UNBLOCK);
+}
+
+/// The handled signals' streams, installed before they are let through.
+struct Signals {
+    hup: Option<tokio::signal::unix::Signal>,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers, then lets the signals through on this thread (the one
+    /// `serve` runs on; the runtime's threads keep them blocked). A signal held back
+    /// since the start is delivered to its stream now.
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hup = match signal(SignalKind::hangup()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!(error = %e, "no SIGHUP handler; reload with the API");
+                None
+            }
+        };
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        unblock_signals();
+        Ok(Self { hup, term, int })
+    }
+}
+
 async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
-    // Before anything answers: a SIGTERM that comes as soon as DNS is served stops the
-    // server cleanly instead of killing it.
-    let shutdown = match shutdown_signal() {
+    let Loaded { config, snapshot } = loaded;
+    // Before anything answers (and before the signals held back since the start are let
+    // through): a SIGTERM that comes as soon as DNS is served stops the server cleanly.
+    let Signals {
+        hup,
+        mut term,
+        mut int,
+    } = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            error!(error = %e, "cannot handle SIGTERM and SIGINT");
+            error!(error = %e, "cannot install the SIGTERM and SIGINT handlers");
             return 1;
         }
     };
-    let Loaded { config, snapshot } = loaded;
     let config = release_parsed_profiles(config);
     let metrics_handle = crate::metrics::install();
     crate::metrics::loaded(SystemTime::now());
@@ -277,6 +338,8 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    // Before any socket: every TCP client and probe holds a descriptor.
+    let open_files = raise_open_files_limit();
     let shared: Shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let stop = Arc::new(AtomicBool::new(false));
     let per_addr = match config.dns.udp_sockets {
@@ -342,11 +405,19 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
     publisher.publish(SystemTime::now());
 
     let mut threads = Vec::new();
+    // One limiter for every UDP socket: the kernel spreads a client's queries over them.
+    let rate_limit = crate::dns::ratelimit::RateLimiter::new(config.dns.rate_limit).map(Arc::new);
+    if rate_limit.is_some() {
+        info!(
+            per_second = config.dns.rate_limit,
+            "UDP answers limited per client /24 (IPv6 /56)"
+        );
+    }
     for (i, sock) in udp.into_iter().enumerate() {
-        let (s, st) = (shared.clone(), stop.clone());
+        let (s, st, rl) = (shared.clone(), stop.clone(), rate_limit.clone());
         let t = std::thread::Builder::new()
             .name(format!("signpost-udp-{i}"))
-            .spawn(move || server::udp_loop(sock, s, st));
+            .spawn(move || server::udp_loop(sock, s, st, rl));
         match t {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -356,12 +427,14 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         }
     }
     let mut tasks = Vec::new();
+    let tcp_table = Arc::new(server::TcpTable::new(server::TcpLimits::from_config(
+        &config.dns,
+    )));
     for l in tcp {
         tasks.push(tokio::spawn(server::tcp_accept_loop(
             l,
             shared.clone(),
-            config.dns.tcp_idle_timeout.0,
-            config.dns.tcp_max_connections,
+            tcp_table.clone(),
         )));
     }
 
@@ -381,7 +454,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         }));
     }
     let prober = Arc::new(Prober::new());
-    let options = SchedulerOptions::for_open_files(raise_open_files_limit());
+    let options = SchedulerOptions::for_open_files(open_files);
     let probe_rt = match crate::health::scheduler::probe_runtime() {
         Ok(h) => h,
         Err(e) => {
@@ -418,7 +491,7 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
         probe_rt,
         shared: shared.clone(),
     };
-    let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone()));
+    let controller_task = tokio::spawn(controller.run(commands_rx, commands.clone(), hup));
     let admin_state = Arc::new(AdminState {
         snapshot: shared.clone(),
         commands,
@@ -440,7 +513,10 @@ async fn run(loaded: Loaded, config_path: PathBuf) -> i32 {
 
     info!(generation = shared.load().generation(), "signpost serving");
 
-    shutdown.await;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
     info!("shutting down");
     controller_task.abort();
     drop(events);
@@ -491,15 +567,12 @@ struct Controller {
 }
 
 impl Controller {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, own: mpsc::Sender<Command>) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                warn!(error = %e, "no SIGHUP handler; reload with the API");
-                None
-            }
-        };
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        own: mpsc::Sender<Command>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+    ) {
         drop(own);
         loop {
             let cmd = tokio::select! {
@@ -697,17 +770,4 @@ fn raise_open_files_limit() -> u64 {
         }
     }
     lim.rlim_cur
-}
-
-/// Completes at the first SIGTERM or SIGINT; the handlers are in place once this returns.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }

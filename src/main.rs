@@ -5,7 +5,13 @@ use signpost::admin::client::{explain_text, status_table};
 use signpost::cli::{Cli, CliError, Command, LogFormat};
 
 fn main() {
+    // Until `serve` has installed its handlers, a SIGHUP (or SIGTERM, SIGINT) waits
+    // instead of killing the process; the other commands let them through at once.
+    signpost::app::block_signals();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        signpost::app::unblock_signals();
+    }
     init_logging(cli.log_format, &cli.log_level);
     let code = match cli.command {
         Command::Serve { config } => signpost::app::serve(&config),

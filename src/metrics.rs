@@ -34,6 +34,10 @@ pub const ENDPOINT_RTT: &str = "signpost_endpoint_rtt_seconds";
 pub const LAST_SUCCESS: &str = "signpost_probe_last_success_timestamp_seconds";
 pub const PROFILE_ALL_DOWN: &str = "signpost_profile_all_down";
 pub const LAST_RELOAD_SUCCESS: &str = "signpost_last_reload_success_timestamp_seconds";
+pub const RATE_LIMITED: &str = "signpost_dns_rate_limited_total";
+pub const TCP_CONNECTIONS: &str = "signpost_dns_tcp_connections";
+pub const TCP_CLOSED: &str = "signpost_dns_tcp_closed_total";
+pub const PROBE_LOCAL_ERRORS: &str = "signpost_probe_local_errors_total";
 
 /// Installs the global recorder (once per process) and returns the handle that renders
 /// `/metrics`.
@@ -68,6 +72,11 @@ fn describe() {
         "Health probe duration, by outcome (ok, fail)"
     );
     describe_counter!(PROBE_RESULTS, "Health probe results, by outcome");
+    metrics::counter!(PROBE_LOCAL_ERRORS).absolute(0);
+    describe_counter!(
+        PROBE_LOCAL_ERRORS,
+        "Probes not made because of an error of this host (out of file descriptors, buffers or memory): they leave the endpoint's status as it was"
+    );
     describe_counter!(
         TRANSITIONS,
         "Endpoint status transitions, by the status entered"
@@ -126,9 +135,15 @@ const RCODES: [Rcode; 8] = [
     Rcode(u16::MAX),
 ];
 
-const SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
+const QUERY_SLOTS: usize = 2 * QTYPES.len() * RCODES.len();
+/// After the query counts: UDP answers the rate limit slipped (sent empty with TC=1) and
+/// dropped.
+const SLIP: usize = QUERY_SLOTS;
+const DROP: usize = QUERY_SLOTS + 1;
+const SLOTS: usize = QUERY_SLOTS + 2;
 
-/// Counts of `signpost_dns_queries_total`, one per (protocol, qtype, rcode). Not
+/// Counts of `signpost_dns_queries_total`, one per (protocol, qtype, rcode), and of
+/// `signpost_dns_rate_limited_total`. Not
 /// registered with the recorder: [`render_queries`] writes the family at scrape time from
 /// every `Counts` there is, so counting a query costs no label lookup, no dynamic call
 /// and (in a UDP loop) no locked instruction.
@@ -164,6 +179,29 @@ fn slot(transport: Transport, qtype: Rtype, rc: Option<Rcode>) -> usize {
 /// Counts one query. `rcode = None` for a dropped packet.
 pub fn count_query(transport: Transport, qtype: Rtype, rc: Option<Rcode>) {
     SHARED.0[slot(transport, qtype, rc)].fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the response rate limit did with an answer over the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limited {
+    /// Sent empty with TC=1 (the client may retry over TCP).
+    Slip,
+    /// Not sent.
+    Drop,
+}
+
+impl Limited {
+    fn slot(self) -> usize {
+        match self {
+            Limited::Slip => SLIP,
+            Limited::Drop => DROP,
+        }
+    }
+}
+
+/// Counts one answer the rate limit slipped or dropped (outside a UDP loop's tally).
+pub fn count_limited(action: Limited) {
+    SHARED.0[action.slot()].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Counts the queries of one thread's receive batches: one counter update per run of
@@ -208,6 +246,13 @@ impl QueryTally {
         self.n += 1;
     }
 
+    /// Counts one answer the rate limit slipped or dropped.
+    pub fn limited(&mut self, action: Limited) {
+        let c = &self.counts.0[action.slot()];
+        // Only this tally writes `c`.
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
     /// Adds the counted queries to the metrics.
     pub fn flush(&mut self) {
         if let Some((t, q, rc)) = self.run.take()
@@ -237,9 +282,9 @@ pub fn render_queries(out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "# HELP {QUERIES} DNS queries answered or dropped, by protocol, qtype and rcode\n# TYPE {QUERIES} counter"
+        "# HELP {QUERIES} DNS queries answered or dropped, by protocol, qtype and rcode (not those the rate limit dropped: see {RATE_LIMITED})\n# TYPE {QUERIES} counter"
     );
-    for (i, n) in sums.iter().enumerate() {
+    for (i, n) in sums[..QUERY_SLOTS].iter().enumerate() {
         if *n == 0 {
             continue;
         }
@@ -256,6 +301,57 @@ pub fn render_queries(out: &mut String) {
             RCODES[r].mnemonic().unwrap_or("dropped")
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP {RATE_LIMITED} UDP answers over dns.rate_limit, by what was done: slip (sent empty with TC=1), drop\n# TYPE {RATE_LIMITED} counter\n\
+         {RATE_LIMITED}{{action=\"slip\"}} {}\n{RATE_LIMITED}{{action=\"drop\"}} {}",
+        sums[SLIP], sums[DROP]
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {TCP_CONNECTIONS} DNS TCP connections open\n# TYPE {TCP_CONNECTIONS} gauge\n{TCP_CONNECTIONS} {}",
+        TCP_OPEN.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {TCP_CLOSED} DNS TCP connections closed by a limit: limit (the longest-idle, to make room at tcp_max_connections), source_limit (the source's longest-idle, at tcp_max_per_source), write_timeout (answers not taken within tcp_write_timeout)\n# TYPE {TCP_CLOSED} counter"
+    );
+    for (i, reason) in ["limit", "source_limit", "write_timeout"]
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(
+            out,
+            "{TCP_CLOSED}{{reason=\"{reason}\"}} {}",
+            TCP_CLOSES[i].load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// DNS TCP connections open now.
+static TCP_OPEN: AtomicU64 = AtomicU64::new(0);
+/// DNS TCP connections closed, by [`TcpClose`].
+static TCP_CLOSES: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// Why a limit closed a DNS TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpClose {
+    /// The longest-idle connection, at `tcp_max_connections`.
+    Limit = 0,
+    /// The source's longest-idle connection, at `tcp_max_per_source`.
+    SourceLimit = 1,
+    /// Answers not taken within `tcp_write_timeout`.
+    WriteTimeout = 2,
+}
+
+/// Sets the number of DNS TCP connections open.
+pub fn tcp_open(n: usize) {
+    TCP_OPEN.store(n as u64, Ordering::Relaxed);
+}
+
+/// Counts a DNS TCP connection closed by a limit.
+pub fn tcp_closed(why: TcpClose) {
+    TCP_CLOSES[why as usize].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Appends `signpost_answers_total` (endpoints that answered at least once),

@@ -989,6 +989,7 @@ interval = "1s"
                 ok,
                 rtt: Duration::from_millis(3),
                 reason: (!ok).then(|| reason.to_owned()),
+                local: false,
             },
         })
     }

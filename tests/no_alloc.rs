@@ -213,3 +213,44 @@ fn geographic_case_follows_ecs() {
     // The answer ends with the ECS option: family 1, source 24, scope 16, 10.20.1.
     assert!(out.ends_with(&[0, 1, 24, 16, 10, 20, 1]), "{out:02x?}");
 }
+
+/// The rate limit's part of the UDP loop (`dns.rate_limit`): the check, for answers within
+/// the limit and over it, and the empty TC=1 answer that slips.
+#[test]
+fn rate_limit_allocates_nothing_per_query() {
+    use signpost::dns::engine::slip;
+    use signpost::dns::ratelimit::{RateLimiter, Verdict};
+
+    let snap = fixture::snapshot();
+    let mut r = Responder::new();
+    let rl = RateLimiter::new(1_000).unwrap();
+    let packet = fixture::query("app.bench.example", 1, true, Some(([10, 20, 1, 0], 24)));
+    for _ in 0..WARM_UP {
+        assert!(r.answer(&snap, &packet).respond);
+        assert!(slip(&packet, &mut r.scratch, &mut r.out).respond);
+    }
+    let (mut answered, mut slipped) = (0, 0);
+    let n = allocations(|| {
+        let now = rl.now();
+        for _ in 0..QUERIES {
+            match rl.check(fixture::SOURCE, now) {
+                Verdict::Answer => {
+                    assert!(r.answer(&snap, &packet).respond);
+                    answered += 1;
+                }
+                Verdict::Limited => {
+                    let o = slip(&packet, &mut r.scratch, &mut r.out);
+                    assert!(o.respond && o.truncated);
+                    slipped += 1;
+                }
+            }
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in {QUERIES} queries");
+    // Both paths ran: the burst of 1,000, then the limit.
+    assert_eq!((answered, slipped), (1_000, QUERIES - 1_000));
+    // The slipped answer: TC=1, the question, no records but the OPT.
+    let out = &r.out;
+    assert_eq!(out[2] & 0x02, 0x02, "TC");
+    assert_eq!(&out[6..12], &[0, 0, 0, 0, 0, 1], "{out:02x?}");
+}

@@ -460,3 +460,90 @@ async fn plain_http_to_a_tls_port_and_tls_to_a_plain_port_fail() {
     let o = once(&t).await;
     assert!(reason(&o).starts_with("TLS: "), "{o:?}");
 }
+
+/// Set in the child process of [`out_of_file_descriptors_is_not_a_failure_of_the_endpoint`].
+const EMFILE_CHILD: &str = "SIGNPOST_TEST_EMFILE_CHILD";
+
+/// Issue 15: a probe this process cannot make because it is out of file descriptors
+/// (EMFILE) is a local error, not a failure of the endpoint ([`ProbeOutcome::local`]):
+/// the scheduler leaves the endpoint's status as it was. Runs in a child process of this
+/// test binary, whose limit on open files is lowered below what it has open.
+#[test]
+fn out_of_file_descriptors_is_not_a_failure_of_the_endpoint() {
+    if std::env::var_os(EMFILE_CHILD).is_some() {
+        return emfile_child();
+    }
+    let out = common::run_bounded(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "out_of_file_descriptors_is_not_a_failure_of_the_endpoint",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(EMFILE_CHILD, "1"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("emfile child: done"),
+        "{text}"
+    );
+}
+
+fn emfile_child() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = HttpServer::start(always(Reply::Status(200, "ok"))).await;
+        let mut http = target(server.addr, Protocol::Http);
+        http.reuse_connection = false;
+        let tcp = target(server.addr, Protocol::Tcp);
+        let prober = Prober::new();
+        for t in [&http, &tcp] {
+            let o = prober.probe(t).await;
+            assert!(o.ok && !o.local, "{:?}: {o:?}", t.protocol);
+        }
+
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed in; this
+        // process is the child, alone in lowering its limit.
+        unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0) };
+        // Every new descriptor (the lowest free number, above stdin, stdout and stderr)
+        // is now over the limit; those open stay usable.
+        let low = libc::rlimit {
+            rlim_cur: 3,
+            rlim_max: lim.rlim_max,
+        };
+        unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &low), 0) };
+        for t in [&http, &tcp] {
+            let o = prober.probe(t).await;
+            assert!(!o.ok && o.local, "{:?}: {o:?}", t.protocol);
+            let r = reason(&o);
+            assert!(
+                r.starts_with("not probed, this host is short of resources")
+                    && r.contains("(os error 24)"),
+                "{r}"
+            );
+        }
+        unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0) };
+
+        // With descriptors again: the endpoint's own failures are failures.
+        let refused = target(closed_port().await, Protocol::Tcp);
+        let o = prober.probe(&refused).await;
+        assert!(!o.ok && !o.local, "{o:?}");
+        let o = prober.probe(&http).await;
+        assert!(o.ok, "{o:?}");
+        println!("emfile child: done");
+    });
+}

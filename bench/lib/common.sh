@@ -393,19 +393,30 @@ EOF
 # Starts the ingresses, then signpost and gdnsd with compare.sh's weighted-name configs
 # (one UDP thread each, pinned to $SERVER_CPU; the ingresses on $CLIENT_CPU), waits for
 # both to answer and for a few probe rounds. Sets SP, GD (pids) and SP_PORT, GD_PORT.
+# SIGNPOST_ENV: VAR=VALUE words for signpost's environment, e.g. a config override
+# (SIGNPOST__DNS__RATE_LIMIT=1000000).
 start_signpost_and_gdnsd() {
   INGRESS_PORT=$(free_port "${INGRESS_ADDRS[@]}")
   start_ingresses "$CLIENT_CPU"
   SP_PORT=$(free_port 127.0.0.1)
   GD_PORT=$(free_port 127.0.0.1)
-  write_signpost_config "$WORK/signpost" "$SP_PORT" 2s 1s 1
-  spawn SP "$WORK/signpost.log" taskset -c "$SERVER_CPU" \
-    "$SIGNPOST_BIN" --log-level warn serve --config "$WORK/signpost/signpost.toml"
+  start_bench_signpost SP "$WORK/signpost" "$SP_PORT" "${SIGNPOST_ENV:-}"
   write_gdnsd_config "$WORK/gdnsd" "$GD_PORT" 2 1
   spawn GD "$WORK/gdnsd.log" taskset -c "$SERVER_CPU" gdnsd -c "$WORK/gdnsd" start
   wait_dns 127.0.0.1 "$SP_PORT" app.bench.example 20 || die "signpost did not answer"
   wait_dns 127.0.0.1 "$GD_PORT" app.bench.example 20 || die "gdnsd did not answer"
   sleep 3
+}
+
+# Starts signpost with the weighted-name config in dir $2 on DNS port $3 (pinned to
+# $SERVER_CPU), with the VAR=VALUE words of $4 in its environment; sets the variable
+# named $1 to its pid. The ingresses must be running.
+start_bench_signpost() {
+  local var=$1 dir=$2 port=$3 envs=$4
+  write_signpost_config "$dir" "$port" 2s 1s 1
+  # shellcheck disable=SC2086 # $envs is a list of words
+  spawn "$var" "$dir.log" env $envs taskset -c "$SERVER_CPU" \
+    "$SIGNPOST_BIN" --log-level warn serve --config "$dir/signpost.toml"
 }
 
 # Waits until $2:$3 answers A for $4 (NOERROR with an address), up to $5 seconds.

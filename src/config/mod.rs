@@ -143,6 +143,9 @@ pub struct Config {
     pub cluster: Option<cluster::ClusterSpec>,
 }
 
+/// Highest `dns.rate_limit` (responses per second per client prefix).
+pub const MAX_RATE_LIMIT: u32 = 100_000_000;
+
 const SECTIONS: &[&str] = &[
     "dns", "admin", "zones", "state", "geo", "monitors", "sites", "profiles", "cluster",
 ];
@@ -380,6 +383,30 @@ impl Config {
             bad(
                 "dns.tcp_idle_timeout",
                 "must be longer than 0s, e.g. \"10s\"".into(),
+            );
+        }
+        if self.dns.tcp_max_per_source == 0 {
+            bad(
+                "dns.tcp_max_per_source",
+                format!(
+                    "must be at least 1; to leave sources uncapped, set it to tcp_max_connections ({})",
+                    self.dns.tcp_max_connections
+                ),
+            );
+        }
+        if self.dns.tcp_write_timeout.is_some_and(|t| t.0.is_zero()) {
+            bad(
+                "dns.tcp_write_timeout",
+                "must be longer than 0s, e.g. \"10s\"; leave it out to use tcp_idle_timeout".into(),
+            );
+        }
+        if self.dns.rate_limit > MAX_RATE_LIMIT {
+            bad(
+                "dns.rate_limit",
+                format!(
+                    "{} responses per second per client is more than signpost can limit; use 0 (no limit) up to {MAX_RATE_LIMIT}",
+                    self.dns.rate_limit
+                ),
             );
         }
         match self.admin.listen.parse::<SocketAddr>() {
@@ -823,6 +850,48 @@ x = 1
         );
         // The good keys of a table with a bad one are not reported.
         assert!(!text.contains("dns.listen"), "{text}");
+    }
+
+    #[test]
+    fn dns_limits_have_defaults_and_clear_errors() {
+        use std::time::Duration;
+        let c = load("").unwrap();
+        assert_eq!(c.dns.tcp_max_connections, 1024);
+        assert_eq!(c.dns.tcp_max_per_source, 64);
+        assert_eq!(c.dns.rate_limit, 0, "off by default");
+        assert_eq!(c.dns.tcp_write_timeout(), Duration::from_secs(10));
+        let c = load("[dns]\ntcp_idle_timeout = \"3s\"\n").unwrap();
+        assert_eq!(
+            c.dns.tcp_write_timeout(),
+            Duration::from_secs(3),
+            "follows idle"
+        );
+        let c =
+            load("[dns]\ntcp_write_timeout = \"2s\"\nrate_limit = 50\ntcp_max_per_source = 8\n")
+                .unwrap();
+        assert_eq!(c.dns.tcp_write_timeout(), Duration::from_secs(2));
+        assert_eq!((c.dns.rate_limit, c.dns.tcp_max_per_source), (50, 8));
+
+        let err = load(
+            "[dns]\ntcp_max_per_source = 0\ntcp_write_timeout = \"0s\"\nrate_limit = 200000000\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 3, "{text}");
+        assert!(
+            text.contains("dns.tcp_max_per_source: must be at least 1; to leave sources uncapped, set it to tcp_max_connections (1024)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dns.tcp_write_timeout: must be longer than 0s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dns.rate_limit: 200000000 responses per second per client is more than"),
+            "{text}"
+        );
+        let err = load("[dns]\nrate_limit = -1\n").unwrap_err();
+        assert!(err.to_string().contains("dns.rate_limit: "), "{err}");
     }
 
     #[test]

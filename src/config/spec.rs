@@ -22,8 +22,26 @@ pub struct DnsSpec {
     pub udp_sockets: usize,
     /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: HumanDuration,
-    /// At most this many TCP connections at once; further ones are closed at accept.
+    /// At most this many TCP connections at once. When they are all open, a new one
+    /// closes the connection that has been idle longest.
     pub tcp_max_connections: usize,
+    /// At most this many TCP connections from one source (an IPv4 address, an IPv6 /64);
+    /// a new one beyond that closes that source's longest-idle connection.
+    pub tcp_max_per_source: usize,
+    /// An answer the client has not taken within this long closes the connection;
+    /// default: `tcp_idle_timeout`.
+    pub tcp_write_timeout: Option<HumanDuration>,
+    /// UDP responses per second to one client /24 (IPv6 /56); 0 = no limit. Over it, every
+    /// second answer is sent empty with TC=1 (the client retries over TCP, which is not
+    /// limited) and the others are dropped.
+    pub rate_limit: u32,
+}
+
+impl DnsSpec {
+    /// `tcp_write_timeout`, or `tcp_idle_timeout` when it is not set.
+    pub fn tcp_write_timeout(&self) -> std::time::Duration {
+        self.tcp_write_timeout.unwrap_or(self.tcp_idle_timeout).0
+    }
 }
 
 impl Default for DnsSpec {
@@ -33,6 +51,9 @@ impl Default for DnsSpec {
             udp_sockets: 0,
             tcp_idle_timeout: HumanDuration::from_secs(10),
             tcp_max_connections: 1024,
+            tcp_max_per_source: 64,
+            tcp_write_timeout: None,
+            rate_limit: 0,
         }
     }
 }

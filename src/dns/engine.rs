@@ -234,6 +234,32 @@ pub fn respond(
     outcome
 }
 
+/// The answer the rate limit sends instead of a full one (a "slip"): the question and
+/// TC=1, nothing else but an OPT when the query had one, so a real client retries over
+/// TCP and a forged source gets nothing bigger than the query. `respond = false` for a
+/// packet not worth an answer.
+pub fn slip(packet: &[u8], scratch: &mut Scratch, out: &mut Vec<u8>) -> Outcome {
+    let q = &mut scratch.query;
+    let parsed = wire::parse_query(packet, q);
+    let q: &Query = q;
+    let mut outcome = Outcome {
+        respond: parsed.is_ok(),
+        rcode: Rcode::NOERROR,
+        qtype: q.qtype,
+        truncated: true,
+    };
+    if outcome.respond {
+        let mut w = Writer::new(out, q, true);
+        if let Some(e) = q.edns {
+            w.opt(Rcode::NOERROR, e.dnssec_ok, None, None, None);
+        }
+        w.finish(q, false, true, Rcode::NOERROR);
+    } else {
+        outcome.qtype = Rtype(0);
+    }
+    outcome
+}
+
 /// Answers a query for a name inside `zone`.
 fn resolve<'a>(
     snap: &'a Snapshot,

@@ -3,6 +3,7 @@
 #[cfg(target_os = "linux")]
 pub mod batch;
 pub mod engine;
+pub mod ratelimit;
 pub mod server;
 pub mod wire;
 

@@ -61,6 +61,10 @@ pub struct ProbeOutcome {
     /// Why it failed, in a few words ("connection refused", "timeout after 1s (no
     /// response)", "status 503 not in 200-299", "TLS: …"): the text of a `ProbeError`.
     pub reason: Option<String>,
+    /// The probe was not made: this host is out of file descriptors, socket buffers or
+    /// memory ([`is_local_error`]). It says nothing of the target, so it leaves the
+    /// target's status as it was.
+    pub local: bool,
 }
 
 /// Why a probe failed. The text is the failure reason operators see (status API, status
@@ -113,6 +117,9 @@ pub(crate) enum Waiting {
 /// error when there is one, else the client's innermost message.
 #[derive(Clone, Debug, thiserror::Error)]
 pub(crate) enum ConnectionError {
+    /// This host could not make the connection ([`is_local_error`]).
+    #[error("not probed, this host is short of resources: {0}")]
+    Local(String),
     #[error("TLS: {0}")]
     Tls(rustls::Error),
     /// "connection refused", "connection reset", …, or the system's words for rarer
@@ -427,10 +434,15 @@ async fn run(target: &ProbeTarget, http: Option<&PreparedHttp>) -> ProbeOutcome 
             },
         }),
     };
+    let local = matches!(
+        error,
+        Some(ProbeError::Connection(ConnectionError::Local(_)))
+    );
     ProbeOutcome {
         ok: error.is_none(),
         rtt,
         reason: error.map(|e| e.to_string()),
+        local,
     }
 }
 
@@ -604,6 +616,9 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> ConnectionError {
             return ConnectionError::Tls(tls.clone());
         }
         if let Some(ioe) = err.downcast_ref::<io::Error>() {
+            if is_local_error(ioe) {
+                return ConnectionError::Local(ioe.to_string());
+            }
             if socket.is_none() && ioe.kind() != io::ErrorKind::Other {
                 socket = Some(socket_error(ioe));
             }
@@ -620,10 +635,23 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> ConnectionError {
 }
 
 fn socket_error(e: &io::Error) -> ConnectionError {
+    if is_local_error(e) {
+        return ConnectionError::Local(e.to_string());
+    }
     ConnectionError::Socket {
         kind: e.kind(),
         message: e.to_string(),
     }
+}
+
+/// Whether creating or connecting a socket failed because of this host, not the target:
+/// out of file descriptors (EMFILE for the process, ENFILE for the system), socket
+/// buffers (ENOBUFS) or memory (ENOMEM). Such a probe is not a failure of the endpoint.
+pub fn is_local_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    ) || e.kind() == io::ErrorKind::OutOfMemory
 }
 
 /// Short words for the common socket errors, else the system's `message`.
@@ -782,6 +810,38 @@ mod tests {
         ];
         for (error, text) in cases {
             assert_eq!(error.to_string(), text, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn local_errors_are_told_from_failures_of_the_target() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(is_local_error(&e), "{e}");
+            assert!(matches!(socket_error(&e), ConnectionError::Local(_)), "{e}");
+            // Found under the HTTP client's own errors too.
+            let wrapped = io::Error::other(io::Error::from_raw_os_error(errno));
+            let d = describe(&wrapped);
+            assert!(matches!(d, ConnectionError::Local(_)), "{d:?}");
+        }
+        let e = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(
+            ProbeError::from(socket_error(&e)).to_string(),
+            format!("not probed, this host is short of resources: {e}")
+        );
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::ETIMEDOUT,
+            libc::EHOSTUNREACH,
+            libc::EADDRNOTAVAIL,
+            libc::ECONNRESET,
+        ] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(!is_local_error(&e), "{e}");
+            assert!(
+                matches!(socket_error(&e), ConnectionError::Socket { .. }),
+                "{e}"
+            );
         }
     }
 

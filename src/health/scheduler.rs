@@ -220,6 +220,13 @@ impl Scheduler {
                                 else {
                                     return;
                                 };
+                                if outcome.local {
+                                    // Not made: nothing is known of the target, its
+                                    // status stays as it was.
+                                    local_error(&outcome);
+                                    pace.not_made(seq);
+                                    continue;
+                                }
                                 if !pace.probed(seq, outcome.ok, Instant::now()) {
                                     // A later probe's result is already applied.
                                     metrics::counter!(m::PROBE_RESULTS, "outcome" => "superseded")
@@ -411,6 +418,16 @@ impl Pace {
         seq
     }
 
+    /// Probe `seq` could not be made (a local error, [`ProbeOutcome::local`]): the status
+    /// machine does not see it, and the next try comes `retry_interval` after the latest
+    /// start (a confirmation keeps its own pace).
+    pub fn not_made(&mut self, seq: u64) {
+        self.in_flight.retain(|&s| s != seq);
+        if !self.retrying {
+            self.due = self.launched + self.retry_interval;
+        }
+    }
+
     /// Records that probe `seq` ended at `now` with `ok`, and sets when the next one
     /// starts. Returns whether the result is applied: `false` when it is superseded (a
     /// probe started after it has had its result applied), and then it must not reach the
@@ -460,6 +477,31 @@ impl<F: Future> Flight<F> {
         .await
     }
 }
+
+/// Counts a probe this host could not make ([`ProbeOutcome::local`]) and says so in the
+/// log, at most every [`LOCAL_ERROR_LOG_EVERY`] (with how many there were meanwhile), so
+/// that a host out of file descriptors does not also flood its log.
+fn local_error(outcome: &ProbeOutcome) {
+    use std::sync::atomic::AtomicU64;
+    static SINCE_LOGGED: AtomicU64 = AtomicU64::new(0);
+    static LAST_LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
+    metrics::counter!(crate::metrics::PROBE_LOCAL_ERRORS).increment(1);
+    let n = SINCE_LOGGED.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut last = LAST_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if last.is_none_or(|t| now.duration_since(t) >= LOCAL_ERROR_LOG_EVERY) {
+        *last = Some(now);
+        SINCE_LOGGED.fetch_sub(n, Ordering::Relaxed);
+        tracing::warn!(
+            probes = n,
+            reason = outcome.reason.as_deref().unwrap_or_default(),
+            "probes not made for lack of local resources; the endpoints' statuses are left as they were"
+        );
+    }
+}
+
+/// How often [`local_error`] logs at most.
+const LOCAL_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Where in its interval target `index` is first probed: the fractional part of
 /// `index × φ⁻¹`, which spreads any number of targets evenly.
@@ -515,6 +557,7 @@ mod tests {
                 ok: true,
                 rtt: self.busy,
                 reason: None,
+                local: false,
             }
         }
     }
@@ -610,6 +653,7 @@ mod tests {
                 ok,
                 rtt: Duration::from_millis(10),
                 reason: None,
+                local: false,
             }
         }
     }
@@ -735,6 +779,7 @@ mod tests {
                 ok,
                 rtt: busy,
                 reason: Some(ms.to_string()),
+                local: false,
             }
         }
     }
@@ -782,6 +827,87 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(secs)).await;
         drop(sched);
         drain.await.unwrap()
+    }
+
+    /// A host out of file descriptors from `from` until `until` (ms after the start): its
+    /// probes are not made then ([`ProbeOutcome::local`]); else the target answers
+    /// `ok`.
+    struct Starved {
+        start: Instant,
+        from: u64,
+        until: u64,
+        ok: bool,
+        seen: Mutex<Vec<u64>>,
+    }
+
+    impl Check for Starved {
+        type Prepared = ();
+
+        fn prepare(&self, _: &ProbeTarget) {}
+
+        async fn check(&self, _: &ProbeTarget, _: &()) -> ProbeOutcome {
+            let t = self.start.elapsed().as_millis() as u64;
+            self.seen.lock().unwrap().push(t);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let local = (self.from..self.until).contains(&t);
+            ProbeOutcome {
+                ok: self.ok && !local,
+                rtt: Duration::from_millis(1),
+                reason: local.then(|| "not probed, this host is short of resources".into()),
+                local,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_not_made_for_local_errors_leave_the_status_alone() {
+        for ok in [true, false] {
+            // Out of descriptors from 25 s to 33.5 s: the probe at 30 s and the tries a
+            // retry_interval apart are not made, and none of them reaches the publisher
+            // (whose status stays as it was); the first one made (34 s) resumes the
+            // steady schedule from there.
+            let check = Arc::new(Starved {
+                start: Instant::now(),
+                from: 25_000,
+                until: 33_500,
+                ok,
+                seen: Mutex::new(Vec::new()),
+            });
+            let (tx, mut rx) = mpsc::channel::<ProbeResult>(4096);
+            let sched = Scheduler::start(
+                defaults(1, 1_000),
+                check.clone(),
+                tx,
+                SchedulerOptions::default(),
+            );
+            tokio::time::sleep(Duration::from_millis(55_000)).await;
+            drop(sched);
+            let mut results = Vec::new();
+            while let Ok(r) = rx.try_recv() {
+                results.push(r.outcome);
+            }
+            let starts = check.seen.lock().unwrap().clone();
+            // (A failing target is Degraded from its first probe, so it is not retried
+            // either: the same schedule.)
+            assert_eq!(
+                starts,
+                [
+                    0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 34_000, 44_000, 54_000
+                ],
+                "ok = {ok}"
+            );
+            assert!(results.iter().all(|o| !o.local), "{results:?}");
+            let made = starts
+                .iter()
+                .filter(|t| !(25_000..33_500).contains(*t))
+                .count();
+            assert_eq!(
+                results.len(),
+                made,
+                "every probe made, and only those, reported"
+            );
+            assert!(results.iter().all(|o| o.ok == ok));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -115,6 +115,8 @@ pub(crate) struct Setup {
     pub(crate) token: Option<String>,
     /// Logs as JSON lines (`--log-format json`), read back by [`Signpost::log_lines`].
     pub(crate) json_log: bool,
+    /// More `[dns]` keys, one `key = value` per line.
+    pub(crate) dns: String,
     /// How long the server may take to answer its first query (a very large config).
     pub(crate) start_timeout: Duration,
 }
@@ -131,6 +133,7 @@ impl Setup {
             extra: String::new(),
             token: None,
             json_log: false,
+            dns: String::new(),
             start_timeout: start_timeout(),
         }
     }
@@ -162,6 +165,15 @@ impl Setup {
         self
     }
 
+    /// Adds `[dns]` keys (`key = value` lines), e.g. `rate_limit = 50`.
+    pub(crate) fn dns(mut self, toml: &str) -> Self {
+        self.dns.push_str(toml);
+        if !self.dns.ends_with('\n') {
+            self.dns.push('\n');
+        }
+        self
+    }
+
     /// Appends `toml` (sites, monitors, profiles) to the config.
     pub(crate) fn extra(mut self, toml: &str) -> Self {
         self.extra = toml.to_owned();
@@ -182,10 +194,10 @@ impl Setup {
             None => "",
         };
         format!(
-            "[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_sockets = {}\ntcp_idle_timeout = \"{}\"\n\n\
+            "[dns]\nlisten = [\"127.0.0.1:{port}\"]\nudp_sockets = {}\ntcp_idle_timeout = \"{}\"\n{}\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n{token}\n\
              [zones]\ndir = \"zones\"\n\n[state]\ndir = \"state\"\n\n{}",
-            self.udp_sockets, self.tcp_idle_timeout, self.extra
+            self.udp_sockets, self.tcp_idle_timeout, self.dns, self.extra
         )
     }
 }
