@@ -13,6 +13,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use hickory_proto::serialize::txt::{ParseError, Parser, parse_ttl};
 
+use super::ReadFile;
 use crate::config::{Problem, Problems};
 
 /// One record read from a zone file, with where it came from.
@@ -182,6 +183,7 @@ struct Context {
 pub(crate) fn read_zone_file(
     path: &Path,
     origin: &Name,
+    read: ReadFile<'_>,
     problems: &mut Problems,
 ) -> Vec<SourcedRecord> {
     let mut cx = Context {
@@ -192,19 +194,20 @@ pub(crate) fn read_zone_file(
         class: DNSClass::IN,
     };
     let mut out = Vec::new();
-    read_file(path, &mut cx, 0, problems, &mut out, None);
+    read_file(path, read, &mut cx, 0, problems, &mut out, None);
     out
 }
 
 fn read_file(
     path: &Path,
+    read: ReadFile<'_>,
     cx: &mut Context,
     depth: usize,
     problems: &mut Problems,
     out: &mut Vec<SourcedRecord>,
     included_from: Option<(&Path, usize)>,
 ) {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read(path) {
         Ok(t) => t,
         Err(e) => {
             match included_from {
@@ -285,7 +288,15 @@ fn read_file(
                             }
                         }
                     }
-                    read_file(&inc, cx, depth + 1, problems, out, Some((path, entry.line)));
+                    read_file(
+                        &inc,
+                        read,
+                        cx,
+                        depth + 1,
+                        problems,
+                        out,
+                        Some((path, entry.line)),
+                    );
                     cx.origin = saved;
                 }
                 other => bad(
@@ -556,7 +567,12 @@ mod tests {
         let p = dir.path().join("example.com.zone");
         std::fs::write(&p, text).unwrap();
         let mut problems = Problems::default();
-        let recs = read_zone_file(&p, &Name::from_str("example.com.").unwrap(), &mut problems);
+        let recs = read_zone_file(
+            &p,
+            &Name::from_str("example.com.").unwrap(),
+            &|p: &Path| std::fs::read_to_string(p),
+            &mut problems,
+        );
         (recs, problems)
     }
 
@@ -624,7 +640,12 @@ mod tests {
         )
         .unwrap();
         let mut problems = Problems::default();
-        let recs = read_zone_file(&p, &Name::from_str("example.com.").unwrap(), &mut problems);
+        let recs = read_zone_file(
+            &p,
+            &Name::from_str("example.com.").unwrap(),
+            &|p: &Path| std::fs::read_to_string(p),
+            &mut problems,
+        );
         assert!(problems.is_empty(), "{problems}");
         assert_eq!(recs[0].record.name.to_string(), "host.sub.example.com.");
         assert_eq!(recs[1].record.name.to_string(), "x.other.example.com.");

@@ -300,6 +300,23 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
     })
 }
 
+/// Reads a file's text: [`std::fs::read_to_string`] when serving; the fuzz checks
+/// ([`crate::fuzzing`]) read from memory through the same loader.
+pub type ReadFile<'r> = &'r dyn Fn(&Path) -> std::io::Result<String>;
+
+/// Reads the zone file at `path` (and what it includes, through `read`) as zone `origin`
+/// and indexes it; `None` when it cannot be served. Every problem found is added to
+/// `problems`, also when the zone is returned (without the records in error).
+pub fn load_file(
+    path: &Path,
+    origin: Name,
+    read: ReadFile<'_>,
+    problems: &mut Problems,
+) -> Option<Zone> {
+    let records = read_zone_file(path, &origin, read, problems);
+    Zone::build(origin, path, records, problems)
+}
+
 /// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
 /// `.zone` (`gslb.example.zone` serves `gslb.example.`).
 pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
@@ -347,8 +364,7 @@ pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
                 continue;
             }
         };
-        let records = read_zone_file(&f, &origin, problems);
-        if let Some(z) = Zone::build(origin, &f, records, problems) {
+        if let Some(z) = load_file(&f, origin, &|p: &Path| std::fs::read_to_string(p), problems) {
             if zones.iter().any(|o| o.apex == z.apex) {
                 problems.push(Problem::new(
                     &f,
