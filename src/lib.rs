@@ -22,7 +22,8 @@
 //! 6. **The writer**: [`publisher`], an event loop around those rules; the only writer of
 //!    the published snapshot.
 //! 7. **Edges**: [`dns`] (wire format, answers, UDP and TCP servers), [`admin`] (HTTP
-//!    API, status page, CLI client), [`app`] (loading, wiring, reloads) and [`cli`].
+//!    API, status page, CLI client), [`app`] (loading, wiring, reloads) and [`cli`]; beside
+//!    them `fuzzing`, the checks of the fuzz targets (`fuzz/`) and of their replay test.
 
 pub mod admin;
 pub mod app;
@@ -32,6 +33,8 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod drain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod metrics;
 pub mod model;

@@ -174,6 +174,33 @@ impl Config {
     /// Reads as much of the config as is valid, with every problem found. The returned
     /// config has defaults where values were bad, so that later checks (zones) still run.
     pub fn read(path: &Path, env: Option<HashMap<String, String>>) -> (Config, Problems) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::read_text(path, &text, env),
+            Err(e) => {
+                let mut problems = Problems::default();
+                problems.push(Problem::new(
+                    path,
+                    "",
+                    format!(
+                        "cannot read the config file ({e}); pass the right one with --config PATH"
+                    ),
+                ));
+                let cfg = Config {
+                    path: path.to_path_buf(),
+                    ..Config::default()
+                };
+                (cfg, problems)
+            }
+        }
+    }
+
+    /// As [`Config::read`], with the file's contents already read (`path` is where they
+    /// came from, for the problems).
+    pub fn read_text(
+        path: &Path,
+        text: &str,
+        env: Option<HashMap<String, String>>,
+    ) -> (Config, Problems) {
         let mut problems = Problems::default();
         let mut cfg = Config {
             path: path.to_path_buf(),
@@ -181,19 +208,6 @@ impl Config {
         };
         let file = |p: &mut Problems, loc: &str, msg: String| p.push(Problem::new(path, loc, msg));
 
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                file(
-                    &mut problems,
-                    "",
-                    format!(
-                        "cannot read the config file ({e}); pass the right one with --config PATH"
-                    ),
-                );
-                return (cfg, problems);
-            }
-        };
         let mut envsrc = config::Environment::with_prefix("SIGNPOST")
             .prefix_separator("__")
             .separator("__")
@@ -217,7 +231,7 @@ impl Config {
             envsrc = envsrc.source(Some(env.into_iter().collect()));
         }
         let built = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .add_source(envsrc)
             .build();
         let built = match built {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, Restrict};
 use hickory_proto::serialize::txt::{ParseError, Parser, parse_ttl};
 
 use crate::config::{Problem, Problems};
@@ -569,13 +569,15 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
         return Err(RecordError::LineBreak);
     }
     // The RFC 3597 generic form (`\# length hex`) is accepted for every type that can be
-    // stored; DS and DNAME are read here (hickory-proto reads them only with DNSSEC on).
+    // stored, and read as its type where the type is known (§5): RDATA that is not the
+    // type's is an error, as in the type's own form. DS and DNAME are read here
+    // (hickory-proto reads them only with DNSSEC on).
     let raw = if rdata.first() == Some(&"\\#") {
-        Some(generic_rdata(rtype, &rdata)?)
+        Some(generic_record_data(rtype, &rdata)?)
     } else if rtype == RecordType::DS {
-        Some(ds_rdata(&rdata)?)
+        Some(opaque(rtype, ds_rdata(&rdata)?))
     } else if rtype == RecordType::DNAME {
-        Some(dname_rdata(&rdata, &cx.origin)?)
+        Some(opaque(rtype, dname_rdata(&rdata, &cx.origin)?))
     } else {
         None
     };
@@ -589,8 +591,7 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
     // An SOA with neither its own TTL nor a $TTL before it takes its MINIMUM field (RFC
     // 2308 §4, as BIND does), and so do the TTL-less records after it; it is known only
     // once the RDATA is parsed, below.
-    let soa_minimum_ttl =
-        ttl.is_none() && inherited.is_none() && rtype == RecordType::SOA && raw.is_none();
+    let soa_minimum_ttl = ttl.is_none() && inherited.is_none() && rtype == RecordType::SOA;
     let ttl = match ttl {
         Some(t) => {
             cx.last_ttl = Some(t);
@@ -599,33 +600,39 @@ fn record(entry: &Entry, cx: &mut Context) -> Result<Record, RecordError> {
         None if soa_minimum_ttl => 0,
         None => inherited.ok_or(RecordError::NoTtl)?,
     };
-    if let Some(bytes) = raw {
-        let data = RData::Unknown {
-            code: rtype,
-            rdata: NULL::with(bytes),
-        };
-        return Ok(Record::from_rdata(owner, ttl, data));
-    }
-    let snippet = format!("@ {ttl} IN {rtype} {}\n", rdata.join(" "));
-    let parsed = Parser::new(snippet, None, Some(cx.origin.clone()))
-        .parse()
-        .map_err(|source| RecordError::Data {
-            rtype,
-            data: rdata.join(" "),
-            source,
-        })?;
-    let mut record = parsed
-        .1
-        .into_values()
-        .flat_map(|rs| rs.records_without_rrsigs().cloned().collect::<Vec<_>>())
-        .next()
-        .ok_or(RecordError::NothingParsed(rtype))?;
+    let mut record = match raw {
+        Some(data) => Record::from_rdata(owner.clone(), ttl, data),
+        None => text_record(rtype, ttl, &rdata, &cx.origin)?,
+    };
     if soa_minimum_ttl && let RData::SOA(soa) = &record.data {
         record.ttl = soa.minimum;
         cx.last_ttl = Some(soa.minimum);
     }
     record.name = owner;
     Ok(record)
+}
+
+/// Reads the RDATA `rdata` of type `rtype` in its own text form (hickory-proto's parser).
+fn text_record(
+    rtype: RecordType,
+    ttl: u32,
+    rdata: &[&str],
+    origin: &Name,
+) -> Result<Record, RecordError> {
+    let snippet = format!("@ {ttl} IN {rtype} {}\n", rdata.join(" "));
+    let parsed = Parser::new(snippet, None, Some(origin.clone()))
+        .parse()
+        .map_err(|source| RecordError::Data {
+            rtype,
+            data: rdata.join(" "),
+            source,
+        })?;
+    parsed
+        .1
+        .into_values()
+        .flat_map(|rs| rs.records_without_rrsigs().cloned().collect::<Vec<_>>())
+        .next()
+        .ok_or(RecordError::NothingParsed(rtype))
 }
 
 /// The types read by hickory-proto's parser.
@@ -687,6 +694,59 @@ fn generic_rdata(rtype: RecordType, rdata: &[&str]) -> Result<Vec<u8>, RecordErr
         return Err(err("the length does not match the hexadecimal data"));
     }
     Ok(bytes)
+}
+
+/// RDATA kept as bytes (types hickory-proto does not read, or reads only with DNSSEC on).
+fn opaque(rtype: RecordType, bytes: Vec<u8>) -> RData {
+    // An empty RDATA is allowed (RFC 3597 §5: `\# 0`); hickory-proto's `NULL::with`
+    // asserts that it is not.
+    let rdata = if bytes.is_empty() {
+        NULL::new()
+    } else {
+        NULL::with(bytes)
+    };
+    RData::Unknown { code: rtype, rdata }
+}
+
+/// RFC 3597 §5: the generic form, read as its type where the type is known (an RR of a
+/// known type in the generic form is processed as that type), as bytes otherwise.
+fn generic_record_data(rtype: RecordType, rdata: &[&str]) -> Result<RData, RecordError> {
+    let bytes = generic_rdata(rtype, rdata)?;
+    let err = |why| raw_err(rtype, rdata, why);
+    match rtype {
+        RecordType::DNAME if !is_uncompressed_name(&bytes) => {
+            return Err(err("the data is not one uncompressed domain name"));
+        }
+        // RFC 4034 §5.1: key tag, algorithm, digest type, digest.
+        RecordType::DS if bytes.len() < 4 => {
+            return Err(err("the data is shorter than a DS record's fixed fields"));
+        }
+        RecordType::DNAME | RecordType::DS => return Ok(opaque(rtype, bytes)),
+        _ => {}
+    }
+    let len = u16::try_from(bytes.len()).map_err(|_| err("longer than 65535 bytes"))?;
+    let mut dec = BinDecoder::new(&bytes);
+    match RData::read(&mut dec, rtype, Restrict::new(len)) {
+        // Read as bytes: keep the empty RDATA out of `NULL::with`.
+        Ok(RData::Unknown { .. }) => Ok(opaque(rtype, bytes)),
+        Ok(data) => Ok(data),
+        Err(_) => Err(err("the data is not RDATA of this type")),
+    }
+}
+
+/// A domain name in wire form, without compression, filling `wire` exactly.
+fn is_uncompressed_name(wire: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&len) = wire.get(i) {
+        if len == 0 {
+            return i + 1 == wire.len() && wire.len() <= super::name::MAX_NAME;
+        }
+        if len > 63 {
+            return false;
+        }
+        i += 1 + usize::from(len);
+    }
+    false
 }
 
 /// RFC 4034 §5.3: `key-tag algorithm digest-type digest-hex…`.
@@ -792,6 +852,45 @@ mod tests {
         // Any other first record without a TTL is still an error.
         let (_, problems) = read("www A 192.0.2.1\n");
         assert!(problems.to_string().contains("no TTL"), "{problems}");
+    }
+
+    #[test]
+    fn generic_form_is_read_as_its_type() {
+        let head = "$TTL 300\n";
+        // Empty RDATA (RFC 3597 §5: `\# 0`) of an unknown type.
+        let (recs, problems) = read(&format!("{head}e TYPE65281 \\# 0\n"));
+        assert!(problems.is_empty(), "{problems}");
+        match &recs[0].record.data {
+            RData::Unknown { rdata, .. } => assert!(rdata.anything.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        // A known type in the generic form is that type: an NS names its target.
+        let (recs, problems) = read(&format!("{head}sub NS \\# 5 036E733100\n"));
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(recs[0].record.data.to_string(), "ns1.");
+        // An SOA takes its MINIMUM as TTL as in its own form.
+        let (recs, problems) = read(&format!(
+            "@ SOA \\# 22 00 00 {} 00000001 00000002 00000003 00000004 0000003C\n",
+            ""
+        ));
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(recs[0].record.ttl, 60);
+        // RDATA that is not the type's is an error, not a record served malformed.
+        for bad in [
+            "@ SOA \\# 4 00000000",
+            "mx MX \\# 1 00",
+            "a A \\# 0",
+            "a AAAA \\# 4 C0000201",
+            "ns NS \\# 2 C000",
+            "dn DNAME \\# 3 010203",
+            "dn DNAME \\# 2 C000",
+            "ds DS \\# 3 000102",
+        ] {
+            let (recs, problems) = read(&format!("{head}{bad}\n"));
+            assert!(recs.is_empty(), "{bad}: {:?}", recs[0].record);
+            let text = problems.to_string();
+            assert!(text.contains("line 2: bad"), "{bad}: {text}");
+        }
     }
 
     #[test]

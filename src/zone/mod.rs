@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use hickory_proto::ProtoError;
-use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecoder, BinEncodable, BinEncoder, DecodeError, NameEncoding, Restrict,
+};
 
 use crate::base::Rtype;
 use crate::config::{Problem, Problems};
@@ -147,7 +149,7 @@ impl Zone {
                 Ok(r) => r,
                 Err(e) => {
                     let mut p = at();
-                    p.message = format!("cannot encode this record: {e}");
+                    p.message = e.to_string();
                     problems.push(p);
                     continue;
                 }
@@ -283,14 +285,35 @@ fn add_ancestors(nodes: &mut FxHashMap<Box<[u8]>, Node>, owner: &[u8], apex: &[u
     }
 }
 
-/// Encodes RDATA with uncompressed names (the bytes are copied into many messages).
-fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
+/// Why a record read from a zone file cannot be served.
+#[derive(Debug, thiserror::Error)]
+enum EncodeError {
+    #[error("cannot encode this record: {0}")]
+    Encode(#[from] ProtoError),
+    #[error("its data is {0} bytes long; a record's data holds at most 65535")]
+    TooLong(usize),
+    #[error("its data, encoded, is not a valid {rtype} record ({source}); check its fields")]
+    Invalid {
+        rtype: RecordType,
+        source: DecodeError,
+    },
+}
+
+/// Encodes RDATA with uncompressed names (the bytes are copied into many messages). The
+/// bytes must read back as their type: hickory-proto's text parser accepts some data its
+/// own wire reader refuses (a CAA tag with a `*` in it), and so would a resolver.
+fn encode_rdata(data: &RData) -> Result<Rdata, EncodeError> {
     let mut buf = Vec::new();
     {
         let mut enc = BinEncoder::new(&mut buf);
         enc.set_name_encoding(NameEncoding::Uncompressed);
         data.emit(&mut enc)?;
     }
+    let len = u16::try_from(buf.len()).map_err(|_| EncodeError::TooLong(buf.len()))?;
+    let rtype = data.record_type();
+    let mut dec = BinDecoder::new(&buf);
+    RData::read(&mut dec, rtype, Restrict::new(len))
+        .map_err(|source| EncodeError::Invalid { rtype, source })?;
     let target = match data {
         RData::NS(n) => Some(lower_wire(&n.0)),
         RData::CNAME(n) => Some(lower_wire(&n.0)),
@@ -314,6 +337,15 @@ fn encode_rdata(data: &RData) -> Result<Rdata, ProtoError> {
         target,
         name_at,
     })
+}
+
+/// Reads the zone file at `path` (and what it includes below `root`, the canonical
+/// zones directory) as zone `origin` and indexes it; `None` when it cannot be served.
+/// Every problem found is added to `problems`, also when the zone is returned (without
+/// the records in error).
+pub fn load_file(path: &Path, origin: Name, root: &Path, problems: &mut Problems) -> Option<Zone> {
+    let records = read_zone_file(path, &origin, root, problems);
+    Zone::build(origin, path, records, problems)
 }
 
 /// Reads every `<zone>.zone` file in `dir`. The zone's name is the file name without
@@ -433,6 +465,18 @@ mod tests {
         let z = zone("@ SOA ns1 hostmaster 1 7200 3600 1209600 90\n@ NS ns1\n").unwrap();
         assert_eq!(z.soa.ttl, 90);
         assert_eq!(z.negative_ttl, 90);
+    }
+
+    #[test]
+    fn rejects_data_that_does_not_read_back() {
+        // hickory-proto's text parser takes this tag; on the wire it is not a CAA record.
+        let e = zone(&format!("{HEAD}caa CAA 0 iss*e \"ca.example\"\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("line 5: its data, encoded, is not a valid CAA record"),
+            "{e}"
+        );
+        zone(&format!("{HEAD}caa CAA 0 issue \"ca.example\"\n")).unwrap();
     }
 
     #[test]
