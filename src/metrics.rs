@@ -24,7 +24,7 @@ pub const ANSWERS: &str = "signpost_answers_total";
 pub const ENDPOINT_STATUS: &str = "signpost_endpoint_status";
 pub const SHORT_TTL_ANSWERS: &str = "signpost_short_ttl_answers_total";
 pub const PROBE_DURATION: &str = "signpost_probe_duration_seconds";
-pub const PROBE_RESULTS: &str = "signpost_probe_results_total";
+pub use crate::health::{PROBE_LOCAL_ERRORS, PROBE_RESULTS};
 pub const TRANSITIONS: &str = "signpost_status_transitions_total";
 pub const RELOADS: &str = "signpost_reloads_total";
 pub const GENERATION: &str = "signpost_config_generation";
@@ -37,7 +37,6 @@ pub const LAST_RELOAD_SUCCESS: &str = "signpost_last_reload_success_timestamp_se
 pub const RATE_LIMITED: &str = "signpost_dns_rate_limited_total";
 pub const TCP_CONNECTIONS: &str = "signpost_dns_tcp_connections";
 pub const TCP_CLOSED: &str = "signpost_dns_tcp_closed_total";
-pub const PROBE_LOCAL_ERRORS: &str = "signpost_probe_local_errors_total";
 
 /// Installs the global recorder (once per process) and returns the handle that renders
 /// `/metrics`.

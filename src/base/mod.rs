@@ -3,6 +3,7 @@
 //!
 //! - [`rr`]: typed record types ([`Rtype`]) and response codes ([`Rcode`]);
 //! - [`status`]: an endpoint's [`Status`];
+//! - [`host`]: `admin.allowed_hosts` entries and `Host` headers, parsed;
 //! - [`kinds`]: the small enums a config chooses between and the rest of signpost acts on
 //!   (routing [`Method`], [`AllDown`] behaviour, probe [`Protocol`], DNS [`Transport`]);
 //! - [`name`]: profile names as operators write them, normalised as DNS matches them;
@@ -10,6 +11,7 @@
 //! - [`time`]: timestamps as signpost writes them in files, logs and the API;
 //! - [`state`]: files in the state directory, read whole and written atomically.
 
+pub(crate) mod host;
 pub(crate) mod kinds;
 pub(crate) mod name;
 pub(crate) mod rr;

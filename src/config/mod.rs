@@ -450,7 +450,7 @@ impl Config {
             );
         }
         for (i, h) in self.admin.allowed_hosts.iter().enumerate() {
-            if let Err(e) = crate::admin::guard::AllowedHost::parse(h) {
+            if let Err(e) = crate::base::host::AllowedHost::parse(h) {
                 bad(&format!("admin.allowed_hosts[{i}]"), e.to_string());
             }
         }

@@ -26,6 +26,11 @@ pub use probe::{ProbeOutcome, Prober, ProberOptions};
 pub use scheduler::ProbeResult;
 pub(crate) use scheduler::{Scheduler, SchedulerOptions};
 
+/// Probe results, by outcome (the scheduler counts superseded ones, the writer the rest).
+pub const PROBE_RESULTS: &str = "signpost_probe_results_total";
+/// Probes not made because this host ran out of descriptors, buffers or memory.
+pub const PROBE_LOCAL_ERRORS: &str = "signpost_probe_local_errors_total";
+
 /// The last probe of a target, as shown by the status API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LastProbe {

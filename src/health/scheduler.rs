@@ -27,7 +27,6 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::hysteresis::Hysteresis;
 use super::probe::{Check, ProbeOutcome};
 use crate::base::Status;
-use crate::metrics as m;
 use crate::model::{Model, ProbeTarget};
 
 /// One probe's result, as sent to the publisher.
@@ -229,7 +228,7 @@ impl Scheduler {
                                 }
                                 if !pace.probed(seq, outcome.ok, Instant::now()) {
                                     // A later probe's result is already applied.
-                                    metrics::counter!(m::PROBE_RESULTS, "outcome" => "superseded")
+                                    metrics::counter!(super::PROBE_RESULTS, "outcome" => "superseded")
                                         .increment(1);
                                     continue;
                                 }
@@ -485,7 +484,7 @@ fn local_error(outcome: &ProbeOutcome) {
     use std::sync::atomic::AtomicU64;
     static SINCE_LOGGED: AtomicU64 = AtomicU64::new(0);
     static LAST_LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
-    metrics::counter!(crate::metrics::PROBE_LOCAL_ERRORS).increment(1);
+    metrics::counter!(super::PROBE_LOCAL_ERRORS).increment(1);
     let n = SINCE_LOGGED.fetch_add(1, Ordering::Relaxed) + 1;
     let mut last = LAST_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
