@@ -661,6 +661,23 @@ mod tests {
         assert_eq!(m.answers.len(), MAX_CHASE + 1, "{m}");
     }
 
+    /// RFC 4592 §4.2: a wildcard that is an empty non-terminal (`*.w` above `a.*.w`) is a
+    /// source of synthesis with no data: NODATA, not NXDOMAIN.
+    #[test]
+    fn empty_non_terminal_wildcard_answers_nodata() {
+        let snap = snapshot("a.*.w TXT hi\n");
+        let m = ask(&snap, "x.w.example.com.", RecordType::TXT);
+        assert_eq!(
+            Rcode(u16::from(m.metadata.response_code)),
+            Rcode::NOERROR,
+            "{m}"
+        );
+        assert!(m.answers.is_empty(), "{m}");
+        assert_eq!(m.authorities[0].record_type(), RecordType::SOA, "{m}");
+        let m = ask(&snap, "a.*.w.example.com.", RecordType::TXT);
+        assert_eq!(m.answers.len(), 1, "{m}");
+    }
+
     #[test]
     fn any_at_a_cname_is_the_cname_alone() {
         let snap = snapshot("alias CNAME ns1\n");

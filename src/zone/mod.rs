@@ -220,13 +220,14 @@ impl Zone {
             .expect("SOA inserted above");
         // Empty non-terminals: every ancestor of a name, up to the apex, exists.
         let owners: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
-        let mut has_wildcards = false;
         let has_cuts = nodes.values().any(|n| n.cut);
         let has_dnames = nodes.values().any(|n| n.rrset(Rtype::DNAME).is_some());
         for owner in owners {
-            has_wildcards |= owner.starts_with(b"\x01*");
             add_ancestors(&mut nodes, &owner, &apex);
         }
+        // Counted after the empty non-terminals: one named `*` (above `a.*.w`) is a
+        // wildcard too, whose answers are NODATA (RFC 4592 §4.2).
+        let has_wildcards = nodes.keys().any(|o| o.starts_with(b"\x01*"));
         let mut soa_fixed = [0u8; 20];
         let wire = &soa.rdata[0].wire;
         soa_fixed.copy_from_slice(&wire[wire.len() - 20..]);
@@ -259,6 +260,12 @@ impl Zone {
         node.profile = Some(id);
         let apex = self.apex.clone();
         add_ancestors(&mut self.nodes, owner, &apex);
+        // The profile's name, or an empty non-terminal it adds, may be a wildcard.
+        let mut at = owner;
+        while at.len() > apex.len() {
+            self.has_wildcards |= at.starts_with(b"\x01*");
+            at = parent(at).unwrap_or_default();
+        }
         Ok(())
     }
 }
@@ -454,6 +461,22 @@ mod tests {
                 .is_empty()
         );
         assert!(z.nodes[&b"\x03sub\x07example\x03com\x00"[..]].cut);
+        assert!(z.has_wildcards);
+    }
+
+    #[test]
+    fn an_empty_non_terminal_named_star_is_a_wildcard() {
+        let z = zone(&format!("{HEAD}a.*.w TXT hi\n")).unwrap();
+        assert!(
+            z.nodes[&b"\x01*\x01w\x07example\x03com\x00"[..]]
+                .rrsets
+                .is_empty()
+        );
+        assert!(z.has_wildcards);
+        let mut z = zone(HEAD).unwrap();
+        assert!(!z.has_wildcards);
+        z.attach_profile(b"\x03app\x01*\x07example\x03com\x00", 0)
+            .unwrap();
         assert!(z.has_wildcards);
     }
 
