@@ -559,9 +559,9 @@ fn opens_files(text: &str) -> bool {
 /// (no environment overrides) and compiled with the default zone and `fuzz.example.`
 /// as `signpost check` does.
 ///
-/// Every problem names a file and says something; a config with problems does not
-/// compile; one without is served, and a few of its profiles are asked for (A, AAAA and
-/// ANY), every answer checked ([`check_answer`]). Texts that are not UTF-8 (a read error
+/// Every problem names a file and says something; a config without problems compiles
+/// into zones that keep what [`zone_file`] checks and is served: a few of its profiles
+/// are asked for (A, AAAA and ANY), every answer checked ([`check_answer`]). Texts that are not UTF-8 (a read error
 /// before the loader) or that could open files ([`opens_files`]) are skipped.
 pub fn config(text: &[u8]) -> Result<(), Failure> {
     let Ok(text) = std::str::from_utf8(text) else {
@@ -584,6 +584,10 @@ pub fn config(text: &[u8]) -> Result<(), Failure> {
         Ok(_) if !problems.is_empty() => return Ok(()),
         Ok(snap) => snap,
     };
+    // Profiles attached to the zones keep what a loaded zone promises.
+    for z in snap.zones() {
+        check_zone(z)?;
+    }
     for p in snap.model.profiles.iter().take(NAMES_ASKED) {
         ask_all(&snap, &p.wire, &[Rtype::A, Rtype::AAAA, Rtype::ANY])?;
     }
