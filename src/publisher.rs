@@ -26,11 +26,11 @@ use crate::cluster::{
     HealthView as PeerView, NodeMeta, TargetId,
 };
 use crate::drain::{AuditEntry, Drain, DrainDone, DrainError, DrainTarget, Drains, audit, rfc3339};
-use crate::health::{EndpointView, HealthView, ProbeResult, TargetHealth};
+use crate::health::{EndpointView, HealthView, ProbeEvent, ProbeResult, TargetHealth};
 use crate::metrics as m;
 use crate::model::Model;
 use crate::snapshot::{ReloadReport, Shared, Snapshot};
-use crate::status::{self, Derived, TargetStatus};
+use crate::status::{self, Derived, Doubt, TargetStatus};
 
 /// Where the answer to a drain or undrain goes.
 pub type DrainReply = oneshot::Sender<Result<DrainDone, DrainError>>;
@@ -59,6 +59,12 @@ pub enum Command {
 pub enum Event {
     /// A probe finished.
     Probe(ProbeResult),
+    /// A probe has had no answer for `retry_interval` ([`ProbeEvent::Overdue`]).
+    Overdue {
+        generation: u64,
+        target: u32,
+        since: SystemTime,
+    },
     /// An operator drain or undrain.
     Command(Command),
     /// A reload produced a valid new model: switch to it. `done` is answered once the
@@ -99,9 +105,20 @@ impl Reply {
     }
 }
 
-impl From<ProbeResult> for Event {
-    fn from(r: ProbeResult) -> Self {
-        Event::Probe(r)
+impl From<ProbeEvent> for Event {
+    fn from(e: ProbeEvent) -> Self {
+        match e {
+            ProbeEvent::Done(r) => Event::Probe(r),
+            ProbeEvent::Overdue {
+                generation,
+                target,
+                since,
+            } => Event::Overdue {
+                generation,
+                target,
+                since,
+            },
+        }
     }
 }
 
@@ -366,6 +383,11 @@ impl Publisher {
     pub fn apply(&mut self, event: Event, now: Instant, wall: SystemTime) -> Change {
         match event {
             Event::Probe(r) => self.apply_probe(r, now),
+            Event::Overdue {
+                generation,
+                target,
+                since,
+            } => self.apply_overdue(generation, target, since),
             Event::Command(c) => self.apply_command(c, wall),
             Event::NewModel {
                 model,
@@ -549,6 +571,20 @@ impl Publisher {
         self.reload = Some(Arc::new(report));
     }
 
+    /// A probe of `target` started at `since` is overdue: the target is in doubt until
+    /// its next counted result, which can shorten its profiles' TTL
+    /// (`status::stability`).
+    fn apply_overdue(&mut self, generation: u64, target: u32, since: SystemTime) -> Change {
+        if generation != self.model.generation {
+            return Change::None;
+        }
+        match self.health.get_mut(target as usize).map(|h| h.doubt(since)) {
+            Some(true) => Change::Status,
+            Some(false) => Change::Info,
+            None => Change::None,
+        }
+    }
+
     fn apply_probe(&mut self, r: ProbeResult, now: Instant) -> Change {
         if r.generation != self.model.generation {
             return Change::None;
@@ -561,7 +597,12 @@ impl Publisher {
             return Change::None;
         };
         let first = h.last.is_none();
-        let was_ok = h.last.as_ref().map(|l| l.ok);
+        // An overdue probe made the target doubtful like a failure; its result ends that.
+        let was_ok = if h.overdue_since.is_some() {
+            Some(false)
+        } else {
+            h.last.as_ref().map(|l| l.ok)
+        };
         let reason = r.outcome.reason.map(Arc::<str>::from);
         let flip = h.record(r.at, now, r.outcome.ok, r.outcome.rtt, reason);
         if first {
@@ -656,8 +697,15 @@ impl Publisher {
     fn assemble(&self, derived: &Derived, now: SystemTime) -> Snapshot {
         let endpoints =
             status::endpoint_states(&self.model, derived, |t| self.health[t as usize].rtt.get());
-        let latest_failed = |t: u32| self.health[t as usize].last.as_ref().is_some_and(|l| !l.ok);
-        let profiles = status::stability(&self.model, derived, latest_failed, &self.history, now);
+        let doubt = |t: u32| {
+            let h = &self.health[t as usize];
+            if h.last.as_ref().is_some_and(|l| !l.ok) {
+                Some(Doubt::Failed)
+            } else {
+                h.overdue_since.map(|_| Doubt::Unanswered)
+            }
+        };
+        let profiles = status::stability(&self.model, derived, doubt, &self.history, now);
         let health = HealthView {
             targets: self.health.iter().map(TargetHealth::view).collect(),
             endpoints: self.history.clone(),
@@ -1432,6 +1480,7 @@ interval = "1s"
             .iter()
             .map(|u| match u {
                 crate::snapshot::Unstable::FailedProbe { .. } => "failed_probe",
+                crate::snapshot::Unstable::UnansweredProbe { .. } => "unanswered_probe",
                 crate::snapshot::Unstable::AllDown => "all_down",
                 crate::snapshot::Unstable::Changed { .. } => "changed",
             })
@@ -1533,6 +1582,77 @@ interval = "1s"
             ttl_of(&shared.load(), "app.gslb.example"),
             (5, vec!["all_down"])
         );
+    }
+
+    /// A probe unanswered for `retry_interval` makes the profile unstable until a result
+    /// counts: a success ends it at once, a failure keeps it (being confirmed).
+    #[test]
+    fn an_overdue_probe_shortens_the_ttl_until_its_result() {
+        let m = model(TWO_SITES, 1);
+        let (a, b) = app_targets(&m);
+        let (mut p, shared) = publisher(m);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let now = Instant::now();
+        let overdue = |target: u32, generation: u64, since: SystemTime| Event::Overdue {
+            generation,
+            target,
+            since,
+        };
+        p.apply(probe(1, a, true, ""), now, at(0));
+        p.apply(probe(1, b, true, ""), now, at(0));
+        p.publish(at(0));
+        p.publish(at(100));
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
+
+        // Another generation's notice is ignored.
+        assert_eq!(p.apply(overdue(a, 2, at(109)), now, at(110)), Change::None);
+        // a's probe started at 109 s has no answer at 110 s: published at once.
+        assert_eq!(
+            p.apply(overdue(a, 1, at(109)), now, at(110)),
+            Change::Status
+        );
+        p.publish(at(110));
+        let s = shared.load();
+        assert_eq!(status(&s, "app.gslb.example", "a"), Status::Online);
+        assert_eq!(
+            ttl_of(&s, "app.gslb.example"),
+            (5, vec!["unanswered_probe"])
+        );
+        let (pi, _) = s.model.profile("app.gslb.example").unwrap();
+        assert_eq!(
+            crate::status::unstable_reasons(&s, pi as usize),
+            [
+                "endpoint a's probe started at 2027-01-15T08:01:49Z has had no answer for retry_interval"
+            ]
+        );
+        // The slow answer comes: stable again at once (published at once, although a
+        // success after a success is routine otherwise).
+        assert_eq!(p.apply(probe(1, a, true, ""), now, at(111)), Change::Status);
+        p.publish(at(111));
+        assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
+
+        // Overdue, then the probe fails: still unstable, now as a failure being confirmed.
+        p.apply(overdue(a, 1, at(119)), now, at(120));
+        p.apply(probe(1, a, false, "timed out"), now, at(124));
+        p.publish(at(124));
+        assert_eq!(
+            ttl_of(&shared.load(), "app.gslb.example"),
+            (5, vec!["failed_probe"])
+        );
+        // A notice while the failure is confirmed changes nothing visible.
+        assert_eq!(p.apply(overdue(a, 1, at(125)), now, at(126)), Change::Info);
+        // Degraded: a's later overdue probes do not make the profile unstable (it is in
+        // no answer); only the change does, for one ttl.
+        for s in [127, 128, 129] {
+            p.apply(probe(1, a, false, "timed out"), now, at(s));
+        }
+        p.publish(at(129));
+        p.apply(overdue(a, 1, at(200)), now, at(201));
+        p.publish(at(201));
+        let s = shared.load();
+        assert_eq!(status(&s, "app.gslb.example", "a"), Status::Degraded);
+        assert_eq!(ttl_of(&s, "app.gslb.example"), (30, vec![]));
     }
 
     /// In the event loop, the profile turns stable again one ttl after its last change

@@ -72,6 +72,10 @@ pub enum Unstable {
     /// An endpoint that answers (Online or CheckingEndpoint) failed its latest probe: it
     /// is being confirmed. Index into the profile's endpoints.
     FailedProbe { endpoint: u32 },
+    /// An endpoint that answers has a probe in flight with no answer for
+    /// `retry_interval` (shorter than its `timeout`): it may be hung. Index into the
+    /// profile's endpoints.
+    UnansweredProbe { endpoint: u32 },
     /// No endpoint is eligible and `all_down = "serve_all"` answers with every enabled one.
     AllDown,
     /// An endpoint changed status at `at`, less than one `ttl` ago.

@@ -230,10 +230,20 @@ pub fn endpoint_states(
         .collect()
 }
 
+/// Why a probe target is in doubt, as [`stability`] needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Doubt {
+    /// Its latest counted probe failed: the failure is being confirmed.
+    Failed,
+    /// Its probe in flight has had no answer for `retry_interval` (overdue).
+    Unanswered,
+}
+
 /// The health-aware TTL rule (DESIGN.md, "Health semantics"): per profile, whether it is
 /// unstable at `now` and the TTL its answers carry. A profile is unstable while
-/// - an endpoint that answers (Online or CheckingEndpoint) failed its latest probe
-///   (`latest_failed`, per probe target): the failure is being confirmed;
+/// - an endpoint that answers (Online or CheckingEndpoint) is in doubt (`doubt`, per
+///   probe target): it failed its latest probe and the failure is being confirmed, or
+///   its probe in flight is overdue (no answer for `retry_interval`, before `timeout`);
 /// - no endpoint is eligible and `all_down = "serve_all"` answers anyway;
 /// - an endpoint changed status less than one `ttl` ago (`history`: when each endpoint
 ///   entered its status, as published).
@@ -244,7 +254,7 @@ pub fn endpoint_states(
 pub fn stability(
     model: &Model,
     derived: &Derived,
-    latest_failed: impl Fn(u32) -> bool,
+    doubt: impl Fn(u32) -> Option<Doubt>,
     history: &[Vec<EndpointView>],
     now: SystemTime,
 ) -> Vec<ProfileState> {
@@ -263,8 +273,12 @@ pub fn stability(
                 eligible |= d.weight > 0 && d.status.eligible();
                 served_by_fallback |= d.status != Status::Disabled;
                 let answers = matches!(d.status, Status::Online | Status::CheckingEndpoint);
-                if answers && e.target.is_some_and(&latest_failed) {
-                    unstable.push(Unstable::FailedProbe { endpoint });
+                match e.target.filter(|_| answers).and_then(&doubt) {
+                    Some(Doubt::Failed) => unstable.push(Unstable::FailedProbe { endpoint }),
+                    Some(Doubt::Unanswered) => {
+                        unstable.push(Unstable::UnansweredProbe { endpoint });
+                    }
+                    None => {}
                 }
                 let since = history
                     .get(pi)
@@ -316,6 +330,18 @@ pub fn unstable_reasons(snap: &Snapshot, profile: usize) -> Vec<String> {
                     "endpoint {} failed its latest probe ({}) and is being confirmed",
                     e.name,
                     why.as_deref().unwrap_or("probe failed")
+                )
+            }
+            Unstable::UnansweredProbe { endpoint } => {
+                let e = &p.endpoints[endpoint as usize];
+                let since = snap
+                    .health
+                    .probe_of(&snap.model, profile, endpoint as usize)
+                    .and_then(|t| t.overdue_since);
+                format!(
+                    "endpoint {}'s probe started at {} has had no answer for retry_interval",
+                    e.name,
+                    since.map_or_else(|| "?".to_owned(), crate::drain::rfc3339)
                 )
             }
             Unstable::AllDown => {

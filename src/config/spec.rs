@@ -263,7 +263,7 @@ pub struct ProfileSpec {
     pub method: Method,
     pub ttl: u32,
     /// Seconds. While the profile is unstable (an answering endpoint failed its latest
-    /// probe, the all-down fallback is in force, or an endpoint changed status less than
+    /// probe or has one unanswered for `retry_interval`, the all-down fallback is in force, or an endpoint changed status less than
     /// `ttl` ago) its answers carry min(`ttl`, `ttl_unstable`). Default 5;
     /// `ttl_unstable = ttl` turns health-aware TTLs off.
     pub ttl_unstable: u32,

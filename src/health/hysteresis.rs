@@ -129,6 +129,9 @@ pub struct TargetHealth {
     pub last: Option<LastProbe>,
     /// When the last successful probe started (wall clock).
     pub last_success: Option<SystemTime>,
+    /// When the probe in flight started, while it is overdue (unanswered for
+    /// `retry_interval`); cleared by the next counted result.
+    pub overdue_since: Option<SystemTime>,
 }
 
 impl TargetHealth {
@@ -139,7 +142,17 @@ impl TargetHealth {
             rtt: Ewma::new(interval.saturating_mul(5)),
             last: None,
             last_success: None,
+            overdue_since: None,
         }
+    }
+
+    /// The probe that started at `since` is overdue; returns whether that puts the
+    /// target in doubt now (it was not, and its latest counted result was no failure,
+    /// which already does).
+    pub fn doubt(&mut self, since: SystemTime) -> bool {
+        let was = self.overdue_since.is_some() || self.last.as_ref().is_some_and(|l| !l.ok);
+        self.overdue_since = Some(since);
+        !was
     }
 
     /// Records one probe that started at `at` (wall clock) and finished at `now`; returns
@@ -156,6 +169,7 @@ impl TargetHealth {
             self.rtt.observe(now, rtt);
             self.last_success = Some(at);
         }
+        self.overdue_since = None;
         self.last = Some(LastProbe {
             at,
             ok,
@@ -179,6 +193,7 @@ impl TargetHealth {
             transitions: self.hysteresis.transitions(),
             consecutive_failures: self.hysteresis.consecutive_failures(),
             consecutive_successes: self.hysteresis.consecutive_successes(),
+            overdue_since: self.overdue_since,
         }
     }
 }

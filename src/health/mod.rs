@@ -23,7 +23,7 @@ use crate::model::Model;
 
 pub use hysteresis::{Ewma, Hysteresis, TargetHealth};
 pub use probe::{ProbeOutcome, Prober, ProberOptions};
-pub use scheduler::ProbeResult;
+pub use scheduler::{ProbeEvent, ProbeResult};
 pub(crate) use scheduler::{Scheduler, SchedulerOptions};
 
 /// Probe results, by outcome (the scheduler counts superseded ones, the writer the rest).
@@ -58,6 +58,9 @@ pub struct TargetView {
     pub transitions: u32,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
+    /// When the probe in flight started, while it is overdue: unanswered for
+    /// `retry_interval` ([`ProbeEvent::Overdue`]).
+    pub overdue_since: Option<SystemTime>,
 }
 
 /// One endpoint's status history as of a snapshot.
@@ -97,6 +100,7 @@ impl HealthView {
                 transitions: 0,
                 consecutive_failures: 0,
                 consecutive_successes: 0,
+                overdue_since: None,
             })
             .collect();
         let endpoints = model

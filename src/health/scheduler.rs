@@ -42,6 +42,30 @@ pub struct ProbeResult {
     pub outcome: ProbeOutcome,
 }
 
+/// What the scheduler tells the publisher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeEvent {
+    /// A probe finished and its result counts ([`Pace`]).
+    Done(ProbeResult),
+    /// A steady probe of a target has had no answer for `retry_interval` (shorter than
+    /// its `timeout`): the target is in doubt until its next counted result, and its
+    /// profiles answer with the short TTL (docs/health.md, "Health-aware TTL").
+    Overdue {
+        /// The config generation whose target it is.
+        generation: u64,
+        /// Index into `Model::targets`.
+        target: u32,
+        /// When the unanswered probe started (wall clock).
+        since: SystemTime,
+    },
+}
+
+impl From<ProbeResult> for ProbeEvent {
+    fn from(r: ProbeResult) -> Self {
+        ProbeEvent::Done(r)
+    }
+}
+
 /// Scheduler limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SchedulerOptions {
@@ -78,7 +102,7 @@ impl SchedulerOptions {
 /// a target's results never overtake each other.
 #[derive(Default)]
 struct Outbox {
-    pending: Mutex<Vec<ProbeResult>>,
+    pending: Mutex<Vec<ProbeEvent>>,
     urgent: Notify,
     closed: AtomicBool,
 }
@@ -87,15 +111,15 @@ struct Outbox {
 pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(100);
 
 impl Outbox {
-    /// Queues `result`; `false` once the publisher is gone.
-    fn put(&self, result: ProbeResult, urgent: bool) -> bool {
+    /// Queues `event`; `false` once the publisher is gone.
+    fn put(&self, event: ProbeEvent, urgent: bool) -> bool {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(result);
+            .push(event);
         if urgent {
             self.urgent.notify_one();
         }
@@ -104,7 +128,7 @@ impl Outbox {
 
     /// Sends queued results to `results` at once when one is urgent, else every
     /// [`BATCH_DELAY`].
-    async fn forward<T: From<ProbeResult>>(self: Arc<Self>, results: mpsc::Sender<T>) {
+    async fn forward<T: From<ProbeEvent>>(self: Arc<Self>, results: mpsc::Sender<T>) {
         let mut tick = tokio::time::interval(BATCH_DELAY);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut batch = Vec::new();
@@ -160,7 +184,7 @@ impl Scheduler {
     ) -> Self
     where
         C: Check,
-        T: From<ProbeResult> + Send + 'static,
+        T: From<ProbeEvent> + Send + 'static,
     {
         Self::start_on(&Handle::current(), model, checker, results, options)
     }
@@ -176,7 +200,7 @@ impl Scheduler {
     ) -> Self
     where
         C: Check,
-        T: From<ProbeResult> + Send + 'static,
+        T: From<ProbeEvent> + Send + 'static,
     {
         let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
         let outbox = Arc::new(Outbox::default());
@@ -207,10 +231,13 @@ impl Scheduler {
                     let mut flight = Flight(Vec::new());
                     let mut pace = Pace::new(target, first);
                     let mut successes: u32 = 0;
+                    // When the latest probe started (wall clock, for an overdue notice).
+                    let mut launched = SystemTime::now();
                     loop {
                         // `may_start` holds whenever nothing is in flight, so one branch
                         // is always enabled.
                         let may_start = pace.may_start();
+                        let overdue_at = pace.overdue_at();
                         tokio::select! {
                             // A probe that ends when the next one is due is applied first.
                             biased;
@@ -246,13 +273,27 @@ impl Scheduler {
                                     at,
                                     outcome,
                                 };
-                                if !outbox.put(result, urgent) {
+                                if !outbox.put(ProbeEvent::Done(result), urgent) {
                                     return; // the publisher is gone
                                 }
                             }
                             () = tokio::time::sleep_until(pace.due), if may_start => {
                                 let seq = pace.woke(Instant::now());
+                                launched = SystemTime::now();
                                 flight.0.push(Box::pin(probe(seq)));
+                            }
+                            () = tokio::time::sleep_until(overdue_at.unwrap_or(pace.due)),
+                                if overdue_at.is_some() =>
+                            {
+                                pace.doubted();
+                                let doubt = ProbeEvent::Overdue {
+                                    generation: model.generation,
+                                    target: i as u32,
+                                    since: launched,
+                                };
+                                if !outbox.put(doubt, true) {
+                                    return;
+                                }
                             }
                         }
                     }
@@ -307,6 +348,10 @@ const LATE: Duration = Duration::from_millis(5);
 ///   stay spread.
 /// - Once the target is Degraded or a probe succeeds, the steady schedule resumes at its
 ///   first deadline after now: same phase as before, no extra probe.
+/// - Overdue: a steady probe of a target that is not Degraded, unanswered
+///   `retry_interval` after it started (when that is before its `timeout`), is reported
+///   once ([`Pace::overdue_at`], [`ProbeEvent::Overdue`]). It changes no schedule; the
+///   publisher shortens the TTL until the probe's result counts.
 ///
 /// Results are applied in the order the probes started. Each probe is numbered when it
 /// starts; a result is applied (to the status machine here and, sent on, to the
@@ -352,6 +397,9 @@ pub struct Pace {
     /// The number of the latest-started probe whose result was applied; results of
     /// probes started before it are superseded.
     applied: Option<u64>,
+    timeout: Duration,
+    /// The number of the latest probe reported overdue ([`Pace::overdue_at`]).
+    doubted: Option<u64>,
 }
 
 impl Pace {
@@ -369,7 +417,36 @@ impl Pace {
             launched: first,
             in_flight: Vec::new(),
             applied: None,
+            timeout: target.timeout,
+            doubted: None,
         }
+    }
+
+    /// When the steady probe in flight becomes *overdue*: `retry_interval` after it
+    /// started, when that is before its `timeout` ends and it has not been reported yet.
+    /// An overdue probe is not a failure (the answer may still come, and a slow answer
+    /// starts no retry), but the target is in doubt: the publisher shortens its
+    /// profiles' TTL until the probe's result counts, so that a hung ingress is doubted
+    /// `retry_interval` after its first unanswered probe, not `timeout` after. `None`
+    /// while a failure is being confirmed (the failure already makes it doubtful) and
+    /// while the target is Degraded (it is in no answer).
+    pub fn overdue_at(&self) -> Option<Instant> {
+        if self.retrying
+            || self.retry_interval >= self.timeout
+            || self.health.status() == Status::Degraded
+        {
+            return None;
+        }
+        let latest = self.next.checked_sub(1)?;
+        if !self.in_flight.contains(&latest) || self.doubted == Some(latest) {
+            return None;
+        }
+        Some(self.launched + self.retry_interval)
+    }
+
+    /// The probe [`Pace::overdue_at`] named has been reported.
+    pub fn doubted(&mut self) {
+        self.doubted = self.next.checked_sub(1);
     }
 
     /// Whether the target is being confirmed (probes at `retry_interval`).
@@ -561,6 +638,14 @@ mod tests {
         }
     }
 
+    /// The result an event carries; these tests expect no overdue notice.
+    fn done(e: ProbeEvent) -> ProbeResult {
+        match e {
+            ProbeEvent::Done(r) => r,
+            other => panic!("expected a result, got {other:?}"),
+        }
+    }
+
     fn model(ports: &[(u16, u64)]) -> Arc<Model> {
         let targets = ports
             .iter()
@@ -604,7 +689,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_target_is_probed_once_per_interval_from_its_offset() {
         let rec = Recorder::new(Duration::from_millis(10));
-        let (tx, mut rx) = mpsc::channel::<ProbeResult>(64);
+        let (tx, mut rx) = mpsc::channel::<ProbeEvent>(64);
         let m = model(&[(1, 1000), (2, 1000), (3, 500)]);
         let sched = Scheduler::start(m, rec.clone(), tx, SchedulerOptions::default());
         assert_eq!(sched.targets(), 3);
@@ -630,6 +715,7 @@ mod tests {
         }
         let mut got = 0;
         while let Ok(r) = rx.try_recv() {
+            let r = done(r);
             assert_eq!(r.generation, 7);
             assert!(r.outcome.ok);
             got += 1;
@@ -662,12 +748,12 @@ mod tests {
         // rise = 1: the first success and every failure are urgent; a success after a
         // success is routine.
         let script = Arc::new(Script(Mutex::new([true, true, false, true].into())));
-        let (tx, mut rx) = mpsc::channel::<ProbeResult>(64);
+        let (tx, mut rx) = mpsc::channel::<ProbeEvent>(64);
         let start = Instant::now();
         let sched = Scheduler::start(model(&[(1, 1000)]), script, tx, SchedulerOptions::default());
         let mut got = Vec::new();
         while got.len() < 4 {
-            let r = rx.recv().await.unwrap();
+            let r = done(rx.recv().await.unwrap());
             got.push((r.outcome.ok, start.elapsed()));
         }
         drop(sched);
@@ -813,11 +899,12 @@ mod tests {
     /// Probes `m` for `secs`; returns the results the publisher got, in order, as (the
     /// probe's start in ms, ok).
     async fn run_for(m: Arc<Model>, check: Arc<Faulty>, secs: u64) -> Vec<(u64, bool)> {
-        let (tx, mut rx) = mpsc::channel::<ProbeResult>(4096);
+        let (tx, mut rx) = mpsc::channel::<ProbeEvent>(4096);
         let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
         let drain = tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Some(r) = rx.recv().await {
+            while let Some(e) = rx.recv().await {
+                let ProbeEvent::Done(r) = e else { continue };
                 let at = r.outcome.reason.as_deref().unwrap().parse().unwrap();
                 got.push((at, r.outcome.ok));
             }
@@ -872,7 +959,7 @@ mod tests {
                 ok,
                 seen: Mutex::new(Vec::new()),
             });
-            let (tx, mut rx) = mpsc::channel::<ProbeResult>(4096);
+            let (tx, mut rx) = mpsc::channel::<ProbeEvent>(4096);
             let sched = Scheduler::start(
                 defaults(1, 1_000),
                 check.clone(),
@@ -883,7 +970,7 @@ mod tests {
             drop(sched);
             let mut results = Vec::new();
             while let Ok(r) = rx.try_recv() {
-                results.push(r.outcome);
+                results.push(done(r).outcome);
             }
             let starts = check.seen.lock().unwrap().clone();
             // (A failing target is Degraded from its first probe, so it is not retried
@@ -1283,11 +1370,77 @@ mod tests {
         assert_eq!(p.health.status(), Status::Degraded);
     }
 
+    /// Probes `m` for `secs`; returns when (ms after the start) each overdue notice
+    /// reached the publisher, and the results as (their probe's start in ms, ok).
+    async fn overdue_for(
+        m: Arc<Model>,
+        check: Arc<Faulty>,
+        secs: u64,
+    ) -> (Vec<u64>, Vec<(u64, bool)>) {
+        let (tx, mut rx) = mpsc::channel::<ProbeEvent>(4096);
+        let start = Instant::now();
+        let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
+        let drain = tokio::spawn(async move {
+            let (mut overdue, mut done) = (Vec::new(), Vec::new());
+            while let Some(e) = rx.recv().await {
+                match e {
+                    ProbeEvent::Overdue {
+                        generation, target, ..
+                    } => {
+                        assert_eq!((generation, target), (7, 0));
+                        overdue.push(start.elapsed().as_millis() as u64);
+                    }
+                    ProbeEvent::Done(r) => {
+                        let at = r.outcome.reason.as_deref().unwrap().parse().unwrap();
+                        done.push((at, r.outcome.ok));
+                    }
+                }
+            }
+            (overdue, done)
+        });
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        drop(sched);
+        drain.await.unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_unanswered_for_retry_interval_is_reported_overdue_once() {
+        // Probes at 0 and 10 s answer in 1 ms; the one at 20 s takes 1.5 s (overdue at
+        // 21 s, then a success: no retry); from 25 s the ingress hangs: the probe at 30 s
+        // is overdue at 31 s and fails at 35 s; its confirmation retries (35, 36, 37 s)
+        // are not reported, the failure already is; Degraded at 42 s, the steady probe
+        // after (50 s) is not reported either.
+        let check = Faulty::phases(&[
+            (0, Phase::Up),
+            (15_000, Phase::Slow(1_500)),
+            (25_000, Phase::Hung),
+        ]);
+        let (overdue, done) = overdue_for(defaults(1, 1_000), check.clone(), 56).await;
+        assert_eq!(overdue, [21_000, 31_000]);
+        assert_eq!(
+            check.starts(1),
+            [0, 10_000, 20_000, 30_000, 35_000, 36_000, 37_000, 50_000]
+        );
+        assert_eq!(&done[..3], [(0, true), (10_000, true), (20_000, true)]);
+        assert!(done[3..].iter().all(|&(_, ok)| !ok), "{done:?}");
+
+        // Fast confirmation off (`retry_interval = interval`, longer than `timeout`):
+        // nothing is ever overdue, the schedule is the steady one.
+        let check = Faulty::phases(&[
+            (0, Phase::Up),
+            (15_000, Phase::Slow(1_500)),
+            (25_000, Phase::Hung),
+        ]);
+        let (overdue, _) = overdue_for(defaults(1, 10_000), check.clone(), 56).await;
+        assert!(overdue.is_empty(), "{overdue:?}");
+        assert_eq!(check.starts(1), [0, 10_000, 20_000, 30_000, 40_000, 50_000]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn concurrency_is_bounded() {
         // 50 targets whose probes take longer than their interval, 8 slots.
         let rec = Recorder::new(Duration::from_millis(900));
-        let (tx, mut rx) = mpsc::channel::<ProbeResult>(1024);
+        let (tx, mut rx) = mpsc::channel::<ProbeEvent>(1024);
         let ports: Vec<(u16, u64)> = (1..=50).map(|p| (p, 200)).collect();
         let sched = Scheduler::start(
             model(&ports),
@@ -1301,7 +1454,8 @@ mod tests {
         assert_eq!(rec.max_in_flight.load(SeqCst), 8);
         // 8 slots × 5 s / 0.9 s per probe.
         let mut n = 0;
-        while rx.try_recv().is_ok() {
+        while let Ok(r) = rx.try_recv() {
+            done(r);
             n += 1;
         }
         assert!((40..=48).contains(&n), "{n} probes finished");
@@ -1310,7 +1464,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stop_ends_probing() {
         let rec = Recorder::new(Duration::from_millis(1));
-        let (tx, _rx) = mpsc::channel::<ProbeResult>(1024);
+        let (tx, _rx) = mpsc::channel::<ProbeEvent>(1024);
         let sched = Scheduler::start(
             model(&[(1, 100)]),
             rec.clone(),
