@@ -262,6 +262,8 @@ fn rfc8906_section_8_checks() {
         ..Want::default()
     };
     let unknown_opt = || vec![(100u16, Vec::new())];
+    // The apex SOA asked with EDNS: `+edns=version +ednsflags=flags +ednsopt=...`.
+    let edns = |version, flags, opts| q(apex, SOA).edns(version, flags, 4096, opts);
     let cases: Vec<(&str, Q, Want)> = vec![
         // §8.1.1 dig +norec +noedns soa zone
         ("8.1.1 plain DNS", q(apex, SOA), soa_ok.clone()),
@@ -334,39 +336,31 @@ fn rfc8906_section_8_checks() {
             soa_ok.clone(),
         ),
         // §8.2.1 dig +norec +edns=0 soa zone
-        (
-            "8.2.1 EDNS 0",
-            q(apex, SOA).edns(0, 0, 4096, vec![]),
-            soa_edns.clone(),
-        ),
+        ("8.2.1 EDNS 0", edns(0, 0, vec![]), soa_edns.clone()),
         // §8.2.2 dig +norec +edns=1 +noednsneg soa zone
-        (
-            "8.2.2 EDNS 1",
-            q(apex, SOA).edns(1, 0, 4096, vec![]),
-            badvers.clone(),
-        ),
+        ("8.2.2 EDNS 1", edns(1, 0, vec![]), badvers.clone()),
         // §8.2.3 dig +norec +ednsopt=100 soa zone
         (
             "8.2.3 unknown option",
-            q(apex, SOA).edns(0, 0, 4096, unknown_opt()),
+            edns(0, 0, unknown_opt()),
             soa_edns.clone(),
         ),
         // §8.2.4 dig +norec +ednsflags=0x80 soa zone
         (
             "8.2.4 unknown EDNS flag",
-            q(apex, SOA).edns(0, 0x0080, 4096, vec![]),
+            edns(0, 0x0080, vec![]),
             soa_edns.clone(),
         ),
         // §8.2.5 dig +norec +edns=1 +noednsneg +ednsflags=0x80 soa zone
         (
             "8.2.5 EDNS 1 with an unknown flag",
-            q(apex, SOA).edns(1, 0x0080, 4096, vec![]),
+            edns(1, 0x0080, vec![]),
             badvers.clone(),
         ),
         // §8.2.6 dig +norec +edns=1 +noednsneg +ednsopt=100 soa zone
         (
             "8.2.6 EDNS 1 with an unknown option",
-            q(apex, SOA).edns(1, 0, 4096, unknown_opt()),
+            edns(1, 0, unknown_opt()),
             badvers.clone(),
         ),
         // §8.2.7 dig +norec +dnssec +bufsize=512 +ignore dnskey zone (here: an RRset
@@ -385,7 +379,7 @@ fn rfc8906_section_8_checks() {
         // §8.2.8 dig +norec +dnssec soa zone: DO copied (RFC 3225 §3).
         (
             "8.2.8 DO=1",
-            q(apex, SOA).edns(0, 0x8000, 4096, vec![]),
+            edns(0, 0x8000, vec![]),
             Want {
                 do_bit: true,
                 ..soa_edns.clone()
@@ -396,7 +390,7 @@ fn rfc8906_section_8_checks() {
             "8.2.9 EDNS over TCP",
             Q {
                 tcp: true,
-                ..q(apex, SOA).edns(0, 0, 4096, vec![])
+                ..edns(0, 0, vec![])
             },
             soa_edns.clone(),
         ),
@@ -406,7 +400,7 @@ fn rfc8906_section_8_checks() {
             "unknown opcode with EDNS",
             Q {
                 opcode: 15,
-                ..q(apex, SOA).edns(0, 0, 4096, vec![])
+                ..edns(0, 0, vec![])
             },
             notimp.clone(),
         ),
