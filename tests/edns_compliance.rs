@@ -84,6 +84,25 @@ impl Q {
         self
     }
 
+    /// The query with dig's header and transport options set, as the RFC's command lines
+    /// write them: `+rec`, `+cd`, `+ad`, `+zflag`, `+opcode=N`, `+tcp`.
+    fn dig(mut self, options: &str) -> Q {
+        for o in options.split_whitespace() {
+            match o {
+                "+rec" => self.rd = true,
+                "+cd" => self.cd = true,
+                "+ad" => self.ad = true,
+                "+zflag" => self.z = true,
+                "+tcp" => self.tcp = true,
+                _ => match o.strip_prefix("+opcode=") {
+                    Some(n) => self.opcode = n.parse().unwrap(),
+                    None => panic!("dig option {o} not known here"),
+                },
+            }
+        }
+        self
+    }
+
     fn wire(&self) -> Vec<u8> {
         let mut p = vec![0x5A, 0x17];
         let mut hi = self.opcode << 3;
@@ -278,63 +297,26 @@ fn rfc8906_section_8_checks() {
             },
         ),
         // §8.1.3.1 dig +norec +noedns +cd soa zone
-        (
-            "8.1.3.1 CD=1",
-            Q {
-                cd: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.3.1 CD=1", q(apex, SOA).dig("+cd"), soa_ok.clone()),
         // §8.1.3.2 dig +norec +noedns +ad soa zone
-        (
-            "8.1.3.2 AD=1",
-            Q {
-                ad: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.3.2 AD=1", q(apex, SOA).dig("+ad"), soa_ok.clone()),
         // §8.1.3.3 dig +norec +noedns +zflag soa zone
-        (
-            "8.1.3.3 Z=1",
-            Q {
-                z: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.3.3 Z=1", q(apex, SOA).dig("+zflag"), soa_ok.clone()),
         // §8.1.4 dig +noedns +opcode=15 +norec +header-only zone
         (
             "8.1.4 unknown opcode",
-            Q {
-                opcode: 15,
-                ..q(apex, SOA)
-            },
+            q(apex, SOA).dig("+opcode=15"),
             notimp.clone(),
         ),
         // genreport opcodeflg: the unknown opcode with RD, CD and AD set: RD and CD
         // copied, nothing else.
         (
             "opcodeflg",
-            Q {
-                opcode: 15,
-                rd: true,
-                cd: true,
-                ad: true,
-                ..q(apex, SOA)
-            },
+            q(apex, SOA).dig("+opcode=15 +rec +cd +ad"),
             notimp.clone(),
         ),
         // §8.1.5 dig +norec +noedns +tcp soa zone
-        (
-            "8.1.5 TCP",
-            Q {
-                tcp: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.5 TCP", q(apex, SOA).dig("+tcp"), soa_ok.clone()),
         // §8.2.1 dig +norec +edns=0 soa zone
         ("8.2.1 EDNS 0", edns(0, 0, vec![]), soa_edns.clone()),
         // §8.2.2 dig +norec +edns=1 +noednsneg soa zone
@@ -388,20 +370,14 @@ fn rfc8906_section_8_checks() {
         // §8.2.9 dig +norec +edns=0 +tcp soa zone
         (
             "8.2.9 EDNS over TCP",
-            Q {
-                tcp: true,
-                ..edns(0, 0, vec![])
-            },
+            edns(0, 0, vec![]).dig("+tcp"),
             soa_edns.clone(),
         ),
         // The unknown opcode with an OPT: NOTIMP, header only (nothing past the header of
         // an unknown opcode is interpreted).
         (
             "unknown opcode with EDNS",
-            Q {
-                opcode: 15,
-                ..edns(0, 0, vec![])
-            },
+            edns(0, 0, vec![]).dig("+opcode=15"),
             notimp.clone(),
         ),
     ];
