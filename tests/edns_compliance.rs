@@ -84,6 +84,25 @@ impl Q {
         self
     }
 
+    /// The query with dig's header and transport options set, as the RFC's command lines
+    /// write them: `+rec`, `+cd`, `+ad`, `+zflag`, `+opcode=N`, `+tcp`.
+    fn dig(mut self, options: &str) -> Q {
+        for o in options.split_whitespace() {
+            match o {
+                "+rec" => self.rd = true,
+                "+cd" => self.cd = true,
+                "+ad" => self.ad = true,
+                "+zflag" => self.z = true,
+                "+tcp" => self.tcp = true,
+                _ => match o.strip_prefix("+opcode=") {
+                    Some(n) => self.opcode = n.parse().unwrap(),
+                    None => panic!("dig option {o} not known here"),
+                },
+            }
+        }
+        self
+    }
+
     fn wire(&self) -> Vec<u8> {
         let mut p = vec![0x5A, 0x17];
         let mut hi = self.opcode << 3;
@@ -262,6 +281,8 @@ fn rfc8906_section_8_checks() {
         ..Want::default()
     };
     let unknown_opt = || vec![(100u16, Vec::new())];
+    // The apex SOA asked with EDNS: `+edns=version +ednsflags=flags +ednsopt=...`.
+    let edns = |version, flags, opts| q(apex, SOA).edns(version, flags, 4096, opts);
     let cases: Vec<(&str, Q, Want)> = vec![
         // §8.1.1 dig +norec +noedns soa zone
         ("8.1.1 plain DNS", q(apex, SOA), soa_ok.clone()),
@@ -276,97 +297,52 @@ fn rfc8906_section_8_checks() {
             },
         ),
         // §8.1.3.1 dig +norec +noedns +cd soa zone
-        (
-            "8.1.3.1 CD=1",
-            Q {
-                cd: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.3.1 CD=1", q(apex, SOA).dig("+cd"), soa_ok.clone()),
         // §8.1.3.2 dig +norec +noedns +ad soa zone
-        (
-            "8.1.3.2 AD=1",
-            Q {
-                ad: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.3.2 AD=1", q(apex, SOA).dig("+ad"), soa_ok.clone()),
         // §8.1.3.3 dig +norec +noedns +zflag soa zone
-        (
-            "8.1.3.3 Z=1",
-            Q {
-                z: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.3.3 Z=1", q(apex, SOA).dig("+zflag"), soa_ok.clone()),
         // §8.1.4 dig +noedns +opcode=15 +norec +header-only zone
         (
             "8.1.4 unknown opcode",
-            Q {
-                opcode: 15,
-                ..q(apex, SOA)
-            },
+            q(apex, SOA).dig("+opcode=15"),
             notimp.clone(),
         ),
         // genreport opcodeflg: the unknown opcode with RD, CD and AD set: RD and CD
         // copied, nothing else.
         (
             "opcodeflg",
-            Q {
-                opcode: 15,
-                rd: true,
-                cd: true,
-                ad: true,
-                ..q(apex, SOA)
-            },
+            q(apex, SOA).dig("+opcode=15 +rec +cd +ad"),
             notimp.clone(),
         ),
         // §8.1.5 dig +norec +noedns +tcp soa zone
-        (
-            "8.1.5 TCP",
-            Q {
-                tcp: true,
-                ..q(apex, SOA)
-            },
-            soa_ok.clone(),
-        ),
+        ("8.1.5 TCP", q(apex, SOA).dig("+tcp"), soa_ok.clone()),
         // §8.2.1 dig +norec +edns=0 soa zone
-        (
-            "8.2.1 EDNS 0",
-            q(apex, SOA).edns(0, 0, 4096, vec![]),
-            soa_edns.clone(),
-        ),
+        ("8.2.1 EDNS 0", edns(0, 0, vec![]), soa_edns.clone()),
         // §8.2.2 dig +norec +edns=1 +noednsneg soa zone
-        (
-            "8.2.2 EDNS 1",
-            q(apex, SOA).edns(1, 0, 4096, vec![]),
-            badvers.clone(),
-        ),
+        ("8.2.2 EDNS 1", edns(1, 0, vec![]), badvers.clone()),
         // §8.2.3 dig +norec +ednsopt=100 soa zone
         (
             "8.2.3 unknown option",
-            q(apex, SOA).edns(0, 0, 4096, unknown_opt()),
+            edns(0, 0, unknown_opt()),
             soa_edns.clone(),
         ),
         // §8.2.4 dig +norec +ednsflags=0x80 soa zone
         (
             "8.2.4 unknown EDNS flag",
-            q(apex, SOA).edns(0, 0x0080, 4096, vec![]),
+            edns(0, 0x0080, vec![]),
             soa_edns.clone(),
         ),
         // §8.2.5 dig +norec +edns=1 +noednsneg +ednsflags=0x80 soa zone
         (
             "8.2.5 EDNS 1 with an unknown flag",
-            q(apex, SOA).edns(1, 0x0080, 4096, vec![]),
+            edns(1, 0x0080, vec![]),
             badvers.clone(),
         ),
         // §8.2.6 dig +norec +edns=1 +noednsneg +ednsopt=100 soa zone
         (
             "8.2.6 EDNS 1 with an unknown option",
-            q(apex, SOA).edns(1, 0, 4096, unknown_opt()),
+            edns(1, 0, unknown_opt()),
             badvers.clone(),
         ),
         // §8.2.7 dig +norec +dnssec +bufsize=512 +ignore dnskey zone (here: an RRset
@@ -385,7 +361,7 @@ fn rfc8906_section_8_checks() {
         // §8.2.8 dig +norec +dnssec soa zone: DO copied (RFC 3225 §3).
         (
             "8.2.8 DO=1",
-            q(apex, SOA).edns(0, 0x8000, 4096, vec![]),
+            edns(0, 0x8000, vec![]),
             Want {
                 do_bit: true,
                 ..soa_edns.clone()
@@ -394,20 +370,14 @@ fn rfc8906_section_8_checks() {
         // §8.2.9 dig +norec +edns=0 +tcp soa zone
         (
             "8.2.9 EDNS over TCP",
-            Q {
-                tcp: true,
-                ..q(apex, SOA).edns(0, 0, 4096, vec![])
-            },
+            edns(0, 0, vec![]).dig("+tcp"),
             soa_edns.clone(),
         ),
         // The unknown opcode with an OPT: NOTIMP, header only (nothing past the header of
         // an unknown opcode is interpreted).
         (
             "unknown opcode with EDNS",
-            Q {
-                opcode: 15,
-                ..q(apex, SOA).edns(0, 0, 4096, vec![])
-            },
+            edns(0, 0, vec![]).dig("+opcode=15"),
             notimp.clone(),
         ),
     ];

@@ -155,21 +155,22 @@ fn answer_checks_catch_what_they_are_for() {
     assert!(e.contains("OPT"), "{e}");
 }
 
+/// The repository's file `rel`, with gslb.example renamed fuzz.example.
+fn repo_file_in_fuzz_example(rel: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel))
+        .unwrap()
+        .replace("gslb.example", "fuzz.example")
+}
+
 /// The zone and config checks fail on what they are for, and pass the repository's files.
 #[test]
 fn zone_and_config_checks() {
-    let zone =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/gslb.example.zone"))
-            .unwrap()
-            .replace("gslb.example", "fuzz.example");
+    let zone = repo_file_in_fuzz_example("zones/gslb.example.zone");
     fuzzing::zone_file(zone.as_bytes()).unwrap();
     // Bad zones are fine as long as they are reported.
     fuzzing::zone_file(b"").unwrap();
     fuzzing::zone_file(b"@ SOA x").unwrap();
-    let config =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/signpost.toml"))
-            .unwrap()
-            .replace("gslb.example", "fuzz.example");
+    let config = repo_file_in_fuzz_example("config/signpost.toml");
     fuzzing::config(config.as_bytes()).unwrap();
     fuzzing::config(b"[dns]\nlisten = 5\n").unwrap();
 }

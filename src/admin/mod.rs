@@ -28,7 +28,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::config::HumanDuration;
 use crate::drain::DrainError;
@@ -178,14 +178,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
         state,
     });
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "admin accept error");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::base::net::accept(&listener, "admin").await;
         // While every slot is busy, this connection waits for one and later ones wait in
         // the listen backlog.
         let (held, how) = server.slots.admit().await;

@@ -9,11 +9,13 @@
 //! - [`name`]: profile names as operators write them, normalised as DNS matches them;
 //! - [`tls`]: loading trusted roots for HTTPS probes;
 //! - [`time`]: timestamps as signpost writes them in files, logs and the API;
-//! - [`state`]: files in the state directory, read whole and written atomically.
+//! - [`state`]: files in the state directory, read whole and written atomically;
+//! - [`net`]: accepting TCP connections through transient errors.
 
 pub(crate) mod host;
 pub(crate) mod kinds;
 pub(crate) mod name;
+pub(crate) mod net;
 pub(crate) mod rr;
 pub(crate) mod state;
 pub(crate) mod status;

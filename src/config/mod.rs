@@ -121,6 +121,19 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
+#[cfg(test)]
+impl Problems {
+    /// Asserts that there are `n` problems and that the report holds every one of
+    /// `wants`, showing the whole report if not; returns the report.
+    #[track_caller]
+    pub(crate) fn assert_has(&self, n: usize, wants: &[&str]) -> String {
+        let text = self.to_string();
+        assert_eq!(self.len(), n, "{text}");
+        crate::base::testing::assert_has(&text, wants);
+        text
+    }
+}
+
 /// The parsed config file (before zones are read and the snapshot is compiled).
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -808,13 +821,7 @@ mod tests {
     /// Loads `text`, which must fail with one problem per entry of `wants`, each naming
     /// its entry; the report.
     fn fails_with(text: &str, wants: &[&str]) -> String {
-        let err = load(text).unwrap_err();
-        let report = err.to_string();
-        assert_eq!(err.len(), wants.len(), "{report}");
-        for w in wants {
-            assert!(report.contains(w), "no {w:?} in:\n{report}");
-        }
-        report
+        load(text).unwrap_err().assert_has(wants.len(), wants)
     }
 
     #[test]

@@ -177,36 +177,21 @@ mod tests {
     fn networks_are_slash_24_and_slash_56() {
         let rl = RateLimiter::new(10).unwrap();
         let now = SECOND;
-        for i in 0..10 {
-            assert_eq!(
-                rl.check(ip(&format!("198.51.100.{i}")), now),
-                Verdict::Answer
-            );
+        let v4: Vec<String> = (0..10).map(|i| format!("198.51.100.{i}")).collect();
+        let v6: Vec<String> = (0..10)
+            .map(|i| format!("2001:db8:0:ab{i:02x}::1"))
+            .collect();
+        // (network, ten addresses in one, another in it, one in the next network)
+        for (net, ten, same, next) in [
+            ("/24", v4, "198.51.100.200", "198.51.101.1"),
+            ("/56", v6, "2001:db8:0:abff::1", "2001:db8:0:ac00::1"),
+        ] {
+            for a in &ten {
+                assert_eq!(rl.check(ip(a), now), Verdict::Answer, "{a}");
+            }
+            assert_eq!(rl.check(ip(same), now), Verdict::Limited, "same {net}");
+            assert_eq!(rl.check(ip(next), now), Verdict::Answer, "next {net}");
         }
-        assert_eq!(
-            rl.check(ip("198.51.100.200"), now),
-            Verdict::Limited,
-            "same /24"
-        );
-        assert_eq!(
-            rl.check(ip("198.51.101.1"), now),
-            Verdict::Answer,
-            "next /24"
-        );
-        for i in 0..10 {
-            let a = ip(&format!("2001:db8:0:ab{i:02x}::1"));
-            assert_eq!(rl.check(a, now), Verdict::Answer);
-        }
-        assert_eq!(
-            rl.check(ip("2001:db8:0:abff::1"), now),
-            Verdict::Limited,
-            "same /56"
-        );
-        assert_eq!(
-            rl.check(ip("2001:db8:0:ac00::1"), now),
-            Verdict::Answer,
-            "next /56"
-        );
         assert_ne!(network(ip("0.0.0.1")), network(ip("::1")));
     }
 

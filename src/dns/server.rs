@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::engine::{Outcome, Scratch, Transport, respond};
 use super::ratelimit::{RateLimiter, Slip, Verdict};
@@ -508,16 +508,7 @@ impl TcpTable {
 /// one `table`, so its limits hold across listen addresses.
 pub async fn tcp_accept_loop(listener: TcpListener, snapshot: Shared, table: Arc<TcpTable>) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and the like: the table's limit is meant to keep this from
-                // happening; wait for descriptors to come back.
-                warn!(error = %e, "tcp accept error");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = crate::base::net::accept(&listener, "tcp").await;
         let (conn, evicted) = table.admit(SourceKey::of(peer.ip()));
         for e in evicted.into_iter().flatten() {
             debug!(%peer, ?e, "tcp connection limit reached; closed the longest-idle connection");
@@ -725,6 +716,18 @@ mod tests {
         SourceKey::of(std::net::IpAddr::from([192, 0, 2, last]))
     }
 
+    /// Admits a connection from each of `sources` in turn, then lets a second pass after
+    /// each (paused time).
+    async fn admit_a_second_apart<const N: usize>(t: &TcpTable, sources: [u8; N]) -> [Admitted; N] {
+        let mut got = Vec::new();
+        for s in sources {
+            got.push(t.admit(src(s)).0);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        got.try_into()
+            .unwrap_or_else(|_| unreachable!("N admitted"))
+    }
+
     /// Whether `c` was told to close.
     async fn told_to_close(c: &Admitted) -> bool {
         tokio::time::timeout(Duration::ZERO, c.conn.close.notified())
@@ -735,12 +738,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_table_closes_the_longest_idle_connection() {
         let t = TcpTable::new(limits(3, 10));
-        let (a, _) = t.admit(src(1));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let (b, _) = t.admit(src(2));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let (c, _) = t.admit(src(3));
-        tokio::time::advance(Duration::from_secs(1)).await;
+        let [a, b, c] = admit_a_second_apart(&t, [1, 2, 3]).await;
         // b answers a query: a, then c, are now the longest idle.
         t.touch(&b);
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -766,12 +764,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_source_at_its_cap_gives_up_its_own_longest_idle_connection() {
         let t = TcpTable::new(limits(10, 2));
-        let (other, _) = t.admit(src(9));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let (x1, _) = t.admit(src(1));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let (x2, _) = t.admit(src(1));
-        tokio::time::advance(Duration::from_secs(1)).await;
+        let [other, x1, x2] = admit_a_second_apart(&t, [9, 1, 1]).await;
         let (x3, ev) = t.admit(src(1));
         assert_eq!(ev, [Some(Eviction::Source), None]);
         assert!(told_to_close(&x1).await, "the source's oldest");

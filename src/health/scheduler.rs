@@ -173,22 +173,6 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts probing every target of `model` on the current runtime; results go to
-    /// `results`. Must be called inside a tokio runtime.
-    #[cfg(test)]
-    pub(crate) fn start<C, T>(
-        model: Arc<Model>,
-        checker: Arc<C>,
-        results: mpsc::Sender<T>,
-        options: SchedulerOptions,
-    ) -> Self
-    where
-        C: Check,
-        T: From<ProbeEvent> + Send + 'static,
-    {
-        Self::start_on(&Handle::current(), model, checker, results, options)
-    }
-
     /// Starts probing every target of `model` on the runtime of `handle` (the server uses
     /// [`probe_runtime`]); results go to `results`.
     pub(crate) fn start_on<C, T>(
@@ -691,7 +675,13 @@ mod tests {
         let rec = Recorder::new(Duration::from_millis(10));
         let (tx, mut rx) = mpsc::channel::<ProbeEvent>(64);
         let m = model(&[(1, 1000), (2, 1000), (3, 500)]);
-        let sched = Scheduler::start(m, rec.clone(), tx, SchedulerOptions::default());
+        let sched = Scheduler::start_on(
+            &Handle::current(),
+            m,
+            rec.clone(),
+            tx,
+            SchedulerOptions::default(),
+        );
         assert_eq!(sched.targets(), 3);
         tokio::time::sleep(Duration::from_millis(3_050)).await;
         drop(sched);
@@ -750,7 +740,13 @@ mod tests {
         let script = Arc::new(Script(Mutex::new([true, true, false, true].into())));
         let (tx, mut rx) = mpsc::channel::<ProbeEvent>(64);
         let start = Instant::now();
-        let sched = Scheduler::start(model(&[(1, 1000)]), script, tx, SchedulerOptions::default());
+        let sched = Scheduler::start_on(
+            &Handle::current(),
+            model(&[(1, 1000)]),
+            script,
+            tx,
+            SchedulerOptions::default(),
+        );
         let mut got = Vec::new();
         while got.len() < 4 {
             let r = done(rx.recv().await.unwrap());
@@ -896,19 +892,96 @@ mod tests {
         }
     }
 
+    /// Probes one target at the default timings (retry_interval `retry` ms) for `secs`,
+    /// checks its probes started at `want` (ms) and returns what the publisher got, as
+    /// [`run_for`] does.
+    async fn one_target(
+        check: &Arc<Faulty>,
+        retry: u64,
+        secs: u64,
+        want: &[u64],
+    ) -> Vec<(u64, bool)> {
+        let got = run_for(defaults(1, retry), check.clone(), secs).await;
+        assert_eq!(check.starts(1), want);
+        got
+    }
+
+    /// Checks that each of 100 targets failing together from 25 s keeps its own phase:
+    /// its steady probes up to the first one after the fault (`f`), then one at each of
+    /// `f + retries`, then steady again from `f + resume × interval`. Exact to the timer's
+    /// 1 ms resolution. Returns every start, sorted.
+    fn assert_spread(check: &Faulty, retries: [u64; 3], resume: u64) -> Vec<u64> {
+        let mut all = Vec::new();
+        for port in 1..=100u16 {
+            let off =
+                first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis() as u64;
+            // The first probe after the fault.
+            let f = (0..)
+                .map(|k| off + 10_000 * k)
+                .find(|&t| t >= 25_000)
+                .unwrap();
+            let mut want: Vec<u64> = (0..)
+                .map(|k| off + 10_000 * k)
+                .take_while(|&t| t <= f)
+                .collect();
+            want.extend(retries.map(|r| f + r));
+            want.extend(
+                (resume..)
+                    .map(|k| f + 10_000 * k)
+                    .take_while(|&t| t < 60_000),
+            );
+            let got = check.starts(port);
+            assert_eq!(got.len(), want.len(), "target {port}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g >= w && g - w <= 1, "target {port}: {got:?} vs {want:?}");
+            }
+            all.extend(got);
+        }
+        all.sort_unstable();
+        all
+    }
+
+    /// The most of the sorted `starts` in a window of `width` ms that begins in `from`
+    /// (at 100 ms steps).
+    fn busiest(starts: &[u64], from: std::ops::Range<u64>, width: u64) -> usize {
+        from.step_by(100)
+            .map(|t| starts.iter().filter(|&&s| s >= t && s < t + width).count())
+            .max()
+            .unwrap()
+    }
+
     /// Probes `m` for `secs`; returns the results the publisher got, in order, as (the
     /// probe's start in ms, ok).
     async fn run_for(m: Arc<Model>, check: Arc<Faulty>, secs: u64) -> Vec<(u64, bool)> {
+        overdue_for(m, check, secs).await.1
+    }
+
+    /// As [`run_for`], with when (ms after the start) each overdue notice reached the
+    /// publisher.
+    async fn overdue_for(
+        m: Arc<Model>,
+        check: Arc<Faulty>,
+        secs: u64,
+    ) -> (Vec<u64>, Vec<(u64, bool)>) {
         let (tx, mut rx) = mpsc::channel::<ProbeEvent>(4096);
-        let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
+        let start = Instant::now();
+        let options = SchedulerOptions::default();
+        let sched = Scheduler::start_on(&Handle::current(), m, check, tx, options);
         let drain = tokio::spawn(async move {
-            let mut got = Vec::new();
+            let (mut overdue, mut done) = (Vec::new(), Vec::new());
             while let Some(e) = rx.recv().await {
-                let ProbeEvent::Done(r) = e else { continue };
-                let at = r.outcome.reason.as_deref().unwrap().parse().unwrap();
-                got.push((at, r.outcome.ok));
+                match e {
+                    ProbeEvent::Overdue { generation, .. } => {
+                        assert_eq!(generation, 7);
+                        overdue.push(start.elapsed().as_millis() as u64);
+                    }
+                    ProbeEvent::Done(r) => {
+                        let at = r.outcome.reason.as_deref().unwrap().parse().unwrap();
+                        done.push((at, r.outcome.ok));
+                    }
+                }
             }
-            got
+            (overdue, done)
         });
         tokio::time::sleep(Duration::from_secs(secs)).await;
         drop(sched);
@@ -960,7 +1033,8 @@ mod tests {
                 seen: Mutex::new(Vec::new()),
             });
             let (tx, mut rx) = mpsc::channel::<ProbeEvent>(4096);
-            let sched = Scheduler::start(
+            let sched = Scheduler::start_on(
+                &Handle::current(),
                 defaults(1, 1_000),
                 check.clone(),
                 tx,
@@ -1002,13 +1076,10 @@ mod tests {
         // three retries a second apart make it Degraded (tolerated_failures = 3), then
         // the steady schedule resumes at 40 s.
         let check = Faulty::new(25_000, u64::MAX, false);
-        run_for(defaults(1, 1_000), check.clone(), 61).await;
-        assert_eq!(
-            check.starts(1),
-            [
-                0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 40_000, 50_000, 60_000
-            ]
-        );
+        let want = [
+            0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 40_000, 50_000, 60_000,
+        ];
+        one_target(&check, 1_000, 61, &want).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -1020,13 +1091,10 @@ mod tests {
         // at most (the failures still needed), none started after that: the next probe
         // is the steady one at 50 s.
         let check = Faulty::new(25_000, u64::MAX, true);
-        let got = run_for(defaults(1, 1_000), check.clone(), 71).await;
-        assert_eq!(
-            check.starts(1),
-            [
-                0, 10_000, 20_000, 30_000, 35_000, 36_000, 37_000, 50_000, 60_000, 70_000
-            ]
-        );
+        let want = [
+            0, 10_000, 20_000, 30_000, 35_000, 36_000, 37_000, 50_000, 60_000, 70_000,
+        ];
+        let got = one_target(&check, 1_000, 71, &want).await;
         assert_eq!(check.max_in_flight(1), 3);
         // Every result counts, in start order.
         let fails: Vec<u64> = got.iter().filter(|r| !r.1).map(|r| r.0).collect();
@@ -1061,48 +1129,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn hung_targets_that_fail_together_stay_spread() {
         // 100 targets, all hung from 25 s on. Each keeps its own phase: its first failure
-        // at its first probe after the fault + 5 s, its retries then at 1 s steps.
+        // at its first probe after the fault + 5 s, its retries then at 1 s steps;
+        // Degraded at f + 12 s, the steady schedule resumes at f + 20 s.
         let check = Faulty::new(25_000, u64::MAX, true);
         run_for(defaults(100, 1_000), check.clone(), 60).await;
-        let mut all = Vec::new();
+        let all = assert_spread(&check, [5_000, 6_000, 7_000], 2);
         for port in 1..=100u16 {
-            let off =
-                first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis() as u64;
-            let f = (0..)
-                .map(|k| off + 10_000 * k)
-                .find(|&t| t >= 25_000)
-                .unwrap();
-            let mut want: Vec<u64> = (0..)
-                .map(|k| off + 10_000 * k)
-                .take_while(|&t| t <= f)
-                .collect();
-            want.extend([f + 5_000, f + 6_000, f + 7_000]);
-            // Degraded at f + 12 s; the steady schedule resumes at f + 20 s.
-            want.extend((2..).map(|k| f + 10_000 * k).take_while(|&t| t < 60_000));
-            let got = check.starts(port);
-            assert_eq!(got.len(), want.len(), "target {port}: {got:?} vs {want:?}");
-            for (g, w) in got.iter().zip(&want) {
-                assert!(g >= w && g - w <= 1, "target {port}: {got:?} vs {want:?}");
-            }
             assert!(check.max_in_flight(port) <= 3, "target {port}");
-            all.extend(got);
         }
         // No herd: during the confirmations (25 s to 47 s) at most 5 probes start in any
         // 100 ms, and in a second the 10 steady probes plus those of the about 30 targets
         // whose first failure came in the last 3 s (a retry a second each): at most 42.
-        all.sort_unstable();
-        let per = |from: u64, width: u64| {
-            all.iter()
-                .filter(|&&t| t >= from && t < from + width)
-                .count()
-        };
-        let most = |width: u64| {
-            (25_000..47_000)
-                .step_by(100)
-                .map(|t| per(t, width))
-                .max()
-                .unwrap()
-        };
+        let most = |width| busiest(&all, 25_000..47_000, width);
         assert!(most(100) <= 5, "{} probes in 100 ms", most(100));
         assert!(most(1_000) <= 42, "{} probes in one second", most(1_000));
     }
@@ -1121,24 +1159,16 @@ mod tests {
             (30_500, Phase::Slow(3_000)),
             (31_500, Phase::Refused),
         ]);
-        let got = run_for(defaults(1, 1_000), check.clone(), 51).await;
-        assert_eq!(
-            check.starts(1),
-            [
-                0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 34_000, 40_000, 50_000
-            ]
-        );
+        let want = [
+            0, 10_000, 20_000, 30_000, 31_000, 32_000, 33_000, 34_000, 40_000, 50_000,
+        ];
+        let got = one_target(&check, 1_000, 51, &want).await;
+        // From 30 s on, only failures, and none from the probe at 31 s.
         let after: Vec<(u64, bool)> = got.into_iter().filter(|r| r.0 >= 30_000).collect();
+        assert!(after.iter().all(|r| !r.1), "{after:?}");
         assert_eq!(
-            after,
-            [
-                (30_000, false),
-                (32_000, false),
-                (33_000, false),
-                (34_000, false),
-                (40_000, false),
-                (50_000, false)
-            ],
+            after.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [30_000, 32_000, 33_000, 34_000, 40_000, 50_000],
             "31 s's success is superseded; Degraded at 34 s: steady probes from 40 s"
         );
     }
@@ -1150,11 +1180,8 @@ mod tests {
         // there (steady again, next probe at 40 s), and the timeout of the retry at 35 s
         // (at 40 s, older than that success) does not count.
         let check = Faulty::phases(&[(0, Phase::Up), (25_000, Phase::Hung), (35_500, Phase::Up)]);
-        let got = run_for(defaults(1, 1_000), check.clone(), 51).await;
-        assert_eq!(
-            check.starts(1),
-            [0, 10_000, 20_000, 30_000, 35_000, 36_000, 40_000, 50_000]
-        );
+        let want = [0, 10_000, 20_000, 30_000, 35_000, 36_000, 40_000, 50_000];
+        let got = one_target(&check, 1_000, 51, &want).await;
         let after: Vec<(u64, bool)> = got.into_iter().filter(|r| r.0 >= 30_000).collect();
         assert_eq!(
             after,
@@ -1172,21 +1199,15 @@ mod tests {
         // Fails at 30 s, healthy again at 31.5 s: the retry at 32 s succeeds; the next
         // probe is at 40 s, as if nothing happened.
         let check = Faulty::new(25_000, 31_500, false);
-        run_for(defaults(1, 1_000), check.clone(), 51).await;
-        assert_eq!(
-            check.starts(1),
-            [0, 10_000, 20_000, 30_000, 31_000, 32_000, 40_000, 50_000]
-        );
+        let want = [0, 10_000, 20_000, 30_000, 31_000, 32_000, 40_000, 50_000];
+        one_target(&check, 1_000, 51, &want).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn retry_interval_equal_to_interval_is_todays_schedule() {
         let check = Faulty::new(25_000, u64::MAX, false);
-        run_for(defaults(1, 10_000), check.clone(), 71).await;
-        assert_eq!(
-            check.starts(1),
-            [0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000]
-        );
+        let want = [0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000];
+        one_target(&check, 10_000, 71, &want).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -1195,68 +1216,40 @@ mod tests {
         // retries follow its first failure at 1 s steps, its steady probes its offset.
         let check = Faulty::new(25_000, u64::MAX, false);
         run_for(defaults(100, 1_000), check.clone(), 60).await;
-        let mut all = Vec::new();
-        for port in 1..=100u16 {
-            let off =
-                first_offset(usize::from(port - 1), Duration::from_secs(10)).as_millis() as u64;
-            // The first probe after the fault.
-            let f = (0..)
-                .map(|k| off + 10_000 * k)
-                .find(|&t| t >= 25_000)
-                .unwrap();
-            let mut want: Vec<u64> = (0..)
-                .map(|k| off + 10_000 * k)
-                .take_while(|&t| t < f)
-                .collect();
-            want.extend([f, f + 1_000, f + 2_000, f + 3_000]);
-            want.extend((1..).map(|k| f + 10_000 * k).take_while(|&t| t < 60_000));
-            let got = check.starts(port);
-            // Exact to the timer's 1 ms resolution.
-            assert_eq!(got.len(), want.len(), "target {port}: {got:?} vs {want:?}");
-            for (g, w) in got.iter().zip(&want) {
-                assert!(g >= w && g - w <= 1, "target {port}: {got:?} vs {want:?}");
-            }
-            all.extend(got);
-        }
+        let all = assert_spread(&check, [1_000, 2_000, 3_000], 1);
         // No herd: steady, 100 targets at 10 s are 10 probes a second and at most 2 in any
         // 100 ms. While they are confirmed (25 s to 38 s), about 40 targets (those that
         // failed in the last 3 s) probe once a second each: at most 42 in a second, and
         // still at most 5 in any 100 ms, never all 100 at once.
-        all.sort_unstable();
-        let per = |from: u64, width: u64| {
-            all.iter()
-                .filter(|&&t| t >= from && t < from + width)
-                .count()
-        };
-        let steady_max = (0..25_000).step_by(100).map(|t| per(t, 100)).max().unwrap();
-        let confirm_max = (25_000..38_000)
-            .step_by(100)
-            .map(|t| per(t, 100))
-            .max()
-            .unwrap();
+        let steady_max = busiest(&all, 0..25_000, 100);
+        let confirm_max = busiest(&all, 25_000..38_000, 100);
         assert!(steady_max <= 2, "{steady_max}");
         assert!(confirm_max <= 5, "{confirm_max}");
-        let second_max = (25_000..38_000)
-            .step_by(100)
-            .map(|t| per(t, 1_000))
-            .max()
-            .unwrap();
+        let second_max = busiest(&all, 25_000..38_000, 1_000);
         assert!(second_max <= 42, "{second_max} probes in one second");
+    }
+
+    /// A schedule started now for a target probed every 10 s, with these
+    /// `tolerated_failures`, `rise` and `retry_interval` (ms), whose first probe succeeded
+    /// 1 ms after the start; and its start.
+    fn pace(tolerated_failures: u32, rise: u32, retry_ms: u64) -> (Instant, Pace) {
+        let mut target = model(&[(1, 10_000)]).targets[0].clone();
+        target.tolerated_failures = tolerated_failures;
+        target.rise = rise;
+        target.retry_interval = Duration::from_millis(retry_ms);
+        let t0 = Instant::now();
+        let mut p = Pace::new(&target, t0);
+        let s = p.woke(t0);
+        assert!(!p.may_start(), "one probe in flight while steady");
+        assert!(p.probed(s, true, t0 + Duration::from_millis(1)));
+        (t0, p)
     }
 
     #[test]
     fn pace_rules() {
-        let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut target = model(&[(1, 10_000)]).targets[0].clone();
-        target.tolerated_failures = 1;
-        target.rise = 1;
-        target.retry_interval = ms(1_000);
-        let mut p = Pace::new(&target, t0);
+        let (t0, mut p) = pace(1, 1, 1_000);
         // A quick success: the next probe one interval later.
-        let s = p.woke(t0);
-        assert!(!p.may_start(), "one probe in flight while steady");
-        assert!(p.probed(s, true, t0 + ms(3)));
         assert_eq!(p.due, t0 + ms(10_000));
         // Woken 2 ms late (timer slack): still on the grid.
         let s = p.woke(t0 + ms(10_002));
@@ -1287,15 +1280,8 @@ mod tests {
 
     #[test]
     fn pace_overlaps_confirmation_probes_and_applies_results_in_start_order() {
-        let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut target = model(&[(1, 10_000)]).targets[0].clone();
-        target.tolerated_failures = 3;
-        target.rise = 2;
-        target.retry_interval = ms(1_000);
-        let mut p = Pace::new(&target, t0);
-        let s = p.woke(t0);
-        assert!(p.probed(s, true, t0 + ms(1)));
+        let (t0, mut p) = pace(3, 2, 1_000);
         // A hung probe: a slow probe is not a failure, nothing else starts.
         let a = p.woke(t0 + ms(10_000));
         assert!(!p.may_start());
@@ -1339,15 +1325,8 @@ mod tests {
 
     #[test]
     fn pace_bounds_probes_in_flight() {
-        let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut target = model(&[(1, 10_000)]).targets[0].clone();
-        target.tolerated_failures = 2;
-        target.rise = 1;
-        target.retry_interval = ms(100);
-        let mut p = Pace::new(&target, t0);
-        let s = p.woke(t0);
-        assert!(p.probed(s, true, t0 + ms(1)));
+        let (t0, mut p) = pace(2, 1, 100);
         let a = p.woke(t0 + ms(10_000));
         assert!(p.probed(a, false, t0 + ms(10_001)));
         // Two failures needed: two retries in flight, no third.
@@ -1368,39 +1347,6 @@ mod tests {
         assert_eq!(p.due, t0 + ms(20_000));
         assert!(!p.probed(b, true, t0 + ms(10_400)));
         assert_eq!(p.health.status(), Status::Degraded);
-    }
-
-    /// Probes `m` for `secs`; returns when (ms after the start) each overdue notice
-    /// reached the publisher, and the results as (their probe's start in ms, ok).
-    async fn overdue_for(
-        m: Arc<Model>,
-        check: Arc<Faulty>,
-        secs: u64,
-    ) -> (Vec<u64>, Vec<(u64, bool)>) {
-        let (tx, mut rx) = mpsc::channel::<ProbeEvent>(4096);
-        let start = Instant::now();
-        let sched = Scheduler::start(m, check, tx, SchedulerOptions::default());
-        let drain = tokio::spawn(async move {
-            let (mut overdue, mut done) = (Vec::new(), Vec::new());
-            while let Some(e) = rx.recv().await {
-                match e {
-                    ProbeEvent::Overdue {
-                        generation, target, ..
-                    } => {
-                        assert_eq!((generation, target), (7, 0));
-                        overdue.push(start.elapsed().as_millis() as u64);
-                    }
-                    ProbeEvent::Done(r) => {
-                        let at = r.outcome.reason.as_deref().unwrap().parse().unwrap();
-                        done.push((at, r.outcome.ok));
-                    }
-                }
-            }
-            (overdue, done)
-        });
-        tokio::time::sleep(Duration::from_secs(secs)).await;
-        drop(sched);
-        drain.await.unwrap()
     }
 
     #[tokio::test(start_paused = true)]
@@ -1442,7 +1388,8 @@ mod tests {
         let rec = Recorder::new(Duration::from_millis(900));
         let (tx, mut rx) = mpsc::channel::<ProbeEvent>(1024);
         let ports: Vec<(u16, u64)> = (1..=50).map(|p| (p, 200)).collect();
-        let sched = Scheduler::start(
+        let sched = Scheduler::start_on(
+            &Handle::current(),
             model(&ports),
             rec.clone(),
             tx,
@@ -1465,7 +1412,8 @@ mod tests {
     async fn stop_ends_probing() {
         let rec = Recorder::new(Duration::from_millis(1));
         let (tx, _rx) = mpsc::channel::<ProbeEvent>(1024);
-        let sched = Scheduler::start(
+        let sched = Scheduler::start_on(
+            &Handle::current(),
             model(&[(1, 100)]),
             rec.clone(),
             tx,

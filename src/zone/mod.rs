@@ -426,7 +426,6 @@ pub(crate) fn load_dir(dir: &Path, problems: &mut Problems) -> Vec<Zone> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::testing::assert_has;
 
     fn zone(text: &str) -> Result<Zone, Problems> {
         let dir = tempfile::tempdir().unwrap();
@@ -512,6 +511,30 @@ mod tests {
         assert!(e.to_string().contains("outside the zone"), "{e}");
     }
 
+    /// A temporary directory (kept while it is held) with a `zones` directory in it, and
+    /// outside that a file `name` holding `text`, linked into `zones` as `link`; and the
+    /// paths of `zones` and of the file.
+    pub(super) fn zones_with_a_link_out(
+        name: &str,
+        text: &str,
+        link: &str,
+    ) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let top = tempfile::tempdir().unwrap();
+        let zones = top.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        let outside = top.path().join(name);
+        std::fs::write(&outside, text).unwrap();
+        std::os::unix::fs::symlink(&outside, zones.join(link)).unwrap();
+        (top, zones, outside)
+    }
+
+    /// The problems of loading the zones in `dir`.
+    fn problems_of(dir: &std::path::Path) -> Problems {
+        let mut problems = Problems::default();
+        load_dir(dir, &mut problems);
+        problems
+    }
+
     /// Names from an included file are not quoted either: its problems give the file, the
     /// line and what is wrong.
     #[test]
@@ -527,36 +550,27 @@ mod tests {
             format!("{HEAD}$INCLUDE inc.db\n"),
         )
         .unwrap();
-        let mut problems = Problems::default();
-        load_dir(dir.path(), &mut problems);
-        let text = problems.to_string();
-        assert_eq!(problems.len(), 3, "{text}");
-        assert!(!text.contains("secret"), "{text}");
-        assert_has(
-            &text,
+        let text = problems_of(dir.path()).assert_has(
+            3,
             &[
                 "inc.db: line 1: the owner name is outside the zone example.com.",
                 "inc.db: line 2: SOA must be at the zone apex",
                 "inc.db: line 3: this name has a CNAME and other data",
             ],
         );
+        assert!(!text.contains("secret"), "{text}");
     }
 
     /// A zone file that is a symlink to a file outside zones.dir is still served (it is
     /// named by being in zones.dir), but its problems do not quote its lines either.
     #[test]
     fn a_zone_file_outside_the_zones_dir_is_not_quoted() {
-        let top = tempfile::tempdir().unwrap();
-        let zones = top.path().join("zones");
-        std::fs::create_dir(&zones).unwrap();
-        let outside = top.path().join("elsewhere.zone");
-        std::fs::write(&outside, format!("{HEAD}secret7781 A 300.1.1.1\n")).unwrap();
-        std::os::unix::fs::symlink(&outside, zones.join("example.com.zone")).unwrap();
-        let mut problems = Problems::default();
-        load_dir(&zones, &mut problems);
-        let text = problems.to_string();
-        assert_eq!(problems.len(), 1, "{text}");
-        assert!(text.contains("line 5: bad A record data"), "{text}");
+        let (_top, zones, outside) = zones_with_a_link_out(
+            "elsewhere.zone",
+            &format!("{HEAD}secret7781 A 300.1.1.1\n"),
+            "example.com.zone",
+        );
+        let text = problems_of(&zones).assert_has(1, &["line 5: bad A record data"]);
         assert!(!text.contains("secret"), "{text}");
         std::fs::write(&outside, HEAD).unwrap();
         let mut problems = Problems::default();
