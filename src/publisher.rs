@@ -1489,16 +1489,25 @@ interval = "1s"
         (st.ttl, kinds)
     }
 
+    /// A publisher of [`TWO_SITES`] (tolerated_failures 1) and app's targets a and b.
+    fn two_sites() -> (Publisher, Shared, (u32, u32)) {
+        let m = model(TWO_SITES, 1);
+        let targets = app_targets(&m);
+        let (p, shared) = publisher(m);
+        (p, shared, targets)
+    }
+
+    /// The wall clock `s` seconds into the health-aware TTL tests (from 2027-01-15T08:00:00Z).
+    fn at(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+    }
+
     /// The health-aware TTL rule, step by step, with the wall clock given.
     #[test]
     fn a_profile_is_unstable_while_a_failure_is_confirmed_and_one_ttl_after_a_change() {
-        let m = model(TWO_SITES, 1);
-        let (a, b) = app_targets(&m);
-        let (mut p, shared) = publisher(m);
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (mut p, shared, (a, b)) = two_sites();
         let now = Instant::now();
-        p.publish(t0);
+        p.publish(at(0));
         assert_eq!(ttl_of(&shared.load(), "app.gslb.example"), (30, vec![]));
 
         // Both come Online at 0 s: a change, so short until 30 s.
@@ -1588,11 +1597,7 @@ interval = "1s"
     /// counts: a success ends it at once, a failure keeps it (being confirmed).
     #[test]
     fn an_overdue_probe_shortens_the_ttl_until_its_result() {
-        let m = model(TWO_SITES, 1);
-        let (a, b) = app_targets(&m);
-        let (mut p, shared) = publisher(m);
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (mut p, shared, (a, b)) = two_sites();
         let now = Instant::now();
         let overdue = |target: u32, generation: u64, since: SystemTime| Event::Overdue {
             generation,
