@@ -14,6 +14,7 @@
 #   FUZZ_JOBS=1        parallel workers per target (libFuzzer -fork); keep 1 on a shared machine
 #   FUZZ_NICE=10       nice level of the build and the runs
 #   FUZZ_SANITIZER=none  cargo fuzz -s: none, address, ...
+#   TMPDIR             where the targets write their inputs as files (default /dev/shm)
 #
 # Installs cargo-fuzz (crates.io) when missing. cargo-fuzz needs nightly flags: with a
 # stable toolchain RUSTC_BOOTSTRAP=1 lets rustc accept them. New inputs go to
@@ -34,6 +35,11 @@ sanitizer="${FUZZ_SANITIZER:-none}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz" >&2
     nice -n "$niceness" cargo install cargo-fuzz --locked
+fi
+# The zone file and config targets write each input to a scratch directory under
+# $TMPDIR: on a tmpfs that costs little next to the check itself.
+if [[ -z ${TMPDIR:-} && -d /dev/shm && -w /dev/shm ]]; then
+    export TMPDIR=/dev/shm
 fi
 if ! rustc --version | grep -q nightly; then
     export RUSTC_BOOTSTRAP=1

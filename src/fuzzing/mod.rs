@@ -64,29 +64,42 @@ const SOURCES: [(Transport, IpAddr); 2] = [
 /// The identity (NSID, `id.server`) of the fuzzed models, instead of the host's name.
 const IDENTITY: &[u8] = b"fuzz-node";
 
-/// A file system of the given files, each read as UTF-8 as [`std::fs::read_to_string`]
-/// does; every other path does not exist.
-/// Writes `files` (paths relative to a scratch directory of this thread, which is
-/// emptied first) and returns the directory's canonical path: zone files are read from
-/// disk by the same code as when serving, confinement to the zones directory included.
+/// Writes `files` (paths relative to a scratch directory of this thread) and returns the
+/// directory's canonical path: zone files are read from disk by the same code as when
+/// serving, confinement to the zones directory included. The directory then holds
+/// exactly `files`: those of the previous call that are not among them are removed, the
+/// others overwritten in place (no directory is made or removed per input, which on a
+/// disk file system costs more than the check itself). `scripts/fuzz.sh` puts the
+/// scratch directory on a tmpfs (`TMPDIR`) when there is one.
 fn on_disk(files: &[(&Path, &[u8])]) -> PathBuf {
     thread_local! {
-        static SCRATCH: PathBuf = {
+        static SCRATCH: (PathBuf, RefCell<Vec<PathBuf>>) = {
             let dir = std::env::temp_dir().join(format!(
                 "signpost-fuzz-{}-{:?}",
                 std::process::id(),
                 std::thread::current().id()
             ));
+            let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::create_dir_all(&dir);
-            std::fs::canonicalize(&dir).expect("scratch directory")
+            (std::fs::canonicalize(&dir).expect("scratch directory"), RefCell::default())
         };
     }
-    SCRATCH.with(|dir| {
-        let _ = std::fs::remove_dir_all(dir);
+    SCRATCH.with(|(dir, written)| {
+        let mut written = written.borrow_mut();
+        for old in written.iter() {
+            if !files.iter().any(|(p, _)| *p == old.as_path()) {
+                std::fs::remove_file(dir.join(old)).expect("remove a fuzz input");
+            }
+        }
+        written.clear();
         for (path, bytes) in files {
             let p = dir.join(path);
-            std::fs::create_dir_all(p.parent().expect("a file in a directory")).expect("mkdir");
+            let parent = p.parent().expect("a file in a directory");
+            if !parent.is_dir() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
             std::fs::write(&p, bytes).expect("write a fuzz input");
+            written.push(path.to_path_buf());
         }
         dir.clone()
     })
