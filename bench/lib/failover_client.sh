@@ -15,7 +15,8 @@
 #   hung     the ingress process is stopped (STOP) (127.0.0.12)
 #   503      the ingress answers HTTP 503          (127.0.0.13)
 # One trial injects the three faults at the same instant, at a random phase (1 to 31 s
-# after the resolvers were restarted with empty caches and the watchers began): random
+# after the resolvers were restarted with empty caches and the watchers began; PHASES,
+# below, spreads the trials' phases evenly over that range): random
 # against the 10 s probe schedules and the 30 s TTL of the answers resolvers cached.
 # Watchers ask every $WATCH_MS ms for $WINDOW s after the fault.
 #
@@ -23,7 +24,7 @@
 # none recovered or started less than one ttl ago), so the answer a resolver holds at
 # the fault carries ttl 30, as with a long-healthy site; SETTLE=0 skips that wait (the
 # method of the first runs in bench/RESULTS.md, which favours "on").
-# Env: RUNS (5) WINDOW (85) WATCH_MS (100) SETTLE (1) SIGNPOST_BIN KEEP=1
+# Env: RUNS (5) WINDOW (85) WATCH_MS (100) SETTLE (1) PHASES (stratified) SIGNPOST_BIN KEEP=1
 # Output: medians per fault × view, on / off and the ratio; raw trials.
 
 # Resolvers are asked with RD set (signpost ignores it).
@@ -194,12 +195,20 @@ done
 
 RAW="$WORK/client.tsv"
 : >"$RAW"
+# Fault phases, 1 to 31 s after the resolvers start: PHASES=stratified (default) gives
+# trial k of RUNS a random point of the k-th equal slice of that range, in shuffled
+# order, so the trials cover the 30 s TTL evenly and medians of a few trials do not hang
+# on where the draws fell; PHASES=random draws each uniformly (the first runs' method).
+mapfile -t PHASE_LIST < <(awk -v n="$RUNS" -v mode="${PHASES:-stratified}" -v seed="$RANDOM" 'BEGIN {
+  srand(seed)
+  for (k = 0; k < n; k++) printf "%.2f\n", 1 + 30 * (mode == "random" ? rand() : (k + rand()) / n)
+}' | shuf)
 for run in $(seq 1 "$RUNS"); do
   wait_recovered
   for m in $MODES; do
     start_resolvers "$m"
   done
-  phase=$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 1 + r / 32768 * 30 }')
+  phase=${PHASE_LIST[$((run - 1))]}
   declare -A WATCHER=()
   for m in $MODES; do
     for v in $VIEWS; do
