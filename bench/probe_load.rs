@@ -12,6 +12,7 @@
 //!
 //!     cargo bench --bench probe_load
 //!     PROBE_LOAD_ENDPOINTS=10000 PROBE_LOAD_PROTOCOL=https cargo bench --bench probe_load
+//!     SIGNPOST_UNDER_TEST=path/to/another/signpost cargo bench --bench probe_load
 //!
 //! Not a timed test: it reports figures for bench/RESULTS.md and fails only if probing
 //! plainly did not happen.

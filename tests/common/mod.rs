@@ -30,8 +30,15 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-/// The binary under test.
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_signpost");
+/// The binary under test: this build's, or the one `SIGNPOST_UNDER_TEST` names (for the
+/// benches that compare builds, e.g. `bench/probe_load.rs` against an older release).
+pub(crate) fn bin() -> &'static str {
+    static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("SIGNPOST_UNDER_TEST")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_signpost").to_owned())
+    });
+    &BIN
+}
 
 /// How long a server may take to answer its first query: 30 s, or
 /// `SIGNPOST_TEST_START_TIMEOUT` seconds (for a measurement with a very large config).
@@ -562,13 +569,13 @@ pub(crate) fn start_default_config() -> Signpost {
 /// `signpost ARGS` run in `dir`, with no `SIGNPOST…` variables from the caller's
 /// environment (they would override the test's config).
 pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
-    with_test_env(Command::new(BIN), dir, args)
+    with_test_env(Command::new(bin()), dir, args)
 }
 
 /// [`command`] inside network namespace `netns`: `IP netns exec NETNS signpost ARGS`.
 pub(crate) fn command_in_netns(ip: &Path, netns: &str, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(ip);
-    cmd.args(["netns", "exec", netns, BIN]);
+    cmd.args(["netns", "exec", netns, bin()]);
     with_test_env(cmd, dir, args)
 }
 
