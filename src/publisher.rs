@@ -865,6 +865,8 @@ impl Publisher {
             self.drains.ramping(wall_start).then(|| start + RAMP_STEP),
             stable_at(&self),
         );
+        // See `Pacing`: no publish for a change before this.
+        let mut rest_until = start;
         loop {
             let event = match due {
                 None => events.recv().await,
@@ -876,23 +878,14 @@ impl Publisher {
             let now = TokioInstant::now();
             let closed = event.is_none() && due.is_none_or(|d| now < d);
             let at = wall(now);
+            let pacing = Pacing {
+                now,
+                last_publish,
+                rest_until,
+            };
             if let Some(event) = event {
-                let when = match self.apply(event, now.into_std(), at) {
-                    Change::None => None,
-                    // An operator waits for the answer: publish now.
-                    _ if !self.replies.is_empty() => Some(now),
-                    Change::Status => Some(now + self.options.status_delay),
-                    Change::Peer => Some(now + PEER_DELAY),
-                    Change::Info => Some((last_publish + self.options.info_period).max(now)),
-                };
-                // While a drain ramps, weights move with time: republish every RAMP_STEP.
-                let when = match (when, self.drains.ramping(at)) {
-                    (w, true) => Some(w.map_or(now + RAMP_STEP, |w| w.min(now + RAMP_STEP))),
-                    (w, false) => w,
-                };
-                if let Some(when) = when {
-                    due = Some(due.map_or(when, |d| d.min(when)));
-                }
+                let when = self.take(event, at, &pacing);
+                due = earliest(due, when);
             }
             if closed {
                 if due.is_some() {
@@ -901,14 +894,61 @@ impl Publisher {
                 return;
             }
             if due.is_some_and(|d| now >= d) {
+                // Everything already queued goes into this publish (in order, as it
+                // would have one by one): under load, results are applied as fast as
+                // they come, whatever a publish costs.
+                for _ in 0..MAX_BATCH {
+                    let Ok(event) = events.try_recv() else { break };
+                    let when = self.take(event, at, &pacing);
+                    due = earliest(due, when);
+                }
                 self.publish(at);
                 last_publish = now;
+                // A publish walks every endpoint: the writer rests as long as it took
+                // before publishing a change again, so that publishing takes at most
+                // half of its time and a stream of changes never starves the rest.
+                let end = TokioInstant::now();
+                rest_until = end + end.saturating_duration_since(now);
                 due = self.drains.ramping(at).then(|| now + RAMP_STEP);
                 due = earliest(due, stable_at(&self));
             }
         }
     }
+
+    /// Applies one event of the run loop and says when to publish what it changed.
+    fn take(&mut self, event: Event, at: SystemTime, p: &Pacing) -> Option<tokio::time::Instant> {
+        let now = p.now;
+        let when = match self.apply(event, now.into_std(), at) {
+            Change::None => None,
+            // An operator waits for the answer: publish now.
+            _ if !self.replies.is_empty() => Some(now),
+            Change::Status => Some((now + self.options.status_delay).max(p.rest_until)),
+            Change::Peer => Some((now + PEER_DELAY).max(p.rest_until)),
+            Change::Info => Some(
+                (p.last_publish + self.options.info_period)
+                    .max(now)
+                    .max(p.rest_until),
+            ),
+        };
+        // While a drain ramps, weights move with time: republish every RAMP_STEP.
+        match (when, self.drains.ramping(at)) {
+            (w, true) => Some(w.map_or(now + RAMP_STEP, |w| w.min(now + RAMP_STEP))),
+            (w, false) => w,
+        }
+    }
 }
+
+/// The run loop's clock for one wake-up: now, the last publish, and the end of the rest
+/// that follows a publish (as long as the publish took), before which a change is not
+/// published again (an operator's answer is).
+struct Pacing {
+    now: tokio::time::Instant,
+    last_publish: tokio::time::Instant,
+    rest_until: tokio::time::Instant,
+}
+
+/// Queued events applied before one publish, at most (the events channel's size).
+const MAX_BATCH: usize = 4096;
 
 /// How long peers' changes wait to be published together (a gossip round is 200 ms by
 /// default, so this adds little to how fast a drain made elsewhere applies here).
