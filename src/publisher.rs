@@ -1500,6 +1500,97 @@ interval = "1s"
         task.await.unwrap();
     }
 
+    /// The rest after a publish holds back a change's publish (status, detail or a
+    /// peer's) until it ends, never an operator's answer.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_waits_for_the_rest_after_a_publish_and_an_operator_does_not() {
+        let m = model(PROFILES, 1);
+        let (a, _) = app_targets(&m);
+        let (mut p, _) = publisher(m);
+        let now = tokio::time::Instant::now();
+        let pacing = |rest: u64| Pacing {
+            now,
+            last_publish: now,
+            rest_until: now + Duration::from_millis(rest),
+        };
+        let wall = SystemTime::now();
+        // A refusal changes the status: due after status_delay, or once the rest ends.
+        let when = p.take(probe(1, a, false, "connection refused"), wall, &pacing(0));
+        assert_eq!(when, Some(now + PublisherOptions::default().status_delay));
+        let when = p.take(probe(1, a, true, ""), wall, &pacing(40));
+        assert_eq!(when, Some(now + Duration::from_millis(40)));
+        let when = p.take(Event::Cluster, wall, &pacing(0));
+        assert_eq!(when, None, "no cluster: a peer's change changes nothing");
+        let (reply, _answer) = oneshot::channel();
+        let drain = Event::Command(Command::Drain {
+            target: DrainTarget::Site("nope".into()),
+            reason: String::new(),
+            ramp: Duration::ZERO,
+            caller: "test".into(),
+            reply,
+        });
+        assert_eq!(
+            p.take(drain, wall, &pacing(40)),
+            None,
+            "refused: nothing to publish"
+        );
+        let (reply, _answer) = oneshot::channel();
+        let drain = Event::Command(Command::Drain {
+            target: DrainTarget::Endpoint {
+                profile: "static.gslb.example".into(),
+                endpoint: "s".into(),
+            },
+            reason: "maintenance".into(),
+            ramp: Duration::ZERO,
+            caller: "test".into(),
+            reply,
+        });
+        assert_eq!(p.take(drain, wall, &pacing(40)), Some(now));
+    }
+
+    /// Events queued when a publish is due all go into it, in order: the loop shows
+    /// what applying them one by one shows.
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_takes_in_every_queued_event_in_order() {
+        let m = model(PROFILES, 1);
+        let (a, _) = app_targets(&m);
+        // Runs of one to three failures and successes, ending with two successes.
+        let ok = |i: usize| (i / (1 + i % 3)).is_multiple_of(2) || i >= 998;
+        let (mut one_by_one, expected) = publisher(m.clone());
+        for i in 0..1000 {
+            one_by_one.apply(
+                probe(1, a, ok(i), "status 503"),
+                Instant::now(),
+                SystemTime::now(),
+            );
+        }
+        one_by_one.publish(SystemTime::now());
+        let (p, shared) = publisher(m);
+        let (tx, rx) = mpsc::channel(MAX_BATCH);
+        for i in 0..1000 {
+            tx.send(probe(1, a, ok(i), "status 503")).await.unwrap();
+        }
+        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (got, want) = (shared.load(), expected.load());
+        let (got, want) = (
+            &got.health.targets[a as usize],
+            &want.health.targets[a as usize],
+        );
+        assert_eq!(got.status, Status::Online);
+        assert_eq!(
+            (got.status, got.transitions, got.last.as_ref().map(|l| l.ok)),
+            (
+                want.status,
+                want.transitions,
+                want.last.as_ref().map(|l| l.ok)
+            )
+        );
+        assert!(want.transitions > 100, "{}", want.transitions);
+        drop(tx);
+        task.await.unwrap();
+    }
+
     const TWO_SITES: &str = r#"
 [profiles]
 "app.gslb.example" = { monitor = "web", ttl = 30, ttl_unstable = 5, endpoints = [
