@@ -163,15 +163,16 @@ hz = os.sysconf("SC_CLK_TCK")
 nodes = []
 for i, pid in enumerate(b["ticks"]):
     port = str(7901 + i)
+    mdt = a["metrics_t"][port] - b["metrics_t"][port]
     nodes.append({
         "node": i + 1,
         "cpu_pct": round(100 * (a["ticks"][pid] - b["ticks"][pid]) / hz / dt, 1),
         "gossip_tx_Bps": round((a["tx"][port] - b["tx"][port]) / dt),
         "gossip_rx_Bps": round((a["rx"][port] - b["rx"][port]) / dt),
         "probes_per_s": round((a["metrics"][port]["signpost_probe_results_total"]
-                               - b["metrics"][port]["signpost_probe_results_total"]) / dt),
+                               - b["metrics"][port]["signpost_probe_results_total"]) / mdt),
         "transitions_per_s": round((a["metrics"][port]["signpost_status_transitions_total"]
-                                    - b["metrics"][port]["signpost_status_transitions_total"]) / dt, 1),
+                                    - b["metrics"][port]["signpost_status_transitions_total"]) / mdt, 1),
     })
 print(json.dumps({"load": mode, "nodes": n, "targets": targets, "window_s": round(dt, 1), "per_node": nodes}))
 EOF

@@ -8,11 +8,11 @@
 //! (bench/cluster.sh makes one): it checks /sys/class/net and refuses otherwise.
 //!
 //! Usage: cluster_ingress PORT TARGETS FLIP_PER_MILLE_PER_SECOND SECONDS
-//! Prints one line per second: `flips=N down=N requests=N`. Exits after SECONDS.
+//! Prints one line per second: `flips=N down=N requests=N open=N`. Exits after SECONDS.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -45,9 +45,39 @@ fn only_loopback() -> bool {
 struct State {
     down: Vec<AtomicBool>,
     requests: AtomicU64,
+    /// Connections open now, and how many may stay open after a response.
+    open: AtomicUsize,
+    keep: usize,
+}
+
+/// Counts its connection as closed when dropped.
+struct Open(Arc<State>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Connections kept alive at most: every node keeps one per target (three nodes × 10,000
+/// targets), more than the descriptors a process may have. Past this many, a response
+/// closes its connection (`Connection: close`), and that node's next probe of the target
+/// connects again, rather than the listener running out of descriptors and leaving new
+/// connections unanswered (probes timing out instead of measuring the nodes).
+fn keep_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    let soft = if ok { lim.rlim_cur as usize } else { 1024 };
+    soft.saturating_sub(1024).max(64)
 }
 
 async fn serve(mut s: TcpStream, target: usize, state: Arc<State>) {
+    state.open.fetch_add(1, Ordering::Relaxed);
+    let _open = Open(state.clone());
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -63,15 +93,21 @@ async fn serve(mut s: TcpStream, target: usize, state: Arc<State>) {
                 return;
             }
         };
-        let close = String::from_utf8_lossy(&buf[..end])
+        let asked = String::from_utf8_lossy(&buf[..end])
             .to_ascii_lowercase()
             .contains("connection: close");
+        let close = asked || state.open.load(Ordering::Relaxed) > state.keep;
         buf.drain(..end);
         state.requests.fetch_add(1, Ordering::Relaxed);
-        let reply: &[u8] = if state.down[target].load(Ordering::Relaxed) {
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\ndown\n"
-        } else {
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+        let reply: &[u8] = match (state.down[target].load(Ordering::Relaxed), close) {
+            (true, false) => {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\ndown\n"
+            }
+            (true, true) => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\ndown\n",
+            (false, false) => b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+            (false, true) => {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+            }
         };
         if s.write_all(reply).await.is_err() || close {
             return;
@@ -107,6 +143,8 @@ async fn main() {
     let state = Arc::new(State {
         down: (0..n).map(|_| AtomicBool::new(false)).collect(),
         requests: AtomicU64::new(0),
+        open: AtomicUsize::new(0),
+        keep: keep_limit(),
     });
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
         .await
@@ -120,6 +158,8 @@ async fn main() {
     tokio::spawn(async move {
         loop {
             let Ok((s, _)) = listener.accept().await else {
+                // Out of descriptors (or another passing error): do not spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             let Some(target) = s.local_addr().ok().and_then(|a| target_of(a.ip(), n)) else {
@@ -150,8 +190,9 @@ async fn main() {
                 .filter(|d| d.load(Ordering::Relaxed))
                 .count();
             println!(
-                "flips={flips} down={down} requests={}",
-                state.requests.load(Ordering::Relaxed)
+                "flips={flips} down={down} requests={} open={}",
+                state.requests.load(Ordering::Relaxed),
+                state.open.load(Ordering::Relaxed)
             );
         }
     }

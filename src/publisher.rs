@@ -865,6 +865,8 @@ impl Publisher {
             self.drains.ramping(wall_start).then(|| start + RAMP_STEP),
             stable_at(&self),
         );
+        // See `Pacing`: no publish for a change before this.
+        let mut rest_until = start;
         loop {
             let event = match due {
                 None => events.recv().await,
@@ -876,23 +878,14 @@ impl Publisher {
             let now = TokioInstant::now();
             let closed = event.is_none() && due.is_none_or(|d| now < d);
             let at = wall(now);
+            let pacing = Pacing {
+                now,
+                last_publish,
+                rest_until,
+            };
             if let Some(event) = event {
-                let when = match self.apply(event, now.into_std(), at) {
-                    Change::None => None,
-                    // An operator waits for the answer: publish now.
-                    _ if !self.replies.is_empty() => Some(now),
-                    Change::Status => Some(now + self.options.status_delay),
-                    Change::Peer => Some(now + PEER_DELAY),
-                    Change::Info => Some((last_publish + self.options.info_period).max(now)),
-                };
-                // While a drain ramps, weights move with time: republish every RAMP_STEP.
-                let when = match (when, self.drains.ramping(at)) {
-                    (w, true) => Some(w.map_or(now + RAMP_STEP, |w| w.min(now + RAMP_STEP))),
-                    (w, false) => w,
-                };
-                if let Some(when) = when {
-                    due = Some(due.map_or(when, |d| d.min(when)));
-                }
+                let when = self.take(event, at, &pacing);
+                due = earliest(due, when);
             }
             if closed {
                 if due.is_some() {
@@ -901,14 +894,61 @@ impl Publisher {
                 return;
             }
             if due.is_some_and(|d| now >= d) {
+                // Everything already queued goes into this publish (in order, as it
+                // would have one by one): under load, results are applied as fast as
+                // they come, whatever a publish costs.
+                for _ in 0..MAX_BATCH {
+                    let Ok(event) = events.try_recv() else { break };
+                    let when = self.take(event, at, &pacing);
+                    due = earliest(due, when);
+                }
                 self.publish(at);
                 last_publish = now;
+                // A publish walks every endpoint: the writer rests as long as it took
+                // before publishing a change again, so that publishing takes at most
+                // half of its time and a stream of changes never starves the rest.
+                let end = TokioInstant::now();
+                rest_until = end + end.saturating_duration_since(now);
                 due = self.drains.ramping(at).then(|| now + RAMP_STEP);
                 due = earliest(due, stable_at(&self));
             }
         }
     }
+
+    /// Applies one event of the run loop and says when to publish what it changed.
+    fn take(&mut self, event: Event, at: SystemTime, p: &Pacing) -> Option<tokio::time::Instant> {
+        let now = p.now;
+        let when = match self.apply(event, now.into_std(), at) {
+            Change::None => None,
+            // An operator waits for the answer: publish now.
+            _ if !self.replies.is_empty() => Some(now),
+            Change::Status => Some((now + self.options.status_delay).max(p.rest_until)),
+            Change::Peer => Some((now + PEER_DELAY).max(p.rest_until)),
+            Change::Info => Some(
+                (p.last_publish + self.options.info_period)
+                    .max(now)
+                    .max(p.rest_until),
+            ),
+        };
+        // While a drain ramps, weights move with time: republish every RAMP_STEP.
+        match (when, self.drains.ramping(at)) {
+            (w, true) => Some(w.map_or(now + RAMP_STEP, |w| w.min(now + RAMP_STEP))),
+            (w, false) => w,
+        }
+    }
 }
+
+/// The run loop's clock for one wake-up: now, the last publish, and the end of the rest
+/// that follows a publish (as long as the publish took), before which a change is not
+/// published again (an operator's answer is).
+struct Pacing {
+    now: tokio::time::Instant,
+    last_publish: tokio::time::Instant,
+    rest_until: tokio::time::Instant,
+}
+
+/// Queued events applied before one publish, at most (the events channel's size).
+const MAX_BATCH: usize = 4096;
 
 /// How long peers' changes wait to be published together (a gossip round is 200 ms by
 /// default, so this adds little to how fast a drain made elsewhere applies here).
@@ -1456,6 +1496,97 @@ interval = "1s"
         assert_eq!(s.reload.as_ref().map(|r| r.ok), Some(true));
         assert_eq!(status(&s, "static.gslb.example", "s"), Status::Disabled);
 
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    /// The rest after a publish holds back a change's publish (status, detail or a
+    /// peer's) until it ends, never an operator's answer.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_waits_for_the_rest_after_a_publish_and_an_operator_does_not() {
+        let m = model(PROFILES, 1);
+        let (a, _) = app_targets(&m);
+        let (mut p, _) = publisher(m);
+        let now = tokio::time::Instant::now();
+        let pacing = |rest: u64| Pacing {
+            now,
+            last_publish: now,
+            rest_until: now + Duration::from_millis(rest),
+        };
+        let wall = SystemTime::now();
+        // A refusal changes the status: due after status_delay, or once the rest ends.
+        let when = p.take(probe(1, a, false, "connection refused"), wall, &pacing(0));
+        assert_eq!(when, Some(now + PublisherOptions::default().status_delay));
+        let when = p.take(probe(1, a, true, ""), wall, &pacing(40));
+        assert_eq!(when, Some(now + Duration::from_millis(40)));
+        let when = p.take(Event::Cluster, wall, &pacing(0));
+        assert_eq!(when, None, "no cluster: a peer's change changes nothing");
+        let (reply, _answer) = oneshot::channel();
+        let drain = Event::Command(Command::Drain {
+            target: DrainTarget::Site("nope".into()),
+            reason: String::new(),
+            ramp: Duration::ZERO,
+            caller: "test".into(),
+            reply,
+        });
+        assert_eq!(
+            p.take(drain, wall, &pacing(40)),
+            None,
+            "refused: nothing to publish"
+        );
+        let (reply, _answer) = oneshot::channel();
+        let drain = Event::Command(Command::Drain {
+            target: DrainTarget::Endpoint {
+                profile: "static.gslb.example".into(),
+                endpoint: "s".into(),
+            },
+            reason: "maintenance".into(),
+            ramp: Duration::ZERO,
+            caller: "test".into(),
+            reply,
+        });
+        assert_eq!(p.take(drain, wall, &pacing(40)), Some(now));
+    }
+
+    /// Events queued when a publish is due all go into it, in order: the loop shows
+    /// what applying them one by one shows.
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_takes_in_every_queued_event_in_order() {
+        let m = model(PROFILES, 1);
+        let (a, _) = app_targets(&m);
+        // Runs of one to three failures and successes, ending with two successes.
+        let ok = |i: usize| (i / (1 + i % 3)).is_multiple_of(2) || i >= 998;
+        let (mut one_by_one, expected) = publisher(m.clone());
+        for i in 0..1000 {
+            one_by_one.apply(
+                probe(1, a, ok(i), "status 503"),
+                Instant::now(),
+                SystemTime::now(),
+            );
+        }
+        one_by_one.publish(SystemTime::now());
+        let (p, shared) = publisher(m);
+        let (tx, rx) = mpsc::channel(MAX_BATCH);
+        for i in 0..1000 {
+            tx.send(probe(1, a, ok(i), "status 503")).await.unwrap();
+        }
+        let task = tokio::spawn(p.run(rx, SystemTime::now()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (got, want) = (shared.load(), expected.load());
+        let (got, want) = (
+            &got.health.targets[a as usize],
+            &want.health.targets[a as usize],
+        );
+        assert_eq!(got.status, Status::Online);
+        assert_eq!(
+            (got.status, got.transitions, got.last.as_ref().map(|l| l.ok)),
+            (
+                want.status,
+                want.transitions,
+                want.last.as_ref().map(|l| l.ok)
+            )
+        );
+        assert!(want.transitions > 100, "{}", want.transitions);
         drop(tx);
         task.await.unwrap();
     }

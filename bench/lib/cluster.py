@@ -258,7 +258,13 @@ def sample(args):
     sep = args.index("--")
     pids, ports = args[:sep], args[sep + 1:]
     families = ("signpost_probe_results_total", "signpost_status_transitions_total")
-    metrics = {str(7901 + k): metric_sums(k + 1, families) for k in range(len(pids))}
+    metrics, metrics_t = {}, {}
+    for k in range(len(pids)):
+        # Each node's counters with the moment they were read: under load a scrape can
+        # take seconds, and rates over the sample's single time would be off by as much.
+        t0 = time.monotonic()
+        metrics[str(7901 + k)] = metric_sums(k + 1, families)
+        metrics_t[str(7901 + k)] = (t0 + time.monotonic()) / 2
     ticks = {}
     for p in pids:
         with open(f"/proc/{p}/stat", encoding="ascii") as f:
@@ -282,6 +288,7 @@ def sample(args):
         "tx": {p: counters.get(f"tx-{p}", 0) for p in ports},
         "rx": {p: counters.get(f"rx-{p}", 0) for p in ports},
         "metrics": metrics,
+        "metrics_t": metrics_t,
     }))
 
 

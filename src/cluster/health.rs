@@ -23,8 +23,43 @@ pub const HEALTH_KEY_PREFIX: &str = "h/";
 
 /// The short, stable name of a probe target on the wire: the first 72 bits of the
 /// SHA-256 of its identity, base64url (12 characters).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TargetId([u8; 9]);
+
+/// An id is already a digest: its first 8 bytes are its hash ([`IdHasher`]).
+impl std::hash::Hash for TargetId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(head));
+    }
+}
+
+/// The hasher of maps keyed by [`TargetId`]: takes the id's own bits instead of hashing
+/// them again (the publisher looks up every target in every peer's views on each
+/// publish). Ids are SHA-256 prefixes, and only peers holding the cluster key publish
+/// them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+}
+
+/// A map keyed by [`TargetId`].
+pub type IdMap<V> = std::collections::HashMap<TargetId, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl TargetId {
     /// The id of the target with this identity string.

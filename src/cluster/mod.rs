@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, watch};
 
 pub use drains::{ActiveDrain, ActiveDrains, DrainAction, DrainRecord, DrainSet, DrainTarget};
-pub use health::{HealthMode, HealthStatus, HealthView, TargetId, Votes};
+pub use health::{HealthMode, HealthStatus, HealthView, IdMap, TargetId, Votes};
 pub use hlc::{Clock, Hlc};
 pub use seal::{ClusterKey, KeyError, Reject, RejectCounters};
 
@@ -152,7 +152,7 @@ pub struct NodeInfo {
 }
 
 /// One node's views, by target (shared, copied on write).
-pub type Views = Arc<HashMap<TargetId, HealthView>>;
+pub type Views = Arc<IdMap<HealthView>>;
 
 /// The live nodes' health views at one moment (cheap to take: shared maps).
 #[derive(Clone, Debug, Default)]
