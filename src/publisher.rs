@@ -1104,6 +1104,13 @@ interval = "1s"
     }
 
     /// The probe targets of endpoints `a` and `b` of `app.gslb.example`.
+    /// The model of [`PROFILES`] (tolerated_failures 1) and app's targets a and b.
+    fn profiles() -> (Arc<Model>, (u32, u32)) {
+        let m = model(PROFILES, 1);
+        let targets = app_targets(&m);
+        (m, targets)
+    }
+
     fn app_targets(m: &Model) -> (u32, u32) {
         let t = |e| target_of(m, "app.gslb.example", e);
         (t("a"), t("b"))
@@ -1195,8 +1202,7 @@ interval = "1s"
 
     #[test]
     fn nested_endpoint_follows_its_child_profile() {
-        let m = model(PROFILES, 1);
-        let (a, b) = app_targets(&m);
+        let (m, (a, b)) = profiles();
         let (mut p, shared) = publisher(m);
         let now = Instant::now();
         // Child: a, b probed + pinned (AlwaysServe); min_child_endpoints = 3.
@@ -1504,8 +1510,7 @@ interval = "1s"
     /// peer's) until it ends, never an operator's answer.
     #[tokio::test(start_paused = true)]
     async fn a_change_waits_for_the_rest_after_a_publish_and_an_operator_does_not() {
-        let m = model(PROFILES, 1);
-        let (a, _) = app_targets(&m);
+        let (m, (a, _)) = profiles();
         let (mut p, _) = publisher(m);
         let now = tokio::time::Instant::now();
         let pacing = |rest: u64| Pacing {
@@ -1552,8 +1557,7 @@ interval = "1s"
     /// what applying them one by one shows.
     #[tokio::test(start_paused = true)]
     async fn a_publish_takes_in_every_queued_event_in_order() {
-        let m = model(PROFILES, 1);
-        let (a, _) = app_targets(&m);
+        let (m, (a, _)) = profiles();
         // Runs of one to three failures and successes, ending with two successes.
         let ok = |i: usize| (i / (1 + i % 3)).is_multiple_of(2) || i >= 998;
         let (mut one_by_one, expected) = publisher(m.clone());
@@ -1814,8 +1818,7 @@ interval = "1s"
 
     #[tokio::test(start_paused = true)]
     async fn run_coalesces_and_publishes_status_changes_quickly() {
-        let m = model(PROFILES, 1);
-        let (a, b) = app_targets(&m);
+        let (m, (a, b)) = profiles();
         let (tx, shared, task) = running(m);
         tokio::time::sleep(Duration::from_millis(1)).await;
         let first = shared.load_full();
