@@ -867,16 +867,36 @@ impl Publisher {
         );
         // See `Pacing`: no publish for a change before this.
         let mut rest_until = start;
+        // When the last publish began, until the wake-up right after it, whose clock
+        // read says how long it took (so the loop keeps to one read per wake-up).
+        let mut publish_began: Option<TokioInstant> = None;
         loop {
-            let event = match due {
-                None => events.recv().await,
-                Some(d) => tokio::select! {
-                    e = events.recv() => e,
-                    _ = sleep_until(d) => None,
-                },
+            // `gone`: whether every sender is gone, when that is known without the clock.
+            let (event, gone) = if publish_began.is_some() {
+                match events.try_recv() {
+                    Ok(e) => (Some(e), Some(false)),
+                    Err(mpsc::error::TryRecvError::Empty) => (None, Some(false)),
+                    Err(mpsc::error::TryRecvError::Disconnected) => (None, Some(true)),
+                }
+            } else {
+                let e = match due {
+                    None => events.recv().await,
+                    Some(d) => tokio::select! {
+                        e = events.recv() => e,
+                        _ = sleep_until(d) => None,
+                    },
+                };
+                (e, None)
             };
             let now = TokioInstant::now();
-            let closed = event.is_none() && due.is_none_or(|d| now < d);
+            if let Some(began) = publish_began.take() {
+                // A publish walks every endpoint: the writer rests as long as it took
+                // before publishing a change again, so that publishing takes at most
+                // half of its time and a stream of changes never starves the rest.
+                rest_until = now + now.saturating_duration_since(began);
+            }
+            // Woken with no event before the deadline: the channel is closed.
+            let closed = gone.unwrap_or_else(|| event.is_none() && due.is_none_or(|d| now < d));
             let at = wall(now);
             let pacing = Pacing {
                 now,
@@ -904,11 +924,7 @@ impl Publisher {
                 }
                 self.publish(at);
                 last_publish = now;
-                // A publish walks every endpoint: the writer rests as long as it took
-                // before publishing a change again, so that publishing takes at most
-                // half of its time and a stream of changes never starves the rest.
-                let end = TokioInstant::now();
-                rest_until = end + end.saturating_duration_since(now);
+                publish_began = Some(now);
                 due = self.drains.ramping(at).then(|| now + RAMP_STEP);
                 due = earliest(due, stable_at(&self));
             }
